@@ -1,0 +1,15 @@
+"""The one exception type that crosses the wire: it becomes an `error` reply, never a crash."""
+
+
+class WorkerError(Exception):
+    """A typed failure: `code` is one of the protocol's error codes, `message` says what to do,
+    `detail` is a JSON-serializable dict with specifics (offending paths, sizes, ...)."""
+
+    def __init__(self, code: str, message: str, detail: dict | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.detail = detail or {}
+
+    def to_json(self) -> dict:
+        return {"code": self.code, "message": self.message, "detail": self.detail}

@@ -1,0 +1,150 @@
+"""One GAN iteration, plainly: n_critic D steps, then one G step, with an optional BR probe.
+
+Masks are enforced around every optimizer step: gradients outside the mask are zeroed before the
+step (so Adam's moments there stay 0 and the step moves nothing there) and the mask is re-applied after.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .losses import LOSSES
+from .masking import MaskSet
+
+
+@dataclass
+class Gan:
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    masks_g: MaskSet
+    masks_d: MaskSet
+    data: object                # .sample(n) -> real batch on device
+    noise: torch.Generator      # on `device`: every z comes from here
+    latent_dim: int
+    batch_size: int
+    n_critic: int
+    loss: str
+    device: str
+
+    def z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=self.noise, device=self.device)
+
+
+def set_requires_grad(model: nn.Module, flag: bool) -> None:
+    for p in model.parameters():
+        p.requires_grad_(flag)
+
+
+def d_step(gan: Gan):
+    """One D update on a fresh real batch and a fresh fake batch; returns (loss, real batch)."""
+    d_loss = LOSSES[gan.loss][0]
+    x = gan.data.sample(gan.batch_size)
+    with torch.no_grad():
+        fake = gan.G(gan.z(gan.batch_size))
+    loss = d_loss(gan.D(x), gan.D(fake))
+    gan.opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    gan.masks_d.mask_grads()
+    gan.opt_d.step()
+    gan.masks_d.apply(moments=False)
+    return loss.detach(), x
+
+
+def g_step(gan: Gan, z: torch.Tensor) -> torch.Tensor:
+    """One G update through a frozen D (D's weights get no gradient)."""
+    g_loss = LOSSES[gan.loss][1]
+    set_requires_grad(gan.D, False)
+    try:
+        loss = g_loss(gan.D(gan.G(z)))
+        gan.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+    finally:
+        set_requires_grad(gan.D, True)
+    gan.masks_g.mask_grads()
+    gan.opt_g.step()
+    gan.masks_g.apply(moments=False)
+    return loss.detach()
+
+
+@torch.no_grad()
+def mean_logit(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Mean raw logit; probes run the nets in their training mode, as the training steps do."""
+    return D(x).mean()
+
+
+@torch.no_grad()
+def fake_logit(gan: Gan, z: torch.Tensor) -> torch.Tensor:
+    return gan.D(gan.G(z)).mean()
+
+
+def iteration(gan: Gan, probe: bool):
+    """-> (lossD of the last D step, lossG, probe or None). The probe is
+    (mean D(G_pre(z)), mean D(G_post(z)), mean D(x)) with the D after its updates, the same z before
+    and after G's step, and x the last real batch D saw. One z is drawn per iteration whether or not
+    we probe, so probing never shifts the random streams."""
+    for _ in range(gan.n_critic):
+        loss_d, x = d_step(gan)
+    z = gan.z(gan.batch_size)
+    if not probe:
+        return loss_d, g_step(gan, z), None
+    fake_pre = fake_logit(gan, z)
+    loss_g = g_step(gan, z)
+    fake_post = fake_logit(gan, z)
+    real = mean_logit(gan.D, x)
+    return loss_d, loss_g, torch.stack([fake_pre, fake_post, real])
+
+
+def train(gan: Gan, start: int, iterations: int, probe_every: int, progress=None):
+    """Run iterations start..start+iterations-1. Returns float64 arrays
+    losses [K, 3] = (iter, lossD, lossG) and probes [P, 4] = (iter, fakePre, fakePost, real).
+    Values stay on the device until the end (no per-iteration sync); `progress(iter, done, total)`
+    is called after every iteration and may serve the socket."""
+    loss_rows, probe_rows, probe_iters = [], [], []
+    for done in range(1, iterations + 1):
+        t = start + done - 1
+        probe = probe_every > 0 and t % probe_every == 0
+        loss_d, loss_g, p = iteration(gan, probe)
+        loss_rows.append(torch.stack([loss_d, loss_g]))
+        if p is not None:
+            probe_rows.append(p)
+            probe_iters.append(t)
+        if progress is not None:
+            progress(t, done, iterations)
+    iters = np.arange(start, start + iterations, dtype=np.float64)[:, None]
+    losses = np.hstack([iters, _to_numpy(loss_rows, 2)])
+    probes = np.hstack([np.array(probe_iters, dtype=np.float64)[:, None], _to_numpy(probe_rows, 3)])
+    return losses, probes
+
+
+def _to_numpy(rows: list[torch.Tensor], width: int) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, width))
+    return torch.stack(rows).double().cpu().numpy()
+
+
+def growth_gradients(gan: Gan, net: str) -> dict[str, torch.Tensor]:
+    """Dense gradient of the current loss for gradient-based growth, on a fresh batch drawn from the
+    training streams right before growing: for D, the D loss on a new real batch and a new fake
+    batch; for G, the G loss on new z through the current D. Nothing is stepped."""
+    d_loss, g_loss = LOSSES[gan.loss]
+    model, masks = (gan.G, gan.masks_g) if net == "generator" else (gan.D, gan.masks_d)
+    model.zero_grad(set_to_none=True)
+    if net == "discriminator":
+        x = gan.data.sample(gan.batch_size)
+        with torch.no_grad():
+            fake = gan.G(gan.z(gan.batch_size))
+        d_loss(gan.D(x), gan.D(fake)).backward()
+    else:
+        set_requires_grad(gan.D, False)
+        try:
+            g_loss(gan.D(gan.G(gan.z(gan.batch_size)))).backward()
+        finally:
+            set_requires_grad(gan.D, True)
+    grads = {l.name: (l.weight.grad.detach().clone() if l.weight.grad is not None
+                      else torch.zeros_like(l.weight)) for l in masks.layers}
+    model.zero_grad(set_to_none=True)
+    return grads

@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { ConfigError } from "./config/experiment.js";
+import { loadExperiment } from "./config/load.js";
+import { RunAborted, runExperiment } from "./run/run-experiment.js";
+import { RunDir, RunDirError } from "./run/run-dir.js";
+import type { MetricRecord } from "./run/records.js";
+import { surveyPythons } from "./worker/discover.js";
+
+const USAGE = `usage:
+  ddst run <experiment.json> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda]
+  ddst doctor          which Python ddst would use, and why other candidates were rejected`;
+
+class UsageError extends Error {}
+
+function intOption(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a non-negative integer, got '${v}'`);
+  return Number(v);
+}
+
+async function cmdRun(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: "string" },
+      iterations: { type: "string" },
+      seed: { type: "string" },
+      device: { type: "string" },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError("ddst run takes exactly one experiment file");
+  const overrides: Record<string, unknown> = {};
+  const iterations = intOption("iterations", values.iterations);
+  const seed = intOption("seed", values.seed);
+  if (iterations !== undefined) overrides.iterations = iterations;
+  if (seed !== undefined) overrides.seed = seed;
+  if (values.device !== undefined) overrides.device = values.device;
+  const exp = await loadExperiment(positionals[0]!, overrides);
+  const out = values.out ?? `runs/${exp.name}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  RunDir.checkFree(out);
+
+  const controller = new AbortController();
+  let exitCode = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    exitCode = sig === "SIGINT" ? 130 : 143;
+    process.stderr.write(`\n${sig}: stopping the worker\n`);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const show = progressPrinter(exp.iterations);
+  console.log(`ddst: ${exp.method} (d_G ${exp.density}) on ${exp.data.name} with ${exp.model.name}, ${exp.iterations} iterations -> ${out}`);
+  try {
+    const summary = await runExperiment(exp, {
+      out,
+      signal: controller.signal,
+      onRecord: show,
+      onWorker: (w) => console.log(`worker: pid ${w.pid}, python ${w.hello.python}, torch ${w.hello.torch}, ${w.hello.device}, ${w.hello.threads} threads`),
+    });
+    const f = summary.final;
+    console.log(
+      `done in ${summary.wallSeconds.toFixed(1)} s: d_G ${f.densityG.toFixed(3)}, d_D ${f.densityD.toFixed(3)}, BR ${f.br === null ? "n/a" : f.br.toFixed(3)}`,
+    );
+    console.log(`results: ${out}/summary.json, ${out}/metrics.jsonl, ${out}/config.json, ${out}/worker.log`);
+    return 0;
+  } catch (e) {
+    if (e instanceof RunAborted) return exitCode || 130;
+    throw e;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+/** One line per controller decision and about twenty progress lines per run. */
+function progressPrinter(total: number): (r: MetricRecord) => void {
+  const stride = Math.max(1, Math.round(total / 20));
+  let br: number | null = null;
+  let dD = NaN;
+  let dG = NaN;
+  let nextLine = stride;
+  return (r) => {
+    if (r.kind === "br") br = r.br;
+    if (r.kind === "density") {
+      dG = r.generator;
+      dD = r.discriminator;
+    }
+    const brText = br === null ? "  n/a" : br.toFixed(3);
+    if (r.kind === "controller")
+      console.log(`  iter ${String(r.iter).padStart(7)}  controller: BR ${r.br.toFixed(3)} in [${r.lower}, ${r.upper}]? -> ${r.decision}, d_D ${r.densityD.toFixed(3)}`);
+    if (r.kind === "loss" && (r.iter >= nextLine || r.iter === total)) {
+      nextLine = r.iter + stride;
+      console.log(
+        `  iter ${String(r.iter).padStart(7)}/${total}  BR ${brText}  d_G ${dG.toFixed(3)}  d_D ${dD.toFixed(3)}  loss D ${r.d.toFixed(4)} G ${r.g.toFixed(4)}`,
+      );
+    }
+  };
+}
+
+async function cmdDoctor(): Promise<number> {
+  const found = await surveyPythons();
+  let chosen = false;
+  for (const c of found) {
+    const mark = c.ok && !chosen ? "->" : "  ";
+    if (c.ok && !chosen) chosen = true;
+    console.log(
+      `${mark} ${c.path} (${c.source}): ` +
+        (c.ok ? `python ${c.python}, torch ${c.torch}, pyzmq ${c.zmq}, cuda ${c.cuda ? "yes" : "no"}` : `rejected: ${c.reason}`),
+    );
+  }
+  if (!chosen) {
+    console.log("no usable Python: run `npm run setup`, or set DDST_PYTHON to an interpreter with torch, pyzmq and jsonschema");
+    return 1;
+  }
+  if (process.env.DDST_PYTHON && !found[0]?.ok) {
+    console.log("DDST_PYTHON is set but unusable: ddst will refuse to run until it is fixed or unset");
+    return 1;
+  }
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case "run":
+        return await cmdRun(rest);
+      case "doctor":
+        return await cmdDoctor();
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        return cmd ? 0 : 2;
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof RunDirError) {
+      console.error(`ddst: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`ddst: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    console.error(`ddst: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,122 @@
+import { z } from "zod";
+import { DataSpec, Device, ModelSpec, TrainSpec } from "./networks.js";
+import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
+import { MethodName, presetPolicies } from "./presets.js";
+
+/** The experiment a user writes (JSON or TypeScript). `method` and `density` name the paper's row; the
+ * optional `generator` / `discriminator` blocks override any field of the preset's policies. */
+
+const DstOverride = DstPolicy.partial();
+const ControllerOverride = ControllerPolicy.extend({ capDst: CapDstPolicy.partial().nullable() }).partial();
+
+export const ExperimentInput = z.strictObject({
+  $schema: z.string().optional(),
+  name: z.string().min(1).max(200).regex(/^[\w.-]+$/, "letters, digits, '.', '_' and '-' only").optional(),
+  method: MethodName,
+  density: z.number().gt(0).max(1).describe("generator density d_G"),
+  seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+  device: Device.default("cpu"),
+  iterations: z.number().int().min(1).max(100_000_000),
+  model: ModelSpec,
+  data: DataSpec,
+  train: TrainSpec.default(TrainSpec.parse({})),
+  generator: z
+    .strictObject({ density: z.number().gt(0).max(1), init: Init, dst: DstOverride.nullable() })
+    .partial()
+    .optional(),
+  discriminator: z
+    .strictObject({ density: z.number().gt(0).max(1), init: Init, controller: ControllerOverride.nullable() })
+    .partial()
+    .optional(),
+  log: z.strictObject({ every: z.number().int().min(1).default(10) }).default({ every: 10 }),
+});
+
+/** The fully expanded experiment, as written to config.json. */
+export const Experiment = z
+  .strictObject({
+    name: z.string(),
+    method: MethodName,
+    density: z.number().gt(0).max(1),
+    seed: z.number().int().min(0),
+    device: Device,
+    iterations: z.number().int().min(1),
+    model: ModelSpec,
+    data: DataSpec,
+    train: TrainSpec,
+    generator: GeneratorPolicy,
+    discriminator: DiscriminatorPolicy,
+    log: z.strictObject({ every: z.number().int().min(1) }),
+  })
+  .superRefine((e, ctx) => {
+    const c = e.discriminator.controller;
+    if (!c) return;
+    const at = (...p: (string | number)[]) => ["discriminator", "controller", ...p];
+    if (!(c.lower < c.upper)) ctx.addIssue({ code: "custom", path: at("lower"), message: `lower (${c.lower}) must be below upper (${c.upper})` });
+    if (c.floor > c.cap) ctx.addIssue({ code: "custom", path: at("floor"), message: `floor (${c.floor}) must not exceed cap (${c.cap})` });
+    if (e.discriminator.density > c.cap + 1e-12)
+      ctx.addIssue({ code: "custom", path: ["discriminator", "density"], message: `starting density ${e.discriminator.density} is above the controller's cap ${c.cap}` });
+    if (c.window < c.probeEvery)
+      ctx.addIssue({ code: "custom", path: at("window"), message: `window (${c.window}) must hold at least one probe (probeEvery ${c.probeEvery})` });
+    if (c.rule === "strict" && !c.capDst)
+      ctx.addIssue({ code: "custom", path: at("capDst"), message: "the strict rule needs capDst (D's DST step at the cap)" });
+  });
+
+export type ExperimentInput = z.input<typeof ExperimentInput>;
+export type Experiment = z.infer<typeof Experiment>;
+
+/** Identity with types: lets a TypeScript experiment module get completion and checking. */
+export function defineExperiment(spec: ExperimentInput): ExperimentInput {
+  return spec;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly issues: { path: string; message: string }[],
+  ) {
+    super(`invalid experiment ${source}:\n` + issues.map((i) => `  - ${i.path || "(root)"}: ${i.message}`).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+function issuesOf(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+}
+
+/** Validates user input and expands the preset; throws ConfigError naming every offending field. */
+export function resolveExperiment(input: unknown, source = "experiment"): Experiment {
+  const parsed = ExperimentInput.safeParse(input);
+  if (!parsed.success) throw new ConfigError(source, issuesOf(parsed.error));
+  const x = parsed.data;
+  const preset = presetPolicies(x.method, x.density);
+  const go = x.generator ?? {};
+  const dov = x.discriminator ?? {};
+  const mergeDst = (base: DstPolicy | null, over: Partial<DstPolicy> | null | undefined) =>
+    over === null ? null : over === undefined ? base : { ...(base ?? {}), ...over };
+  const mergeController = (base: ControllerPolicy | null, over: z.infer<typeof ControllerOverride> | null | undefined) => {
+    if (over === null) return null;
+    if (over === undefined) return base;
+    const capDst = over.capDst === undefined ? base?.capDst : over.capDst === null ? null : { ...(base?.capDst ?? {}), ...over.capDst };
+    return { ...(base ?? {}), ...over, capDst };
+  };
+  const candidate = {
+    name: x.name ?? `${x.method}-d${x.density}`,
+    method: x.method,
+    density: x.density,
+    seed: x.seed,
+    device: x.device,
+    iterations: x.iterations,
+    model: x.model,
+    data: x.data,
+    train: x.train,
+    generator: { ...preset.generator, ...go, dst: mergeDst(preset.generator.dst, go.dst) },
+    discriminator: {
+      ...preset.discriminator,
+      ...dov,
+      controller: mergeController(preset.discriminator.controller, dov.controller),
+    },
+  };
+  const full = Experiment.safeParse({ ...candidate, log: x.log });
+  if (!full.success) throw new ConfigError(source, issuesOf(full.error));
+  return full.data;
+}

@@ -1,0 +1,33 @@
+import { readFileSync } from "node:fs";
+import { extname, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConfigError, resolveExperiment, type Experiment } from "./experiment.js";
+
+/** Reads an experiment file: JSON, or a JavaScript module whose default export is the experiment.
+ * `overrides` (from the command line) are applied to the raw input before validation. */
+export async function loadExperiment(file: string, overrides: Record<string, unknown> = {}): Promise<Experiment> {
+  const raw = await readRaw(file);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new ConfigError(file, [{ path: "", message: "an experiment must be a JSON object" }]);
+  return resolveExperiment({ ...(raw as object), ...overrides }, file);
+}
+
+async function readRaw(file: string): Promise<unknown> {
+  const ext = extname(file);
+  if (ext === ".js" || ext === ".mjs") {
+    const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown };
+    if (mod.default === undefined) throw new ConfigError(file, [{ path: "", message: "the module has no default export" }]);
+    return mod.default;
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(file, [{ path: "", message: `cannot read the file: ${(e as Error).message}` }]);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new ConfigError(file, [{ path: "", message: `not valid JSON: ${(e as Error).message}` }]);
+  }
+}

@@ -1,0 +1,59 @@
+import { z } from "zod";
+import { DensityGrowth, GrowthCriterion, PruneCriterion } from "../protocol/messages.js";
+
+/** How each network's sparsity evolves. Defaults are the paper's (PAPER.md, reference hyperparameters). */
+
+const Fraction = z.number().min(0).max(1);
+
+export const DeathRateSchedule = z.enum(["cosine", "linear", "constant"]);
+
+/** Prune-and-regrow at a fixed active count. For the generator `every` counts iterations; for the
+ * discriminator it counts D steps (n_critic per iteration), as the reference does. */
+export const DstPolicy = z.strictObject({
+  every: z.number().int().min(1).default(500),
+  deathRate: z.number().gt(0).max(1).default(0.5),
+  schedule: DeathRateSchedule.default("cosine"),
+  floor: Fraction.default(0.005).describe("the schedule's final drop rate"),
+  prune: PruneCriterion.default("global_magnitude"),
+  growth: GrowthCriterion.default("global_gradient"),
+});
+
+/** D's own prune-and-regrow at fixed count, run by the strict rule when BR is above B+ at the cap. */
+export const CapDstPolicy = DstPolicy.omit({ every: true });
+
+/** The balance-ratio controller of D's density. `every` counts D steps; `window` and `probeEvery` count
+ * iterations (BR is probed on G steps). */
+export const ControllerPolicy = z.strictObject({
+  rule: z.enum(["relaxed", "strict"]).default("relaxed"),
+  lower: z.number().default(0.45).describe("B-: below it D is too strong and loses density"),
+  upper: z.number().default(0.55).describe("B+: above it D is too weak and gains density"),
+  step: z.number().gt(0).max(1).default(0.05).describe("density change per decision"),
+  floor: Fraction.default(0.05),
+  cap: Fraction.default(1).describe("d_max; the strict rule runs D's own DST step at the cap"),
+  every: z.number().int().min(1).default(1000),
+  window: z.number().int().min(1).default(1000).describe("BR window in iterations"),
+  probeEvery: z.number().int().min(1).default(10),
+  growth: DensityGrowth.default("global_gradient"),
+  capDst: CapDstPolicy.nullable().default(null).describe("strict rule: D's DST step at the cap"),
+});
+
+export const Init = z.enum(["erk", "uniform"]);
+
+export const GeneratorPolicy = z.strictObject({
+  density: z.number().gt(0).max(1),
+  init: Init.default("erk"),
+  dst: DstPolicy.nullable().default(null),
+});
+
+export const DiscriminatorPolicy = z.strictObject({
+  density: z.number().gt(0).max(1),
+  init: Init.default("erk"),
+  controller: ControllerPolicy.nullable().default(null),
+});
+
+export type DstPolicy = z.infer<typeof DstPolicy>;
+export type CapDstPolicy = z.infer<typeof CapDstPolicy>;
+export type ControllerPolicy = z.infer<typeof ControllerPolicy>;
+export type GeneratorPolicy = z.infer<typeof GeneratorPolicy>;
+export type DiscriminatorPolicy = z.infer<typeof DiscriminatorPolicy>;
+export type DeathRateSchedule = z.infer<typeof DeathRateSchedule>;

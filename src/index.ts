@@ -1,0 +1,11 @@
+export { defineExperiment, resolveExperiment, Experiment, ExperimentInput, ConfigError } from "./config/experiment.js";
+export { loadExperiment } from "./config/load.js";
+export { presetPolicies, MethodName } from "./config/presets.js";
+export { runExperiment, RunAborted, type RunOptions } from "./run/run-experiment.js";
+export { Worker, WorkerDiedError, WorkerHungError, type WorkerOptions } from "./worker/worker.js";
+export { findPython, surveyPythons } from "./worker/discover.js";
+export { erkDensities, uniformDensities } from "./sparsity/erk.js";
+export { deathRate } from "./sparsity/schedule.js";
+export { BrWindow, probeRatio } from "./controller/br-window.js";
+export { decideDensity } from "./controller/density-rule.js";
+export type { MetricRecord, Summary } from "./run/records.js";

@@ -1,0 +1,169 @@
+import { z } from "zod";
+import { DataSpec, Device, ModelSpec, TrainSpec } from "../config/networks.js";
+
+/** The wire protocol's headers (docs/protocol.md). These zod schemas are the single source of truth: the
+ * worker validates every request against the JSON Schema generated from them (schemas/request.schema.json). */
+
+export const PROTOCOL_VERSION = 1 as const;
+
+export const DType = z.enum(["float32", "float64", "int32", "int64", "uint8", "bool"]);
+export const TensorDesc = z.strictObject({
+  name: z.string().min(1),
+  dtype: DType,
+  shape: z.array(z.number().int().min(0)),
+});
+
+export const NetName = z.enum(["generator", "discriminator"]);
+export const PruneCriterion = z.enum(["magnitude", "global_magnitude", "set"]);
+export const GrowthCriterion = z.enum(["gradient", "global_gradient", "random", "global_random"]);
+export const DensityGrowth = z.enum(["global_gradient", "global_random"]);
+const Density = z.number().min(0).max(1);
+const LayerDensities = z.record(z.string().min(1), Density);
+
+const EmptyArgs = z.strictObject({});
+
+/** Each operation's arguments, keyed by op name. */
+export const OpArgs = {
+  hello: EmptyArgs,
+  ping: EmptyArgs,
+  build: z.strictObject({
+    seed: z.number().int().min(0).max(2 ** 31 - 1),
+    device: Device,
+    model: ModelSpec,
+    data: DataSpec,
+    train: TrainSpec,
+  }),
+  setMasks: z.strictObject({ generator: LayerDensities, discriminator: LayerDensities }),
+  train: z.strictObject({
+    start: z.number().int().min(1),
+    iterations: z.number().int().min(1).max(10_000_000),
+    probeEvery: z.number().int().min(1),
+  }),
+  setDensity: z.strictObject({ net: NetName, target: Density, growth: DensityGrowth }),
+  dstStep: z.strictObject({
+    net: NetName,
+    dropRate: z.number().min(0).max(1),
+    prune: PruneCriterion,
+    growth: GrowthCriterion,
+  }),
+  stats: EmptyArgs,
+  sample: z.strictObject({ n: z.number().int().min(1).max(1_000_000), seed: z.number().int().min(0) }),
+  shutdown: EmptyArgs,
+} as const;
+
+export type OpName = keyof typeof OpArgs;
+export const OP_NAMES = Object.keys(OpArgs) as OpName[];
+
+function requestOf<K extends OpName>(op: K) {
+  return z.strictObject({
+    v: z.literal(PROTOCOL_VERSION),
+    id: z.string().min(1).max(128),
+    op: z.literal(op),
+    args: OpArgs[op],
+    tensors: z.array(TensorDesc).default([]),
+  });
+}
+
+export const Request = z.discriminatedUnion(
+  "op",
+  OP_NAMES.map((op) => requestOf(op)) as unknown as [ReturnType<typeof requestOf>, ...ReturnType<typeof requestOf>[]],
+);
+
+export const ErrorCode = z.enum([
+  "bad_header",
+  "invalid_request",
+  "version_mismatch",
+  "unknown_op",
+  "bad_tensor",
+  "too_large",
+  "busy",
+  "not_built",
+  "bad_value",
+  "internal",
+]);
+
+export const ReplyHeader = z.discriminatedUnion("kind", [
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: z.string().nullable(),
+    kind: z.literal("ok"),
+    result: z.record(z.string(), z.unknown()),
+    tensors: z.array(TensorDesc).default([]),
+  }),
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: z.string().nullable(),
+    kind: z.literal("error"),
+    error: z.object({ code: ErrorCode, message: z.string(), detail: z.unknown().optional() }),
+  }),
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: z.string().nullable(),
+    kind: z.literal("progress"),
+    progress: z.object({ op: z.string(), iter: z.number(), done: z.number(), total: z.number() }),
+  }),
+]);
+
+// Results the orchestrator relies on. Loose on extra keys so a newer worker can add fields.
+export const HelloResult = z.object({
+  protocol: z.number().int(),
+  worker: z.string(),
+  python: z.string(),
+  torch: z.string(),
+  device: z.string(),
+  cudaAvailable: z.boolean(),
+  threads: z.number().int(),
+  pid: z.number().int(),
+  dropped: z.number().int(),
+});
+
+export const LayerInfo = z.object({
+  net: NetName,
+  name: z.string(),
+  shape: z.array(z.number().int()),
+  maskable: z.boolean(),
+  numel: z.number().int(),
+});
+export const BuildResult = z.object({ device: z.string(), latentDim: z.number().int(), layers: z.array(LayerInfo) });
+
+export const NetStats = z.object({
+  active: z.number().int(),
+  total: z.number().int(),
+  density: z.number(),
+  itop: z.number(),
+  layers: z.array(z.object({ name: z.string(), active: z.number().int(), total: z.number().int(), density: z.number() })),
+});
+export const StatsResult = z.object({ generator: NetStats, discriminator: NetStats });
+export const SetDensityResult = z.object({
+  net: NetName,
+  before: z.number(),
+  after: z.number(),
+  pruned: z.number().int(),
+  grown: z.number().int(),
+  active: z.number().int(),
+  total: z.number().int(),
+});
+export const DstStepResult = z.object({
+  net: NetName,
+  pruned: z.number().int(),
+  grown: z.number().int(),
+  active: z.number().int(),
+  total: z.number().int(),
+});
+export const TrainResult = z.object({ end: z.number().int(), iterations: z.number().int() });
+export const PingResult = z.object({ busy: z.boolean(), iter: z.number().int().nullable(), dropped: z.number().int() });
+
+export type Request = z.input<typeof Request>;
+export type ReplyHeader = z.infer<typeof ReplyHeader>;
+export type TensorDesc = z.infer<typeof TensorDesc>;
+export type DType = z.infer<typeof DType>;
+export type ErrorCode = z.infer<typeof ErrorCode>;
+export type LayerInfo = z.infer<typeof LayerInfo>;
+export type NetName = z.infer<typeof NetName>;
+export type HelloResult = z.infer<typeof HelloResult>;
+export type BuildResult = z.infer<typeof BuildResult>;
+export type NetStats = z.infer<typeof NetStats>;
+export type StatsResult = z.infer<typeof StatsResult>;
+export type PruneCriterion = z.infer<typeof PruneCriterion>;
+export type GrowthCriterion = z.infer<typeof GrowthCriterion>;
+export type DensityGrowth = z.infer<typeof DensityGrowth>;

@@ -1,0 +1,49 @@
+import { z } from "zod";
+
+/** The records of metrics.jsonl: one JSON object per line, each with an integer `iter` and a `kind`. */
+
+const Base = { iter: z.number().int().min(0) };
+
+export const LossRecord = z.object({ ...Base, kind: z.literal("loss"), d: z.number(), g: z.number() });
+export const BrRecord = z.object({
+  ...Base,
+  kind: z.literal("br"),
+  br: z.number().nullable().describe("window value (mean of per-probe ratios); null while empty"),
+  ratio: z.number().nullable().describe("this probe's own ratio"),
+  probe: z.object({ fakePre: z.number(), fakePost: z.number(), real: z.number() }),
+});
+export const ControllerRecord = z.object({
+  ...Base,
+  kind: z.literal("controller"),
+  br: z.number(),
+  lower: z.number(),
+  upper: z.number(),
+  decision: z.enum(["increase", "decrease", "hold", "dst"]),
+  densityD: z.number(),
+});
+export const DensityRecord = z.object({ ...Base, kind: z.literal("density"), generator: z.number(), discriminator: z.number() });
+export const DstRecord = z.object({
+  ...Base,
+  kind: z.literal("dst"),
+  net: z.enum(["generator", "discriminator"]),
+  dropRate: z.number(),
+  pruned: z.number().int(),
+  grown: z.number().int(),
+  active: z.number().int(),
+  total: z.number().int(),
+});
+
+export const MetricRecord = z.discriminatedUnion("kind", [LossRecord, BrRecord, ControllerRecord, DensityRecord, DstRecord]);
+export type MetricRecord = z.infer<typeof MetricRecord>;
+
+export const Summary = z.object({
+  name: z.string(),
+  method: z.string(),
+  iterations: z.number().int(),
+  seed: z.number().int(),
+  device: z.string(),
+  wallSeconds: z.number(),
+  worker: z.object({ python: z.string(), torch: z.string(), threads: z.number().int() }),
+  final: z.object({ densityG: z.number(), densityD: z.number(), br: z.number().nullable() }),
+});
+export type Summary = z.infer<typeof Summary>;

@@ -1,0 +1,84 @@
+import { execa } from "execa";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { packageRoot } from "./paths.js";
+
+/** Finding a Python that can run the worker: DDST_PYTHON first, then the project's own .venv, then the
+ * usual names on PATH. Every rejected candidate keeps its reason, for `ddst doctor` and error messages. */
+
+export interface Candidate {
+  path: string;
+  source: string;
+  ok: boolean;
+  reason?: string;
+  python?: string;
+  torch?: string;
+  zmq?: string;
+  cuda?: boolean;
+}
+
+const PROBE = [
+  "import json, sys",
+  "out = {'python': sys.version.split()[0]}",
+  "import torch; out['torch'] = torch.__version__; out['cuda'] = bool(torch.cuda.is_available())",
+  "import zmq; out['zmq'] = zmq.__version__",
+  "import jsonschema",
+  "print(json.dumps(out))",
+].join("\n");
+
+export async function probePython(path: string, source: string): Promise<Candidate> {
+  const r = await execa(path, ["-c", PROBE], { reject: false, timeout: 120_000, env: { PYTHONNOUSERSITE: "1" } });
+  if (r.failed) {
+    const lines = `${r.stderr ?? ""}`.trim().split("\n");
+    const last = r.timedOut ? "timed out importing torch" : lines[lines.length - 1] || r.shortMessage;
+    return { path, source, ok: false, reason: last };
+  }
+  try {
+    const info = JSON.parse(`${r.stdout}`.trim().split("\n").pop() ?? "") as Omit<Candidate, "path" | "source" | "ok">;
+    return { path, source, ok: true, ...info };
+  } catch {
+    return { path, source, ok: false, reason: `unexpected output: ${String(r.stdout).slice(0, 200)}` };
+  }
+}
+
+export function candidatePaths(env: NodeJS.ProcessEnv = process.env): { path: string; source: string }[] {
+  const out: { path: string; source: string }[] = [];
+  const venv = join(packageRoot(), ".venv", "bin", "python");
+  if (existsSync(venv)) out.push({ path: venv, source: "project .venv" });
+  for (const name of ["python3", "python"]) out.push({ path: name, source: "PATH" });
+  for (const p of ["/usr/local/bin/python3", "/usr/bin/python3"]) if (existsSync(p)) out.push({ path: p, source: "system" });
+  return out;
+}
+
+export class NoPythonError extends Error {
+  constructor(readonly candidates: Candidate[]) {
+    super(
+      "no Python that can import torch, zmq and jsonschema was found. Tried:\n" +
+        candidates.map((c) => `  - ${c.path} (${c.source}): ${c.reason}`).join("\n") +
+        "\nRun `npm run setup` to create the project's .venv, or point DDST_PYTHON at an interpreter with torch>=2.1, pyzmq and jsonschema.",
+    );
+    this.name = "NoPythonError";
+  }
+}
+
+/** All candidates with their verdicts (ddst doctor). */
+export async function surveyPythons(env: NodeJS.ProcessEnv = process.env): Promise<Candidate[]> {
+  const list = env.DDST_PYTHON ? [{ path: env.DDST_PYTHON, source: "DDST_PYTHON" }, ...candidatePaths(env)] : candidatePaths(env);
+  return Promise.all(list.map((c) => probePython(c.path, c.source)));
+}
+
+/** The interpreter to use. DDST_PYTHON, when set, must work: a broken explicit choice is an error, not a fallback. */
+export async function findPython(env: NodeJS.ProcessEnv = process.env): Promise<Candidate> {
+  if (env.DDST_PYTHON) {
+    const c = await probePython(env.DDST_PYTHON, "DDST_PYTHON");
+    if (!c.ok) throw new NoPythonError([c]);
+    return c;
+  }
+  const tried: Candidate[] = [];
+  for (const { path, source } of candidatePaths(env)) {
+    const c = await probePython(path, source);
+    if (c.ok) return c;
+    tried.push(c);
+  }
+  throw new NoPythonError(tried);
+}

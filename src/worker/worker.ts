@@ -1,0 +1,228 @@
+import { execa, type ResultPromise } from "execa";
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WorkerClient, type Reply, type RequestOptions } from "../protocol/client.js";
+import { HelloResult, PROTOCOL_VERSION, type OpName } from "../protocol/messages.js";
+import { newKey } from "../protocol/signing.js";
+import { findPython } from "./discover.js";
+import { packageRoot } from "./paths.js";
+
+/** Starting, handshaking and supervising one `python -m ddst_worker` process. */
+
+export class WorkerDiedError extends Error {
+  constructor(
+    readonly exitCode: number | undefined,
+    readonly signal: string | undefined,
+    readonly lastWords: string[],
+  ) {
+    const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
+    super(`the PyTorch worker ${how}. Its last stderr lines:\n${lastWords.map((l) => `  | ${l}`).join("\n") || "  | (nothing)"}`);
+    this.name = "WorkerDiedError";
+  }
+}
+
+export class WorkerHungError extends Error {
+  constructor(
+    readonly silentMs: number,
+    readonly lastWords: string[],
+  ) {
+    super(
+      `the PyTorch worker did not answer for ${(silentMs / 1000).toFixed(1)} s and was stopped (raise hangTimeoutMs if one ` +
+        `iteration legitimately takes that long). Its last stderr lines:\n${lastWords.map((l) => `  | ${l}`).join("\n") || "  | (nothing)"}`,
+    );
+    this.name = "WorkerHungError";
+  }
+}
+
+export interface WorkerOptions {
+  /** Interpreter; default: DDST_PYTHON or discovery. */
+  python?: string;
+  /** File that receives the worker's stderr. */
+  logFile?: string;
+  /** torch threads in the worker (DDST_THREADS). */
+  threads?: number;
+  maxMessageBytes?: number;
+  handshakeTimeoutMs?: number;
+  /** No message from a busy worker for this long means it hangs. */
+  hangTimeoutMs?: number;
+  pingIntervalMs?: number;
+}
+
+const TAIL_LINES = 40;
+
+export class Worker {
+  readonly client: WorkerClient;
+  hello!: HelloResult;
+  private readonly proc: ResultPromise;
+  private readonly dir: string;
+  private readonly stderrLines: string[] = [];
+  private partialLine = "";
+  private failure?: Error;
+  private readonly watchdog: NodeJS.Timeout;
+  private pinging = false;
+  private readonly exited: Promise<void>;
+  private readonly onExit = () => this.killNow();
+
+  private constructor(python: string, private readonly opts: WorkerOptions) {
+    // A private directory for the socket and the key: 0700 from mkdtemp, key file 0600.
+    this.dir = mkdtempSync(join(tmpdir(), "ddst-"));
+    const key = newKey();
+    const keyFile = join(this.dir, "key");
+    writeFileSync(keyFile, key, { mode: 0o600 });
+    const endpoint = `ipc://${join(this.dir, "worker.sock")}`;
+    const root = packageRoot();
+    const args = ["-m", "ddst_worker", "--endpoint", endpoint, "--key-file", keyFile];
+    if (opts.maxMessageBytes) args.push("--max-message-bytes", String(opts.maxMessageBytes));
+    this.proc = execa(python, args, {
+      reject: false,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      cleanup: true,
+      env: {
+        PYTHONPATH: join(root, "python"),
+        DDST_SCHEMAS: join(root, "schemas"),
+        PYTHONUNBUFFERED: "1",
+        ...(opts.threads ? { DDST_THREADS: String(opts.threads) } : {}),
+      },
+    });
+    this.proc.stderr?.on("data", (chunk: Buffer) => this.onStderr(chunk.toString("utf8")));
+    this.proc.stdout?.on("data", (chunk: Buffer) => this.onStderr(chunk.toString("utf8")));
+    this.exited = this.proc.then((r) => {
+      this.flushPartial();
+      if (!this.failure) {
+        this.failure = new WorkerDiedError(r.exitCode, r.signal ?? undefined, this.lastWords());
+      }
+      this.client.failAll(this.failure);
+      this.cleanupDir();
+    });
+    this.client = new WorkerClient(endpoint, Buffer.from(key, "ascii"));
+    this.watchdog = setInterval(() => this.checkLiveness(), opts.pingIntervalMs ?? 1000);
+    this.watchdog.unref();
+    process.once("exit", this.onExit);
+  }
+
+  /** Starts a worker and waits for its handshake. */
+  static async start(opts: WorkerOptions = {}): Promise<Worker> {
+    const python = opts.python ?? (await findPython()).path;
+    const w = new Worker(python, opts);
+    try {
+      const timeout = opts.handshakeTimeoutMs ?? 120_000;
+      const reply = await w.withDeadline(w.client.request("hello", {}), timeout, "handshake (hello)");
+      const hello = HelloResult.parse(reply.result);
+      if (hello.protocol !== PROTOCOL_VERSION)
+        throw new Error(`worker speaks protocol ${hello.protocol}, this ddst speaks ${PROTOCOL_VERSION}: reinstall so both come from the same version`);
+      w.hello = hello;
+      return w;
+    } catch (e) {
+      await w.stop();
+      throw e;
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  get alive(): boolean {
+    return this.failure === undefined && this.proc.exitCode === null;
+  }
+
+  lastWords(n = TAIL_LINES): string[] {
+    return this.stderrLines.slice(-n);
+  }
+
+  /** One request; rejects with WorkerDiedError / WorkerHungError if the process fails meanwhile. */
+  async call(op: OpName, args: object, opts?: RequestOptions): Promise<Reply> {
+    if (this.failure) throw this.failure;
+    return this.client.request(op, args, opts);
+  }
+
+  /** Asks the worker to exit, then makes sure it did; removes the private directory. */
+  async stop(graceMs = 3000): Promise<void> {
+    clearInterval(this.watchdog);
+    if (this.alive) {
+      this.client.request("shutdown", {}).catch(() => undefined);
+      const t = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
+      await this.exited.catch(() => undefined);
+      clearTimeout(t);
+    } else {
+      this.proc.kill("SIGKILL");
+      await this.exited.catch(() => undefined);
+    }
+    this.client.close();
+    process.removeListener("exit", this.onExit);
+    this.cleanupDir();
+  }
+
+  /** Synchronous last resort (process exit): no orphan worker, no leftover socket directory. */
+  killNow(): void {
+    try {
+      this.proc.kill("SIGKILL");
+    } catch {
+      /* already gone */
+    }
+    this.cleanupDir();
+  }
+
+  private withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the PyTorch worker gave no ${what} within ${ms / 1000} s. Its last stderr lines:\n${this.lastWords().map((l) => `  | ${l}`).join("\n")}`)),
+        ms,
+      );
+    });
+    return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  private checkLiveness(): void {
+    if (!this.alive || this.client.inFlight === 0) {
+      this.client.lastHeard = Date.now();
+      return;
+    }
+    const silent = Date.now() - this.client.lastHeard;
+    if (silent > (this.opts.hangTimeoutMs ?? 120_000)) {
+      this.failure = new WorkerHungError(silent, this.lastWords());
+      this.client.failAll(this.failure);
+      this.proc.kill("SIGKILL");
+      return;
+    }
+    // A ping is answered between training iterations; its reply refreshes lastHeard.
+    if (!this.pinging) {
+      this.pinging = true;
+      this.client
+        .request("ping", {})
+        .catch(() => undefined)
+        .finally(() => (this.pinging = false));
+    }
+  }
+
+  private onStderr(text: string): void {
+    if (this.opts.logFile) {
+      try {
+        appendFileSync(this.opts.logFile, text);
+      } catch {
+        /* the run directory may be gone; the tail below still holds the words */
+      }
+    }
+    const lines = (this.partialLine + text).split("\n");
+    this.partialLine = lines.pop() ?? "";
+    for (const l of lines) this.pushLine(l);
+  }
+
+  private flushPartial(): void {
+    if (this.partialLine) this.pushLine(this.partialLine);
+    this.partialLine = "";
+  }
+
+  private pushLine(l: string): void {
+    this.stderrLines.push(l);
+    if (this.stderrLines.length > 500) this.stderrLines.splice(0, this.stderrLines.length - TAIL_LINES);
+  }
+
+  private cleanupDir(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

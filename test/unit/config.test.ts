@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { ConfigError, resolveExperiment } from "../../src/config/experiment.js";
+import { generateSchemas } from "../../src/config/json-schemas.js";
+
+const base = {
+  method: "adapt-relax",
+  density: 0.1,
+  iterations: 400,
+  model: { name: "mlp2d" },
+  data: { name: "ring8" },
+};
+
+function issuesOf(input: unknown): string[] {
+  try {
+    resolveExperiment(input);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.issues.map((i) => i.path);
+    throw e;
+  }
+  return [];
+}
+
+describe("experiment resolution", () => {
+  it("expands adapt-relax into the paper's policies", () => {
+    const e = resolveExperiment(base);
+    expect(e.generator).toMatchObject({ density: 0.1, init: "erk", dst: { every: 500, deathRate: 0.5, schedule: "cosine", prune: "global_magnitude", growth: "global_gradient" } });
+    expect(e.discriminator).toMatchObject({ density: 0.1, controller: { rule: "relaxed", lower: 0.45, upper: 0.55, step: 0.05, floor: 0.05, cap: 1, every: 1000, window: 1000, probeEvery: 10 } });
+  });
+
+  it("applies partial overrides on top of the preset", () => {
+    const e = resolveExperiment({ ...base, generator: { dst: { every: 50 } }, discriminator: { controller: { every: 100, window: 100 } } });
+    expect(e.generator.dst).toMatchObject({ every: 50, deathRate: 0.5 });
+    expect(e.discriminator.controller).toMatchObject({ every: 100, window: 100, lower: 0.45 });
+  });
+
+  it("derives D's density from the row: balance = d_G, strong = 1, strict capped", () => {
+    expect(resolveExperiment({ ...base, method: "static-balance" }).discriminator.density).toBe(0.1);
+    expect(resolveExperiment({ ...base, method: "sdst-strong-rigl" }).discriminator.density).toBe(1);
+    const s = resolveExperiment({ ...base, method: "adapt-strict", density: 0.7 });
+    expect(s.discriminator.density).toBe(0.5);
+    expect(s.discriminator.controller).toMatchObject({ rule: "strict", cap: 0.5, every: 2000, capDst: { deathRate: 0.5 } });
+    expect(resolveExperiment({ ...base, method: "dense" }).generator.density).toBe(1);
+  });
+
+  it("names every offending field", () => {
+    expect(issuesOf({ ...base, density: 1.5 })).toEqual(["density"]);
+    expect(issuesOf({ ...base, colour: "red" })).toEqual([""]);
+    const missing = issuesOf({ method: "adapt-relax", density: 0.1, iterations: 10, model: { name: "mlp2d" } });
+    expect(missing).toEqual(["data"]);
+    expect(issuesOf({ ...base, method: "magic", discriminator: { controller: { lower: "x" } } }).sort()).toEqual(
+      ["discriminator.controller.lower", "method"].sort(),
+    );
+    expect(issuesOf({ ...base, discriminator: { controller: { lower: 0.6, upper: 0.5 } } })).toEqual(["discriminator.controller.lower"]);
+  });
+
+  it("reports unknown keys by name", () => {
+    try {
+      resolveExperiment({ ...base, colour: "red" });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as Error).message).toMatch(/colour/);
+    }
+  });
+});
+
+describe("generated JSON Schema", () => {
+  it("matches the committed schemas/ (run `npm run schemas` after changing a zod schema)", () => {
+    for (const [name, text] of Object.entries(generateSchemas())) {
+      expect(readFileSync(new URL(`../../schemas/${name}`, import.meta.url), "utf8"), `schemas/${name} is stale`).toBe(text);
+    }
+  });
+});

@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { resolveExperiment } from "../../src/config/experiment.js";
+import { isControllerIter, isGeneratorDstIter, nextEventIter } from "../../src/run/events.js";
+
+const exp = (nCritic = 1) =>
+  resolveExperiment({
+    method: "adapt-relax",
+    density: 0.1,
+    iterations: 400,
+    model: { name: "mlp2d" },
+    data: { name: "ring8" },
+    train: { nCritic },
+    generator: { dst: { every: 50 } },
+    discriminator: { controller: { every: 100, window: 100 } },
+    log: { every: 30 },
+  });
+
+describe("run-loop cadence", () => {
+  it("stops at every G DST step, controller decision and log line, and at the end", () => {
+    const e = exp();
+    const stops: number[] = [];
+    for (let t = 0; t < e.iterations; ) stops.push((t = nextEventIter(e, t)));
+    expect(stops.slice(0, 6)).toEqual([30, 50, 60, 90, 100, 120]);
+    expect(stops[stops.length - 1]).toBe(400);
+    expect(stops.filter((t) => isGeneratorDstIter(e, t))).toEqual([50, 100, 150, 200, 250, 300, 350]);
+    expect(stops.filter((t) => isControllerIter(e, t))).toEqual([100, 200, 300]);
+  });
+  it("counts the controller's interval in D steps (n_critic per iteration)", () => {
+    const e = exp(5);
+    const stops: number[] = [];
+    for (let t = 0; t < e.iterations; ) stops.push((t = nextEventIter(e, t)));
+    expect(stops.filter((t) => isControllerIter(e, t))).toEqual([20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 220, 240, 260, 280, 300, 320, 340, 360, 380]);
+  });
+});

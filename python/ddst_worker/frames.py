@@ -34,7 +34,7 @@ def encode(name: str, value) -> tuple[dict, bytes]:
         value = value.detach().cpu().numpy()
     arr = np.asarray(value)
     wire = _wire_name(arr.dtype)
-    arr = np.ascontiguousarray(arr, dtype=DTYPES[wire])  # converts big-endian input to little-endian
+    arr = np.asarray(arr, dtype=DTYPES[wire], order="C")  # C order, little-endian (keeps 0-d shapes)
     return {"name": name, "dtype": wire, "shape": list(arr.shape)}, arr.tobytes()
 
 

@@ -7,7 +7,7 @@ export const ModelSpec = z.strictObject({
   name: z.enum(["mlp2d"]).describe("network pair from the worker's registry"),
   hidden: z.number().int().min(1).max(65536).default(128).describe("hidden width (mlp2d)"),
   depth: z.number().int().min(1).max(16).default(2).describe("hidden layers (mlp2d)"),
-  latentDim: z.number().int().min(1).max(4096).default(2).describe("dimension of the generator's noise z"),
+  latentDim: z.number().int().min(1).max(4096).optional().describe("dimension of the noise z (default per model: mlp2d 2)"),
 });
 
 export const DataSpec = z.strictObject({

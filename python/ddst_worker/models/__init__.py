@@ -1,9 +1,11 @@
 """Model registry: name -> module providing `build(model_cfg, data_shape) -> (G, D, latent_dim)`.
 
-Modules are imported on first use so a model with heavy or missing pieces costs nothing until asked for.
+A trailing number names the image size the model is for (`sngan32`, `dcgan28`) and resolves to the
+module of the bare name, which checks the size. Modules are imported on first use.
 """
 
 import importlib
+import re
 
 from ..errors import WorkerError
 
@@ -14,14 +16,27 @@ MODELS = {
 }
 
 
+def module_for(name) -> str:
+    if isinstance(name, str):
+        if name in MODELS:
+            return MODELS[name]
+        bare = re.sub(r"\d+$", "", name)
+        if bare != name and bare in MODELS:
+            return MODELS[bare]
+    raise WorkerError("bad_value", f"unknown model {name!r}; known: {sorted(MODELS)}", {"model": name})
+
+
 def build_model(model_cfg: dict, data_shape: tuple):
-    name = model_cfg.get("name")
-    if name not in MODELS:
-        raise WorkerError("bad_value", f"unknown model {name!r}; known: {sorted(MODELS)}", {"model": name})
+    """(G, D, latent_dim); a model's ValueError (a config it cannot build) becomes bad_value."""
+    path = module_for(model_cfg.get("name"))
     try:
-        module = importlib.import_module(MODELS[name])
+        module = importlib.import_module(path)
     except ModuleNotFoundError as e:
-        if e.name != MODELS[name]:
+        if e.name != path:
             raise
-        raise WorkerError("bad_value", f"model {name!r} is not available in this worker", {"model": name})
-    return module.build(model_cfg, data_shape)
+        raise WorkerError("bad_value", f"model {model_cfg.get('name')!r} is not available in this worker",
+                          {"model": model_cfg.get("name")})
+    try:
+        return module.build(model_cfg, data_shape)
+    except ValueError as e:
+        raise WorkerError("bad_value", str(e), {"model": model_cfg.get("name")}) from e

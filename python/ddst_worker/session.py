@@ -1,0 +1,189 @@
+"""The worker's state and its operations, one method per protocol op (docs/protocol.md).
+
+Nothing here decides anything: densities, drop rates, criteria and iteration counts all come from
+the orchestrator. Inputs the schema cannot rule out (unknown layer names, impossible devices) are
+checked here and answered with `bad_value`.
+"""
+
+import os
+import platform
+
+import numpy as np
+import torch
+
+from . import PROTOCOL_VERSION, __version__
+from .data import build_data
+from .errors import WorkerError
+from .losses import LOSSES
+from .masking import GROWTH_CRITERIA, PRUNE_CRITERIA, MaskSet, maskable_layers
+from .models import build_model
+from .train import Gan, growth_gradients, train
+
+NETS = ("generator", "discriminator")
+SAMPLE_CHUNK = 4096
+
+
+def _bad(message: str, **detail):
+    return WorkerError("bad_value", message, detail)
+
+
+def _check_unit(name: str, value: float):
+    if not 0.0 <= value <= 1.0:
+        raise _bad(f"{name} must be in [0, 1], got {value}", **{name: value})
+
+
+def layer_table(net: str, model: torch.nn.Module) -> list[dict]:
+    """Every parameter: maskable weights under their module's name, the rest under their own."""
+    maskable = {id(w): name for name, w in maskable_layers(model)}
+    return [{"net": net, "name": maskable.get(id(p), pname), "shape": list(p.shape),
+             "maskable": id(p) in maskable, "numel": p.numel()}
+            for pname, p in model.named_parameters()]
+
+
+class Session:
+    def __init__(self):
+        self.gan: Gan | None = None
+        self.iter = 0          # last iteration completed (or running, during train)
+        self.busy = False      # set by the server around long ops
+        self.dropped = 0       # counted by the server
+        self.exit_requested = False
+        self.mask_gen: torch.Generator | None = None
+
+    def handle(self, op: str, args: dict, tensors: dict, progress=None):
+        """-> (result dict, [(name, array)])."""
+        method = getattr(self, "op_" + op, None)
+        if method is None:
+            raise WorkerError("unknown_op", f"this worker does not implement op {op!r}", {"op": op})
+        out = method(args, progress) if op == "train" else method(args)
+        return out if isinstance(out, tuple) else (out, [])
+
+    def _built(self) -> Gan:
+        if self.gan is None:
+            raise WorkerError("not_built", "send `build` first")
+        return self.gan
+
+    def _masks(self, net: str) -> MaskSet:
+        gan = self._built()
+        if net not in NETS:
+            raise _bad(f"net must be one of {NETS}", net=net)
+        return gan.masks_g if net == "generator" else gan.masks_d
+
+    # ---- ops ----------------------------------------------------------------------------------
+
+    def op_hello(self, args):
+        cuda = torch.cuda.is_available()
+        return {"protocol": PROTOCOL_VERSION, "worker": __version__, "python": platform.python_version(),
+                "torch": torch.__version__, "device": "cuda" if cuda else "cpu", "cudaAvailable": cuda,
+                "threads": torch.get_num_threads(), "pid": os.getpid(), "dropped": self.dropped}
+
+    def op_ping(self, args):
+        return {"busy": self.busy, "iter": self.iter, "dropped": self.dropped}
+
+    def op_build(self, args):
+        device, t = args["device"], args["train"]
+        if device == "cuda" and not torch.cuda.is_available():
+            raise _bad("device 'cuda' was asked for but torch sees no CUDA device here; use 'cpu'",
+                       device=device)
+        if device not in ("cpu", "cuda"):
+            raise _bad("device must be 'cpu' or 'cuda'", device=device)
+        if t["loss"] not in LOSSES:
+            raise _bad(f"loss must be one of {sorted(LOSSES)}", loss=t["loss"])
+        if t["batchSize"] < 1 or t["nCritic"] < 1:
+            raise _bad("batchSize and nCritic must be >= 1", batchSize=t["batchSize"], nCritic=t["nCritic"])
+
+        # Independent streams from one seed: model init, data, noise z, masks/random growth.
+        init_seed, data_seed, noise_seed, mask_seed = (
+            int(s) for s in np.random.SeedSequence(args["seed"] % 2**64).generate_state(4))
+        torch.manual_seed(init_seed)  # model init uses the global generator
+        data = build_data(args["data"], data_seed, device)
+        G, D, latent = build_model(args["model"], data.shape)
+        G, D = G.to(device), D.to(device)
+        betas = tuple(t["betas"])
+        opt_g = torch.optim.Adam(G.parameters(), lr=t["lrG"], betas=betas)
+        opt_d = torch.optim.Adam(D.parameters(), lr=t["lrD"], betas=betas)
+        self.gan = Gan(G=G, D=D, opt_g=opt_g, opt_d=opt_d, masks_g=MaskSet(G, opt_g), masks_d=MaskSet(D, opt_d),
+                       data=data, noise=torch.Generator(device=device).manual_seed(noise_seed),
+                       latent_dim=latent, batch_size=t["batchSize"], n_critic=t["nCritic"],
+                       loss=t["loss"], device=device)
+        self.mask_gen = torch.Generator().manual_seed(mask_seed)
+        self.iter = 0
+        return {"device": device, "latentDim": latent,
+                "layers": layer_table("generator", G) + layer_table("discriminator", D)}
+
+    def op_setMasks(self, args):
+        self._built()
+        # Check everything before changing anything, so a bad request leaves the masks alone.
+        for net in NETS:
+            masks = self._masks(net)
+            for name, d in args.get(net, {}).items():
+                if name not in masks.by_name:
+                    raise _bad(f"{net} has no maskable layer {name!r}", net=net, layer=name,
+                               layers=list(masks.by_name))
+                _check_unit(f"{net}.{name}", d)
+        for net in NETS:
+            self._masks(net).set_densities(args.get(net, {}), self.mask_gen)
+        return self.op_stats({})
+
+    def op_train(self, args, progress=None):
+        gan = self._built()
+        start, iterations, every = args["start"], args["iterations"], args["probeEvery"]
+        if iterations < 0:
+            raise _bad("iterations must be >= 0", iterations=iterations)
+
+        def on_iteration(t, done, total):
+            self.iter = t
+            if progress is not None:
+                progress(t, done, total)
+
+        losses, probes = train(gan, start, iterations, every, on_iteration)
+        return {"end": start + iterations - 1, "iterations": iterations}, [("losses", losses), ("probes", probes)]
+
+    def op_setDensity(self, args):
+        net, target, growth = args["net"], args["target"], args["growth"]
+        masks = self._masks(net)
+        _check_unit("target", target)
+        if growth not in ("global_gradient", "global_random"):
+            raise _bad("setDensity grows by global_gradient or global_random", growth=growth)
+        before = masks.density()
+        pruned, grown = masks.set_density(target, growth, lambda: growth_gradients(self.gan, net), self.mask_gen)
+        return {"net": net, "before": before, "after": masks.density(), "pruned": pruned, "grown": grown,
+                "active": masks.active(), "total": masks.total()}
+
+    def op_dstStep(self, args):
+        net, rate, prune, growth = args["net"], args["dropRate"], args["prune"], args["growth"]
+        masks = self._masks(net)
+        _check_unit("dropRate", rate)
+        if prune not in PRUNE_CRITERIA:
+            raise _bad(f"prune must be one of {PRUNE_CRITERIA}", prune=prune)
+        if growth not in GROWTH_CRITERIA:
+            raise _bad(f"growth must be one of {GROWTH_CRITERIA}", growth=growth)
+        # The gradient is taken lazily, after the prune and right before growing (see growth_gradients).
+        pruned, grown = masks.dst_step(rate, prune, growth, lambda: growth_gradients(self.gan, net), self.mask_gen)
+        return {"net": net, "pruned": pruned, "grown": grown, "active": masks.active(), "total": masks.total()}
+
+    def op_stats(self, args):
+        gan = self._built()
+        return {"generator": gan.masks_g.stats(), "discriminator": gan.masks_d.stats()}
+
+    @torch.no_grad()
+    def op_sample(self, args):
+        """n samples from G in eval mode (BatchNorm uses running stats), z from a generator seeded by
+        `seed` alone, so the same seed gives the same z whatever happened before."""
+        gan = self._built()
+        n, seed = args["n"], args["seed"]
+        if n < 1:
+            raise _bad("n must be >= 1", n=n)
+        gen = torch.Generator(device=gan.device).manual_seed(seed % 2**64)
+        was_training = gan.G.training
+        gan.G.eval()
+        try:
+            chunks = [gan.G(torch.randn(min(SAMPLE_CHUNK, n - i), gan.latent_dim, generator=gen,
+                                        device=gan.device)).float().cpu()
+                      for i in range(0, n, SAMPLE_CHUNK)]
+        finally:
+            gan.G.train(was_training)
+        return {"n": n}, [("samples", torch.cat(chunks))]
+
+    def op_shutdown(self, args):
+        self.exit_requested = True
+        return {}

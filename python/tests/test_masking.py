@@ -1,0 +1,264 @@
+"""Mask kernels against brute-force references written in plain Python."""
+
+import pytest
+import torch
+from torch import nn
+
+from ddst_worker.masking import MaskSet, count_for, maskable_layers
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3))
+
+
+def masked(seed=0, densities=(0.5, 0.4, 0.6), with_adam=True):
+    model = small_model(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3) if with_adam else None
+    masks = MaskSet(model, opt)
+    masks.set_densities(dict(zip(["0", "2", "4"], densities)), torch.Generator().manual_seed(seed))
+    return model, opt, masks
+
+
+def fill_moments(model, opt, value=1.0):
+    """Give every weight Adam state (as after training) so resets are visible."""
+    for p in model.parameters():
+        opt.state[p] = {"step": torch.tensor(3.0), "exp_avg": torch.full_like(p, value),
+                        "exp_avg_sq": torch.full_like(p, value)}
+
+
+def flat(masks):
+    """All entries as (layer, flat index, weight, active)."""
+    return [(l.name, i, float(w), bool(m)) for l in masks.layers
+            for i, (w, m) in enumerate(zip(l.weight.detach().flatten(), l.mask.flatten()))]
+
+
+def active_set(masks):
+    return {(l.name, i) for l in masks.layers for i in l.mask.flatten().nonzero().flatten().tolist()}
+
+
+def check_invariants(masks, opt=None):
+    for l in masks.layers:
+        assert (l.weight.detach()[~l.mask] == 0).all(), f"{l.name}: weight outside mask"
+        assert (l.ever | ~l.mask).all(), f"{l.name}: active weight missing from ITOP"
+        if opt is not None and l.weight in opt.state:
+            for key in ("exp_avg", "exp_avg_sq"):
+                assert (opt.state[l.weight][key][~l.mask] == 0).all(), f"{l.name}: {key} outside mask"
+
+
+def ref_lowest(entries, k):
+    """k entries with the smallest score; ties to the earlier entry (stable)."""
+    return {e[0] for e in sorted(entries, key=lambda e: e[1])[:k]}
+
+
+def ref_highest(entries, k):
+    return {e[0] for e in sorted(entries, key=lambda e: -e[1])[:k]}
+
+
+def test_count_for_rounds_half_up_and_clamps():
+    assert [count_for(d, n) for d, n in [(0.5, 5), (0.5, 3), (0.1, 10), (0.25, 2), (0, 9), (1, 9), (1.2, 4)]] == \
+        [3, 2, 1, 1, 0, 9, 4]
+
+
+def test_maskable_weights_plain_and_spectral_norm_both_flavours():
+    plain = small_model()
+    assert [n for n, _ in maskable_layers(plain)] == ["0", "2", "4"]
+    hooked = nn.Sequential(nn.utils.spectral_norm(nn.Conv2d(3, 4, 3)), nn.ReLU(), nn.utils.spectral_norm(nn.Linear(4, 1)))
+    assert [(n, w is m.weight_orig) for (n, w), m in zip(maskable_layers(hooked), [hooked[0], hooked[2]])] == \
+        [("0", True), ("2", True)]
+    param = nn.Sequential(nn.utils.parametrizations.spectral_norm(nn.ConvTranspose2d(4, 2, 4)),
+                          nn.BatchNorm2d(2), nn.utils.parametrizations.spectral_norm(nn.Linear(3, 3)))
+    layers = maskable_layers(param)
+    assert [n for n, _ in layers] == ["0", "2"]
+    assert layers[0][1] is param[0].parametrizations.weight.original
+    # masking the stored weight zeroes the normalized weight the forward uses
+    masks = MaskSet(param)
+    masks.set_densities({"0": 0.3, "2": 0.5}, torch.Generator().manual_seed(0))
+    assert (param[0].weight[~masks.by_name["0"].mask] == 0).all()
+    assert masks.by_name["2"].active == 5
+
+
+def test_set_densities_exact_counts_random_and_seeded():
+    _, _, a = masked(seed=1)
+    _, _, b = masked(seed=1)
+    _, _, c = masked(seed=2)
+    assert [l.active for l in a.layers] == [count_for(0.5, 42), count_for(0.4, 35), count_for(0.6, 15)]
+    assert active_set(a) == active_set(b) != active_set(c)
+    check_invariants(a)
+    assert a.stats()["itop"] == a.density()
+
+
+def test_magnitude_prune_matches_brute_force():
+    model, opt, masks = masked()
+    fill_moments(model, opt)
+    masks.apply()
+    entries = flat(masks)
+    before = active_set(masks)
+    pruned, grown = masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0))
+    expected_removed = set()
+    for name in ["0", "2", "4"]:
+        layer_active = [((n, i), abs(w)) for n, i, w, m in entries if n == name and m]
+        expected_removed |= ref_lowest(layer_active, count_for(0.3, len(layer_active)))
+    after = active_set(masks)
+    assert pruned == grown == len(expected_removed)
+    assert before - after == expected_removed  # exactly these went, none came back
+    grown_set = after - before
+    assert len(grown_set) == len(expected_removed)
+    for n, i in grown_set:  # grown per layer, from previously inactive weights, at 0 with 0 moments
+        layer = masks.by_name[n]
+        assert layer.weight.detach().flatten()[i] == 0
+        assert opt.state[layer.weight]["exp_avg"].flatten()[i] == 0
+        assert opt.state[layer.weight]["exp_avg_sq"].flatten()[i] == 0
+    for name in ["0", "2", "4"]:
+        assert sum(n == name for n, _ in grown_set) == sum(n == name for n, _ in expected_removed)
+    for n, i in before & after:  # survivors keep their moments
+        assert opt.state[masks.by_name[n].weight]["exp_avg"].flatten()[i] == 1
+    check_invariants(masks, opt)
+
+
+def test_global_magnitude_prune_and_global_gradient_growth_match_brute_force():
+    model, opt, masks = masked(seed=3)
+    entries = flat(masks)
+    before = active_set(masks)
+    grads = {l.name: torch.randn(l.weight.shape, generator=torch.Generator().manual_seed(7 + j))
+             for j, l in enumerate(masks.layers)}
+    k = count_for(0.4, masks.active())
+    masks.dst_step(0.4, "global_magnitude", "global_gradient", lambda: grads, torch.Generator())
+    removed = ref_lowest([((n, i), abs(w)) for n, i, w, m in entries if m], k)
+    grown = ref_highest([((n, i), abs(float(grads[n].flatten()[i]))) for n, i, w, m in entries if not m], k)
+    after = active_set(masks)
+    assert after == (before - removed) | grown
+    assert len(after) == len(before)
+    check_invariants(masks, opt)
+
+
+def test_per_layer_gradient_growth_matches_brute_force():
+    model, opt, masks = masked(seed=4)
+    entries = flat(masks)
+    before = active_set(masks)
+    grads = {l.name: torch.randn(l.weight.shape) for l in masks.layers}
+    masks.dst_step(0.5, "magnitude", "gradient", lambda: grads, torch.Generator())
+    expected = set()
+    for name in ["0", "2", "4"]:
+        act = [((n, i), abs(w)) for n, i, w, m in entries if n == name and m]
+        k = count_for(0.5, len(act))
+        expected |= set(a for a, _ in act) - ref_lowest(act, k)
+        expected |= ref_highest([((n, i), abs(float(grads[n].flatten()[i])))
+                                 for n, i, w, m in entries if n == name and not m], k)
+    assert active_set(masks) == expected and len(expected) == len(before)
+
+
+def test_set_prune_splits_between_negatives_closest_to_zero_and_smallest_positives():
+    model, opt, masks = masked(seed=5, densities=(1.0, 1.0, 1.0))
+    entries = flat(masks)
+    masks.dst_step(0.3, "set", "random", None, torch.Generator().manual_seed(1))
+    for name in ["0", "2", "4"]:
+        act = [(i, w) for n, i, w, m in entries if n == name and m]
+        k = count_for(0.3, len(act))
+        neg = [(i, -w) for i, w in act if w < 0]   # lowest -w = negative closest to zero
+        pos = [(i, w) for i, w in act if w >= 0]
+        k_neg = min(k // 2, len(neg))
+        k_pos = k - k_neg
+        expected = ref_lowest(neg, k_neg) | ref_lowest(pos, k_pos)
+        # dense layer: every removed weight is regrown only if nothing else was inactive -> the
+        # fallback regrows just-pruned weights at 0; compare the zeroed set instead.
+        zeroed = {i for i, w in enumerate(masks.by_name[name].weight.detach().flatten().tolist()) if w == 0}
+        assert zeroed == expected
+        assert masks.by_name[name].active == len(act)
+
+
+def test_set_prune_when_one_sign_runs_short():
+    model = nn.Sequential(nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[-0.1, 0.5, 0.2, 0.3], [0.4, 0.6, 0.7, 0.8]]))
+    masks = MaskSet(model)
+    masks.dst_step(0.5, "set", "random", None, torch.Generator().manual_seed(0))  # k=4, one negative
+    w = model[0].weight.detach().flatten().tolist()
+    assert [i for i, x in enumerate(w) if x == 0] == [0, 2, 3, 4]  # -0.1 and the 3 smallest positives
+
+
+def test_ties_go_to_lower_index():
+    model = nn.Sequential(nn.Linear(3, 4, bias=False))
+    nn.init.constant_(model[0].weight, 0.5)
+    masks = MaskSet(model)
+    masks.set_density(0.5, "global_random", None, torch.Generator())
+    assert masks.layers[0].mask.flatten().tolist() == [False] * 6 + [True] * 6
+
+
+def test_random_growth_counts_candidates_and_seed():
+    def run(seed):
+        model, opt, masks = masked(seed=6)
+        before = active_set(masks)
+        masks.dst_step(0.25, "magnitude", "global_random", None, torch.Generator().manual_seed(seed))
+        return before, active_set(masks), masks
+    before, after, masks = run(0)
+    assert len(after) == len(before)
+    grown = after - before
+    assert grown and all(masks.by_name[n].weight.detach().flatten()[i] == 0 for n, i in grown)
+    assert run(0)[1] == after and run(1)[1] != after
+    check_invariants(masks)
+
+
+def test_set_density_down_by_global_magnitude_and_up_by_growth():
+    model, opt, masks = masked(seed=8)
+    fill_moments(model, opt, 2.0)
+    masks.apply()
+    total = masks.total()
+    entries = flat(masks)
+    want = count_for(0.2, total)
+    pruned, grown = masks.set_density(0.2, "global_gradient", None, torch.Generator())
+    assert (pruned, grown) == (masks.active() + pruned - want, 0) and masks.active() == want
+    removed = ref_lowest([((n, i), abs(w)) for n, i, w, m in entries if m], pruned)
+    assert {(n, i) for n, i, _, m in entries if m} - active_set(masks) == removed
+    check_invariants(masks, opt)
+
+    grads = {l.name: torch.randn(l.weight.shape) for l in masks.layers}
+    entries = flat(masks)
+    want_up = count_for(0.7, total)
+    pruned, grown = masks.set_density(0.7, "global_gradient", lambda: grads, torch.Generator())
+    assert (pruned, grown) == (0, want_up - want) and masks.active() == want_up
+    expected = ref_highest([((n, i), abs(float(grads[n].flatten()[i]))) for n, i, w, m in entries if not m], grown)
+    assert active_set(masks) - {(n, i) for n, i, _, m in entries if m} == expected
+    for n, i in expected:
+        assert opt.state[masks.by_name[n].weight]["exp_avg_sq"].flatten()[i] == 0
+    check_invariants(masks, opt)
+    assert masks.set_density(0.7, "global_random", None, torch.Generator()) == (0, 0)
+
+
+def test_itop_is_the_union_of_every_mask_seen():
+    model, opt, masks = masked(seed=9)
+    seen = active_set(masks)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        masks.dst_step(0.3, "magnitude", "random", None, gen)
+        seen |= active_set(masks)
+        check_invariants(masks)
+    assert masks.stats()["itop"] == pytest.approx(len(seen) / masks.total())
+    stats = masks.stats()
+    assert stats["active"] == sum(l["active"] for l in stats["layers"]) and stats["total"] == 42 + 35 + 15
+
+
+def test_dense_layer_drop_regrows_exact_count_via_fallback():
+    model, opt, masks = masked(seed=10, densities=(1.0, 0.9, 1.0))
+    counts = [l.active for l in masks.layers]
+    masks.dst_step(0.5, "magnitude", "gradient", lambda: {l.name: torch.randn(l.weight.shape) for l in masks.layers},
+                   torch.Generator())
+    assert [l.active for l in masks.layers] == counts
+    check_invariants(masks, opt)
+
+
+def test_registry_models_mask_by_module_name_under_spectral_norm():
+    from ddst_worker.errors import WorkerError
+    from ddst_worker.models import build_model
+
+    G, D, latent = build_model({"name": "dcgan28", "spectralNorm": True}, (1, 28, 28))
+    masks = MaskSet(D)
+    assert [l.name for l in masks.layers] == ["conv1", "conv2", "fc"]
+    assert all(l.weight is m.weight_orig for l, m in zip(masks.layers, (D.conv1, D.conv2, D.fc)))
+    masks.set_densities({"conv2": 0.1}, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        D(G(torch.randn(2, latent)))  # spectral norm recomputes `weight` from the masked weight_orig
+    assert (D.conv2.weight[~masks.by_name["conv2"].mask] == 0).all()
+    with pytest.raises(WorkerError) as e:
+        build_model({"name": "dcgan32"}, (1, 28, 28))
+    assert e.value.code == "bad_value"

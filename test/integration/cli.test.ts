@@ -1,0 +1,95 @@
+import { execa } from "execa";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { MetricRecord, Summary } from "../../src/run/records.js";
+import { isAlive, tempDir, waitFor } from "./helpers.js";
+
+const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
+const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "ring8-adapt.json");
+
+const readRecords = (dir: string) =>
+  readFileSync(join(dir, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => MetricRecord.parse(JSON.parse(l)));
+
+describe("ddst run", () => {
+  it("runs the ADAPT toy example for 200 iterations and writes config, metrics and summary", async () => {
+    const out = join(tempDir(), "run");
+    const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "200", "--out", out], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/controller: BR/);
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(config).toMatchObject({ method: "adapt-relax", iterations: 200, discriminator: { controller: { rule: "relaxed" } } });
+    const records = readRecords(out);
+    const kinds = new Set(records.map((x) => x.kind));
+    for (const k of ["loss", "br", "controller", "density", "dst"]) expect(kinds).toContain(k);
+    for (const x of records) expect(Number.isInteger(x.iter)).toBe(true);
+    const controller = records.filter((x) => x.kind === "controller");
+    // Window of 100 iterations, decisions every 100: the first decision comes at 100, then 200 is the end.
+    expect(controller.map((x) => x.iter)).toEqual([100]);
+    const summary = Summary.parse(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")));
+    expect(summary).toMatchObject({ method: "adapt-relax", iterations: 200, seed: 0, device: "cpu" });
+    expect(summary.final.densityG).toBeCloseTo(0.1, 2);
+    expect(summary.final.densityD).toBeCloseTo(controller[0]!.densityD, 2);
+  });
+
+  it("rejects an invalid experiment with exit code 2, naming each field, creating nothing", async () => {
+    const dir = tempDir();
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, JSON.stringify({ method: "adapt-relax", density: 1.5, iterations: 10, model: { name: "mlp2d" }, colour: 1 }));
+    const out = join(dir, "out");
+    const r = await execa("node", [CLI, "run", bad, "--out", out], { reject: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/density/);
+    expect(r.stderr).toMatch(/colour/);
+    expect(r.stderr).toMatch(/data/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("refuses to write into a non-empty run directory", async () => {
+    const out = tempDir();
+    writeFileSync(join(out, "keep.txt"), "precious");
+    const r = await execa("node", [CLI, "run", EXAMPLE, "--out", out], { reject: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/not empty/);
+    expect(readFileSync(join(out, "keep.txt"), "utf8")).toBe("precious");
+  });
+
+  it("stops the worker on SIGTERM and leaves no orphan", async () => {
+    const out = join(tempDir(), "run");
+    const child = execa("node", [CLI, "run", EXAMPLE, "--iterations", "1000000", "--out", out], { reject: false });
+    let pid = 0;
+    child.stdout?.on("data", (d: Buffer) => {
+      const m = /worker: pid (\d+)/.exec(d.toString());
+      if (m) pid = Number(m[1]);
+    });
+    expect(await waitFor(() => pid > 0, 60_000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill("SIGTERM");
+    const r = await child;
+    expect(r.exitCode).toBe(143);
+    expect(await waitFor(() => !isAlive(pid), 3000)).toBe(true);
+    expect(existsSync(join(out, "config.json"))).toBe(true);
+  });
+
+  it("reports a worker killed mid-run with its last words and a non-zero exit", async () => {
+    const out = join(tempDir(), "run");
+    const child = execa("node", [CLI, "run", EXAMPLE, "--iterations", "1000000", "--out", out], { reject: false });
+    let pid = 0;
+    child.stdout?.on("data", (d: Buffer) => {
+      const m = /worker: pid (\d+)/.exec(d.toString());
+      if (m) pid = Number(m[1]);
+    });
+    expect(await waitFor(() => pid > 0, 60_000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    process.kill(pid, "SIGKILL");
+    const r = await child;
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/killed by SIGKILL/);
+    expect(r.stderr).toMatch(/ddst-worker ready/);
+  });
+});

@@ -1,0 +1,31 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const tempDir = (prefix = "ddst-test-") => mkdtempSync(join(tmpdir(), prefix));
+
+export const toyBuild = {
+  seed: 0,
+  device: "cpu",
+  model: { name: "mlp2d", hidden: 64, depth: 2, latentDim: 2 },
+  data: { name: "ring8", radius: 2 },
+  train: { batchSize: 64, nCritic: 1, loss: "hinge", lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9] },
+} as const;
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor(cond: () => boolean, ms: number, step = 25): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, step));
+  }
+  return cond();
+}

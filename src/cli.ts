@@ -6,9 +6,17 @@ import { RunAborted, runExperiment } from "./run/run-experiment.js";
 import { RunDir, RunDirError } from "./run/run-dir.js";
 import type { MetricRecord } from "./run/records.js";
 import { surveyPythons } from "./worker/discover.js";
+import { Worker } from "./worker/worker.js";
+import { ModelSpec, TrainSpec } from "./config/networks.js";
+import { BuildResult } from "./protocol/messages.js";
+import { dataForInspection, formatInspect, inspectNet } from "./report/inspect.js";
+
+const MODEL_NAMES = ["mlp2d", "sngan32", "sngan48", "dcgan28", "dcgan32"];
 
 const USAGE = `usage:
   ddst run <experiment.json> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda]
+  ddst inspect <model> [--density-g X] [--density-d Y] [--init erk|uniform] [--json]
+               models: mlp2d, sngan32, sngan48, dcgan28, dcgan32
   ddst doctor          which Python ddst would use, and why other candidates were rejected`;
 
 class UsageError extends Error {}
@@ -100,9 +108,52 @@ function progressPrinter(total: number): (r: MetricRecord) => void {
   };
 }
 
+function densityOption(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!(x > 0 && x <= 1)) throw new UsageError(`--${name} must be a density in (0, 1], got '${v}'`);
+  return x;
+}
+
+async function cmdInspect(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      "density-g": { type: "string" },
+      "density-d": { type: "string" },
+      init: { type: "string", default: "erk" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError("ddst inspect takes exactly one model name");
+  const model = ModelSpec.safeParse({ name: positionals[0] });
+  if (!model.success) throw new UsageError(`unknown model '${positionals[0]}'; known: ${MODEL_NAMES.join(", ")}`);
+  const init = values.init;
+  if (init !== "erk" && init !== "uniform") throw new UsageError(`--init must be erk or uniform, got '${init}'`);
+  const dG = densityOption("density-g", values["density-g"]) ?? 1;
+  const dD = densityOption("density-d", values["density-d"]) ?? dG;
+  const worker = await Worker.start();
+  try {
+    const built = BuildResult.parse(
+      (await worker.call("build", { seed: 0, device: "cpu", model: model.data, data: dataForInspection(model.data), train: TrainSpec.parse({}) })).result,
+    );
+    const nets = {
+      generator: inspectNet(built.layers, "generator", dG, init),
+      discriminator: inspectNet(built.layers, "discriminator", dD, init),
+    };
+    if (values.json) console.log(JSON.stringify(nets, null, 2));
+    else console.log(formatInspect(model.data.name, nets, { generator: dG, discriminator: dD }, init));
+    return 0;
+  } finally {
+    await worker.stop();
+  }
+}
+
 async function cmdDoctor(): Promise<number> {
   const found = await surveyPythons();
-  let chosen = false;
+  // An explicit DDST_PYTHON is the only choice when set: a broken one is not replaced by another.
+  let chosen = Boolean(process.env.DDST_PYTHON) && !found[0]?.ok;
   for (const c of found) {
     const mark = c.ok && !chosen ? "->" : "  ";
     if (c.ok && !chosen) chosen = true;
@@ -128,6 +179,8 @@ async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case "run":
         return await cmdRun(rest);
+      case "inspect":
+        return await cmdInspect(rest);
       case "doctor":
         return await cmdDoctor();
       case undefined:

@@ -1,28 +1,63 @@
 import { z } from "zod";
 
 /** What the worker builds: the networks, the data and the optimizer settings. Shared by the experiment file
- * and the `build` request, so the worker validates exactly what the user wrote. */
+ * and the `build` request, so the worker validates exactly what the user wrote. Fields left out take the
+ * model's own defaults in the worker (latent 128 for SNGAN, 64 for DCGAN, 2 for mlp2d). */
 
-export const ModelSpec = z.strictObject({
-  name: z.enum(["mlp2d"]).describe("network pair from the worker's registry"),
-  hidden: z.number().int().min(1).max(65536).default(128).describe("hidden width (mlp2d)"),
-  depth: z.number().int().min(1).max(16).default(2).describe("hidden layers (mlp2d)"),
-  latentDim: z.number().int().min(1).max(4096).optional().describe("dimension of the noise z (default per model: mlp2d 2)"),
+const LatentDim = z.number().int().min(1).max(4096).optional().describe("dimension of the noise z");
+const Channels = z.number().int().min(1).max(4096).optional();
+
+export const Mlp2dSpec = z.strictObject({
+  name: z.literal("mlp2d"),
+  hidden: z.number().int().min(1).max(65536).default(128).describe("hidden width"),
+  depth: z.number().int().min(1).max(16).default(2).describe("hidden layers"),
+  latentDim: LatentDim,
 });
 
-export const DataSpec = z.strictObject({
-  name: z.enum(["ring8", "grid25"]).describe("dataset; toy mixtures are generated from the seed"),
-  std: z.number().positive().max(10).optional().describe("std of each mode (default 0.02 ring8, 0.05 grid25)"),
-  radius: z.number().positive().max(100).default(2).describe("radius of the ring (ring8)"),
+export const SnganSpec = z.strictObject({
+  name: z.enum(["sngan32", "sngan48"]).describe("the paper's SNGAN for 32x32 (CIFAR-10) or 48x48 (STL-10)"),
+  latentDim: LatentDim,
+  gChannels: Channels.describe("generator channels (256)"),
+  dChannels: Channels.describe("discriminator channels (128)"),
+  spectralNorm: z.boolean().optional().describe("spectral norm on every D layer (true)"),
+  variant: z.enum(["lottery", "resnet48"]).optional().describe("sngan48 only: the reference's two 48x48 pairs"),
 });
+
+export const DcganSpec = z.strictObject({
+  name: z.enum(["dcgan28", "dcgan32"]).describe("DCGAN for 28x28 (MNIST) or 32x32 images"),
+  latentDim: LatentDim,
+  width: z.number().int().min(1).max(1024).optional().describe("base channel count (32)"),
+  spectralNorm: z.boolean().optional().describe("spectral norm on D (false)"),
+});
+
+export const ModelSpec = z.discriminatedUnion("name", [Mlp2dSpec, SnganSpec, DcganSpec]);
+
+const ModeStd = z.number().positive().max(10).optional();
+export const DataSpec = z.discriminatedUnion("name", [
+  z.strictObject({
+    name: z.literal("ring8").describe("8 Gaussians on a circle, generated from the seed"),
+    std: ModeStd.describe("std of each mode (0.02)"),
+    radius: z.number().positive().max(100).default(2),
+  }),
+  z.strictObject({
+    name: z.literal("grid25").describe("5x5 grid of Gaussians at -4..4, generated from the seed"),
+    std: ModeStd.describe("std of each mode (0.05)"),
+  }),
+  z.strictObject({
+    name: z.literal("synthetic").describe("random images of a given shape: for benchmarks and tests, not for results"),
+    shape: z.tuple([z.number().int().min(1).max(16), z.number().int().min(1).max(1024), z.number().int().min(1).max(1024)]),
+  }),
+]);
 
 export const TrainSpec = z.strictObject({
-  batchSize: z.number().int().min(1).max(65536).default(256),
+  batchSize: z.number().int().min(1).max(65536).default(256).describe("D's batch (real and fake)"),
+  genBatchSize: z.number().int().min(1).max(65536).optional().describe("G's batch (default: batchSize; the paper uses 128 with D at 64)"),
   nCritic: z.number().int().min(1).max(100).default(1).describe("D steps per G step"),
   loss: z.enum(["hinge", "ns", "wasserstein"]).default("hinge"),
   lrG: z.number().positive().max(1).default(2e-4),
   lrD: z.number().positive().max(1).default(2e-4),
   betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.0, 0.9]),
+  ema: z.number().min(0).lt(1).nullable().default(0.999).describe("generator EMA decay (null: no EMA)"),
 });
 
 export const Device = z.enum(["cpu", "cuda"]);

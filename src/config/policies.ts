@@ -16,6 +16,7 @@ export const DstPolicy = z.strictObject({
   floor: Fraction.default(0.005).describe("the schedule's final drop rate"),
   prune: PruneCriterion.default("global_magnitude"),
   growth: GrowthCriterion.default("global_gradient"),
+  alpha: z.number().min(0).max(1).default(0.5).describe("hybrid growth: share grown by gradient"),
 });
 
 /** D's own prune-and-regrow at fixed count, run by the strict rule when BR is above B+ at the cap. */

@@ -15,7 +15,7 @@ export const TensorDesc = z.strictObject({
 
 export const NetName = z.enum(["generator", "discriminator"]);
 export const PruneCriterion = z.enum(["magnitude", "global_magnitude", "set"]);
-export const GrowthCriterion = z.enum(["gradient", "global_gradient", "random", "global_random"]);
+export const GrowthCriterion = z.enum(["gradient", "global_gradient", "random", "global_random", "hybrid", "global_hybrid"]);
 export const DensityGrowth = z.enum(["global_gradient", "global_random"]);
 const Density = z.number().min(0).max(1);
 const LayerDensities = z.record(z.string().min(1), Density);
@@ -45,6 +45,7 @@ export const OpArgs = {
     dropRate: z.number().min(0).max(1),
     prune: PruneCriterion,
     growth: GrowthCriterion,
+    alpha: z.number().min(0).max(1).optional().describe("hybrid growth: the share grown by gradient, the rest at random"),
   }),
   stats: EmptyArgs,
   sample: z.strictObject({ n: z.number().int().min(1).max(1_000_000), seed: z.number().int().min(0) }),
@@ -123,8 +124,14 @@ export const LayerInfo = z.object({
   shape: z.array(z.number().int()),
   maskable: z.boolean(),
   numel: z.number().int(),
+  macs: z.number().describe("dense multiply-accumulates attributable to this parameter for one sample's forward pass"),
 });
-export const BuildResult = z.object({ device: z.string(), latentDim: z.number().int(), layers: z.array(LayerInfo) });
+export const BuildResult = z.object({
+  device: z.string(),
+  latentDim: z.number().int(),
+  dataShape: z.array(z.number().int()),
+  layers: z.array(LayerInfo),
+});
 
 export const NetStats = z.object({
   active: z.number().int(),

@@ -5,6 +5,7 @@ import { rowsOf } from "../protocol/frames.js";
 import { BuildResult, DstStepResult, SetDensityResult, StatsResult, type LayerInfo, type NetName } from "../protocol/messages.js";
 import { initialDensities } from "../sparsity/erk.js";
 import { deathRate } from "../sparsity/schedule.js";
+import { findPython } from "../worker/discover.js";
 import { Worker, type WorkerOptions } from "../worker/worker.js";
 import { isControllerIter, isGeneratorDstIter, isLogIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
 import type { MetricRecord, Summary } from "./records.js";
@@ -33,9 +34,12 @@ export class RunAborted extends Error {
 
 export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<Summary> {
   const started = Date.now();
+  RunDir.checkFree(opts.out);
+  // Find the interpreter before creating anything, so a machine without one leaves no half-made run.
+  const python = opts.worker?.python ?? (await findPython()).path;
   const dir = RunDir.create(opts.out);
   dir.writeJson("config.json", exp);
-  const worker = await Worker.start({ ...opts.worker, logFile: dir.logPath });
+  const worker = await Worker.start({ ...opts.worker, python, logFile: dir.logPath });
   opts.onWorker?.(worker);
   const abort = () => worker.killNow();
   opts.signal?.addEventListener("abort", abort, { once: true });
@@ -97,7 +101,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
         const dst = exp.generator.dst!;
         const rate = deathRate(dst.schedule, dst.deathRate, dst.floor, t, T);
         const r = DstStepResult.parse(
-          (await worker.call("dstStep", { net: "generator", dropRate: rate, prune: dst.prune, growth: dst.growth })).result,
+          (await worker.call("dstStep", { net: "generator", dropRate: rate, prune: dst.prune, growth: dst.growth, alpha: dst.alpha })).result,
         );
         records.push({ iter: t, kind: "dst", net: "generator", dropRate: rate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total });
       }
@@ -114,7 +118,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
           const n = exp.train.nCritic;
           const rate = deathRate(c.capDst.schedule, c.capDst.deathRate, c.capDst.floor, t * n, T * n);
           const r = DstStepResult.parse(
-            (await worker.call("dstStep", { net: "discriminator", dropRate: rate, prune: c.capDst.prune, growth: c.capDst.growth })).result,
+            (await worker.call("dstStep", { net: "discriminator", dropRate: rate, prune: c.capDst.prune, growth: c.capDst.growth, alpha: c.capDst.alpha })).result,
           );
           records.push({ iter: t, kind: "dst", net: "discriminator", dropRate: rate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total });
         }

@@ -30,7 +30,8 @@ export async function probePython(path: string, source: string): Promise<Candida
   const r = await execa(path, ["-c", PROBE], { reject: false, timeout: 120_000, env: { PYTHONNOUSERSITE: "1" } });
   if (r.failed) {
     const lines = `${r.stderr ?? ""}`.trim().split("\n");
-    const last = r.timedOut ? "timed out importing torch" : lines[lines.length - 1] || r.shortMessage;
+    const missing = (r as { code?: string }).code === "ENOENT";
+    const last = missing ? "not found" : r.timedOut ? "timed out importing torch" : lines[lines.length - 1] || r.shortMessage;
     return { path, source, ok: false, reason: last };
   }
   try {

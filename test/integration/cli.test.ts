@@ -57,6 +57,17 @@ describe("ddst run", () => {
     expect(readFileSync(join(out, "keep.txt"), "utf8")).toBe("precious");
   });
 
+  it("refuses a broken DDST_PYTHON by name, creating nothing", async () => {
+    const out = join(tempDir(), "run");
+    const r = await execa("node", [CLI, "run", EXAMPLE, "--out", out], { reject: false, env: { DDST_PYTHON: "/nonexistent/python" } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/\/nonexistent\/python \(DDST_PYTHON\): not found/);
+    expect(existsSync(out)).toBe(false);
+    const doctor = await execa("node", [CLI, "doctor"], { reject: false, env: { DDST_PYTHON: "/nonexistent/python" } });
+    expect(doctor.exitCode).toBe(1);
+    expect(doctor.stdout).toMatch(/DDST_PYTHON is set but unusable/);
+  });
+
   it("stops the worker on SIGTERM and leaves no orphan", async () => {
     const out = join(tempDir(), "run");
     const child = execa("node", [CLI, "run", EXAMPLE, "--iterations", "1000000", "--out", out], { reject: false });

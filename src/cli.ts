@@ -14,7 +14,7 @@ import { dataForInspection, formatInspect, inspectNet } from "./report/inspect.j
 const MODEL_NAMES = ["mlp2d", "sngan32", "sngan48", "dcgan28", "dcgan32"];
 
 const USAGE = `usage:
-  ddst run <experiment.json> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda]
+  ddst run <experiment.json> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda] [--set path=value ...]
   ddst inspect <model> [--density-g X] [--density-d Y] [--init erk|uniform] [--json]
                models: mlp2d, sngan32, sngan48, dcgan28, dcgan32
   ddst doctor          which Python ddst would use, and why other candidates were rejected`;
@@ -36,16 +36,17 @@ async function cmdRun(argv: string[]): Promise<number> {
       iterations: { type: "string" },
       seed: { type: "string" },
       device: { type: "string" },
+      set: { type: "string", multiple: true, default: [] },
     },
   });
   if (positionals.length !== 1) throw new UsageError("ddst run takes exactly one experiment file");
-  const overrides: Record<string, unknown> = {};
+  const sets = [...values.set];
   const iterations = intOption("iterations", values.iterations);
   const seed = intOption("seed", values.seed);
-  if (iterations !== undefined) overrides.iterations = iterations;
-  if (seed !== undefined) overrides.seed = seed;
-  if (values.device !== undefined) overrides.device = values.device;
-  const exp = await loadExperiment(positionals[0]!, overrides);
+  if (iterations !== undefined) sets.push(`iterations=${iterations}`);
+  if (seed !== undefined) sets.push(`seed=${seed}`);
+  if (values.device !== undefined) sets.push(`device=${JSON.stringify(values.device)}`);
+  const exp = await loadExperiment(positionals[0]!, sets);
   const out = values.out ?? `runs/${exp.name}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
   RunDir.checkFree(out);
 

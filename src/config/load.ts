@@ -1,15 +1,23 @@
 import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { applySets, SetOverrideError } from "./set-override.js";
 import { ConfigError, resolveExperiment, type Experiment } from "./experiment.js";
 
 /** Reads an experiment file: JSON, or a JavaScript module whose default export is the experiment.
- * `overrides` (from the command line) are applied to the raw input before validation. */
-export async function loadExperiment(file: string, overrides: Record<string, unknown> = {}): Promise<Experiment> {
+ * `sets` (`path=value`, from the command line) are applied to the raw input before validation. */
+export async function loadExperiment(file: string, sets: readonly string[] = []): Promise<Experiment> {
   const raw = await readRaw(file);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw new ConfigError(file, [{ path: "", message: "an experiment must be a JSON object" }]);
-  return resolveExperiment({ ...(raw as object), ...overrides }, file);
+  let input: Record<string, unknown>;
+  try {
+    input = applySets(raw as Record<string, unknown>, sets);
+  } catch (e) {
+    if (e instanceof SetOverrideError) throw new ConfigError(file, [{ path: "", message: e.message }]);
+    throw e;
+  }
+  return resolveExperiment(input, file);
 }
 
 async function readRaw(file: string): Promise<unknown> {

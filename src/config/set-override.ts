@@ -1,0 +1,44 @@
+/** `--set path=value` on the command line: a dotted path into the experiment and a value parsed as JSON
+ * when it is JSON (numbers, booleans, null, arrays, objects) and kept as a string otherwise. The result is
+ * validated like the file, so a wrong path or value is reported by its full path. */
+
+export class SetOverrideError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SetOverrideError";
+  }
+}
+
+export function parseSet(arg: string): { path: string[]; value: unknown } {
+  const eq = arg.indexOf("=");
+  if (eq <= 0) throw new SetOverrideError(`--set expects path=value, got '${arg}'`);
+  const path = arg.slice(0, eq).split(".");
+  if (path.some((p) => p === "" || p === "__proto__" || p === "constructor" || p === "prototype"))
+    throw new SetOverrideError(`--set: '${arg.slice(0, eq)}' is not a valid dotted path`);
+  const text = arg.slice(eq + 1);
+  let value: unknown = text;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    /* a bare string such as adapt-relax */
+  }
+  return { path, value };
+}
+
+/** Returns a copy of `input` with each override applied (later ones win). */
+export function applySets(input: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
+  const out = structuredClone(input);
+  for (const arg of sets) {
+    const { path, value } = parseSet(arg);
+    let node: Record<string, unknown> = out;
+    for (const [i, key] of path.slice(0, -1).entries()) {
+      const next = node[key];
+      if (next === undefined || next === null) node[key] = {};
+      else if (typeof next !== "object" || Array.isArray(next))
+        throw new SetOverrideError(`--set ${path.join(".")}: '${path.slice(0, i + 1).join(".")}' is not an object`);
+      node = node[key] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = value;
+  }
+  return out;
+}

@@ -1,0 +1,23 @@
+import { describe, expect, it } from "vitest";
+import { applySets, parseSet, SetOverrideError } from "../../src/config/set-override.js";
+
+describe("--set path=value", () => {
+  it("parses JSON values and keeps bare strings", () => {
+    expect(parseSet("density=0.3")).toEqual({ path: ["density"], value: 0.3 });
+    expect(parseSet("method=adapt-strict")).toEqual({ path: ["method"], value: "adapt-strict" });
+    expect(parseSet("train.betas=[0.5,0.9]")).toEqual({ path: ["train", "betas"], value: [0.5, 0.9] });
+    expect(parseSet("generator.dst=null").value).toBeNull();
+  });
+  it("creates intermediate objects and leaves the input untouched", () => {
+    const input = { density: 0.1, train: { lrG: 1 } };
+    const out = applySets(input, ["discriminator.controller.lower=0.4", "train.lrD=0.5", "density=0.2"]);
+    expect(out).toEqual({ density: 0.2, train: { lrG: 1, lrD: 0.5 }, discriminator: { controller: { lower: 0.4 } } });
+    expect(input).toEqual({ density: 0.1, train: { lrG: 1 } });
+  });
+  it("names what is wrong", () => {
+    expect(() => parseSet("density")).toThrow(SetOverrideError);
+    expect(() => parseSet("a..b=1")).toThrow(/dotted path/);
+    expect(() => parseSet("__proto__.x=1")).toThrow(/dotted path/);
+    expect(() => applySets({ density: 0.1 }, ["density.x=1"])).toThrow(/'density' is not an object/);
+  });
+});

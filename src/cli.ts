@@ -136,9 +136,7 @@ async function cmdInspect(argv: string[]): Promise<number> {
   const dD = densityOption("density-d", values["density-d"]) ?? dG;
   const worker = await Worker.start();
   try {
-    const built = BuildResult.parse(
-      (await worker.call("build", { seed: 0, device: "cpu", model: model.data, data: dataForInspection(model.data), train: TrainSpec.parse({}) })).result,
-    );
+    const built = await worker.ask("build", { seed: 0, device: "cpu", model: model.data, data: dataForInspection(model.data), train: TrainSpec.parse({}) }, BuildResult);
     const nets = {
       generator: inspectNet(built.layers, "generator", dG, init),
       discriminator: inspectNet(built.layers, "discriminator", dD, init),

@@ -22,8 +22,16 @@ export async function loadExperiment(file: string, sets: readonly string[] = [])
 
 async function readRaw(file: string): Promise<unknown> {
   const ext = extname(file);
-  if (ext === ".js" || ext === ".mjs") {
-    const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown };
+  if ([".js", ".mjs", ".ts", ".mts"].includes(ext)) {
+    let mod: { default?: unknown };
+    try {
+      // TypeScript modules go through tsx's loader; plain modules through Node's own import.
+      mod = ext.endsWith("ts")
+        ? ((await (await import("tsx/esm/api")).tsImport(pathToFileURL(resolve(file)).href, import.meta.url)) as { default?: unknown })
+        : ((await import(pathToFileURL(resolve(file)).href)) as { default?: unknown });
+    } catch (e) {
+      throw new ConfigError(file, [{ path: "", message: `cannot load the module: ${(e as Error).message}` }]);
+    }
     if (mod.default === undefined) throw new ConfigError(file, [{ path: "", message: "the module has no default export" }]);
     return mod.default;
   }

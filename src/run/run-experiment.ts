@@ -52,15 +52,13 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
       if (opts.signal?.aborted) throw new RunAborted();
     };
 
-    const built = BuildResult.parse(
-      (await worker.call("build", { seed: exp.seed, device: exp.device, model: exp.model, data: exp.data, train: exp.train })).result,
-    );
+    const built = await worker.ask("build", { seed: exp.seed, device: exp.device, model: exp.model, data: exp.data, train: exp.train }, BuildResult);
     const maskable = (net: NetName) => built.layers.filter((l: LayerInfo) => l.net === net && l.maskable);
     const masks = {
       generator: initialDensities(exp.generator.init, maskable("generator"), exp.generator.density),
       discriminator: initialDensities(exp.discriminator.init, maskable("discriminator"), exp.discriminator.density),
     };
-    let stats = StatsResult.parse((await worker.call("setMasks", masks)).result);
+    let stats = await worker.ask("setMasks", masks, StatsResult);
     let densityD = exp.discriminator.density;
     emit([{ iter: 0, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density }]);
 
@@ -100,9 +98,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
       if (isGeneratorDstIter(exp, t)) {
         const dst = exp.generator.dst!;
         const rate = deathRate(dst.schedule, dst.deathRate, dst.floor, t, T);
-        const r = DstStepResult.parse(
-          (await worker.call("dstStep", { net: "generator", dropRate: rate, prune: dst.prune, growth: dst.growth, alpha: dst.alpha })).result,
-        );
+        const r = await worker.ask("dstStep", { net: "generator", dropRate: rate, prune: dst.prune, growth: dst.growth, alpha: dst.alpha }, DstStepResult);
         records.push({ iter: t, kind: "dst", net: "generator", dropRate: rate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total });
       }
       const c = exp.discriminator.controller;
@@ -110,29 +106,25 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
         const br = window.value;
         const decision = decideDensity(c, br, densityD);
         if (decision.decision === "increase" || decision.decision === "decrease") {
-          SetDensityResult.parse(
-            (await worker.call("setDensity", { net: "discriminator", target: decision.densityD, growth: c.growth })).result,
-          );
+          await worker.ask("setDensity", { net: "discriminator", target: decision.densityD, growth: c.growth }, SetDensityResult);
           densityChanged = true;
         } else if (decision.decision === "dst" && c.capDst) {
           const n = exp.train.nCritic;
           const rate = deathRate(c.capDst.schedule, c.capDst.deathRate, c.capDst.floor, t * n, T * n);
-          const r = DstStepResult.parse(
-            (await worker.call("dstStep", { net: "discriminator", dropRate: rate, prune: c.capDst.prune, growth: c.capDst.growth, alpha: c.capDst.alpha })).result,
-          );
+          const r = await worker.ask("dstStep", { net: "discriminator", dropRate: rate, prune: c.capDst.prune, growth: c.capDst.growth, alpha: c.capDst.alpha }, DstStepResult);
           records.push({ iter: t, kind: "dst", net: "discriminator", dropRate: rate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total });
         }
         densityD = decision.densityD;
         records.push({ iter: t, kind: "controller", br, lower: c.lower, upper: c.upper, decision: decision.decision, densityD });
       }
       if (densityChanged) {
-        stats = StatsResult.parse((await worker.call("stats", {})).result);
+        stats = await worker.ask("stats", {}, StatsResult);
         records.push({ iter: t, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
       }
       emit(records);
     }
 
-    stats = StatsResult.parse((await worker.call("stats", {})).result);
+    stats = await worker.ask("stats", {}, StatsResult);
     emit([{ iter: T, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density }]);
     const summary: Summary = {
       name: exp.name,

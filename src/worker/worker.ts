@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import { execa, type ResultPromise } from "execa";
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -137,6 +138,21 @@ export class Worker {
   async call(op: OpName, args: object, opts?: RequestOptions): Promise<Reply> {
     if (this.failure) throw this.failure;
     return this.client.request(op, args, opts);
+  }
+
+  /** One request whose result is checked against `schema`; a mismatch means worker and orchestrator
+   * come from different versions, and the error says which fields disagree. */
+  async ask<T>(op: OpName, args: object, schema: z.ZodType<T>, opts?: RequestOptions): Promise<T> {
+    const reply = await this.call(op, args, opts);
+    const r = schema.safeParse(reply.result);
+    if (!r.success) {
+      const fields = r.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(result)"}: ${i.message}`);
+      throw new Error(
+        `the worker's reply to ${op} does not match this ddst's protocol (${fields.join("; ")}); ` +
+          "reinstall so the worker and the orchestrator come from the same version",
+      );
+    }
+    return r.data;
   }
 
   /** Asks the worker to exit, then makes sure it did; removes the private directory. */

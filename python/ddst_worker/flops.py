@@ -19,6 +19,10 @@ The weight term of a maskable layer (Linear / Conv / ConvTranspose) is the part 
 density; everything else stays dense. Spectral-norm modules work: hooks see the module itself and the shapes
 come from the module's attributes, the counts from the real input/output tensors.
 
+`parameter_macs` turns the per-module rows into one figure per parameter (the `macs` column of `build`'s
+`layers`): a maskable weight gets its module's weight term, a bias its module's bias term, a norm's weight
+and bias one C*H*W each; anything else (embeddings, gains) 0. Per network they sum to the dense total.
+
 Besides `layer_macs` this module provides `maskable_weights(module)`, the one definition of "maskable
 weight" (Linear / Conv / ConvTranspose weights; `weight_orig` under classic spectral norm, the parametrized
 original under torch.nn.utils.parametrizations), so other parts of the worker can reuse it.
@@ -227,6 +231,33 @@ def layer_macs(model: nn.Module, example_input) -> LayerMacs:
     result.weight_total = sum(r["weightMacs"] for r in result if r["maskable"])
     result.fixed_total = result.total - result.weight_total
     return result
+
+
+def parameter_macs(model: nn.Module, example_input) -> dict[str, int]:
+    """Dense per-sample MACs attributed to each parameter, keyed by its `named_parameters()` name.
+
+    From one layer_macs pass (so model state is left alone, see there): the maskable weight of a Linear /
+    Conv / ConvTranspose gets the module's weightMacs, its bias the biasMacs; a norm's weight gets the scale
+    term and its bias the shift term (C*H*W each for BatchNorm2d). Parameters no row accounts for are absent
+    (count them as 0). The values sum to the pass's `.total`, since every row's two terms go somewhere:
+    a row's biasMacs is nonzero only if the module has a bias parameter.
+    """
+    modules = dict(model.named_modules())
+    out: dict[str, int] = {}
+
+    def add(name: str, macs: int) -> None:
+        out[name] = out.get(name, 0) + int(macs)  # += : a parameter shared by two modules pays for both
+
+    for row in layer_macs(model, example_input):
+        prefix = f"{row['name']}." if row["name"] else ""
+        module = modules[row["name"]]
+        weight = row["param"] if row["maskable"] else prefix + "weight"
+        if row["weightMacs"]:
+            add(weight, row["weightMacs"])
+        if row["biasMacs"]:
+            assert isinstance(getattr(module, "bias", None), nn.Parameter), row["name"]
+            add(prefix + "bias", row["biasMacs"])
+    return out
 
 
 def dense_total(rows: Sequence[Mapping]) -> int:

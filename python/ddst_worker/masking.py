@@ -6,14 +6,18 @@ Biases and normalization parameters stay dense. A layer is named by its module's
 
 Invariants after every operation:
   - weights outside the mask are exactly 0, and so are their Adam moments (so a masked gradient
-    keeps them at 0 and the optimizer step leaves them at 0);
+    keeps them at 0 and the optimizer step leaves them at 0), and so are the entries of any tensor
+    that follows the mask (the generator's EMA copy: the paper's sparse EMA);
   - the active count is exactly what was asked: counts are round-half-up(d * n), like JS Math.round.
+A layer whose mask is full (every weight active: the state before any mask op, or density 1) needs no
+enforcement, so training skips it: a network nobody masked trains exactly as a dense one, with no mask
+work at all (`MaskSet.holed` lists the layers that need it).
 Ties: every selection is an exact top-k by a *stable* sort of the score, so equal scores go to the
 lower flat index first (layers in model order, each flattened row-major). No noise is added.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -22,7 +26,8 @@ MASKABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
             nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")  # Adam (and AMSGrad) per-weight state
 PRUNE_CRITERIA = ("magnitude", "global_magnitude", "set")
-GROWTH_CRITERIA = ("random", "gradient", "global_random", "global_gradient")
+GROWTH_CRITERIA = ("random", "gradient", "global_random", "global_gradient", "hybrid", "global_hybrid")
+DEFAULT_ALPHA = 0.5  # hybrid growth: share by gradient when the request leaves alpha out
 
 
 def count_for(density: float, n: int) -> int:
@@ -70,6 +75,8 @@ class Layer:
     weight: torch.Tensor  # the parameter itself
     mask: torch.Tensor    # bool, same shape: True = active
     ever: torch.Tensor    # bool: ever active since the masks were set (ITOP)
+    inactive: torch.Tensor | None = None  # ~mask, kept for the training path; None while the mask is full
+    followers: list = field(default_factory=list)  # tensors zeroed with the weight (the EMA's copy)
 
     @property
     def numel(self) -> int:
@@ -96,9 +103,11 @@ def prune_global_magnitude(layers: list[Layer], total: int) -> list[torch.Tensor
 
 
 def prune_set(layers: list[Layer], counts: list[int]) -> list[torch.Tensor]:
-    """SET (Mocanu et al. 2018): per layer, half of the k from the negative weights closest to zero
-    (SET's "largest negative") and half from the smallest positive ones; zeros count as positive.
-    If one sign has too few active weights, the other sign makes up the difference."""
+    """SET prune, read as the SET paper (Mocanu et al. 2018) does it: per layer, half of the k from the
+    negative weights closest to zero (SET's "largest negative" weights) and half from the smallest positive
+    ones; zeros count as positive. It removes the weights nearest zero on each side, not the most negative
+    ones (the reading agreed for this project). If one sign has too few active weights, the other sign
+    makes up the difference."""
     out = []
     for l, k in zip(layers, counts):
         w, active = l.weight.detach().flatten(), l.mask.flatten()
@@ -113,12 +122,15 @@ def prune_set(layers: list[Layer], counts: list[int]) -> list[torch.Tensor]:
 
 # ---- growth: scores, then the best among candidates ----------------------------------------------
 
-def growth_scores(layers: list[Layer], criterion: str, grads, gen: torch.Generator):
-    """Flat per-layer scores, higher = grow first. `grads()` returns {layer: dense gradient} and is
-    only called for gradient criteria. Random draws come from `gen` (CPU), in layer order."""
-    if criterion.endswith("gradient"):
-        g = grads()
-        return [g[l.name].detach().abs().flatten() for l in layers]
+def gradient_scores(layers: list[Layer], grads) -> list[torch.Tensor]:
+    """|dL/dw| per layer, flat (RigL). `grads()` returns {layer: dense gradient}."""
+    g = grads()
+    return [g[l.name].detach().abs().flatten() for l in layers]
+
+
+def random_scores(layers: list[Layer], gen: torch.Generator) -> list[torch.Tensor]:
+    """Uniform scores drawn from `gen` (CPU) in layer order: the top k of iid uniform scores among any
+    candidate set is a uniformly random k-subset of it."""
     return [torch.rand(l.numel, generator=gen).to(l.weight.device) for l in layers]
 
 
@@ -131,13 +143,41 @@ def pick_with_fallback(score, first, second, k) -> torch.Tensor:
     return chosen
 
 
-def grow_per_layer(scores, first, second, counts) -> list[torch.Tensor]:
-    return [pick_with_fallback(s, f, b, k) for s, f, b, k in zip(scores, first, second, counts)]
-
-
-def grow_global(scores, first, second, total) -> list[torch.Tensor]:
-    chosen = pick_with_fallback(torch.cat(scores), torch.cat(first), torch.cat(second), total)
+def pick(scores, first, second, k, per_layer: bool) -> list[torch.Tensor]:
+    """Per layer (k: one count per layer) or globally (k: one count over all layers at once)."""
+    if per_layer:
+        return [pick_with_fallback(s, f, b, n) for s, f, b, n in zip(scores, first, second, k)]
+    chosen = pick_with_fallback(torch.cat(scores), torch.cat(first), torch.cat(second), k)
     return split(chosen, [s.numel() for s in scores])
+
+
+def without(candidates: list[torch.Tensor], chosen: list[torch.Tensor]) -> list[torch.Tensor]:
+    out = [c.clone() for c in candidates]
+    for c, idx in zip(out, chosen):
+        c[idx] = False
+    return out
+
+
+def grow_hybrid(grad_scores, rand_scores, first, second, k, alpha: float, per_layer: bool):
+    """round(alpha * k) by gradient, then the rest uniformly at random among the candidates left
+    (per layer: alpha applies to each layer's own count)."""
+    by_grad = [count_for(alpha, n) for n in k] if per_layer else count_for(alpha, k)
+    rest = [n - g for n, g in zip(k, by_grad)] if per_layer else k - by_grad
+    a = pick(grad_scores, first, second, by_grad, per_layer)
+    b = pick(rand_scores, without(first, a), without(second, a), rest, per_layer)
+    return [torch.cat([x, y]) for x, y in zip(a, b)]
+
+
+def grow(layers, criterion: str, grads, gen, first, second, k, alpha: float = DEFAULT_ALPHA):
+    """Indices to activate per layer under a growth criterion; `k` as in `pick`. Random scores are
+    drawn only by random and hybrid criteria, and `grads()` is only called by gradient and hybrid ones."""
+    per_layer = not criterion.startswith("global")
+    kind = criterion.removeprefix("global_")
+    if kind == "hybrid":
+        return grow_hybrid(gradient_scores(layers, grads), random_scores(layers, gen), first, second, k, alpha,
+                           per_layer)
+    scores = gradient_scores(layers, grads) if kind == "gradient" else random_scores(layers, gen)
+    return pick(scores, first, second, k, per_layer)
 
 
 class MaskSet:
@@ -148,6 +188,15 @@ class MaskSet:
         self.layers = [Layer(name, w, torch.ones_like(w, dtype=torch.bool), torch.ones_like(w, dtype=torch.bool))
                        for name, w in maskable_layers(model)]
         self.by_name = {l.name: l for l in self.layers}
+        self.holed: list[Layer] = []  # layers with at least one inactive weight: the only ones training masks
+
+    def follow(self, model: nn.Module) -> None:
+        """Make `model`'s maskable weights (a copy of this network, e.g. the generator's EMA) follow the
+        masks: at every mask change their entries outside the mask, and at grown positions, become 0."""
+        for l, (name, w) in zip(self.layers, maskable_layers(model), strict=True):
+            assert name == l.name and w.shape == l.weight.shape, (name, l.name)
+            l.followers.append(w)
+        self.apply()
 
     # -- counts
     def active(self) -> int:
@@ -169,19 +218,33 @@ class MaskSet:
                 state[key].masked_fill_(where, 0)
 
     @torch.no_grad()
-    def apply(self, moments: bool = True) -> None:
-        """Zero weights (and their moments) outside the masks. After an optimizer step on masked
-        gradients the moments outside the mask are still 0, so train steps skip them."""
+    def apply(self) -> None:
+        """After a mask change: zero weights, their moments and their followers outside the masks."""
         for l in self.layers:
-            l.weight.masked_fill_(~l.mask, 0)
-            if moments:
-                self.zero_moments(l, ~l.mask)
+            outside = ~l.mask
+            l.weight.masked_fill_(outside, 0)
+            self.zero_moments(l, outside)
+            for f in l.followers:
+                f.masked_fill_(outside, 0)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute what the training path uses, once per mask change rather than once per step."""
+        for l in self.layers:
+            l.inactive = ~l.mask if l.active < l.numel else None
+        self.holed = [l for l in self.layers if l.inactive is not None]
 
     @torch.no_grad()
     def mask_grads(self) -> None:
-        for l in self.layers:
+        """The whole per-step cost of masking: one in-place fill per layer that has inactive weights.
+        masked_fill_ (not a multiply by a float mask) so an inf or nan gradient outside the mask still
+        becomes exactly 0. Re-zeroing the weights after the optimizer step is not needed: at an inactive
+        entry the gradient is 0 and Adam's moments are 0 (every mask change zeroes them), so Adam's update
+        there is lr * 0 / (sqrt(0) + eps) = 0 and the weight stays exactly 0. That holds with L2 weight
+        decay too (its term is wd * 0) and for AdamW's decoupled decay (0 * (1 - lr * wd)); it needs eps > 0."""
+        for l in self.holed:
             if l.weight.grad is not None:
-                l.weight.grad.masked_fill_(~l.mask, 0)
+                l.weight.grad.masked_fill_(l.inactive, 0)
 
     def _record_itop(self) -> None:
         for l in self.layers:
@@ -209,22 +272,26 @@ class MaskSet:
 
     @torch.no_grad()
     def _activate(self, grown: list[torch.Tensor]) -> None:
-        """Grown weights start at exactly 0 with zero Adam moments."""
+        """Grown weights start at exactly 0 with zero Adam moments (and 0 in the followers)."""
         for l, idx in zip(self.layers, grown):
             l.mask.view(-1)[idx] = True
             l.weight.view(-1)[idx] = 0
+            for f in l.followers:
+                f.view(-1)[idx] = 0
             where = torch.zeros_like(l.mask)
             where.view(-1)[idx] = True
             self.zero_moments(l, where)
         self._record_itop()
+        self._refresh()
 
     def dst_step(self, drop_rate: float, prune: str, growth: str, grads,
-                 gen: torch.Generator) -> tuple[int, int]:
+                 gen: torch.Generator, alpha: float = DEFAULT_ALPHA) -> tuple[int, int]:
         """Drop round(drop_rate * active) weights (per layer, or over all layers for
         global_magnitude), then regrow exactly as many among the weights that were inactive
         before the prune (RigL). Per-layer growth refills each layer with what it lost; global
-        growth places the total anywhere. Only if too few were inactive do just-pruned weights
-        become candidates too (they restart at 0), so the count stays exact."""
+        growth places the total anywhere; hybrid growth takes round(alpha * k) of them by gradient
+        and the rest at random. Only if too few were inactive do just-pruned weights become
+        candidates too (they restart at 0), so the count stays exact."""
         before = [l.mask.flatten().clone() for l in self.layers]
         if prune == "global_magnitude":
             removed = prune_global_magnitude(self.layers, count_for(drop_rate, self.active()))
@@ -233,14 +300,11 @@ class MaskSet:
             removed = (prune_set if prune == "set" else prune_magnitude)(self.layers, counts)
         self._deactivate(removed)
 
-        scores = growth_scores(self.layers, growth, grads, gen)
         first = [~b for b in before]
         second = [b & ~l.mask.flatten() for b, l in zip(before, self.layers)]  # just pruned
         n_removed = [int(r.numel()) for r in removed]
-        if growth.startswith("global"):
-            grown = grow_global(scores, first, second, sum(n_removed))
-        else:
-            grown = grow_per_layer(scores, first, second, n_removed)
+        k = sum(n_removed) if growth.startswith("global") else n_removed
+        grown = grow(self.layers, growth, grads, gen, first, second, k, alpha)
         self._activate(grown)
         return sum(n_removed), sum(int(g.numel()) for g in grown)
 
@@ -253,10 +317,9 @@ class MaskSet:
             self._deactivate(prune_global_magnitude(self.layers, have - want))
             return have - want, 0
         if want > have:
-            scores = growth_scores(self.layers, growth, grads, gen)
             inactive = [~l.mask.flatten() for l in self.layers]
             nothing = [torch.zeros_like(m) for m in inactive]
-            self._activate(grow_global(scores, inactive, nothing, want - have))
+            self._activate(grow(self.layers, growth, grads, gen, inactive, nothing, want - have))
             return 0, want - have
         return 0, 0
 

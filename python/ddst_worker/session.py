@@ -13,14 +13,17 @@ import torch
 
 from . import PROTOCOL_VERSION, __version__
 from .data import build_data
+from .ema import Ema
 from .errors import WorkerError
+from .flops import parameter_macs
 from .losses import LOSSES
-from .masking import GROWTH_CRITERIA, PRUNE_CRITERIA, MaskSet, maskable_layers
+from .masking import DEFAULT_ALPHA, GROWTH_CRITERIA, PRUNE_CRITERIA, MaskSet, maskable_layers
 from .models import build_model
 from .train import Gan, growth_gradients, train
 
 NETS = ("generator", "discriminator")
 SAMPLE_CHUNK = 4096
+DEFAULT_EMA = 0.999  # the reference's generator EMA decay, when `train.ema` is left out
 
 
 def _bad(message: str, **detail):
@@ -32,11 +35,15 @@ def _check_unit(name: str, value: float):
         raise _bad(f"{name} must be in [0, 1], got {value}", **{name: value})
 
 
-def layer_table(net: str, model: torch.nn.Module) -> list[dict]:
-    """Every parameter: maskable weights under their module's name, the rest under their own."""
+def layer_table(net: str, model: torch.nn.Module, example_input) -> list[dict]:
+    """Every parameter: maskable weights under their module's name, the rest under their own, with the
+    dense per-sample MACs attributable to it (flops.parameter_macs, one real forward pass of
+    `example_input`, a per-sample shape; the pass runs in eval mode under no_grad on a zero input, so
+    BatchNorm statistics, spectral-norm vectors and every random stream are left as they were)."""
     maskable = {id(w): name for name, w in maskable_layers(model)}
+    macs = parameter_macs(model, example_input)
     return [{"net": net, "name": maskable.get(id(p), pname), "shape": list(p.shape),
-             "maskable": id(p) in maskable, "numel": p.numel()}
+             "maskable": id(p) in maskable, "numel": p.numel(), "macs": macs.get(pname, 0)}
             for pname, p in model.named_parameters()]
 
 
@@ -88,8 +95,13 @@ class Session:
             raise _bad("device must be 'cpu' or 'cuda'", device=device)
         if t["loss"] not in LOSSES:
             raise _bad(f"loss must be one of {sorted(LOSSES)}", loss=t["loss"])
-        if t["batchSize"] < 1 or t["nCritic"] < 1:
-            raise _bad("batchSize and nCritic must be >= 1", batchSize=t["batchSize"], nCritic=t["nCritic"])
+        gen_batch = t.get("genBatchSize", t["batchSize"])
+        if min(t["batchSize"], gen_batch, t["nCritic"]) < 1:
+            raise _bad("batchSize, genBatchSize and nCritic must be >= 1", batchSize=t["batchSize"],
+                       genBatchSize=gen_batch, nCritic=t["nCritic"])
+        decay = t.get("ema", DEFAULT_EMA)
+        if decay is not None and not 0 <= decay < 1:
+            raise _bad("ema must be a decay in [0, 1) or null", ema=decay)
 
         # Independent streams from one seed: model init, data, noise z, masks/random growth.
         init_seed, data_seed, noise_seed, mask_seed = (
@@ -98,17 +110,23 @@ class Session:
         data = build_data(args["data"], data_seed, device)
         G, D, latent = build_model(args["model"], data.shape)
         G, D = G.to(device), D.to(device)
-        betas = tuple(t["betas"])
-        opt_g = torch.optim.Adam(G.parameters(), lr=t["lrG"], betas=betas)
-        opt_d = torch.optim.Adam(D.parameters(), lr=t["lrD"], betas=betas)
-        self.gan = Gan(G=G, D=D, opt_g=opt_g, opt_d=opt_d, masks_g=MaskSet(G, opt_g), masks_d=MaskSet(D, opt_d),
+        # float(): JSON writes the default beta1 0.0 as `0`, and Adam refuses an int beta next to a float.
+        betas = tuple(float(b) for b in t["betas"])
+        opt_g = torch.optim.Adam(G.parameters(), lr=float(t["lrG"]), betas=betas)
+        opt_d = torch.optim.Adam(D.parameters(), lr=float(t["lrD"]), betas=betas)
+        layers = layer_table("generator", G, (latent,)) + layer_table("discriminator", D, data.shape)
+        masks_g = MaskSet(G, opt_g)
+        ema = None
+        if decay is not None:
+            ema = Ema(G, decay)
+            masks_g.follow(ema.model)  # sparse EMA: its weights outside G's mask are zeroed at mask changes
+        self.gan = Gan(G=G, D=D, opt_g=opt_g, opt_d=opt_d, masks_g=masks_g, masks_d=MaskSet(D, opt_d),
                        data=data, noise=torch.Generator(device=device).manual_seed(noise_seed),
-                       latent_dim=latent, batch_size=t["batchSize"], n_critic=t["nCritic"],
-                       loss=t["loss"], device=device)
+                       latent_dim=latent, batch_size=t["batchSize"], gen_batch_size=gen_batch,
+                       n_critic=t["nCritic"], loss=t["loss"], device=device, ema=ema)
         self.mask_gen = torch.Generator().manual_seed(mask_seed)
         self.iter = 0
-        return {"device": device, "latentDim": latent,
-                "layers": layer_table("generator", G) + layer_table("discriminator", D)}
+        return {"device": device, "latentDim": latent, "dataShape": list(data.shape), "layers": layers}
 
     def op_setMasks(self, args):
         self._built()
@@ -151,14 +169,17 @@ class Session:
 
     def op_dstStep(self, args):
         net, rate, prune, growth = args["net"], args["dropRate"], args["prune"], args["growth"]
+        alpha = args.get("alpha", DEFAULT_ALPHA)  # read by hybrid growth only
         masks = self._masks(net)
         _check_unit("dropRate", rate)
+        _check_unit("alpha", alpha)
         if prune not in PRUNE_CRITERIA:
             raise _bad(f"prune must be one of {PRUNE_CRITERIA}", prune=prune)
         if growth not in GROWTH_CRITERIA:
             raise _bad(f"growth must be one of {GROWTH_CRITERIA}", growth=growth)
         # The gradient is taken lazily, after the prune and right before growing (see growth_gradients).
-        pruned, grown = masks.dst_step(rate, prune, growth, lambda: growth_gradients(self.gan, net), self.mask_gen)
+        pruned, grown = masks.dst_step(rate, prune, growth, lambda: growth_gradients(self.gan, net), self.mask_gen,
+                                       alpha)
         return {"net": net, "pruned": pruned, "grown": grown, "active": masks.active(), "total": masks.total()}
 
     def op_stats(self, args):
@@ -167,21 +188,23 @@ class Session:
 
     @torch.no_grad()
     def op_sample(self, args):
-        """n samples from G in eval mode (BatchNorm uses running stats), z from a generator seeded by
-        `seed` alone, so the same seed gives the same z whatever happened before."""
+        """n samples from the generator's EMA when there is one, else from G, in eval mode (BatchNorm
+        uses running stats); z from a generator seeded by `seed` alone, so the same seed gives the same z
+        whatever happened before."""
         gan = self._built()
         n, seed = args["n"], args["seed"]
         if n < 1:
             raise _bad("n must be >= 1", n=n)
         gen = torch.Generator(device=gan.device).manual_seed(seed % 2**64)
-        was_training = gan.G.training
-        gan.G.eval()
+        G = gan.ema.model if gan.ema is not None else gan.G
+        was_training = G.training
+        G.eval()
         try:
-            chunks = [gan.G(torch.randn(min(SAMPLE_CHUNK, n - i), gan.latent_dim, generator=gen,
-                                        device=gan.device)).float().cpu()
+            chunks = [G(torch.randn(min(SAMPLE_CHUNK, n - i), gan.latent_dim, generator=gen,
+                                    device=gan.device)).float().cpu()
                       for i in range(0, n, SAMPLE_CHUNK)]
         finally:
-            gan.G.train(was_training)
+            G.train(was_training)
         return {"n": n}, [("samples", torch.cat(chunks))]
 
     def op_shutdown(self, args):

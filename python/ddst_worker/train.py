@@ -1,7 +1,10 @@
 """One GAN iteration, plainly: n_critic D steps, then one G step, with an optional BR probe.
 
-Masks are enforced around every optimizer step: gradients outside the mask are zeroed before the
-step (so Adam's moments there stay 0 and the step moves nothing there) and the mask is re-applied after.
+Masks are enforced by zeroing gradients outside the mask before every optimizer step; with Adam's
+moments there at 0 the step then moves nothing there, so the weights stay exactly 0 without being
+re-masked (MaskSet.mask_grads says why). Layers with full masks are skipped, so a network nobody masked
+does no mask work at all. D steps use `batch_size` samples, the G step `gen_batch_size` (the paper: 64
+and 128). After each G step the generator's EMA, if any, is updated.
 """
 
 from dataclasses import dataclass
@@ -10,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .ema import Ema
 from .losses import LOSSES
 from .masking import MaskSet
 
@@ -25,10 +29,12 @@ class Gan:
     data: object                # .sample(n) -> real batch on device
     noise: torch.Generator      # on `device`: every z comes from here
     latent_dim: int
-    batch_size: int
+    batch_size: int             # D's batch: real and fake
+    gen_batch_size: int         # G's batch: its step, its probe z and its growth gradient
     n_critic: int
     loss: str
     device: str
+    ema: Ema | None = None      # the generator's moving average, None when off
 
     def z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=self.noise, device=self.device)
@@ -50,12 +56,11 @@ def d_step(gan: Gan):
     loss.backward()
     gan.masks_d.mask_grads()
     gan.opt_d.step()
-    gan.masks_d.apply(moments=False)
     return loss.detach(), x
 
 
 def g_step(gan: Gan, z: torch.Tensor) -> torch.Tensor:
-    """One G update through a frozen D (D's weights get no gradient)."""
+    """One G update through a frozen D (D's weights get no gradient), then the EMA update."""
     g_loss = LOSSES[gan.loss][1]
     set_requires_grad(gan.D, False)
     try:
@@ -66,7 +71,8 @@ def g_step(gan: Gan, z: torch.Tensor) -> torch.Tensor:
         set_requires_grad(gan.D, True)
     gan.masks_g.mask_grads()
     gan.opt_g.step()
-    gan.masks_g.apply(moments=False)
+    if gan.ema is not None:
+        gan.ema.update()
     return loss.detach()
 
 
@@ -88,7 +94,7 @@ def iteration(gan: Gan, probe: bool):
     we probe, so probing never shifts the random streams."""
     for _ in range(gan.n_critic):
         loss_d, x = d_step(gan)
-    z = gan.z(gan.batch_size)
+    z = gan.z(gan.gen_batch_size)
     if not probe:
         return loss_d, g_step(gan, z), None
     fake_pre = fake_logit(gan, z)
@@ -129,7 +135,8 @@ def _to_numpy(rows: list[torch.Tensor], width: int) -> np.ndarray:
 def growth_gradients(gan: Gan, net: str) -> dict[str, torch.Tensor]:
     """Dense gradient of the current loss for gradient-based growth, on a fresh batch drawn from the
     training streams right before growing: for D, the D loss on a new real batch and a new fake
-    batch; for G, the G loss on new z through the current D. Nothing is stepped."""
+    batch (batch_size each); for G, the G loss on gen_batch_size new z through the current D.
+    Nothing is stepped."""
     d_loss, g_loss = LOSSES[gan.loss]
     model, masks = (gan.G, gan.masks_g) if net == "generator" else (gan.D, gan.masks_d)
     model.zero_grad(set_to_none=True)
@@ -141,10 +148,11 @@ def growth_gradients(gan: Gan, net: str) -> dict[str, torch.Tensor]:
     else:
         set_requires_grad(gan.D, False)
         try:
-            g_loss(gan.D(gan.G(gan.z(gan.batch_size)))).backward()
+            g_loss(gan.D(gan.G(gan.z(gan.gen_batch_size)))).backward()
         finally:
             set_requires_grad(gan.D, True)
-    grads = {l.name: (l.weight.grad.detach().clone() if l.weight.grad is not None
+    # No copy needed: zero_grad(set_to_none) below detaches these tensors from the parameters.
+    grads = {l.name: (l.weight.grad.detach() if l.weight.grad is not None
                       else torch.zeros_like(l.weight)) for l in masks.layers}
     model.zero_grad(set_to_none=True)
     return grads

@@ -1,5 +1,7 @@
 """Mask kernels against brute-force references written in plain Python."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -262,3 +264,92 @@ def test_registry_models_mask_by_module_name_under_spectral_norm():
     with pytest.raises(WorkerError) as e:
         build_model({"name": "dcgan32"}, (1, 28, 28))
     assert e.value.code == "bad_value"
+
+
+# ---- hybrid growth: round(alpha * k) by |gradient|, the rest uniformly at random among what is left
+
+def half_up(x: float) -> int:
+    return math.floor(x + 0.5)
+
+
+def replay_uniform(masks, seed):
+    """The uniform scores random growth draws: one per weight, layer by layer, from the mask generator."""
+    gen = torch.Generator().manual_seed(seed)
+    return {l.name: torch.rand(l.numel, generator=gen) for l in masks.layers}
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
+def test_global_hybrid_growth_matches_brute_force(alpha):
+    model, opt, masks = masked(seed=11)
+    entries = flat(masks)
+    before = active_set(masks)
+    grads = {l.name: torch.randn(l.weight.shape, generator=torch.Generator().manual_seed(20 + j))
+             for j, l in enumerate(masks.layers)}
+    k = count_for(0.5, masks.active())
+    masks.dst_step(0.5, "global_magnitude", "global_hybrid", lambda: grads, torch.Generator().manual_seed(5), alpha)
+    removed = ref_lowest([((n, i), abs(w)) for n, i, w, m in entries if m], k)
+    inactive = [(n, i) for n, i, w, m in entries if not m]
+    assert len(inactive) >= k  # no fallback to just-pruned weights in this case
+    by_grad = ref_highest([(e, abs(float(grads[e[0]].flatten()[e[1]]))) for e in inactive], half_up(alpha * k))
+    u = replay_uniform(masks, 5)
+    by_rand = ref_highest([(e, float(u[e[0]][e[1]])) for e in inactive if e not in by_grad], k - len(by_grad))
+    assert active_set(masks) == (before - removed) | by_grad | by_rand
+    assert len(by_grad) == half_up(alpha * k) and len(active_set(masks)) == len(before)
+    check_invariants(masks, opt)
+
+
+def test_per_layer_hybrid_growth_matches_brute_force():
+    alpha = 0.4
+    model, opt, masks = masked(seed=12)
+    entries = flat(masks)
+    grads = {l.name: torch.randn(l.weight.shape) for l in masks.layers}
+    masks.dst_step(0.5, "magnitude", "hybrid", lambda: grads, torch.Generator().manual_seed(9), alpha)
+    u = replay_uniform(masks, 9)
+    expected = set()
+    for name in ["0", "2", "4"]:
+        act = [((n, i), abs(w)) for n, i, w, m in entries if n == name and m]
+        inactive = [(n, i) for n, i, w, m in entries if n == name and not m]
+        k = count_for(0.5, len(act))
+        by_grad = ref_highest([(e, abs(float(grads[name].flatten()[e[1]]))) for e in inactive], half_up(alpha * k))
+        by_rand = ref_highest([(e, float(u[name][e[1]])) for e in inactive if e not in by_grad], k - len(by_grad))
+        expected |= ({a for a, _ in act} - ref_lowest(act, k)) | by_grad | by_rand
+    assert active_set(masks) == expected
+    check_invariants(masks, opt)
+
+
+def test_hybrid_random_share_is_not_the_gradient_ranking():
+    """With alpha 0.5 the second half is random: over seeds it differs from pure gradient growth."""
+    grads = None
+    outcomes = set()
+    for seed in range(3):
+        model, opt, masks = masked(seed=13)
+        grads = grads or {l.name: torch.randn(l.weight.shape) for l in masks.layers}
+        masks.dst_step(0.5, "global_magnitude", "global_hybrid", lambda: grads, torch.Generator().manual_seed(seed), 0.5)
+        outcomes.add(frozenset(active_set(masks)))
+    model, opt, masks = masked(seed=13)
+    masks.dst_step(0.5, "global_magnitude", "global_gradient", lambda: grads, torch.Generator())
+    assert len(outcomes) == 3 and frozenset(active_set(masks)) not in outcomes
+
+
+# ---- followers (the generator's EMA) and the training path's bookkeeping
+
+def test_followers_are_zeroed_outside_the_mask_and_at_grown_positions():
+    model, opt, masks = masked(seed=14, densities=(1.0, 1.0, 1.0))
+    shadow = small_model(99)  # a copy with different, all-nonzero weights
+    masks.follow(shadow)
+    assert masks.holed == [] and all((w != 0).all() for _, w in maskable_layers(shadow))
+    masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0))  # dense: regrows the pruned
+    for l, (_, w) in zip(masks.layers, maskable_layers(shadow)):
+        zero_in_g = l.weight.detach() == 0   # pruned-and-regrown weights restart at 0 ...
+        assert (w.detach()[zero_in_g] == 0).all()  # ... and so do their followers
+    masks.set_density(0.4, "global_random", None, torch.Generator())
+    for l, (_, w) in zip(masks.layers, maskable_layers(shadow)):
+        assert (w.detach()[~l.mask] == 0).all() and (w.detach()[l.mask] != 0).any()
+
+
+def test_holed_lists_exactly_the_layers_with_inactive_weights():
+    model, opt, masks = masked(seed=15, densities=(1.0, 0.5, 1.0))
+    assert [l.name for l in masks.holed] == ["2"]
+    assert torch.equal(masks.by_name["2"].inactive, ~masks.by_name["2"].mask)
+    masks.set_densities({"2": 1.0}, torch.Generator())
+    assert masks.holed == []

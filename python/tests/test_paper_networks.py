@@ -225,3 +225,66 @@ def test_dcgan28_mac_totals_by_hand():
     d_rows = layer_macs(D, (1, 28, 28))
     print(f"dcgan28 per-sample dense MACs: G {g_rows.total:,}, D {d_rows.total:,}")
     assert (g_rows.total, d_rows.total) == dcgan28_macs_by_hand()
+
+
+# ---------------------------------------------------------------- model specs: exactly the schema's keys
+
+def test_model_specs_take_exactly_their_keys():
+    from ddst_worker.models import mlp
+
+    G, D, _ = sngan.build({"name": "sngan32", "gChannels": 16, "dChannels": 8, "latentDim": 4,
+                           "spectralNorm": False, "variant": "lottery"}, (3, 32, 32))
+    assert maskable_count(G) == 4 * 4 * 4 * 16 + 3 * (16 * 16 * 9 * 2 + 16 * 16) + 16 * 3 * 9
+    assert maskable_count(D) == (3 * 8 * 9 + 8 * 8 * 9 + 3 * 8) + (2 * 8 * 8 * 9 + 8 * 8) + 2 * 2 * 8 * 8 * 9 + 8
+    assert not any(n.endswith("weight_orig") for n, _ in maskable_weights(D))
+    G, D, latent = dcgan.build({"name": "dcgan32", "width": 8, "latentDim": 3, "spectralNorm": True}, (3, 32, 32))
+    assert latent == 3 and G.up1.out_channels == 8 and D.conv1.out_channels == 8
+    bad = [(sngan, {"bottomWidth": 4}, (3, 32, 32)), (sngan, {"init": "xavier_uniform"}, (3, 32, 32)),
+           (sngan, {"variant": "resnet48"}, (3, 32, 32)), (sngan, {"variant": "resnet48", "gChannels": 8}, (3, 48, 48)),
+           (sngan, {"variant": "sngan"}, (3, 32, 32)), (dcgan, {"hidden": 8}, (1, 28, 28)),
+           (mlp, {"width": 8}, (2,)), (mlp, {"hidden": 0}, (2,))]
+    for mod, cfg, shape in bad:
+        try:
+            mod.build(cfg, shape)
+        except ValueError:
+            continue
+        raise AssertionError(f"{mod.__name__} accepted {cfg}")
+
+
+# ---------------------------------------------------------------- build's per-parameter MACs on sngan32
+
+def test_sngan32_build_macs_sum_to_the_dense_totals_and_leave_state_alone():
+    from ddst_worker.flops import parameter_macs
+    from ddst_worker.session import Session, layer_table
+
+    s = Session()
+    r = s.op_build({"seed": 1, "device": "cpu", "model": {"name": "sngan32"},
+                    "data": {"name": "synthetic", "shape": [3, 32, 32]},
+                    "train": {"batchSize": 2, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
+                              "betas": [0, 0.9]}})  # JSON's 0 for beta1, as the orchestrator sends it
+    assert r["dataShape"] == [3, 32, 32]
+    rows = {(l["net"], l["name"]): l for l in r["layers"]}
+    assert sum(l["macs"] for l in r["layers"] if l["net"] == "generator") == 1_683_553_280
+    assert sum(l["macs"] for l in r["layers"] if l["net"] == "discriminator") == 272_498_816
+    by_module = {row["name"]: row for row in layer_macs(s.gan.G, (128,))}
+    assert rows[("generator", "blocks.1.conv1")]["macs"] == by_module["blocks.1.conv1"]["weightMacs"] \
+        == 256 * 256 * 9 * 16 * 16
+    assert rows[("generator", "blocks.1.conv1.bias")]["macs"] == 256 * 16 * 16
+    assert rows[("generator", "blocks.1.bn1.weight")]["macs"] == rows[("generator", "blocks.1.bn1.bias")]["macs"] \
+        == 256 * 8 * 8
+    assert rows[("discriminator", "fc")]["macs"] == 128 and ("discriminator", "fc.bias") not in rows
+    assert all(l["macs"] > 0 for l in r["layers"])  # every parameter of these nets does work
+
+    # measuring again changes nothing: BN statistics, spectral-norm vectors, random streams
+    def snapshot():
+        return ([t.clone() for t in s.gan.G.state_dict().values()] + [t.clone() for t in s.gan.D.state_dict().values()],
+                torch.get_rng_state(), s.gan.noise.get_state(), s.gan.data.gen.get_state())
+    s.handle("train", {"start": 1, "iterations": 1, "probeEvery": 0}, {})  # so BN stats and u are not initial
+    before = snapshot()
+    layer_table("generator", s.gan.G, (128,))
+    layer_table("discriminator", s.gan.D, (3, 32, 32))
+    after = snapshot()
+    assert all(torch.equal(a, b) for a, b in zip(before[0], after[0]))
+    assert all(torch.equal(a, b) for a, b in zip(before[1:], after[1:]))
+    assert s.gan.G.training and s.gan.D.training
+    assert sum(parameter_macs(s.gan.D, (3, 32, 32)).values()) == 272_498_816

@@ -69,7 +69,9 @@ def test_ops_before_build_are_not_built(worker):
 def test_build_and_set_masks(worker):
     _, c = worker
     result, _ = c.ok("build", BUILD)
-    assert result["device"] == "cpu" and result["latentDim"] == 2
+    assert result["device"] == "cpu" and result["latentDim"] == 2 and result["dataShape"] == [2]
+    assert result["layers"][0] == {"net": "generator", "name": "net.0", "shape": [64, 2], "maskable": True,
+                                   "numel": 128, "macs": 128}
     maskable = [(l["net"], l["name"], l["shape"]) for l in result["layers"] if l["maskable"]]
     assert maskable == [("generator", "net.0", [64, 2]), ("generator", "net.2", [64, 64]),
                         ("generator", "net.4", [2, 64]), ("discriminator", "net.0", [64, 2]),
@@ -115,6 +117,9 @@ def test_ping_answered_and_other_ops_busy_during_long_train(worker):
 def test_dst_step_and_set_density(worker):
     _, c = worker
     result, _ = c.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "gradient"})
+    assert result["pruned"] == result["grown"] > 0 and result["active"] == 64 + 1024 + 64
+    result, _ = c.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "set", "growth": "global_hybrid",
+                                 "alpha": 0.7})
     assert result["pruned"] == result["grown"] > 0 and result["active"] == 64 + 1024 + 64
     result, _ = c.ok("setDensity", {"net": "discriminator", "target": 0.5, "growth": "global_gradient"})
     assert result["after"] == pytest.approx(round(0.5 * result["total"]) / result["total"])
@@ -176,6 +181,8 @@ def test_invalid_request_version_and_unknown_op(worker):
     assert error_of(header)["code"] == "unknown_op"
     header, _ = c.call("setMasks", {"generator": {"net.9": 0.5}, "discriminator": {}})
     assert error_of(header)["code"] == "bad_value"
+    header, _ = c.call("build", {**BUILD, "model": {"name": "sngan32", "width": 64}})  # width is dcgan's
+    assert [e["path"] for e in error_of(header)["detail"]["errors"]] == ["args.model"]
 
 
 def test_still_serving_then_shutdown_exits_zero(worker):

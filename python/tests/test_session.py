@@ -118,3 +118,156 @@ def test_bad_values_and_not_built():
             s.handle(op, args, {})
         assert e.value.code == "bad_value", (op, args)
     assert s.gan.masks_g.by_name["net.0"].active == 32  # the failed setMasks changed nothing
+
+
+# ---- build reply: dataShape and per-parameter MACs
+
+def test_build_reply_data_shape_and_macs_mlp2d():
+    s = Session()
+    r = s.op_build(BUILD)
+    assert r["dataShape"] == [2] and r["latentDim"] == 2
+    rows = {(l["net"], l["name"]): l["macs"] for l in r["layers"]}
+    h = 32  # G: 2 -> h -> h -> 2; D: 2 -> h -> h -> 1; every Linear has a bias
+    assert rows[("generator", "net.0")] == 2 * h and rows[("generator", "net.0.bias")] == h
+    assert rows[("generator", "net.2")] == h * h and rows[("discriminator", "net.4.bias")] == 1
+    g = 2 * h + h + h * h + h + h * 2 + 2
+    d = 2 * h + h + h * h + h + h * 1 + 1
+    assert sum(l["macs"] for l in r["layers"] if l["net"] == "generator") == g
+    assert sum(l["macs"] for l in r["layers"] if l["net"] == "discriminator") == d
+    from ddst_worker.flops import layer_macs
+    assert layer_macs(s.gan.G, (2,)).total == g and layer_macs(s.gan.D, (2,)).total == d
+
+
+def test_synthetic_data_is_seeded_images_in_range():
+    args = {**BUILD, "model": {"name": "dcgan28", "width": 4}, "data": {"name": "synthetic", "shape": [1, 28, 28]}}
+    a, b = Session(), Session()
+    assert a.op_build(args)["dataShape"] == [1, 28, 28]
+    b.op_build(args)
+    x = a.gan.data.sample(5)
+    assert x.shape == (5, 1, 28, 28) and x.min() >= -1 and x.max() <= 1 and x.std() > 0.3
+    assert torch.equal(x, b.gan.data.sample(5)) and not torch.equal(x, a.gan.data.sample(5))
+
+
+# ---- dense runs and G's own batch size
+
+def count_masked_fills(monkeypatch):
+    calls = []
+    original = torch.Tensor.masked_fill_
+
+    def counting(self, *a, **kw):
+        calls.append(self.shape)
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(torch.Tensor, "masked_fill_", counting)
+    return calls
+
+
+def test_dense_run_does_no_mask_work_and_matches_density_one(monkeypatch):
+    never = Session()
+    never.op_build(BUILD)
+    ones = Session()
+    ones.op_build(BUILD)
+    ones.op_setMasks({net: {n: 1.0 for n in ("net.0", "net.2", "net.4")} for net in ("generator", "discriminator")})
+    calls = count_masked_fills(monkeypatch)
+    _, a = never.handle("train", {"start": 1, "iterations": 5, "probeEvery": 2}, {})
+    assert calls == []  # never masked: not one mask operation in training
+    _, b = ones.handle("train", {"start": 1, "iterations": 5, "probeEvery": 2}, {})
+    assert calls == [] and np.array_equal(dict(a)["losses"], dict(b)["losses"])  # full masks are skipped too
+    stats = never.op_stats({})
+    assert stats["generator"]["density"] == 1 and stats["discriminator"]["density"] == 1
+    assert stats["generator"]["itop"] == 1
+    s = session()  # masked: one fill per holed layer per optimizer step
+    calls.clear()
+    s.handle("train", {"start": 1, "iterations": 1, "probeEvery": 0}, {})
+    assert len(calls) == BUILD["train"]["nCritic"] * 1 + 3  # D has one holed layer, G three
+
+
+def test_gen_batch_size_drives_the_g_step_and_its_growth_gradient():
+    s = Session()
+    s.op_build({**BUILD, "train": {**BUILD["train"], "batchSize": 8, "genBatchSize": 12}})
+    sizes = []
+    z, sample = s.gan.z, s.gan.data.sample
+    s.gan.z = lambda n: sizes.append(("z", n)) or z(n)
+    s.gan.data.sample = lambda n: sizes.append(("x", n)) or sample(n)
+    s.handle("train", {"start": 1, "iterations": 1, "probeEvery": 1}, {})
+    assert sizes == [("x", 8), ("z", 8), ("x", 8), ("z", 8), ("z", 12)]  # nCritic 2 D steps, then G
+    sizes.clear()
+    s.op_dstStep({"net": "generator", "dropRate": 0.2, "prune": "magnitude", "growth": "gradient"})
+    assert sizes == [("z", 12)]
+    sizes.clear()
+    s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "magnitude", "growth": "gradient"})
+    assert sizes == [("x", 8), ("z", 8)]
+
+
+def test_hybrid_growth_through_the_op_keeps_counts():
+    s = session()
+    before = s.op_stats({})["generator"]
+    r = s.op_dstStep({"net": "generator", "dropRate": 0.4, "prune": "magnitude", "growth": "hybrid", "alpha": 0.25})
+    assert r["pruned"] == r["grown"] > 0 and r["active"] == before["active"]
+    after = s.op_stats({})["generator"]
+    assert [l["active"] for l in after["layers"]] == [l["active"] for l in before["layers"]]
+    d_active = s.gan.masks_d.active()
+    r = s.op_dstStep({"net": "discriminator", "dropRate": 0.4, "prune": "global_magnitude", "growth": "global_hybrid"})
+    assert r["pruned"] == r["grown"] > 0 and r["active"] == d_active
+    with pytest.raises(WorkerError):
+        s.op_dstStep({"net": "generator", "dropRate": 0.4, "prune": "magnitude", "growth": "hybrid", "alpha": 2})
+
+
+# ---- the generator's EMA
+
+def ema_pairs(s):
+    """(G's maskable weight, the EMA's, mask) per layer."""
+    from ddst_worker.masking import maskable_layers
+    return [(l.weight, w, l.mask) for l, (_, w) in zip(s.gan.masks_g.layers, maskable_layers(s.gan.ema.model))]
+
+
+def test_ema_update_rule_and_sparse_ema_at_every_g_mask_change():
+    s = session()
+    decay = s.gan.ema.decay
+    assert decay == 0.999  # the default when train.ema is left out
+    s.handle("train", {"start": 1, "iterations": 3, "probeEvery": 0}, {})
+    before = [p.detach().clone() for p in s.gan.ema.model.parameters()]
+    s.handle("train", {"start": 4, "iterations": 1, "probeEvery": 0}, {})
+    for old, new, w in zip(before, s.gan.ema.model.parameters(), s.gan.G.parameters()):
+        assert torch.allclose(new, decay * old + (1 - decay) * w.detach(), rtol=0, atol=1e-7)
+    assert any(not torch.equal(e, w) for e, w in zip(s.gan.ema.model.parameters(), s.gan.G.parameters()))
+
+    def check():
+        for w, e, m in ema_pairs(s):
+            assert (e[~m] == 0).all() and (w.detach()[~m] == 0).all()
+    check()
+    s.op_dstStep({"net": "generator", "dropRate": 0.5, "prune": "global_magnitude", "growth": "global_gradient"})
+    check()
+    s.handle("train", {"start": 5, "iterations": 3, "probeEvery": 0}, {})
+    s.op_setDensity({"net": "generator", "target": 0.2, "growth": "global_gradient"})
+    check()
+    s.op_setMasks({"generator": {"net.2": 0.1}, "discriminator": {}})
+    check()
+    s.handle("train", {"start": 8, "iterations": 2, "probeEvery": 0}, {})
+    check()
+
+
+def test_ema_copies_buffers_and_sample_uses_it():
+    args = {**BUILD, "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
+            "data": {"name": "synthetic", "shape": [1, 28, 28]}, "train": {**BUILD["train"], "batchSize": 4}}
+    s = Session()
+    s.op_build(args)
+    s.handle("train", {"start": 1, "iterations": 2, "probeEvery": 0}, {})
+    for b, g in zip(s.gan.ema.model.buffers(), s.gan.G.buffers()):
+        assert torch.equal(b, g)  # BN running stats as of the last G step
+    _, a = s.op_sample({"n": 3, "seed": 5})
+    _, b = s.op_sample({"n": 3, "seed": 5})
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert torch.equal(dict(a)["samples"], dict(b)["samples"])
+        assert torch.equal(dict(a)["samples"], s.gan.ema.model(z))
+        assert not torch.equal(dict(a)["samples"], s.gan.G.eval()(z))
+    s.gan.G.train()
+    assert s.gan.G.training and not s.gan.ema.model.training
+
+    off = Session()
+    off.op_build({**args, "train": {**args["train"], "ema": None}})
+    assert off.gan.ema is None and off.gan.masks_g.layers[0].followers == []
+    _, c = off.op_sample({"n": 3, "seed": 5})
+    with torch.no_grad():
+        assert torch.equal(dict(c)["samples"], off.gan.G.eval()(z))

@@ -8,6 +8,7 @@ from ..errors import WorkerError
 DATASETS = {
     "ring8": "ddst_worker.data.toy",
     "grid25": "ddst_worker.data.toy",
+    "synthetic": "ddst_worker.data.synthetic",  # random images, for benchmarks and tests
 }
 
 

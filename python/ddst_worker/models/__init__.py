@@ -2,6 +2,8 @@
 
 A trailing number names the image size the model is for (`sngan32`, `dcgan28`) and resolves to the
 module of the bare name, which checks the size. Modules are imported on first use.
+Each module accepts exactly the keys of its branch of `build.model` in schemas/request.schema.json
+(see `check_keys`); a key it does not know is refused rather than silently ignored.
 """
 
 import importlib
@@ -14,6 +16,14 @@ MODELS = {
     "sngan": "ddst_worker.models.sngan",
     "dcgan": "ddst_worker.models.dcgan",
 }
+
+
+def check_keys(cfg: dict, allowed: set[str], model: str) -> None:
+    """Refuse keys a model does not read: the schema rules them out on the wire, and an in-process caller
+    (tests, bench) that misspells one should hear about it instead of getting the default."""
+    unknown = sorted(set(cfg) - allowed - {"name"})
+    if unknown:
+        raise ValueError(f"{model} does not take {unknown}; it takes {sorted(allowed)}")
 
 
 def module_for(name) -> str:

@@ -6,11 +6,11 @@ Generator: z [N, latent] -> Linear(latent -> 2w*s*s), s = H // 4 (7 for 28, 8 fo
     -> BN, ReLU -> ConvT(2w -> w, 4, stride 2, pad 1) [2s] -> BN, ReLU -> ConvT(w -> C, 4, 2, 1) [4s = H] -> tanh
 Discriminator: Conv(C -> w, 4, 2, 1) [H/2] -> LeakyReLU 0.2 -> Conv(w -> 2w, 4, 2, 1) [H/4] -> LeakyReLU 0.2
     -> flatten -> Linear(2w*s*s -> 1) -> raw logits, shape [N]
-w = `width` (default 64: 64/128 channels as in the classic DCGAN). Optional `spectralNorm` (default False)
-wraps every D layer in classic spectral norm (`weight_orig`).
+w = `width` (default 32: 32/64 channels, half the classic DCGAN's, small enough for CPU runs). Optional
+`spectralNorm` (default False) wraps every D layer in classic spectral norm (`weight_orig`).
 
-model_cfg keys (all optional): latentDim (64), width (64), spectralNorm (False), name (if it ends in a
-resolution, e.g. "dcgan28", it must agree with data_shape).
+model_cfg keys, exactly those of the schema's dcgan branch, all optional: latentDim (64), width (32),
+spectralNorm (False), and name (if it ends in a resolution, e.g. "dcgan28", it must agree with data_shape).
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import check_keys
+
 DEFAULT_LATENT = 64
 DEFAULT_WIDTH = 32
+KEYS = {"latentDim", "width", "spectralNorm"}
 
 
 class Generator(nn.Module):
@@ -62,6 +65,7 @@ class Discriminator(nn.Module):
 def build(model_cfg: dict | None, data_shape: tuple) -> tuple[nn.Module, nn.Module, int]:
     """Build (G, D, latent_dim) for images of shape data_shape = (C, H, W); see the module docstring."""
     cfg = dict(model_cfg or {})
+    check_keys(cfg, KEYS, "dcgan")
     if len(data_shape) != 3:
         raise ValueError(f"DCGAN needs image data (C, H, W), got shape {tuple(data_shape)}")
     c, h, w = (int(v) for v in data_shape)

@@ -1,10 +1,15 @@
-"""mlp2d: small MLPs for 2-D toy mixtures. D returns raw logits (no sigmoid)."""
+"""mlp2d: small MLPs for 2-D toy mixtures. D returns raw logits (no sigmoid).
+
+model_cfg keys, exactly those of the schema's mlp2d branch: hidden (128), depth (2), latentDim (2), name.
+"""
 
 import math
 
 from torch import nn
 
-from ..errors import WorkerError
+from . import check_keys
+
+KEYS = {"hidden", "depth", "latentDim"}
 
 
 def mlp(sizes: list[int], act) -> nn.Sequential:
@@ -37,8 +42,9 @@ class Discriminator(nn.Module):
 
 
 def build(cfg: dict, data_shape: tuple):
+    check_keys(cfg, KEYS, "mlp2d")
     hidden, depth, latent = cfg.get("hidden", 128), cfg.get("depth", 2), cfg.get("latentDim", 2)
     if min(hidden, depth, latent) < 1:
-        raise WorkerError("bad_value", "mlp2d needs hidden, depth and latentDim >= 1", {"model": cfg})
+        raise ValueError("mlp2d needs hidden, depth and latentDim >= 1")
     out_dim = math.prod(data_shape)
     return Generator(latent, hidden, depth, data_shape), Discriminator(out_dim, hidden, depth), latent

@@ -2,28 +2,27 @@
 
 `build(model_cfg, data_shape) -> (G, D, latent_dim)`, data_shape = (C, H, W).
 
-Generator (default, "sngan"):
+Generator (default variant, "lottery"):
     z [N, latent] -> Linear(latent -> b*b*ch) -> view [ch, b, b], b = H // 8
     3 x UpBlock(ch -> ch):  residual  BN, ReLU, nearest x2, conv3x3, BN, ReLU, conv3x3
                             shortcut  nearest x2, conv1x1
     BN, ReLU, conv3x3(ch -> C), tanh                              -> [N, C, 8b, 8b]
-Discriminator (default, "sngan"), every Conv/Linear under classic spectral norm (`weight_orig`):
+Discriminator (default variant), every Conv/Linear under classic spectral norm (`weight_orig`):
     OptimizedBlock(C -> dch):  conv3x3, ReLU, conv3x3, avgpool2; shortcut avgpool2, conv1x1
     DisBlock(dch -> dch, down): ReLU, conv3x3, ReLU, conv3x3, avgpool2; shortcut conv1x1, avgpool2
     2 x DisBlock(dch -> dch):   ReLU, conv3x3, ReLU, conv3x3; identity shortcut (nothing changes)
     ReLU, sum over space, Linear(dch -> 1, bias=False)           -> raw logits, shape [N]
 32x32 (CIFAR-10, "sngan32"): b = 4, ch = 256, dch = 128. Maskable weights: G 4,266,752, D 1,052,544.
 48x48 (STL-10, "sngan48"):   b = 6, same channels. The authors' public code (YiteWang/ADAPT) has no STL-10
-    script; its SNGAN ("lottery" model) takes a `bottom_width` argument (4 by default) and its discriminator
-    is resolution-agnostic (sum over space), so 48x48 is the same pair with b = 6: G 4,922,112 maskable (only
-    the first Linear grows), D 1,052,544. The same repository also carries a different 48x48 pair
-    ("resnet.48", G 512->256->128->64 channels, D 64->...->1024 with four down-blocks, mean pooling, biased
-    final Linear); `variant: "resnet48"` selects it.
+    script; its SNGAN ("lottery" model, hence the variant's name) has a `bottom_width` (4 by default) and a
+    resolution-agnostic discriminator (sum over space), so 48x48 is the same pair with b = 6: G 4,922,112
+    maskable (only the first Linear grows), D 1,052,544. The same repository also carries a different 48x48
+    pair ("resnet.48", G 512->256->128->64 channels, D 64->...->1024 with four down-blocks, mean pooling,
+    biased final Linear); `variant: "resnet48"` selects it (fixed channels: gChannels / dChannels refused).
 
-model_cfg keys (all optional): latentDim (128), gChannels (256), dChannels (128), bottomWidth (H // 8),
-spectralNorm (True), variant ("sngan" | "resnet48"), init ("torch" = PyTorch defaults, as the reference;
-"xavier_uniform" = xavier-uniform weights and zero biases), name (if it ends in a resolution, e.g.
-"sngan48", it must agree with data_shape).
+model_cfg keys, exactly those of the schema's sngan branch, all optional: latentDim (128), gChannels (256),
+dChannels (128), spectralNorm (True), variant ("lottery" | "resnet48"), and name (if it ends in a resolution,
+e.g. "sngan48", it must agree with data_shape). Weights keep PyTorch's default init, as the reference.
 Convs and the generator's Linear have biases (non-maskable), as in the reference.
 """
 
@@ -35,7 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import check_keys
+
 DEFAULT_LATENT = 128
+KEYS = {"latentDim", "gChannels", "dChannels", "spectralNorm", "variant"}
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -142,14 +144,6 @@ def add_spectral_norm(net: nn.Module) -> nn.Module:
     return net
 
 
-def _xavier_init(net: nn.Module) -> None:
-    for m in net.modules():
-        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
 def _check_name(model_cfg: dict, h: int) -> None:
     name = str(model_cfg.get("name", "") or "")
     m = re.search(r"(\d+)$", name)
@@ -160,6 +154,7 @@ def _check_name(model_cfg: dict, h: int) -> None:
 def build(model_cfg: dict | None, data_shape: tuple) -> tuple[nn.Module, nn.Module, int]:
     """Build (G, D, latent_dim) for images of shape data_shape = (C, H, W); see the module docstring."""
     cfg = dict(model_cfg or {})
+    check_keys(cfg, KEYS, "sngan")
     if len(data_shape) != 3:
         raise ValueError(f"SNGAN needs image data (C, H, W), got shape {tuple(data_shape)}")
     c, h, w = (int(v) for v in data_shape)
@@ -167,12 +162,12 @@ def build(model_cfg: dict | None, data_shape: tuple) -> tuple[nn.Module, nn.Modu
         raise ValueError(f"SNGAN needs square images, got {h}x{w}")
     _check_name(cfg, h)
     latent = int(cfg.get("latentDim", DEFAULT_LATENT))
-    variant = cfg.get("variant", "sngan")
+    variant = cfg.get("variant", "lottery")
 
-    if variant == "sngan":
-        bottom = int(cfg.get("bottomWidth", h // 8))
+    if variant == "lottery":
+        bottom = h // 8
         if bottom * 8 != h:
-            raise ValueError(f"SNGAN upsamples 8x from the bottom width: {h} is not 8 * {bottom}")
+            raise ValueError(f"SNGAN upsamples 8x from the bottom width: {h} is not a multiple of 8")
         gch = int(cfg.get("gChannels", 256))
         dch = int(cfg.get("dChannels", 128))
         G = Generator(latent, bottom, [gch] * 4, c)
@@ -180,18 +175,14 @@ def build(model_cfg: dict | None, data_shape: tuple) -> tuple[nn.Module, nn.Modu
     elif variant == "resnet48":
         if h != 48:
             raise ValueError(f"variant resnet48 is for 48x48 images, got {h}x{h}")
+        if "gChannels" in cfg or "dChannels" in cfg:
+            raise ValueError("variant resnet48 has fixed channel widths; gChannels / dChannels apply to 'lottery'")
         G = Generator(latent, 6, [512, 256, 128, 64], c)
         D = Discriminator(c, [(128, True, 128), (256, True, 256), (512, True, 512), (1024, True, 1024)], 64,
                           "mean", True)
     else:
-        raise ValueError(f"unknown SNGAN variant {variant!r} (sngan | resnet48)")
+        raise ValueError(f"unknown SNGAN variant {variant!r} (lottery | resnet48)")
 
-    init = cfg.get("init", "torch")
-    if init == "xavier_uniform":
-        _xavier_init(G)
-        _xavier_init(D)
-    elif init != "torch":
-        raise ValueError(f"unknown init {init!r} (torch | xavier_uniform)")
     if cfg.get("spectralNorm", True):
         add_spectral_norm(D)
     return G, D, latent

@@ -5,7 +5,10 @@ import { loadExperiment } from "./config/load.js";
 import { RunAborted, runExperiment } from "./run/run-experiment.js";
 import { RunDir, RunDirError } from "./run/run-dir.js";
 import type { MetricRecord } from "./run/records.js";
-import { surveyPythons } from "./worker/discover.js";
+import { execa } from "execa";
+import { join } from "node:path";
+import { findPython, surveyPythons } from "./worker/discover.js";
+import { packageRoot } from "./worker/paths.js";
 import { Worker } from "./worker/worker.js";
 import { ModelSpec, TrainSpec } from "./config/networks.js";
 import { BuildResult } from "./protocol/messages.js";
@@ -17,6 +20,8 @@ const USAGE = `usage:
   ddst run <experiment.json> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda] [--set path=value ...]
   ddst inspect <model> [--density-g X] [--density-d Y] [--init erk|uniform] [--json]
                models: mlp2d, sngan32, sngan48, dcgan28, dcgan32
+  ddst bench [--model sngan32] [--batch 64] [--iters 3] [--device cpu|cuda]
+               masked vs dense training iteration, and one global prune-and-grow of G vs an iteration
   ddst doctor          which Python ddst would use, and why other candidates were rejected`;
 
 class UsageError extends Error {}
@@ -149,6 +154,42 @@ async function cmdInspect(argv: string[]): Promise<number> {
   }
 }
 
+async function cmdBench(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string", default: "sngan32" },
+      batch: { type: "string", default: "64" },
+      iters: { type: "string", default: "3" },
+      device: { type: "string", default: "cpu" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const model = ModelSpec.safeParse({ name: values.model });
+  if (!model.success) throw new UsageError(`unknown model '${values.model}'; known: ${MODEL_NAMES.join(", ")}`);
+  if (values.device !== "cpu" && values.device !== "cuda") throw new UsageError(`--device must be cpu or cuda, got '${values.device}'`);
+  const batch = intOption("batch", values.batch)!;
+  const iters = intOption("iters", values.iters)!;
+  const python = (await findPython()).path;
+  const root = packageRoot();
+  const r = await execa(python, ["-m", "ddst_worker.bench", "--model", values.model, "--batch", String(batch), "--iters", String(iters), "--device", values.device], {
+    env: { PYTHONPATH: join(root, "python"), DDST_SCHEMAS: join(root, "schemas") },
+    reject: false,
+  });
+  if (r.exitCode !== 0) throw new Error(`the benchmark failed:\n${r.stderr}`);
+  const b = JSON.parse(String(r.stdout).trim().split("\n").pop()!) as Record<string, number | string>;
+  if (values.json) {
+    console.log(JSON.stringify(b));
+    return 0;
+  }
+  const s = (x: unknown) => `${Number(x).toFixed(3)} s`;
+  console.log(`${b.model} batch ${b.batch}, ${b.device}, torch ${b.torch}, ${b.threads} threads, median of ${b.iters} after a warm-up`);
+  console.log(`  dense training iteration          ${s(b.denseIterS)}`);
+  console.log(`  masked iteration (density ${b.density})     ${s(b.maskedIterS)}   ${Number(b.maskedOverDense).toFixed(3)}x dense   (target <= 1.10x)`);
+  console.log(`  global prune-and-grow of G         ${s(b.dstStepS)}   ${Number(b.dstOverMaskedIter).toFixed(3)}x an iteration (target <= 3x)`);
+  return 0;
+}
+
 async function cmdDoctor(): Promise<number> {
   const found = await surveyPythons();
   // An explicit DDST_PYTHON is the only choice when set: a broken one is not replaced by another.
@@ -180,6 +221,8 @@ async function main(argv: string[]): Promise<number> {
         return await cmdRun(rest);
       case "inspect":
         return await cmdInspect(rest);
+      case "bench":
+        return await cmdBench(rest);
       case "doctor":
         return await cmdDoctor();
       case undefined:

@@ -35,6 +35,19 @@ describe("ddst run", () => {
     expect(summary.final.densityD).toBeCloseTo(controller[0]!.densityD, 2);
   });
 
+  it("gives identical metrics for the same seed on CPU, and different ones for another seed", async () => {
+    const runs = await Promise.all(
+      ["7", "7", "8"].map(async (seed) => {
+        const out = join(tempDir(), "run");
+        const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "120", "--seed", seed, "--out", out], { reject: false });
+        expect(r.exitCode, r.stderr).toBe(0);
+        return readFileSync(join(out, "metrics.jsonl"), "utf8");
+      }),
+    );
+    expect(runs[0]).toBe(runs[1]);
+    expect(runs[0]).not.toBe(runs[2]);
+  });
+
   it("rejects an invalid experiment with exit code 2, naming each field, creating nothing", async () => {
     const dir = tempDir();
     const bad = join(dir, "bad.json");

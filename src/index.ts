@@ -9,3 +9,4 @@ export { deathRate } from "./sparsity/schedule.js";
 export { BrWindow, probeRatio } from "./controller/br-window.js";
 export { decideDensity } from "./controller/density-rule.js";
 export type { MetricRecord, Summary } from "./run/records.js";
+export { openRun, type OpenedRun } from "./analysis/open-run.js";

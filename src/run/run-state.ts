@@ -1,0 +1,27 @@
+import { z } from "zod";
+
+/** Everything the orchestrator must remember to continue a run exactly where a checkpoint left it. The
+ * orchestrator draws no random numbers, so it has no RNG state; the worker's RNG streams are in its file. */
+export const RunState = z.object({
+  iter: z.number().int().min(0),
+  densityD: z.number(),
+  window: z.object({ size: z.number().int(), ratios: z.array(z.number()) }),
+  lossSum: z.object({ d: z.number(), g: z.number(), n: z.number().int() }),
+  flops: z.object({
+    paper: z.object({ generator: z.number(), discriminator: z.number() }),
+    executed: z.object({ generator: z.number(), discriminator: z.number() }),
+  }),
+  restarts: z.number().int(),
+  wallSeconds: z.number(),
+  /** Length of metrics.jsonl when the checkpoint was taken: a resume cuts the file back to it. */
+  metricsBytes: z.number().int(),
+});
+export type RunState = z.infer<typeof RunState>;
+
+/** checkpoint.json: the newest complete checkpoint, written last so it never names a half-written one. */
+export const CheckpointPointer = z.object({
+  iter: z.number().int(),
+  worker: z.string().describe("worker checkpoint, relative to the run directory"),
+  state: RunState,
+});
+export type CheckpointPointer = z.infer<typeof CheckpointPointer>;

@@ -39,6 +39,9 @@ def read_key(path: str) -> bytes:
 def main(argv=None) -> int:
     # SIGTERM unwinds like sys.exit(0): the `finally` around the loop closes the socket.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A terminal's Ctrl-C reaches the whole process group, the orchestrator included, and the orchestrator
+    # decides how to stop (interrupt, checkpoint, shutdown): the worker must not die under it first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()  # taken first: the parent may die while torch loads
     args = parse_args(argv)
     key = read_key(args.key_file)

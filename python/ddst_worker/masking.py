@@ -323,6 +323,18 @@ class MaskSet:
             return 0, want - have
         return 0, 0
 
+    @torch.no_grad()
+    def restore(self, masks: dict[str, torch.Tensor], ever: dict[str, torch.Tensor]) -> None:
+        """Masks and ITOP masks exactly as a checkpoint holds them (weights, moments and followers come
+        with their own state, already zero outside the masks), and the training path's caches rebuilt."""
+        for l in self.layers:
+            for attr, saved in (("mask", masks[l.name]), ("ever", ever[l.name])):
+                if saved.shape != l.weight.shape or saved.dtype != torch.bool:
+                    raise ValueError(f"{attr} of {l.name} is {saved.dtype} {list(saved.shape)}, "
+                                     f"expected torch.bool {list(l.weight.shape)}")
+                setattr(l, attr, saved.to(l.weight.device, copy=True))
+        self._refresh()
+
     # -- reporting
     def stats(self) -> dict:
         total, active = self.total(), self.active()

@@ -23,7 +23,8 @@ from .validate import RequestValidator
 
 POLL_MS = 500            # how often the idle loop wakes to check on its parent
 PROGRESS_EVERY_S = 0.25  # rate limit for progress events
-LONG_OPS = {"train"}     # ops that stream progress and serve `ping` while running
+LONG_OPS = {"train"}     # ops that stream progress and serve SERVED_WHILE_BUSY while running
+SERVED_WHILE_BUSY = ("ping", "interrupt")  # both touch no training state
 
 
 class ParentGone(SystemExit):
@@ -101,13 +102,14 @@ class Server:
         if request is None:
             return
         identity, rid, op, args, tensors = request
-        if busy:  # called from inside a long op: answer ping, refuse the rest, touch no state
-            if op == "ping":
-                self.send(identity, {"id": rid, "kind": "ok", "result": self.session.op_ping({}), "tensors": []})
+        if busy:  # called from inside a long op: answer ping and interrupt, refuse the rest
+            if op in SERVED_WHILE_BUSY:
+                result, _ = self.session.handle(op, args, tensors)
+                self.send(identity, {"id": rid, "kind": "ok", "result": result, "tensors": []})
             else:
                 self.send_error(identity, rid, WorkerError(
-                    "busy", f"a long operation is running (iteration {self.session.iter}); only ping is served",
-                    {"iter": self.session.iter, "op": op}))
+                    "busy", f"a long operation is running (iteration {self.session.iter}); only "
+                    f"{' and '.join(SERVED_WHILE_BUSY)} are served", {"iter": self.session.iter, "op": op}))
             return
         progress = self.progress_for(identity, rid, op) if op in LONG_OPS else None
         self.session.busy = op in LONG_OPS

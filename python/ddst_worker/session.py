@@ -5,13 +5,14 @@ the orchestrator. Inputs the schema cannot rule out (unknown layer names, imposs
 checked here and answered with `bad_value`.
 """
 
+import copy
 import os
 import platform
 
 import numpy as np
 import torch
 
-from . import PROTOCOL_VERSION, __version__
+from . import PROTOCOL_VERSION, __version__, checkpoint
 from .data import build_data
 from .ema import Ema
 from .errors import WorkerError
@@ -54,7 +55,10 @@ class Session:
         self.busy = False      # set by the server around long ops
         self.dropped = 0       # counted by the server
         self.exit_requested = False
+        self.interrupt_requested = False  # set by `interrupt` while a train runs; read after each iteration
         self.mask_gen: torch.Generator | None = None
+        self.build_args: dict | None = None  # what `load` checks a checkpoint against
+        self.data_shape: tuple | None = None
 
     def handle(self, op: str, args: dict, tensors: dict, progress=None):
         """-> (result dict, [(name, array)])."""
@@ -87,6 +91,11 @@ class Session:
         return {"busy": self.busy, "iter": self.iter, "dropped": self.dropped}
 
     def op_build(self, args):
+        return self.build(args)
+
+    def build(self, args: dict, data=None):
+        """`build`; `data` replaces the data set named in args with a source of one's own (anything with
+        `shape` and `sample(n)`): run_access builds a finished run's networks without touching its data."""
         device, t = args["device"], args["train"]
         if device == "cuda" and not torch.cuda.is_available():
             raise _bad("device 'cuda' was asked for but torch sees no CUDA device here; use 'cpu'",
@@ -107,7 +116,8 @@ class Session:
         init_seed, data_seed, noise_seed, mask_seed = (
             int(s) for s in np.random.SeedSequence(args["seed"] % 2**64).generate_state(4))
         torch.manual_seed(init_seed)  # model init uses the global generator
-        data = build_data(args["data"], data_seed, device)
+        if data is None:
+            data = build_data(args["data"], data_seed, device)
         G, D, latent = build_model(args["model"], data.shape)
         G, D = G.to(device), D.to(device)
         # float(): JSON writes the default beta1 0.0 as `0`, and Adam refuses an int beta next to a float.
@@ -126,6 +136,7 @@ class Session:
                        n_critic=t["nCritic"], loss=t["loss"], device=device, ema=ema)
         self.mask_gen = torch.Generator().manual_seed(mask_seed)
         self.iter = 0
+        self.build_args, self.data_shape = copy.deepcopy(args), tuple(data.shape)
         return {"device": device, "latentDim": latent, "dataShape": list(data.shape), "layers": layers}
 
     def op_setMasks(self, args):
@@ -151,10 +162,32 @@ class Session:
         def on_iteration(t, done, total):
             self.iter = t
             if progress is not None:
-                progress(t, done, total)
+                progress(t, done, total)  # serves the socket: an `interrupt` may arrive here
+            return self.interrupt_requested
 
-        losses, probes = train(gan, start, iterations, every, on_iteration)
-        return {"end": start + iterations - 1, "iterations": iterations}, [("losses", losses), ("probes", probes)]
+        self.interrupt_requested = False  # only an interrupt sent while this train runs counts
+        try:
+            losses, probes = train(gan, start, iterations, every, on_iteration)
+        finally:
+            self.interrupt_requested = False
+        done = len(losses)
+        return ({"end": start + done - 1, "iterations": done, "interrupted": done < iterations},
+                [("losses", losses), ("probes", probes)])
+
+    def op_interrupt(self, args):
+        """Stop the running train after the iteration in progress; with nothing running, nothing happens
+        (the server serves this op during a train, like ping)."""
+        if self.busy:
+            self.interrupt_requested = True
+        return {}
+
+    def op_save(self, args):
+        self._built()
+        return checkpoint.save(self, args["path"])
+
+    def op_load(self, args):
+        self._built()
+        return {"iter": checkpoint.load(self, args["path"])}
 
     def op_setDensity(self, args):
         net, target, growth = args["net"], args["target"], args["growth"]

@@ -108,7 +108,8 @@ def train(gan: Gan, start: int, iterations: int, probe_every: int, progress=None
     """Run iterations start..start+iterations-1. Returns float64 arrays
     losses [K, 3] = (iter, lossD, lossG) and probes [P, 4] = (iter, fakePre, fakePost, real).
     Values stay on the device until the end (no per-iteration sync); `progress(iter, done, total)`
-    is called after every iteration and may serve the socket."""
+    is called after every iteration and may serve the socket. When it returns True (an `interrupt`
+    arrived) training stops there, and the arrays cover only the iterations completed."""
     loss_rows, probe_rows, probe_iters = [], [], []
     for done in range(1, iterations + 1):
         t = start + done - 1
@@ -118,9 +119,9 @@ def train(gan: Gan, start: int, iterations: int, probe_every: int, progress=None
         if p is not None:
             probe_rows.append(p)
             probe_iters.append(t)
-        if progress is not None:
-            progress(t, done, iterations)
-    iters = np.arange(start, start + iterations, dtype=np.float64)[:, None]
+        if progress is not None and progress(t, done, iterations):
+            break
+    iters = np.arange(start, start + len(loss_rows), dtype=np.float64)[:, None]
     losses = np.hstack([iters, _to_numpy(loss_rows, 2)])
     probes = np.hstack([np.array(probe_iters, dtype=np.float64)[:, None], _to_numpy(probe_rows, 3)])
     return losses, probes

@@ -51,7 +51,7 @@ def test_sngan32_on_cuda():
 
     result, tensors = s.handle("train", {"start": 1, "iterations": 3, "probeEvery": 1}, {})
     losses, probes = dict(tensors)["losses"], dict(tensors)["probes"]
-    assert result == {"end": 3, "iterations": 3} and losses.shape == (3, 3) and probes.shape == (3, 4)
+    assert result == {"end": 3, "iterations": 3, "interrupted": False} and losses.shape == (3, 3) and probes.shape == (3, 4)
     assert np.isfinite(losses).all() and np.isfinite(probes).all()
     check_invariants(s)
 

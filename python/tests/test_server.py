@@ -88,7 +88,7 @@ def test_build_and_set_masks(worker):
 def test_train_with_probes(worker):
     _, c = worker
     header, tensors, progress, _ = c.reply(c.send("train", {"start": 1, "iterations": 50, "probeEvery": 10}))
-    assert header["kind"] == "ok" and header["result"] == {"end": 50, "iterations": 50}
+    assert header["kind"] == "ok" and header["result"] == {"end": 50, "iterations": 50, "interrupted": False}
     assert [(t["name"], t["dtype"], t["shape"]) for t in header["tensors"]] == \
         [("losses", "float64", [50, 3]), ("probes", "float64", [5, 4])]
     assert list(tensors["losses"][:, 0]) == list(range(1, 51))

@@ -45,7 +45,7 @@ def test_losses_and_probes_layout_and_probe_semantics():
     s = session()
     result, tensors = s.handle("train", {"start": 11, "iterations": 20, "probeEvery": 7}, {})
     losses, probes = dict(tensors)["losses"], dict(tensors)["probes"]
-    assert result == {"end": 30, "iterations": 20} and s.iter == 30
+    assert result == {"end": 30, "iterations": 20, "interrupted": False} and s.iter == 30
     assert losses.dtype == np.float64 and losses.shape == (20, 3) and list(losses[:, 0]) == list(range(11, 31))
     assert probes.dtype == np.float64 and probes.shape == (3, 4) and list(probes[:, 0]) == [14, 21, 28]
     assert np.isfinite(losses).all() and np.isfinite(probes).all()

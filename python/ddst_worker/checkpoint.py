@@ -1,0 +1,203 @@
+"""Checkpoints of the whole worker state (`save` / `load`).
+
+A fresh worker built with the same build args that loads a checkpoint continues exactly as the worker
+that wrote it would have: on CPU, bit for bit (same torch build and thread count). The file holds only
+tensors and plain data, so it is read with torch.load(weights_only=True) and no object is ever unpickled.
+
+    format, version   what this file is
+    iter              the last iteration completed
+    build             the `build` args; `load` refuses a session built with other ones
+    dataShape         one sample's shape: run_access builds the networks from it without the data
+    nets.generator, nets.discriminator:
+        model         state_dict: parameters, BatchNorm statistics, spectral-norm u and v
+        optimizer     Adam's state_dict: moments and step counts
+        masks, ever   per maskable layer, its mask and its ITOP (ever active) mask, bool
+    ema               the generator EMA's state_dict, None when the EMA is off
+    rng               every random stream that shapes what comes next:
+        torch, cuda   torch's global CPU generator (model init) and, on CUDA, the device's (else None)
+        noise         the z stream (one z per G step, drawn whether or not the step is probed)
+        masks         random masks and random growth
+        data          the data source's streams (see data_state)
+Nothing else carries over from one op to the next: train.py keeps nothing between calls, MaskSet's
+cached inverse masks are rebuilt from the masks, and every gradient is zeroed before it is used.
+"""
+
+import contextlib
+import os
+
+import torch
+
+from .errors import WorkerError
+
+FORMAT = "ddst-worker-checkpoint"
+VERSION = 1
+NETS = ("generator", "discriminator")
+
+
+def _bad(message: str, **detail):
+    return WorkerError("bad_value", message, detail)
+
+
+def _nets(gan):
+    return {"generator": (gan.G, gan.opt_g, gan.masks_g), "discriminator": (gan.D, gan.opt_d, gan.masks_d)}
+
+
+# ---- the data source's random state -------------------------------------------------------------
+
+def data_state(data) -> dict:
+    """A data source with more state than its torch.Generator attributes (a shuffled order and a cursor,
+    say) provides state_dict() -> tensors and plain data, and load_state_dict(state) (which gets CPU
+    tensors); for any other source its state is its generators."""
+    if hasattr(data, "state_dict"):
+        return data.state_dict()
+    return {name: g.get_state() for name, g in vars(data).items() if isinstance(g, torch.Generator)}
+
+
+def set_data_state(data, state: dict) -> None:
+    if hasattr(data, "load_state_dict"):
+        data.load_state_dict(state)
+        return
+    mine = {name for name, g in vars(data).items() if isinstance(g, torch.Generator)}
+    if mine != set(state):
+        raise ValueError(f"data streams {sorted(state)} in the checkpoint, {sorted(mine)} in this build")
+    for name, s in state.items():
+        getattr(data, name).set_state(s)
+
+
+# ---- save ----------------------------------------------------------------------------------------
+
+def state_of(session) -> dict:
+    gan = session.gan
+    return {
+        "format": FORMAT, "version": VERSION, "iter": session.iter,
+        "build": session.build_args, "dataShape": list(session.data_shape),
+        "nets": {net: {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                       "masks": {l.name: l.mask for l in masks.layers},
+                       "ever": {l.name: l.ever for l in masks.layers}}
+                 for net, (model, opt, masks) in _nets(gan).items()},
+        "ema": gan.ema.model.state_dict() if gan.ema is not None else None,
+        "rng": {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state() if gan.device == "cuda" else None,
+                "noise": gan.noise.get_state(), "masks": session.mask_gen.get_state(),
+                "data": data_state(gan.data)},
+    }
+
+
+def save(session, path: str) -> dict:
+    """Write atomically: a reader (or a crash) sees the old file or the new one, never half of one.
+    The parent directory is made if missing."""
+    state = state_of(session)
+    tmp = path + ".tmp"  # same directory, so the rename stays on one file system
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(folder)  # makes the rename itself durable
+    except (OSError, RuntimeError) as e:  # RuntimeError: torch's zip writer, e.g. on a full disk
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _bad(f"cannot write checkpoint {path}: {getattr(e, 'strerror', None) or e}", path=path)
+    return {"path": path, "bytes": os.path.getsize(path), "iter": session.iter}
+
+
+def _fsync_dir(folder: str) -> None:
+    with contextlib.suppress(OSError):  # not every platform opens directories
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ---- load ----------------------------------------------------------------------------------------
+
+def read(path: str) -> dict:
+    """The checkpoint as a dict, or bad_value naming the file and the fault. weights_only=True: a file
+    holding anything but tensors and plain data is refused, never executed. Tensors land on the CPU:
+    load_state_dict copies them to wherever the session's tensors live, RNG states must be CPU tensors,
+    and Adam's step counts stay on the CPU as in a fresh optimizer (no device sync per step)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise _bad(f"checkpoint {path} does not exist", path=path)
+    except Exception as e:  # torch reports truncation, corruption and refused objects in many types
+        raise _bad(f"checkpoint {path} cannot be read: truncated, corrupt, unreadable, or holding more than "
+                   f"tensors and plain data ({type(e).__name__}: {_reason(e)})", path=path, error=type(e).__name__)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise _bad(f"{path} is not a ddst worker checkpoint", path=path)
+    if ckpt.get("version") != VERSION:
+        raise _bad(f"checkpoint {path} has format version {ckpt.get('version')!r}; this worker reads {VERSION}",
+                   path=path, version=ckpt.get("version"))
+    missing = sorted({"iter", "build", "dataShape", "nets", "ema", "rng"} - set(ckpt))
+    if missing:
+        raise _bad(f"checkpoint {path} lacks {missing}", path=path, missing=missing)
+    return ckpt
+
+
+def _reason(e: Exception) -> str:
+    """The specific line of an exception's message: torch's weights_only refusal wraps it in advice to load
+    the file unsafely, which is not ours to give."""
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.strip().startswith(boilerplate)]
+    return lines[0] if lines else str(e).strip()
+
+
+_ABSENT = "(absent)"
+
+
+def differences(saved, given, at: str = "") -> list[dict]:
+    """Where two JSON-like values differ, as [{key, checkpoint, build}] with dotted keys."""
+    if isinstance(saved, dict) and isinstance(given, dict):
+        return [d for k in sorted(set(saved) | set(given), key=str)
+                for d in differences(saved.get(k, _ABSENT), given.get(k, _ABSENT), f"{at}.{k}" if at else str(k))]
+    return [] if saved == given else [{"key": at, "checkpoint": saved, "build": given}]
+
+
+def check_build(ckpt: dict, args: dict, path: str, ignore=()) -> None:
+    diff = [d for d in differences(ckpt["build"], args) if d["key"].split(".")[0] not in ignore]
+    if diff:
+        said = "; ".join(f"{d['key']} is {d['checkpoint']!r} there, {d['build']!r} here" for d in diff)
+        raise _bad(f"checkpoint {path} was written by a worker built with other args ({said}); "
+                   "build with the checkpoint's args, then load", path=path, differences=diff)
+
+
+def restore(session, ckpt: dict, path: str, rng: bool = True) -> None:
+    """Put the checkpoint's state into a built session; rng=False leaves the random streams alone (to
+    look at a run, not to continue it: the device may differ, the data may be a stand-in). A failure
+    part-way leaves a session half restored, so it is unbuilt instead."""
+    gan = session.gan
+    try:
+        for net, (model, opt, masks) in _nets(gan).items():
+            saved = ckpt["nets"][net]
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            masks.restore(saved["masks"], saved["ever"])
+        if (gan.ema is None) != (ckpt["ema"] is None):
+            raise ValueError("the generator EMA is on in one of the checkpoint and this build, off in the other")
+        if gan.ema is not None:
+            gan.ema.model.load_state_dict(ckpt["ema"])
+        if rng:
+            r = ckpt["rng"]
+            torch.set_rng_state(r["torch"])
+            if gan.device == "cuda" and r["cuda"] is not None:
+                torch.cuda.set_rng_state(r["cuda"])
+            gan.noise.set_state(r["noise"])
+            session.mask_gen.set_state(r["masks"])
+            set_data_state(gan.data, r["data"])
+        session.iter = int(ckpt["iter"])
+    except Exception as e:
+        session.gan = None
+        raise _bad(f"checkpoint {path} does not fit this build ({type(e).__name__}: {e}); "
+                   "the session is unbuilt now: send build again", path=path) from e
+
+
+def load(session, path: str) -> int:
+    """`load`: the session must have been built with the checkpoint's build args. -> the iteration."""
+    ckpt = read(path)
+    check_build(ckpt, session.build_args, path)
+    restore(session, ckpt, path)
+    return session.iter

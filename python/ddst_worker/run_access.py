@@ -1,0 +1,109 @@
+"""A run's networks for scripts: `open_run(run_dir)`, called from TypeScript through the pythonia bridge.
+
+Low-frequency access only (look at masks, draw a few samples, hand the nets to an analysis); training
+goes through the ZeroMQ worker. A run directory holds `config.json` (the resolved experiment) and
+`checkpoint.json` (`{"iter", "worker": the latest worker checkpoint, relative to the run directory}`).
+
+The networks are built from config.json's {seed, model, data, train} on the device asked for, then the
+checkpoint is loaded into them. The data set is never read: the networks only need one sample's shape,
+which the checkpoint records, so a run opens even where its data is missing.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .session import Session
+
+BUILD_KEYS = ("seed", "model", "data", "train")
+
+
+class _NoData:
+    """Stands in for the data set at build time: its shape is all the networks need."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def sample(self, n: int):
+        raise RuntimeError("a run opened by run_access has no data: it is for looking at, not for training")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist: is {path.parent} a ddst run directory?") from None
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
+class Run:
+    def __init__(self, run_dir: str, device: str = "cpu"):
+        self.dir = Path(run_dir)
+        self.config = _read_json(self.dir / "config.json")
+        pointer = _read_json(self.dir / "checkpoint.json")
+        missing = [k for k in BUILD_KEYS if k not in self.config]
+        if missing or "worker" not in pointer:
+            raise ValueError(f"{self.dir}: config.json lacks {missing} or checkpoint.json lacks 'worker'")
+        self.checkpoint_path = self.dir / pointer["worker"]
+        path = str(self.checkpoint_path)
+        ckpt = checkpoint.read(path)
+        args = {**{k: self.config[k] for k in BUILD_KEYS}, "device": device}
+        checkpoint.check_build(ckpt, args, path, ignore=("device",))  # the device may differ from the run's
+        self._session = Session()
+        self._session.build(args, data=_NoData(ckpt["dataShape"]))
+        # Random streams are left out: nothing here trains, and they do not move between devices.
+        checkpoint.restore(self._session, ckpt, path, rng=False)
+        gan = self._session.gan
+        gan.G.eval()
+        gan.D.eval()  # also keeps spectral norm from stepping its power iteration on every call
+
+    @property
+    def device(self) -> str:
+        return self._session.gan.device
+
+    @property
+    def iteration(self) -> int:
+        return self._session.iter
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """The generator that samples: its EMA when the run kept one, else G itself (eval mode)."""
+        gan = self._session.gan
+        return gan.ema.model if gan.ema is not None else gan.G
+
+    @property
+    def discriminator(self) -> torch.nn.Module:
+        return self._session.gan.D
+
+    def _mask_sets(self):
+        gan = self._session.gan
+        return {"generator": gan.masks_g, "discriminator": gan.masks_d}
+
+    @property
+    def masks(self) -> dict:
+        """{net: {layer: bool tensor}}, copies (True = active)."""
+        return {net: {l.name: l.mask.clone() for l in m.layers} for net, m in self._mask_sets().items()}
+
+    def densities(self) -> dict:
+        """{net: {layer: active fraction}}."""
+        return {net: {l.name: l.active / l.numel for l in m.layers} for net, m in self._mask_sets().items()}
+
+    def stats(self) -> dict:
+        """As the `stats` op: counts, densities and ITOP per net."""
+        return self._session.op_stats({})
+
+    def sample_tensor(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n samples [n, *dataShape] as the `sample` op draws them (float32, CPU)."""
+        _, out = self._session.op_sample({"n": int(n), "seed": int(seed)})
+        return dict(out)["samples"]
+
+    def sample(self, n: int, seed: int = 0) -> list:
+        """As sample_tensor, as nested lists of floats: cheap to pass through a JS bridge for small n."""
+        return self.sample_tensor(n, seed).tolist()
+
+
+def open_run(run_dir: str, device: str = "cpu") -> Run:
+    return Run(run_dir, device)

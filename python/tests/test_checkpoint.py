@@ -1,0 +1,212 @@
+"""save / load in-process: a resumed session continues bit for bit; bad files are refused, never run."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from ddst_worker import checkpoint
+from ddst_worker.errors import WorkerError
+from ddst_worker.session import Session
+
+MLP = {"seed": 11, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "depth": 2},
+       "data": {"name": "ring8"},
+       "train": {"batchSize": 16, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3, "betas": [0.5, 0.9],
+                 "ema": None}}
+# BatchNorm in G, spectral norm in D, the EMA on, data drawn from a device-side generator.
+DCGAN = {"seed": 5, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8, "spectralNorm": True},
+         "data": {"name": "synthetic", "shape": [1, 28, 28]},
+         "train": {"batchSize": 4, "genBatchSize": 6, "nCritic": 1, "loss": "ns", "lrG": 2e-4, "lrD": 2e-4,
+                   "betas": [0.0, 0.9], "ema": 0.9}}
+MASKS = {"generator": {"net.0": 0.5, "net.2": 0.3, "net.4": 0.5}, "discriminator": {"net.2": 0.4}}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets: one thread is several times faster than contending for a busy machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def built(args):
+    s = Session()
+    s.op_build(args)
+    return s
+
+
+def before(s, masked):
+    """Everything up to the checkpoint."""
+    if masked:
+        s.op_setMasks(MASKS)
+    s.handle("train", {"start": 1, "iterations": 5, "probeEvery": 2}, {})
+    s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "global_magnitude", "growth": "global_gradient"})
+    s.op_setDensity({"net": "discriminator", "target": 0.5, "growth": "global_gradient"})
+
+
+def after(s):
+    """Everything after it: training with probes across every kind of mask change, random ones included."""
+    out = []
+    _, t = s.handle("train", {"start": 6, "iterations": 4, "probeEvery": 3}, {})
+    out += [dict(t)["losses"], dict(t)["probes"]]
+    out.append(s.op_setDensity({"net": "discriminator", "target": 0.7, "growth": "global_random"}))
+    out.append(s.op_dstStep({"net": "generator", "dropRate": 0.4, "prune": "magnitude", "growth": "hybrid"}))
+    out.append(s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "set", "growth": "random"}))
+    _, t = s.handle("train", {"start": 10, "iterations": 3, "probeEvery": 1}, {})
+    out += [dict(t)["losses"], dict(t)["probes"], s.op_stats({}), dict(s.op_sample({"n": 5, "seed": 1})[1])["samples"]]
+    return out
+
+
+def assert_same(a, b, where="state"):
+    """Bitwise equality of nested checkpoint-like data."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), where
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("args, masked", [(MLP, True), (DCGAN, False)], ids=["mlp2d-masked", "dcgan-sn-bn-ema"])
+def test_resumed_session_continues_bit_for_bit(tmp_path, args, masked):
+    straight = built(args)
+    before(straight, masked)
+    expected = after(straight)
+    final = checkpoint.state_of(straight)
+
+    first = built(args)
+    before(first, masked)
+    path = str(tmp_path / "ck" / "a.pt")  # the folder is made
+    saved = first.op_save({"path": path})
+    assert saved == {"path": path, "bytes": os.path.getsize(path), "iter": 5}
+    assert os.listdir(tmp_path / "ck") == ["a.pt"]  # no .tmp left behind
+    del first
+
+    resumed = built(args)  # a fresh build, then the checkpoint
+    assert resumed.op_load({"path": path}) == {"iter": 5} and resumed.iter == 5
+    assert_same(expected, after(resumed), "after")
+    assert_same(final, checkpoint.state_of(resumed))  # weights, moments, masks, ITOP, EMA, every stream
+
+
+def test_checkpoint_holds_the_whole_state(tmp_path):
+    s = built(DCGAN)
+    before(s, masked=False)
+    path = str(tmp_path / "c.pt")
+    s.op_save({"path": path})
+    ck = torch.load(path, weights_only=True)
+    assert ck["format"] == "ddst-worker-checkpoint" and ck["build"] == DCGAN and ck["dataShape"] == [1, 28, 28]
+    assert any(k.endswith("weight_u") for k in ck["nets"]["discriminator"]["model"])  # spectral norm
+    assert any(k.endswith("running_var") for k in ck["ema"])                         # BatchNorm, in the EMA too
+    g = ck["nets"]["generator"]
+    assert all(m.dtype == torch.bool for m in [*g["masks"].values(), *g["ever"].values()])
+    assert len(g["optimizer"]["state"]) == len(list(s.gan.G.parameters()))
+    assert set(ck["rng"]) == {"torch", "cuda", "noise", "masks", "data"} and "gen" in ck["rng"]["data"]
+
+
+def test_interrupted_train_then_resumed_matches_straight():
+    a, b = built(MLP), built(MLP)
+    _, ta = a.handle("train", {"start": 1, "iterations": 8, "probeEvery": 2}, {})
+    b.busy = True  # as the server sets it around a long op
+
+    def progress(t, done, total):
+        if t == 3:
+            b.op_interrupt({})
+
+    r, tb = b.handle("train", {"start": 1, "iterations": 8, "probeEvery": 2}, {}, progress)
+    assert r == {"end": 3, "iterations": 3, "interrupted": True} and b.iter == 3
+    tb = dict(tb)
+    assert tb["losses"].shape == (3, 3) and list(tb["probes"][:, 0]) == [2]
+    r, tc = b.handle("train", {"start": 4, "iterations": 5, "probeEvery": 2}, {})  # the interrupt did not leak
+    assert r == {"end": 8, "iterations": 5, "interrupted": False}
+    assert np.array_equal(dict(ta)["losses"], np.vstack([tb["losses"], dict(tc)["losses"]]))
+    b.busy = False
+    assert b.op_interrupt({}) == {} and not b.interrupt_requested  # idle: no effect
+
+
+def test_load_needs_the_same_build_and_leaves_a_mismatch_alone(tmp_path):
+    path = str(tmp_path / "c.pt")
+    with pytest.raises(WorkerError) as e:
+        Session().op_load({"path": path})
+    assert e.value.code == "not_built"
+    s = built(MLP)
+    s.handle("train", {"start": 1, "iterations": 2, "probeEvery": 0}, {})
+    s.op_save({"path": path})
+    other = built({**MLP, "seed": 12, "train": {**MLP["train"], "lrD": 2e-3}})
+    weights = [p.clone() for p in other.gan.D.parameters()]
+    with pytest.raises(WorkerError) as e:
+        other.op_load({"path": path})
+    assert e.value.code == "bad_value" and "train.lrD" in e.value.message and "seed" in e.value.message
+    assert [d["key"] for d in e.value.detail["differences"]] == ["seed", "train.lrD"]
+    assert other.iter == 0 and all(torch.equal(a, b) for a, b in zip(weights, other.gan.D.parameters()))
+
+
+class Boom:
+    def __reduce__(self):
+        return (os.mkdir, (self.target,))
+
+
+def test_bad_files_are_bad_values_and_never_unpickled(tmp_path):
+    s = built(MLP)
+    good = str(tmp_path / "good.pt")
+    s.op_save({"path": good})
+    data = open(good, "rb").read()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.pt").write_bytes(os.urandom(4096))
+    torch.save({"weights": torch.zeros(2)}, str(tmp_path / "foreign.pt"))
+    boom = Boom()
+    boom.target = str(tmp_path / "pwned")
+    torch.save({"format": "ddst-worker-checkpoint", "x": boom}, str(tmp_path / "evil.pt"))
+    with open(tmp_path / "plain-pickle.pt", "wb") as f:
+        pickle.dump(boom, f, protocol=2)
+    for name, says in [("missing.pt", "does not exist"), ("truncated.pt", "corrupt"), ("garbage.pt", "corrupt"),
+                       ("foreign.pt", "not a ddst worker checkpoint"), ("evil.pt", "corrupt"),
+                       ("plain-pickle.pt", "corrupt")]:
+        path = str(tmp_path / name)
+        with pytest.raises(WorkerError) as e:
+            s.op_load({"path": path})
+        assert e.value.code == "bad_value" and path in e.value.message and says in e.value.message, e.value.message
+    assert not (tmp_path / "pwned").exists()
+    assert s.gan is not None and s.op_load({"path": good}) == {"iter": 0}  # the session still works
+
+
+def test_save_failure_is_a_bad_value(tmp_path):
+    s = built(MLP)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(WorkerError) as e:
+        s.op_save({"path": str(tmp_path / "file" / "c.pt")})  # a file where the folder should be
+    assert e.value.code == "bad_value" and "cannot write checkpoint" in e.value.message
+    with pytest.raises(WorkerError) as e:
+        Session().op_save({"path": str(tmp_path / "c.pt")})
+    assert e.value.code == "not_built"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
+def test_cuda_checkpoint_restores_exactly_and_keeps_tensors_where_they_were(tmp_path):
+    """On CUDA a continuation need not be bitwise (kernels may not be deterministic), but the restored state
+    is: every tensor equal and on the device it had, Adam's step counts on the CPU as a fresh Adam keeps them."""
+    args = {**DCGAN, "device": "cuda"}
+    s = built(args)
+    before(s, masked=False)
+    path = str(tmp_path / "c.pt")
+    s.op_save({"path": path})
+    r = built(args)
+    r.op_load({"path": path})
+    assert_same(checkpoint.state_of(s), checkpoint.state_of(r))
+    for masks in (r.gan.masks_g, r.gan.masks_d):
+        for l in masks.layers:
+            state = masks.optimizer.state[l.weight]
+            assert l.mask.is_cuda and l.ever.is_cuda and state["exp_avg"].is_cuda and not state["step"].is_cuda
+    _, a = s.handle("train", {"start": 6, "iterations": 3, "probeEvery": 1}, {})
+    _, b = r.handle("train", {"start": 6, "iterations": 3, "probeEvery": 1}, {})
+    assert np.allclose(dict(a)["losses"], dict(b)["losses"], rtol=1e-4, atol=1e-5)

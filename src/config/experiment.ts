@@ -19,8 +19,15 @@ export const Supervision = z.strictObject({
 /** The experiment a user writes (JSON or TypeScript). `method` and `density` name the paper's row; the
  * optional `generator` / `discriminator` blocks override any field of the preset's policies. */
 
-const DstOverride = DstPolicy.partial();
-const ControllerOverride = ControllerPolicy.extend({ capDst: CapDstPolicy.partial().nullable() }).partial();
+/** An override names only the fields it changes: defaults are stripped, or a partial block would reset every
+ * other field of the preset to its default (zod applies defaults inside .partial()). */
+function overrideOf<S extends z.ZodRawShape>(schema: z.ZodObject<S>) {
+  const shape = Object.fromEntries(Object.entries(schema.shape).map(([k, v]) => [k, v instanceof z.ZodDefault ? v.unwrap() : v]));
+  return z.strictObject(shape as { [K in keyof S]: S[K] extends z.ZodDefault<infer T> ? T : S[K] }).partial();
+}
+
+const DstOverride = overrideOf(DstPolicy);
+const ControllerOverride = overrideOf(ControllerPolicy.extend({ capDst: overrideOf(CapDstPolicy).nullable() }));
 
 export const ExperimentInput = z.strictObject({
   $schema: z.string().optional(),

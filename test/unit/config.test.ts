@@ -34,6 +34,15 @@ describe("experiment resolution", () => {
     expect(e.discriminator.controller).toMatchObject({ every: 100, window: 100, lower: 0.45 });
   });
 
+  it("keeps the preset's other fields when a block is partly overridden", () => {
+    const strict = resolveExperiment({ ...base, method: "adapt-strict", discriminator: { controller: { every: 100 } }, generator: { dst: { every: 50 } } });
+    expect(strict.discriminator.controller).toMatchObject({ rule: "strict", cap: 0.5, every: 100, capDst: { deathRate: 0.5 } });
+    const dda = resolveExperiment({ ...base, method: "dda", discriminator: { controller: { window: 200 } } });
+    expect(dda.discriminator.controller).toMatchObject({ lower: 0.5, upper: 0.65, window: 200 });
+    const rigl = resolveExperiment({ ...base, method: "sdst-strong-rigl", generator: { dst: { every: 50 } } });
+    expect(rigl.generator.dst).toMatchObject({ every: 50, prune: "magnitude", growth: "gradient" });
+  });
+
   it("derives D's density from the row: balance = d_G, strong = 1, strict capped", () => {
     expect(resolveExperiment({ ...base, method: "static-balance" }).discriminator.density).toBe(0.1);
     expect(resolveExperiment({ ...base, method: "sdst-strong-rigl" }).discriminator.density).toBe(1);

@@ -1,0 +1,118 @@
+import { execa } from "execa";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { MetricRecord, Summary } from "../../src/run/records.js";
+import { isAlive, tempDir, waitFor } from "./helpers.js";
+
+const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
+const EXP = {
+  name: "resume-toy",
+  method: "adapt-relax",
+  density: 0.2,
+  iterations: 300,
+  model: { name: "mlp2d", hidden: 64 },
+  data: { name: "ring8" },
+  train: { batchSize: 128, lrG: 0.002, lrD: 0.0005, betas: [0.5, 0.9] },
+  generator: { dst: { every: 50 } },
+  discriminator: { controller: { every: 60, window: 50 } },
+  log: { every: 10 },
+  checkpoint: { every: 100 },
+};
+
+const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8");
+const records = (dir: string) => metrics(dir).trim().split("\n").map((l) => MetricRecord.parse(JSON.parse(l)));
+
+describe("durable runs", () => {
+  let file: string;
+  let reference: string;
+  beforeAll(async () => {
+    file = join(tempDir(), "exp.json");
+    writeFileSync(file, JSON.stringify(EXP));
+    const out = join(tempDir(), "ref");
+    const r = await execa("node", [CLI, "run", file, "--out", out], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    reference = metrics(out);
+  });
+
+  it("stopped with --until and resumed, gives the uninterrupted run's metrics bitwise", async () => {
+    const out = join(tempDir(), "split");
+    const a = await execa("node", [CLI, "run", file, "--out", out, "--until", "150"], { reject: false });
+    expect(a.exitCode, a.stderr).toBe(0);
+    expect(a.stdout).toMatch(/continue with: ddst run --resume/);
+    expect(existsSync(join(out, "summary.json"))).toBe(false);
+    const b = await execa("node", [CLI, "run", "--resume", out], { reject: false });
+    expect(b.exitCode, b.stderr).toBe(0);
+    expect(metrics(out)).toBe(reference);
+    const again = await execa("node", [CLI, "run", "--resume", out], { reject: false });
+    expect(again.exitCode).toBe(0);
+    expect(metrics(out)).toBe(reference);
+  });
+
+  it("Ctrl-C writes a checkpoint and exits 130; resuming gives the same metrics", async () => {
+    const out = join(tempDir(), "sigint");
+    const child = execa("node", [CLI, "run", file, "--out", out], { reject: false });
+    let pid = 0;
+    let lines = 0;
+    child.stdout?.on("data", (d: Buffer) => {
+      const m = /worker: pid (\d+)/.exec(d.toString());
+      if (m) pid = Number(m[1]);
+      lines += (d.toString().match(/iter /g) ?? []).length;
+    });
+    expect(await waitFor(() => lines >= 3, 60_000)).toBe(true);
+    child.kill("SIGINT");
+    const r = await child;
+    expect(r.exitCode, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/--resume/);
+    expect(await waitFor(() => !isAlive(pid), 3000)).toBe(true);
+    const pointer = JSON.parse(readFileSync(join(out, "checkpoint.json"), "utf8"));
+    expect(pointer.iter).toBeGreaterThan(0);
+    const b = await execa("node", [CLI, "run", "--resume", out], { reject: false });
+    expect(b.exitCode, b.stderr).toBe(0);
+    expect(metrics(out)).toBe(reference);
+  });
+
+  it("restarts a killed worker from the last checkpoint and records no iteration twice", async () => {
+    const out = join(tempDir(), "restart");
+    const child = execa("node", [CLI, "run", file, "--out", out], { reject: false });
+    const pids: number[] = [];
+    child.stdout?.on("data", (d: Buffer) => {
+      for (const m of d.toString().matchAll(/worker: pid (\d+)/g)) pids.push(Number(m[1]));
+    });
+    // Kill the first worker once it has passed its first periodic checkpoint (iteration 100).
+    expect(await waitFor(() => existsSync(join(out, "checkpoint.json")) && JSON.parse(readFileSync(join(out, "checkpoint.json"), "utf8")).iter >= 100, 60_000, 10)).toBe(true);
+    process.kill(pids[0]!, "SIGKILL");
+    const r = await child;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(pids.length).toBe(2);
+    const recs = records(out);
+    const restarts = recs.filter((x) => x.kind === "restart");
+    expect(restarts).toHaveLength(1);
+    expect(restarts[0]).toMatchObject({ attempt: 1 });
+    expect([100, 200]).toContain((restarts[0] as { fromCheckpoint: number }).fromCheckpoint);
+    const losses = recs.filter((x) => x.kind === "loss").map((x) => x.iter);
+    expect(losses).toEqual(Array.from({ length: 30 }, (_, i) => (i + 1) * 10));
+    // Apart from the restart record, the run is the uninterrupted one.
+    const withoutRestart = recs.filter((x) => x.kind !== "restart").map((x) => JSON.stringify(x)).join("\n") + "\n";
+    expect(withoutRestart).toBe(reference);
+    const summary = Summary.parse(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")));
+    expect(summary.restarts).toBe(1);
+  });
+
+  it("gives up after supervision.maxRestarts", async () => {
+    const out = join(tempDir(), "giveup");
+    const f = join(tempDir(), "exp.json");
+    writeFileSync(f, JSON.stringify({ ...EXP, iterations: 1_000_000, supervision: { maxRestarts: 0 } }));
+    const child = execa("node", [CLI, "run", f, "--out", out], { reject: false });
+    let pid = 0;
+    child.stdout?.on("data", (d: Buffer) => {
+      const m = /worker: pid (\d+)/.exec(d.toString());
+      if (m) pid = Number(m[1]);
+    });
+    expect(await waitFor(() => pid > 0 && existsSync(join(out, "checkpoint.json")), 60_000)).toBe(true);
+    process.kill(pid, "SIGKILL");
+    const r = await child;
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/maxRestarts is 0/);
+  });
+});

@@ -9,6 +9,22 @@ export const Checkpointing = z.strictObject({
   keep: z.number().int().min(1).default(2).describe("how many of the newest checkpoints to keep"),
 });
 
+/** What samples are judged by, and when (PAPER.md's FID / IS for images, a domain classifier for MNIST-like
+ * data, mode statistics for the toy mixtures). Evaluation uses the EMA generator and its own noise stream. */
+export const EvalSpec = z.strictObject({
+  every: z.number().int().min(0).default(0).describe("iterations between evaluations (0: only at the end)"),
+  samples: z.number().int().min(1).max(1_000_000).default(10_000),
+  metrics: z
+    .array(z.enum(["fid", "is", "classifier", "toy"]))
+    .min(1)
+    .optional()
+    .describe("default by data: toy mixtures -> toy; mnist, fashion-mnist -> classifier; other images -> fid, is"),
+  batchSize: z.number().int().min(1).max(65536).default(500),
+  reference: z.enum(["train", "test"]).default("train").describe("real split the samples are compared with"),
+  inception: z.string().min(1).optional().describe("InceptionV3 weights (pt_inception-2015-12-05) for fid and is; ${VAR} allowed"),
+  seed: z.number().int().min(0).default(12345),
+});
+
 /** How the orchestrator watches the worker. */
 export const Supervision = z.strictObject({
   maxRestarts: z.number().int().min(0).default(2).describe("restarts from the last checkpoint after the worker dies or hangs"),
@@ -51,6 +67,7 @@ export const ExperimentInput = z.strictObject({
   log: z.strictObject({ every: z.number().int().min(1).default(10) }).default({ every: 10 }),
   checkpoint: Checkpointing.default(Checkpointing.parse({})),
   supervision: Supervision.default(Supervision.parse({})),
+  eval: EvalSpec.nullable().default(null).describe("null: no evaluation"),
 });
 
 /** The fully expanded experiment, as written to config.json. */
@@ -70,9 +87,20 @@ export const Experiment = z
     log: z.strictObject({ every: z.number().int().min(1) }),
     checkpoint: Checkpointing,
     supervision: Supervision,
+    eval: EvalSpec.nullable(),
   })
   .superRefine((e, ctx) => {
     const c = e.discriminator.controller;
+    const ev = e.eval;
+    if (ev) {
+      const metrics = ev.metrics ?? defaultMetrics(e.data.name);
+      const toyData = e.data.name === "ring8" || e.data.name === "grid25";
+      if (metrics.includes("toy") && !toyData) ctx.addIssue({ code: "custom", path: ["eval", "metrics"], message: "the toy metrics need ring8 or grid25 data" });
+      if ((metrics.includes("fid") || metrics.includes("is")) && !ev.inception)
+        ctx.addIssue({ code: "custom", path: ["eval", "inception"], message: "fid and is need InceptionV3 weights: set eval.inception to a pt_inception-2015-12-05 weights file" });
+      if (metrics.includes("classifier") && e.data.name !== "mnist" && e.data.name !== "fashion-mnist")
+        ctx.addIssue({ code: "custom", path: ["eval", "metrics"], message: "the classifier metrics are for mnist and fashion-mnist" });
+    }
     if (!c) return;
     const at = (...p: (string | number)[]) => ["discriminator", "controller", ...p];
     if (!(c.lower < c.upper)) ctx.addIssue({ code: "custom", path: at("lower"), message: `lower (${c.lower}) must be below upper (${c.upper})` });
@@ -84,6 +112,13 @@ export const Experiment = z
     if (c.rule === "strict" && !c.capDst)
       ctx.addIssue({ code: "custom", path: at("capDst"), message: "the strict rule needs capDst (D's DST step at the cap)" });
   });
+
+/** The metrics an evaluation computes when the experiment does not name them. */
+export function defaultMetrics(data: string): ("fid" | "is" | "classifier" | "toy")[] {
+  if (data === "ring8" || data === "grid25") return ["toy"];
+  if (data === "mnist" || data === "fashion-mnist") return ["classifier"];
+  return ["fid", "is"];
+}
 
 export type ExperimentInput = z.input<typeof ExperimentInput>;
 export type Experiment = z.infer<typeof Experiment>;
@@ -140,7 +175,7 @@ export function resolveExperiment(input: unknown, source = "experiment"): Experi
       controller: mergeController(preset.discriminator.controller, dov.controller),
     },
   };
-  const full = Experiment.safeParse({ ...candidate, log: x.log, checkpoint: x.checkpoint, supervision: x.supervision });
+  const full = Experiment.safeParse({ ...candidate, log: x.log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval });
   if (!full.success) throw new ConfigError(source, issuesOf(full.error));
   return full.data;
 }

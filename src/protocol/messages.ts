@@ -51,6 +51,16 @@ export const OpArgs = {
   save: z.strictObject({ path: z.string().min(1).max(4096).describe("checkpoint file; written to a temporary name, then renamed") }),
   load: z.strictObject({ path: z.string().min(1).max(4096) }),
   interrupt: EmptyArgs,
+  evaluate: z.strictObject({
+    metrics: z.array(z.enum(["fid", "is", "classifier", "toy"])).min(1),
+    samples: z.number().int().min(1).max(1_000_000).describe("generated samples (from the EMA generator)"),
+    seed: z.number().int().min(0).describe("seed of the evaluation noise; training streams are not touched"),
+    batchSize: z.number().int().min(1).max(65536),
+    reference: z.enum(["train", "test"]).describe("split of the real data the generated samples are compared with"),
+    inception: z.string().min(1).optional().describe("InceptionV3 weights file (fid, is)"),
+    cacheDir: z.string().min(1).describe("where the domain classifier and reference statistics are cached"),
+    picture: z.string().min(1).optional().describe("PNG to write: a sample grid, or a scatter plot for 2-D data"),
+  }),
   sample: z.strictObject({ n: z.number().int().min(1).max(1_000_000), seed: z.number().int().min(0) }),
   shutdown: EmptyArgs,
 } as const;
@@ -164,6 +174,11 @@ export const TrainResult = z.object({
   end: z.number().int().describe("the last iteration completed"),
   iterations: z.number().int().describe("iterations completed by this command"),
   interrupted: z.boolean().default(false).describe("stopped early by `interrupt`"),
+});
+export const EvalResult = z.object({
+  metrics: z.record(z.string(), z.number()).describe("every number the requested metrics produced"),
+  picture: z.string().nullable(),
+  seconds: z.number(),
 });
 export const SaveResult = z.object({ path: z.string(), bytes: z.number().int(), iter: z.number().int() });
 export const LoadResult = z.object({ iter: z.number().int() });

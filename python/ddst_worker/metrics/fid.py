@@ -5,8 +5,10 @@ Inception pool3, classifier-FID when they come from the domain classifier).
 
 The usual implementation takes sqrtm(s1 @ s2) of a non-symmetric product, which can come back complex
 or inaccurate when a covariance is singular (fewer samples than dimensions). s1^½ s2 s1^½ has the same
-eigenvalues as s1 s2 but is symmetric PSD, so two `eigh` calls in float64 give the trace exactly; the
-tiny negative eigenvalues that rounding leaves on PSD matrices are clipped to 0.
+eigenvalues as s1 s2 but is symmetric PSD, so two `eigh` calls in float64 give the trace exactly.
+Rounding leaves the zero eigenvalues of singular covariances at about ±eps·λmax; they are set to 0
+(negative ones always, positive ones below D·eps·λmax, the usual rank tolerance), since taking their
+square root would turn 1e-16 noise into a 1e-8 error.
 """
 
 import numpy as np
@@ -25,10 +27,15 @@ def _symmetric(m: np.ndarray) -> np.ndarray:
     return (m + m.T) / 2  # removes rounding asymmetry so eigh sees the matrix we mean
 
 
+def _psd_eigenvalues(w: np.ndarray) -> np.ndarray:
+    tol = len(w) * np.finfo(np.float64).eps * max(w.max(initial=0.0), 0.0)
+    return np.where(w > tol, w, 0.0)
+
+
 def psd_sqrt(m: np.ndarray) -> np.ndarray:
     """Symmetric square root of a symmetric PSD matrix."""
     w, v = np.linalg.eigh(_symmetric(m))
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return (v * np.sqrt(_psd_eigenvalues(w))) @ v.T
 
 
 def frechet_distance(mu1, s1, mu2, s2) -> float:
@@ -40,7 +47,7 @@ def frechet_distance(mu1, s1, mu2, s2) -> float:
     if not all(np.isfinite(a).all() for a in (mu1, mu2, s1, s2)):
         raise ValueError("statistics contain NaN or inf")
     r1 = psd_sqrt(s1)
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh(_symmetric(r1 @ s2 @ r1)), 0, None)).sum()
+    cross = np.sqrt(_psd_eigenvalues(np.linalg.eigvalsh(_symmetric(r1 @ s2 @ r1)))).sum()
     diff = mu1 - mu2
     value = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * cross
     return float(max(value, 0.0))  # a distance: only rounding can take it below 0

@@ -222,7 +222,7 @@ def load_inception(weights_path, device="cpu") -> FIDInceptionV3:
 
 def _as_batch(images, start, stop, device) -> torch.Tensor:
     x = images[start:stop]
-    x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    x = torch.from_numpy(np.array(x)) if isinstance(x, np.ndarray) else x  # copy: input may be read-only
     x = x.to(device=device, dtype=torch.float32)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"images must be [N, 3, H, W] (or [N, 1, H, W]), got {tuple(x.shape)}")

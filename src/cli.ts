@@ -141,6 +141,14 @@ function progressPrinter(total: number): (r: MetricRecord) => void {
     }
     const brText = br === null ? "  n/a" : br.toFixed(3);
     if (r.kind === "restart") console.log(`  iter ${String(r.iter).padStart(7)}  worker restarted (attempt ${r.attempt}) from the checkpoint at ${r.fromCheckpoint}: ${r.reason}`);
+    if (r.kind === "eval")
+      console.log(
+        `  iter ${String(r.iter).padStart(7)}  eval (${r.seconds.toFixed(1)} s): ` +
+          Object.entries(r.metrics)
+            .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`)
+            .join(", ") +
+          (r.picture ? `  -> ${r.picture}` : ""),
+      );
     if (r.kind === "controller")
       console.log(`  iter ${String(r.iter).padStart(7)}  controller: BR ${r.br.toFixed(3)} in [${r.lower}, ${r.upper}]? -> ${r.decision}, d_D ${r.densityD.toFixed(3)}`);
     if (r.kind === "loss" && (r.iter >= nextLine || r.iter === total)) {

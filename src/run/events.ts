@@ -17,6 +17,12 @@ export function isControllerIter(e: Experiment, t: number): boolean {
   return Math.floor((t * n) / c.every) > Math.floor(((t - 1) * n) / c.every);
 }
 
+/** Evaluations run every `eval.every` iterations and always at the end. */
+export function isEvalIter(e: Experiment, t: number): boolean {
+  if (!e.eval) return false;
+  return t === e.iterations || (e.eval.every > 0 && t % e.eval.every === 0);
+}
+
 export function isLogIter(e: Experiment, t: number): boolean {
   return t % e.log.every === 0 || t === e.iterations;
 }
@@ -34,6 +40,7 @@ export function nextEventIter(e: Experiment, t: number): number {
     candidates.push(Math.ceil(nextMultiple / n));
   }
   candidates.push((Math.floor(t / e.log.every) + 1) * e.log.every);
+  if (e.eval && e.eval.every > 0) candidates.push((Math.floor(t / e.eval.every) + 1) * e.eval.every);
   return Math.min(...candidates.filter((x) => x > t));
 }
 

@@ -41,8 +41,25 @@ export const RestartRecord = z.object({
   fromCheckpoint: z.number().int().describe("iteration of the checkpoint the run resumed from"),
 });
 
-export const MetricRecord = z.discriminatedUnion("kind", [LossRecord, BrRecord, ControllerRecord, DensityRecord, DstRecord, RestartRecord]);
+export const EvalRecord = z.object({
+  ...Base,
+  kind: z.literal("eval"),
+  metrics: z.record(z.string(), z.number()),
+  picture: z.string().nullable().describe("sample grid or scatter plot, relative to the run directory"),
+  seconds: z.number(),
+});
+
+export const MetricRecord = z.discriminatedUnion("kind", [LossRecord, BrRecord, ControllerRecord, DensityRecord, DstRecord, RestartRecord, EvalRecord]);
 export type MetricRecord = z.infer<typeof MetricRecord>;
+
+export const EvalPoint = z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) });
+export type EvalPoint = z.infer<typeof EvalPoint>;
+
+/** The metric that ranks evaluations: lower is better for each. */
+export function primaryMetric(metrics: Record<string, number>): string | null {
+  for (const m of ["fid", "classifierFid", "kl"]) if (m in metrics) return m;
+  return null;
+}
 
 export const Summary = z.object({
   name: z.string(),
@@ -62,5 +79,12 @@ export const Summary = z.object({
     executed: z.object({ generator: z.number(), discriminator: z.number(), total: z.number(), ratio: z.number() }),
   }),
   restarts: z.number().int(),
+  eval: z
+    .object({
+      final: EvalPoint.nullable(),
+      best: EvalPoint.nullable().describe("the evaluation with the lowest primary metric (fid, else classifierFid, else kl)"),
+      primary: z.string().nullable(),
+    })
+    .nullable(),
 });
 export type Summary = z.infer<typeof Summary>;

@@ -1,11 +1,12 @@
-import { resolveDataPaths } from "../config/data-paths.js";
-import { Experiment } from "../config/experiment.js";
+import { expandEnv, resolveDataPaths } from "../config/data-paths.js";
+import { defaultMetrics, Experiment } from "../config/experiment.js";
 import { BrWindow, type Probe } from "../controller/br-window.js";
 import { decideDensity } from "../controller/density-rule.js";
 import { rowsOf } from "../protocol/frames.js";
 import {
   BuildResult,
   DstStepResult,
+  EvalResult,
   LoadResult,
   SaveResult,
   SetDensityResult,
@@ -19,10 +20,11 @@ import { FlopsAccount, perSampleMacs, type BatchPlan } from "../sparsity/flops.j
 import { deathRate } from "../sparsity/schedule.js";
 import { findPython } from "../worker/discover.js";
 import { Worker, WorkerDiedError, WorkerHungError, type WorkerOptions } from "../worker/worker.js";
-import { isControllerIter, isGeneratorDstIter, isLogIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
+import { isControllerIter, isEvalIter, isGeneratorDstIter, isLogIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { Summary, type MetricRecord } from "./records.js";
+import { primaryMetric, Summary, type MetricRecord } from "./records.js";
+import { cacheDir } from "../worker/paths.js";
 import { RunDir, RunDirError } from "./run-dir.js";
 import type { RunState } from "./run-state.js";
 
@@ -108,6 +110,7 @@ class ExperimentRun {
       lossSum: { d: 0, g: 0, n: 0 },
       flops: { paper: { generator: 0, discriminator: 0 }, executed: { generator: 0, discriminator: 0 } },
       restarts: 0,
+      eval: { final: null, best: null },
       wallSeconds: 0,
       metricsBytes: 0,
     };
@@ -213,7 +216,10 @@ class ExperimentRun {
 
   private async finish(): Promise<Summary> {
     const stats = await this.stats();
-    this.emit([{ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density }]);
+    const last: MetricRecord[] = [];
+    if (this.exp.eval && this.state.eval.final?.iter !== this.state.iter) last.push(await this.evaluate(this.state.iter));
+    last.push({ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
+    this.emit(last);
     await this.checkpoint();
     const summary = this.summary(stats);
     this.dir.writeJson("summary.json", summary);
@@ -254,6 +260,7 @@ class ExperimentRun {
     }
     this.addFlops(result.end - t0, probes.length);
     this.state.iter = result.end;
+    if (result.end === next && next < this.exp.iterations && isEvalIter(this.exp, next)) records.push(await this.evaluate(next));
     if (result.end === next) records.push(...(await this.decide(next)));
     this.emit(records);
     if (result.end === next && (next % this.exp.checkpoint.every === 0 || next === stop) && next < this.exp.iterations) await this.checkpoint();
@@ -299,6 +306,32 @@ class ExperimentRun {
     // Global criteria move weights between layers, which changes the cost per sample even at a fixed count.
     if (masksChanged) this.updateMacs(await this.stats());
     return records;
+  }
+
+  /** Judges the EMA generator after iteration t; its noise is its own, so training is unaffected. */
+  private async evaluate(t: number): Promise<MetricRecord> {
+    const ev = this.exp.eval!;
+    const picture = join("samples", `iter-${String(t).padStart(9, "0")}.png`);
+    const r = await this.worker.ask(
+      "evaluate",
+      {
+        metrics: ev.metrics ?? defaultMetrics(this.exp.data.name),
+        samples: ev.samples,
+        seed: ev.seed,
+        batchSize: ev.batchSize,
+        reference: ev.reference,
+        ...(ev.inception ? { inception: expandEnv(ev.inception, "eval.inception") } : {}),
+        cacheDir: cacheDir(),
+        picture: join(this.dir.path, picture),
+      },
+      EvalResult,
+    );
+    const point = { iter: t, metrics: r.metrics };
+    this.state.eval.final = point;
+    const key = primaryMetric(r.metrics);
+    const best = this.state.eval.best;
+    if (key && (!best || !(key in best.metrics) || r.metrics[key]! < best.metrics[key]!)) this.state.eval.best = point;
+    return { iter: t, kind: "eval", metrics: r.metrics, picture: r.picture ? picture : null, seconds: r.seconds };
   }
 
   private nextCheckpointIter(t: number): number {
@@ -367,6 +400,9 @@ class ExperimentRun {
         executed: { ...f.executed, total: total(f.executed), ratio: total(f.executed) / executedDense },
       },
       restarts: this.state.restarts,
+      eval: this.exp.eval
+        ? { final: this.state.eval.final, best: this.state.eval.best, primary: this.state.eval.final ? primaryMetric(this.state.eval.final.metrics) : null }
+        : null,
     };
   }
 }

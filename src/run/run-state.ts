@@ -13,6 +13,10 @@ export const RunState = z.object({
   }),
   restarts: z.number().int(),
   wallSeconds: z.number(),
+  eval: z.object({
+    final: z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) }).nullable(),
+    best: z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) }).nullable(),
+  }),
   /** Length of metrics.jsonl when the checkpoint was taken: a resume cuts the file back to it. */
   metricsBytes: z.number().int(),
 });

@@ -12,3 +12,8 @@ export function packageRoot(): string {
   }
   return dir;
 }
+
+/** Where trained domain classifiers and reference statistics are cached: DDST_CACHE, else .cache/ in the package. */
+export function cacheDir(): string {
+  return process.env.DDST_CACHE ?? join(packageRoot(), ".cache");
+}

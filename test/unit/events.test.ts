@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { resolveExperiment } from "../../src/config/experiment.js";
-import { isControllerIter, isGeneratorDstIter, nextEventIter } from "../../src/run/events.js";
+import { isControllerIter, isEvalIter, isGeneratorDstIter, nextEventIter } from "../../src/run/events.js";
 
 const exp = (nCritic = 1) =>
   resolveExperiment({
@@ -30,5 +30,28 @@ describe("run-loop cadence", () => {
     const stops: number[] = [];
     for (let t = 0; t < e.iterations; ) stops.push((t = nextEventIter(e, t)));
     expect(stops.filter((t) => isControllerIter(e, t))).toEqual([20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 220, 240, 260, 280, 300, 320, 340, 360, 380]);
+  });
+});
+
+describe("evaluation cadence", () => {
+  it("evaluates every eval.every iterations and at the end", () => {
+    const e = resolveExperiment({
+      method: "static-balance",
+      density: 0.5,
+      iterations: 250,
+      model: { name: "mlp2d" },
+      data: { name: "ring8" },
+      log: { every: 1000 },
+      eval: { every: 100, samples: 100 },
+    });
+    const stops: number[] = [];
+    for (let t = 0; t < e.iterations; ) stops.push((t = nextEventIter(e, t)));
+    expect(stops).toEqual([100, 200, 250]);
+    expect(stops.filter((t) => isEvalIter(e, t))).toEqual([100, 200, 250]);
+  });
+  it("checks that the metrics fit the data", () => {
+    const base = { method: "static-balance", density: 0.5, iterations: 10, model: { name: "mlp2d" } };
+    expect(() => resolveExperiment({ ...base, data: { name: "ring8" }, eval: { metrics: ["classifier"] } })).toThrow(/eval.metrics/);
+    expect(() => resolveExperiment({ ...base, data: { name: "cifar10", path: "/x" }, eval: {} })).toThrow(/eval.inception/);
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MetricRecord, Summary } from "../../src/run/records.js";
-import { isAlive, tempDir, waitFor } from "./helpers.js";
+import { isAlive, spawnCli, tempDir, waitFor } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
 const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "ring8-adapt.json");
@@ -83,13 +83,8 @@ describe("ddst run", () => {
 
   it("stops the worker on SIGTERM and leaves no orphan", async () => {
     const out = join(tempDir(), "run");
-    const child = execa("node", [CLI, "run", EXAMPLE, "--iterations", "1000000", "--out", out], { reject: false });
-    let pid = 0;
-    child.stdout?.on("data", (d: Buffer) => {
-      const m = /worker: pid (\d+)/.exec(d.toString());
-      if (m) pid = Number(m[1]);
-    });
-    expect(await waitFor(() => pid > 0, 60_000)).toBe(true);
+    const { child, firstWorker } = spawnCli(CLI, ["run", EXAMPLE, "--iterations", "1000000", "--out", out]);
+    const pid = await firstWorker();
     await new Promise((r) => setTimeout(r, 500));
     child.kill("SIGTERM");
     const r = await child;
@@ -100,13 +95,9 @@ describe("ddst run", () => {
 
   it("reports a worker killed mid-run with its last words and a non-zero exit", async () => {
     const out = join(tempDir(), "run");
-    const child = execa("node", [CLI, "run", EXAMPLE, "--iterations", "1000000", "--out", out], { reject: false });
-    let pid = 0;
-    child.stdout?.on("data", (d: Buffer) => {
-      const m = /worker: pid (\d+)/.exec(d.toString());
-      if (m) pid = Number(m[1]);
-    });
-    expect(await waitFor(() => pid > 0, 60_000)).toBe(true);
+    // No restarts: the death itself is what is reported.
+    const { child, firstWorker } = spawnCli(CLI, ["run", EXAMPLE, "--iterations", "1000000", "--set", "supervision.maxRestarts=0", "--out", out]);
+    const pid = await firstWorker();
     await new Promise((r) => setTimeout(r, 500));
     const t0 = Date.now();
     process.kill(pid, "SIGKILL");

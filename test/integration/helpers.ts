@@ -1,3 +1,4 @@
+import { execa } from "execa";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,4 +29,18 @@ export async function waitFor(cond: () => boolean, ms: number, step = 25): Promi
     await new Promise((r) => setTimeout(r, step));
   }
   return cond();
+}
+
+/** `ddst run ...` as a child process, collecting the pid of every worker it reports starting. */
+export function spawnCli(cli: string, args: string[]) {
+  const child = execa("node", [cli, ...args], { reject: false });
+  const pids: number[] = [];
+  child.stdout?.on("data", (d: Buffer) => {
+    for (const m of d.toString().matchAll(/worker: pid (\d+)/g)) pids.push(Number(m[1]));
+  });
+  const firstWorker = async (ms = 60_000) => {
+    if (!(await waitFor(() => pids.length > 0, ms))) throw new Error("no worker started");
+    return pids[0]!;
+  };
+  return { child, pids, firstWorker };
 }

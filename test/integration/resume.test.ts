@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricRecord, Summary } from "../../src/run/records.js";
-import { isAlive, tempDir, waitFor } from "./helpers.js";
+import { isAlive, spawnCli, tempDir, waitFor } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
 const EXP = {
@@ -51,14 +51,10 @@ describe("durable runs", () => {
 
   it("Ctrl-C writes a checkpoint and exits 130; resuming gives the same metrics", async () => {
     const out = join(tempDir(), "sigint");
-    const child = execa("node", [CLI, "run", file, "--out", out], { reject: false });
-    let pid = 0;
+    const { child, firstWorker } = spawnCli(CLI, ["run", file, "--out", out]);
     let lines = 0;
-    child.stdout?.on("data", (d: Buffer) => {
-      const m = /worker: pid (\d+)/.exec(d.toString());
-      if (m) pid = Number(m[1]);
-      lines += (d.toString().match(/iter /g) ?? []).length;
-    });
+    child.stdout?.on("data", (d: Buffer) => (lines += (d.toString().match(/iter /g) ?? []).length));
+    const pid = await firstWorker();
     expect(await waitFor(() => lines >= 3, 60_000)).toBe(true);
     child.kill("SIGINT");
     const r = await child;
@@ -74,11 +70,7 @@ describe("durable runs", () => {
 
   it("restarts a killed worker from the last checkpoint and records no iteration twice", async () => {
     const out = join(tempDir(), "restart");
-    const child = execa("node", [CLI, "run", file, "--out", out], { reject: false });
-    const pids: number[] = [];
-    child.stdout?.on("data", (d: Buffer) => {
-      for (const m of d.toString().matchAll(/worker: pid (\d+)/g)) pids.push(Number(m[1]));
-    });
+    const { child, pids } = spawnCli(CLI, ["run", file, "--out", out]);
     // Kill the first worker once it has passed its first periodic checkpoint (iteration 100).
     expect(await waitFor(() => existsSync(join(out, "checkpoint.json")) && JSON.parse(readFileSync(join(out, "checkpoint.json"), "utf8")).iter >= 100, 60_000, 10)).toBe(true);
     process.kill(pids[0]!, "SIGKILL");
@@ -103,13 +95,9 @@ describe("durable runs", () => {
     const out = join(tempDir(), "giveup");
     const f = join(tempDir(), "exp.json");
     writeFileSync(f, JSON.stringify({ ...EXP, iterations: 1_000_000, supervision: { maxRestarts: 0 } }));
-    const child = execa("node", [CLI, "run", f, "--out", out], { reject: false });
-    let pid = 0;
-    child.stdout?.on("data", (d: Buffer) => {
-      const m = /worker: pid (\d+)/.exec(d.toString());
-      if (m) pid = Number(m[1]);
-    });
-    expect(await waitFor(() => pid > 0 && existsSync(join(out, "checkpoint.json")), 60_000)).toBe(true);
+    const { child, firstWorker } = spawnCli(CLI, ["run", f, "--out", out]);
+    const pid = await firstWorker();
+    expect(await waitFor(() => existsSync(join(out, "checkpoint.json")), 60_000)).toBe(true);
     process.kill(pid, "SIGKILL");
     const r = await child;
     expect(r.exitCode).toBe(1);

@@ -20,6 +20,8 @@ tensors and plain data, so it is read with torch.load(weights_only=True) and no 
         data          the data source's streams (see data_state)
 Nothing else carries over from one op to the next: train.py keeps nothing between calls, MaskSet's
 cached inverse masks are rebuilt from the masks, and every gradient is zeroed before it is used.
+`evaluate`'s Inception network, domain classifiers and reference statistics (evaluate.py) are caches,
+not state: they are rebuilt, or read from cacheDir, when a fresh worker first needs them.
 """
 
 import contextlib

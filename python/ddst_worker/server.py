@@ -23,7 +23,7 @@ from .validate import RequestValidator
 
 POLL_MS = 500            # how often the idle loop wakes to check on its parent
 PROGRESS_EVERY_S = 0.25  # rate limit for progress events
-LONG_OPS = {"train"}     # ops that stream progress and serve SERVED_WHILE_BUSY while running
+LONG_OPS = {"train", "evaluate"}  # ops that stream progress and serve SERVED_WHILE_BUSY while running
 SERVED_WHILE_BUSY = ("ping", "interrupt")  # both touch no training state
 
 

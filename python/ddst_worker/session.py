@@ -16,6 +16,7 @@ from . import PROTOCOL_VERSION, __version__, checkpoint
 from .data import build_data
 from .ema import Ema
 from .errors import WorkerError
+from .evaluate import Evaluator
 from .flops import parameter_macs
 from .losses import LOSSES
 from .masking import DEFAULT_ALPHA, GROWTH_CRITERIA, PRUNE_CRITERIA, MaskSet, maskable_layers
@@ -23,6 +24,7 @@ from .models import build_model
 from .train import Gan, growth_gradients, train
 
 NETS = ("generator", "discriminator")
+PROGRESS_OPS = ("train", "evaluate")  # ops that take the server's progress callback (its LONG_OPS)
 SAMPLE_CHUNK = 4096
 DEFAULT_EMA = 0.999  # the reference's generator EMA decay, when `train.ema` is left out
 
@@ -59,13 +61,14 @@ class Session:
         self.mask_gen: torch.Generator | None = None
         self.build_args: dict | None = None  # what `load` checks a checkpoint against
         self.data_shape: tuple | None = None
+        self.evaluator = Evaluator()  # evaluate's caches (networks, reference statistics): not state
 
     def handle(self, op: str, args: dict, tensors: dict, progress=None):
         """-> (result dict, [(name, array)])."""
         method = getattr(self, "op_" + op, None)
         if method is None:
             raise WorkerError("unknown_op", f"this worker does not implement op {op!r}", {"op": op})
-        out = method(args, progress) if op == "train" else method(args)
+        out = method(args, progress) if op in PROGRESS_OPS else method(args)
         return out if isinstance(out, tuple) else (out, [])
 
     def _built(self) -> Gan:
@@ -239,6 +242,15 @@ class Session:
         finally:
             G.train(was_training)
         return {"n": n}, [("samples", torch.cat(chunks))]
+
+    def op_evaluate(self, args, progress=None):
+        """Metrics of the generator's samples and a picture (evaluate.py); training state is untouched.
+        An `interrupt` that arrives meanwhile is answered and has no effect."""
+        self._built()
+        try:
+            return self.evaluator.run(self, args, progress)
+        finally:
+            self.interrupt_requested = False
 
     def op_shutdown(self, args):
         self.exit_requested = True

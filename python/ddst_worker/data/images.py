@@ -17,9 +17,10 @@ Bigger ones stay memory-mapped on the host (or in memory, used in place, on CPU)
 drawn rows and copies them to the device.
 
 Reference statistics: `arrays(split)` returns (images uint8 [N, *shape], labels int64 [N] or None) after
-the same pad/resize as training batches; `iter_images(split, batch)` yields them in chunks for sets too
-big to hold at once (STL-10 train+unlabeled at 48x48 is 727 MB as uint8). `split=None` is the source's
-own split; another split of the same data set is loaded on demand and not kept.
+the same pad/resize as training batches (`stored(split)`: the same before them); `iter_images(split,
+batch)` yields them in chunks for sets too big to hold at once (STL-10 train+unlabeled at 48x48 is 727 MB
+as uint8). `split=None` is the source's own split; another split of the same data set is loaded on demand
+and not kept.
 """
 
 from pathlib import Path
@@ -250,6 +251,12 @@ class ImageSource:
             out[i:i + len(chunk)] = self._to_uint8(chunk)
             i += len(chunk)
         return out, data.labels
+
+    def stored(self, split: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(images as stored, BEFORE pad/resize [N, C, H, W], labels int64 [N] or None) of a whole split:
+        what the domain classifier trains on, so one cached classifier serves a data set padded or not."""
+        data = self._split_data(split)
+        return (data.parts[0] if len(data.parts) == 1 else np.concatenate(data.parts)), data.labels
 
     def all_images(self, split: str | None = None) -> np.ndarray:
         return self.arrays(split)[0]

@@ -6,7 +6,7 @@ from .classifier import CODE_VERSION, DomainCNN, class_coverage, class_kl, load_
 from .classifier import features as classifier_features
 from .classifier import probs as classifier_probs
 from .classifier import train_classifier
-from .fid import frechet_distance, gaussian_stats
+from .fid import RunningStats, frechet_distance, gaussian_stats
 from .inception import (FIDInceptionV3, InceptionWeightsMismatch, InceptionWeightsMissing,
                         features_and_logits, load_inception)
 from .inception_score import inception_score
@@ -14,7 +14,8 @@ from .toy import toy_metrics
 
 __all__ = [
     "CODE_VERSION", "DomainCNN", "class_coverage", "class_kl", "classifier_features", "classifier_probs",
-    "load_or_train", "mean_confidence", "train_classifier", "frechet_distance", "gaussian_stats", "FIDInceptionV3",
+    "load_or_train", "mean_confidence", "train_classifier", "RunningStats", "frechet_distance", "gaussian_stats",
+    "FIDInceptionV3",
     "InceptionWeightsMismatch", "InceptionWeightsMissing", "features_and_logits", "load_inception",
     "inception_score", "toy_metrics",
 ]

@@ -1,0 +1,455 @@
+"""`evaluate`: judge the generator on samples of its own, leaving training exactly as it was.
+
+Samples: `samples` of them from the generator's EMA (G when the EMA is off), in eval mode, under no_grad,
+in batches of `batchSize`, from z drawn from a torch.Generator seeded with `seed` alone. Nothing the
+training reads is touched: not the noise, data, mask or global random streams (the Inception network is
+built inside torch.random.fork_rng; the classifier trains on generators of its own; the real points of a
+scatter plot come from a generator seeded with `seed`), not the BatchNorm statistics (eval mode), not an
+optimizer. A run with evaluations therefore trains bit for bit as one without.
+
+Metrics (docs/protocol.md lists the reply's names):
+- toy (ring8, grid25): metrics.toy.toy_metrics with the mixture's centers and std.
+- classifier (mnist, fashion-mnist): the domain classifier of metrics.classifier, trained on the stored
+  (unpadded) train split and cached under cacheDir the first time; classifier-FID between the penultimate
+  features of the generated samples and those of the first min(samples, len) images of the real
+  `reference` split, class coverage, mean confidence, class KL, and the classifier's test accuracy.
+- fid, is (image data with 1 or 3 channels): the FID Inception network from the `inception` weights file;
+  FID against the first min(samples, len) images of the real `reference` split; IS over IS_SPLITS parts
+  (fewer when there are fewer samples).
+Features are reduced to Gaussian statistics as they come (metrics.fid.RunningStats), so memory does not
+grow with `samples`.
+
+Caches, not state (a checkpoint holds none of this, and nothing here needs saving): the Inception
+network, the classifiers and the reference statistics live in the Evaluator for the worker's life; the
+reference statistics are also written under cacheDir/reference-stats, keyed by what they depend on (the
+network: the classifier's cache file, or the weights file's size and mtime; the data: name, split, count,
+and a SHA-256 of the reference images themselves), so a later worker pays only for the generated side.
+"""
+
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import pictures
+from .checkpoint import _reason
+from .data.images import ImageSource, PointSource
+from .data.synthetic import Synthetic
+from .data.toy import Mixture
+from .errors import WorkerError
+from .metrics import classifier as clf
+from .metrics.fid import RunningStats, frechet_distance, psd_sqrt
+from .metrics.inception import (WEIGHTS_HELP, InceptionWeightsMismatch, InceptionWeightsMissing,
+                                features_and_logits, load_inception)
+from .metrics.inception_score import inception_score
+from .metrics.toy import toy_metrics
+
+CLASSIFIER_DATA = ("mnist", "fashion-mnist")
+CLASSIFIER_EPOCHS = 2     # the library's recipe (~99% on MNIST); Evaluator(classifier_epochs=) for tests
+CLASSIFIER_BATCH = 1000   # most images per classifier forward
+INCEPTION_BATCH = 100     # most images per Inception forward (299x299 activations are large)
+IS_SPLITS = 10
+SCATTER_REAL = 2000       # real points in a scatter plot
+SCATTER_FAKE = 20000      # most generated points drawn
+SYNTHETIC_SEEDS = {"train": 0, "test": 1}  # `synthetic` data: reference images from these seeds
+STATS_VERSION = 1         # part of the reference statistics' disk key
+MEMORY_STATS = 8          # reference statistics kept in memory (an Inception sigma is 32 MB)
+
+
+def _bad(message: str, **detail) -> WorkerError:
+    return WorkerError("bad_value", message, detail)
+
+
+class _Progress:
+    """done / total counts images through a network: generated samples, then each feature network's
+    samples and uncached reference images. While the classifier trains, events repeat `done`."""
+
+    def __init__(self, session, callback, total: int):
+        self.session, self.callback, self.done, self.total = session, callback, 0, total
+
+    def advance(self, k: int = 0) -> None:
+        self.done += k
+        if self.callback is not None:
+            self.callback(self.session.iter, min(self.done, self.total), self.total)
+
+
+class _PartScores:
+    """Inception Score streamed: the samples are cut into `splits` contiguous parts [k n // s, (k+1) n // s),
+    as inception_score does, and each part is scored when it is complete; mean and population std."""
+
+    def __init__(self, n: int, splits: int):
+        self.bounds = [k * n // splits for k in range(splits + 1)]
+        self.buffer, self.start, self.scores = [], 0, []
+
+    def add(self, logits: np.ndarray) -> None:
+        self.buffer.append(logits)
+        end = self.start + sum(len(b) for b in self.buffer)
+        k = len(self.scores)
+        while k + 1 < len(self.bounds) and end >= self.bounds[k + 1]:
+            held = np.concatenate(self.buffer)
+            cut = self.bounds[k + 1] - self.start
+            self.scores.append(inception_score(held[:cut], splits=1)[0])
+            self.buffer, self.start, k = [held[cut:]], self.bounds[k + 1], k + 1
+
+    def result(self) -> tuple[float, float]:
+        return float(np.mean(self.scores)), float(np.std(self.scores))
+
+
+# ---- feature networks ----------------------------------------------------------------------------
+
+class _Net:
+    """A feature network: kind ("classifier" | "inception"), identity (the disk key's part), forward."""
+
+    def __init__(self, kind: str, ident: str, model, device: str, batch: int):
+        self.kind, self.ident, self.model, self.device, self.batch = kind, ident, model, device, batch
+
+    @torch.inference_mode()
+    def __call__(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """x: a batch of generated (float, [-1, 1], on any device) or reference (uint8 numpy) images ->
+        (features [b, D] float64, class probabilities | Inception logits [b, K] float64)."""
+        if self.kind == "classifier":
+            h = self.model.features(clf.prepare(x, self.device))
+            return h.double().cpu().numpy(), F.softmax(self.model.fc2(h), dim=1).double().cpu().numpy()
+        if isinstance(x, np.ndarray) and x.dtype == np.uint8:
+            x = x.astype(np.float32) / 127.5 - 1
+        return features_and_logits(self.model, x, batch=len(x))
+
+    def run(self, x, progress: _Progress, each) -> None:
+        """Feed x in batches of at most self.batch to `each(features, outputs)`, advancing progress."""
+        for i in range(0, len(x), self.batch):
+            each(*self(x[i:i + self.batch]))
+            progress.advance(min(self.batch, len(x) - i))
+
+
+# ---- reference data --------------------------------------------------------------------------------
+
+class _Reference:
+    """A reference set's Gaussian statistics, with sigma's square root made once, at first use: it is the
+    larger half of a Fréchet distance (an eigendecomposition of 2048 x 2048 for Inception)."""
+
+    def __init__(self, mu: np.ndarray, sigma: np.ndarray):
+        self.mu, self.sigma, self._sqrt = mu, sigma, None
+
+    def distance(self, mu: np.ndarray, sigma: np.ndarray) -> float:
+        if self._sqrt is None:
+            self._sqrt = psd_sqrt(self.sigma)
+        return frechet_distance(self.mu, self.sigma, mu, sigma, s1_sqrt=self._sqrt)
+
+
+def reference_images(data, split: str, n: int) -> np.ndarray:
+    """The first min(n, len) images of the real split: uint8 [m, *shape] after the run's pad/resize;
+    for `synthetic` data, n uniform images in [-1, 1) (float32) from a generator seeded by the split.
+    A data set with no splits (folder, npy) is its own train split."""
+    if isinstance(data, Synthetic):
+        gen = torch.Generator().manual_seed(SYNTHETIC_SEEDS[split])
+        return (torch.rand((n, *data.shape), generator=gen) * 2 - 1).numpy()
+    if data.split is None and split == "train":
+        split = None
+    out, have = [], 0
+    for chunk in data.iter_images(split, batch=1000):
+        out.append(chunk[:n - have])
+        have += len(out[-1])
+        if have >= n:
+            break
+    return np.concatenate(out)
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(repr((p.dtype.str, p.shape)).encode())
+            h.update(np.ascontiguousarray(p).tobytes())
+        else:
+            h.update(json.dumps(p, sort_keys=True).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _read_stats(path: Path):
+    """_Reference from a cache file, or None when it is missing, unreadable or not what it should be."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            mu, sigma = f["mu"], f["sigma"]
+    except Exception:
+        return None
+    d = mu.shape[0] if mu.ndim == 1 else -1
+    if sigma.shape != (d, d) or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        return None
+    return _Reference(mu.astype(np.float64), sigma.astype(np.float64))
+
+
+def _write_stats(path: Path, mu, sigma, count: int) -> None:
+    """Atomic (a temporary name, then a rename); a cache that cannot be written is only a slower next time."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, mu=mu, sigma=sigma, count=np.int64(count))
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        print(f"ddst-worker: cannot cache reference statistics at {path}: {e}", file=sys.stderr, flush=True)
+
+
+# ---- the evaluator -----------------------------------------------------------------------------------
+
+class Evaluator:
+    """The caches of `evaluate`: one per worker session, never saved (see the module docstring)."""
+
+    def __init__(self, classifier_epochs: int = CLASSIFIER_EPOCHS):
+        self.classifier_epochs = classifier_epochs
+        self.inception = None    # (identity, model)
+        self.classifiers = {}    # (data key, device, cache dir) -> (model, test accuracy, identity)
+        self.stats = {}          # (kind, net identity, data key, split, n) -> _Reference
+
+    # -- networks --
+
+    def inception_net(self, path: str, device: str, batch: int) -> _Net:
+        try:
+            st = os.stat(path)
+            ident = f"inception:{st.st_size}:{st.st_mtime_ns}"
+            key = (os.path.realpath(path), ident, device)
+        except OSError:
+            key = None
+        if self.inception is None or key is None or self.inception[0] != key:
+            # FIDInceptionV3() initializes its layers from torch's global generator before the weights
+            # are loaded over them: fork it, so training's stream is left where it was.
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    model = load_inception(path, device)
+            except (InceptionWeightsMissing, InceptionWeightsMismatch) as e:
+                raise _bad(str(e), inception=path)
+            except Exception as e:  # torch.load's many ways of refusing a file
+                raise _bad(f"cannot read Inception weights {path!r} ({type(e).__name__}: {_reason(e)}); "
+                           f"{WEIGHTS_HELP}", inception=path)
+            self.inception = (key, model)
+        return _Net("inception", self.inception[0][1], self.inception[1], device, min(batch, INCEPTION_BATCH))
+
+    def classifier_net(self, data: ImageSource, data_key: str, cache_dir: str, device: str, batch: int,
+                       progress: _Progress) -> tuple[_Net, float]:
+        key = (data_key, device, str(cache_dir))
+        if key not in self.classifiers:
+            (x_tr, y_tr), (x_te, y_te) = data.stored("train"), data.stored("test")
+            if y_tr is None or y_te is None:
+                raise _bad(f"{data.name}: the classifier metrics need labeled train and test splits", data=data.name)
+            epochs = self.classifier_epochs
+            ident = "classifier:" + clf.cache_path(cache_dir, data.name, x_tr, y_tr, epochs, 0).name
+            try:
+                model, acc = clf.load_or_train(cache_dir, data.name, x_tr, y_tr, x_te, y_te, device=device,
+                                               epochs=epochs, on_step=lambda step, total: progress.advance(0))
+            except OSError as e:
+                raise _bad(f"cannot write the domain classifier under cacheDir {cache_dir}: "
+                           f"{e.strerror or e}", cacheDir=str(cache_dir))
+            self.classifiers[key] = (model, acc, ident)
+        model, acc, ident = self.classifiers[key]
+        return _Net("classifier", ident, model, device, min(batch, CLASSIFIER_BATCH)), acc
+
+    # -- reference statistics --
+
+    def reference(self, net: _Net, data, data_key: str, split: str, n: int, cache_dir: str):
+        """-> (_Reference, None) when cached (in memory or on disk), else (None, what compute_reference
+        needs)."""
+        mkey = (net.kind, net.ident, data_key, split, n)
+        if mkey in self.stats:
+            return self.stats[mkey], None
+        images = reference_images(data, split, n)
+        if len(images) < 2:
+            raise _bad(f"the {split} split has {len(images)} image(s); FID needs at least 2", split=split)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", getattr(data, "name", "synthetic"))
+        digest = _digest(STATS_VERSION, net.kind, net.ident, name, split, len(images), images)
+        file = Path(cache_dir) / "reference-stats" / f"{net.kind}-{name}-{split}-n{len(images)}-{digest[:16]}.npz"
+        stats = _read_stats(file)
+        if stats is not None:
+            self._remember(mkey, stats)
+            return stats, None
+        return None, (images, file, mkey)
+
+    def compute_reference(self, net: _Net, pending, progress: _Progress):
+        images, file, mkey = pending
+        running = RunningStats()
+        net.run(images, progress, lambda f, _: running.add(f))
+        mu, sigma = running.stats()
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            return None  # no FID against it (and nothing cached)
+        ref = _Reference(mu, sigma)
+        _write_stats(file, mu, sigma, len(images))
+        self._remember(mkey, ref)
+        return ref
+
+    def _remember(self, key, stats) -> None:
+        self.stats.pop(key, None)
+        self.stats[key] = stats
+        while len(self.stats) > MEMORY_STATS:
+            self.stats.pop(next(iter(self.stats)))
+
+    # -- the op --
+
+    def run(self, session, args: dict, callback=None) -> dict:
+        started = time.perf_counter()
+        gan = session._built()
+        wanted = list(dict.fromkeys(args["metrics"]))
+        n, seed, batch, split = args["samples"], args["seed"], args["batchSize"], args["reference"]
+        cache_dir, picture = args["cacheDir"], args.get("picture")
+        data, shape, device = gan.data, tuple(session.data_shape), gan.device
+        data_cfg = session.build_args["data"]
+        data_name, data_key = data_cfg.get("name"), json.dumps(data_cfg, sort_keys=True)
+        if n < 1 or batch < 1:
+            raise _bad("samples and batchSize must be >= 1", samples=n, batchSize=batch)
+        if split not in ("train", "test"):
+            raise _bad("reference must be 'train' or 'test'", reference=split)
+        self._check(wanted, data, data_name, shape, n, args)
+
+        inception_needed = "fid" in wanted or "is" in wanted
+        progress = _Progress(session, callback, n * (1 + ("classifier" in wanted) + inception_needed))
+        nets, ref_stats, pending, accuracy = [], {}, {}, None
+        if "classifier" in wanted:
+            net, accuracy = self.classifier_net(data, data_key, cache_dir, device, batch, progress)
+            nets.append(net)
+        if inception_needed:
+            nets.append(self.inception_net(args["inception"], device, batch))
+        for net in nets:
+            if net.kind == "classifier" or "fid" in wanted:
+                ref_stats[net.kind], pending[net.kind] = self.reference(net, data, data_key, split, n, cache_dir)
+                if pending[net.kind] is not None:
+                    progress.total += len(pending[net.kind][0])
+        for net in nets:
+            if pending.get(net.kind) is not None:
+                ref_stats[net.kind] = self.compute_reference(net, pending[net.kind], progress)
+
+        fake = self._generate(session, n, seed, batch, nets, progress, keep_points=len(shape) == 1)
+        metrics = self._metrics(wanted, data, fake, ref_stats, accuracy)
+        written = self._picture(picture, data, shape, fake, seed) if picture else None
+        progress.advance(0)
+        metrics = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+        return {"metrics": metrics, "picture": written, "seconds": time.perf_counter() - started}
+
+    @staticmethod
+    def _check(wanted, data, data_name, shape, n, args) -> None:
+        """Every metric must fit the data before anything is computed."""
+        images = len(shape) == 3 and shape[0] in (1, 3)
+        for m in wanted:
+            if m == "toy" and not isinstance(data, Mixture):
+                raise _bad(f"metric 'toy' needs ring8 or grid25 data (mode centers); this session's data is "
+                           f"{data_name}", metric=m, data=data_name)
+            if m == "classifier" and not (isinstance(data, ImageSource) and data.name in CLASSIFIER_DATA):
+                raise _bad(f"metric 'classifier' is for {' and '.join(CLASSIFIER_DATA)}; this session's data is "
+                           f"{data_name}", metric=m, data=data_name)
+            if m in ("fid", "is"):
+                if not images:
+                    raise _bad(f"metric {m!r} needs images with 1 or 3 channels; this session's data is "
+                               f"{data_name} with samples of shape {list(shape)}", metric=m, data=data_name)
+                if m == "fid" and not isinstance(data, (ImageSource, Synthetic)):
+                    raise _bad(f"metric 'fid' needs real images to compare with; {data_name} has none here",
+                               metric=m, data=data_name)
+                if not args.get("inception"):
+                    raise _bad(f"metric {m!r} needs `inception`, the FID Inception weights file: {WEIGHTS_HELP}",
+                               metric=m)
+            if m in ("fid", "classifier") and n < 2:
+                raise _bad(f"metric {m!r} fits a Gaussian to the samples' features: samples must be >= 2",
+                           metric=m, samples=n)
+
+    @staticmethod
+    def _generate(session, n, seed, batch, nets, progress, keep_points: bool) -> dict:
+        """Draw the samples batch by batch and feed each batch to every feature network. -> what the
+        metrics need: running statistics, probabilities, IS parts, points, the first images, and
+        how many samples held a non-finite value."""
+        gan = session.gan
+        G = gan.ema.model if gan.ema is not None else gan.G
+        gen = torch.Generator(device=gan.device).manual_seed(seed % 2**64)
+        out = {"stats": {net.kind: RunningStats() for net in nets}, "probs": [], "points": [], "first": [],
+               "nonfinite": 0, "parts": _PartScores(n, min(IS_SPLITS, n))}
+        kept = 0
+
+        def consume(kind):
+            def each(features, extra):
+                out["stats"][kind].add(features)
+                if kind == "classifier":
+                    out["probs"].append(extra)
+                else:
+                    out["parts"].add(extra)
+            return each
+
+        was_training = G.training
+        G.eval()  # BatchNorm uses, and leaves, its running statistics
+        try:
+            with torch.no_grad():
+                for start in range(0, n, batch):
+                    b = min(batch, n - start)
+                    x = G(torch.randn(b, gan.latent_dim, generator=gen, device=gan.device)).float()
+                    progress.advance(b)
+                    out["nonfinite"] += int((~torch.isfinite(x.flatten(1))).any(dim=1).sum())
+                    if keep_points:
+                        out["points"].append(x.cpu().numpy())
+                    elif kept < pictures.GRID_MAX:
+                        out["first"].append(x[:pictures.GRID_MAX - kept].cpu().numpy())
+                        kept += len(out["first"][-1])
+                    for net in nets:
+                        net.run(x, progress, consume(net.kind))
+        finally:
+            G.train(was_training)
+        return out
+
+    @staticmethod
+    def _metrics(wanted, data, fake, ref_stats, accuracy) -> dict:
+        clean = fake["nonfinite"] == 0  # a sample with NaN or inf: no feature metric means anything
+        m = {}
+
+        def fid_of(kind):
+            mu, sigma = fake["stats"][kind].stats()
+            ref = ref_stats.get(kind)
+            if not clean or ref is None or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+                return None
+            return ref.distance(mu, sigma)
+
+        for name in wanted:
+            if name == "toy":
+                t = toy_metrics(np.concatenate(fake["points"]), data.centers, data.std)
+                m.update(modes=t["modes"], highQuality=t["highQuality"], kl=t["kl"])
+            elif name == "classifier":
+                p = np.concatenate(fake["probs"])
+                m["classifierFid"] = fid_of("classifier")
+                if clean:
+                    m.update(coverage=clf.class_coverage(p), confidence=clf.mean_confidence(p),
+                             classKl=clf.class_kl(p))
+                m["classifierAccuracy"] = accuracy
+            elif name == "fid":
+                m["fid"] = fid_of("inception")
+            elif name == "is" and clean:
+                m["is"], m["isStd"] = fake["parts"].result()
+        return m
+
+    @staticmethod
+    def _picture(path, data, shape, fake, seed):
+        """Write the picture; -> its path, or None for data that has no picture (points of d != 2)."""
+        if len(shape) == 3:
+            image = pictures.image_grid(np.concatenate(fake["first"]))
+        elif shape == (2,):
+            real, centers = None, None
+            if isinstance(data, Mixture):
+                gen = torch.Generator().manual_seed(seed % 2**64)
+                mode = torch.randint(len(data.centers), (SCATTER_REAL,), generator=gen)
+                real = (data.centers[mode] + data.std * torch.randn(SCATTER_REAL, 2, generator=gen)).numpy()
+                centers = data.centers.numpy()
+            elif isinstance(data, PointSource):
+                rng = np.random.default_rng(seed)
+                real = data.points[rng.choice(data.count, min(SCATTER_REAL, data.count), replace=False)]
+            image = pictures.scatter(real, np.concatenate(fake["points"])[:SCATTER_FAKE], centers)
+        else:
+            return None
+        try:
+            return pictures.write_png(image, path)
+        except OSError as e:
+            raise _bad(f"cannot write picture {path}: {e.strerror or e}", picture=path)
+

@@ -15,22 +15,28 @@ const readRecords = (dir: string) =>
     .map((l) => MetricRecord.parse(JSON.parse(l)));
 
 describe("ddst run", () => {
-  it("runs the ADAPT toy example for 200 iterations and writes config, metrics and summary", async () => {
+  it("runs the ADAPT toy example for 400 iterations and writes config, metrics, pictures and summary", async () => {
     const out = join(tempDir(), "run");
-    const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "200", "--out", out], { reject: false });
+    const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "400", "--out", out], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/controller: BR/);
     const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
-    expect(config).toMatchObject({ method: "adapt-relax", iterations: 200, discriminator: { controller: { rule: "relaxed" } } });
+    expect(config).toMatchObject({ method: "adapt-relax", iterations: 400, discriminator: { controller: { rule: "relaxed" } } });
     const records = readRecords(out);
     const kinds = new Set(records.map((x) => x.kind));
-    for (const k of ["loss", "br", "controller", "density", "dst"]) expect(kinds).toContain(k);
+    for (const k of ["loss", "br", "controller", "density", "dst", "eval"]) expect(kinds).toContain(k);
+    const evals = records.filter((x) => x.kind === "eval");
+    expect(evals.map((x) => x.iter)).toEqual([400]);
+    expect(Object.keys(evals[0]!.kind === "eval" ? evals[0]!.metrics : {})).toEqual(expect.arrayContaining(["modes", "highQuality"]));
+    expect(existsSync(join(out, "samples", "iter-000000400.png"))).toBe(true);
     for (const x of records) expect(Number.isInteger(x.iter)).toBe(true);
     const controller = records.filter((x) => x.kind === "controller");
-    // Window of 100 iterations, decisions every 100: the first decision comes at 100, then 200 is the end.
-    expect(controller.map((x) => x.iter)).toEqual([100]);
+    // Window of 200 iterations, decisions every 200: the first decision comes at 200, then 400 is the end.
+    expect(controller.map((x) => x.iter)).toEqual([200]);
     const summary = Summary.parse(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")));
-    expect(summary).toMatchObject({ method: "adapt-relax", iterations: 200, seed: 0, device: "cpu" });
+    expect(summary).toMatchObject({ method: "adapt-relax", iterations: 400, seed: 0, device: "cpu" });
+    expect(summary.eval?.final?.iter).toBe(400);
+    expect(summary.eval?.primary).toBe("kl");
     expect(summary.final.densityG).toBeCloseTo(0.1, 2);
     expect(summary.final.densityD).toBeCloseTo(controller[0]!.densityD, 2);
   });

@@ -21,7 +21,7 @@ import { deathRate } from "../sparsity/schedule.js";
 import { findPython } from "../worker/discover.js";
 import { Worker, WorkerDiedError, WorkerHungError, type WorkerOptions } from "../worker/worker.js";
 import { isControllerIter, isEvalIter, isGeneratorDstIter, isLogIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { primaryMetric, Summary, type MetricRecord } from "./records.js";
 import { cacheDir } from "../worker/paths.js";
@@ -61,7 +61,14 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   const python = opts.worker?.python ?? (await findPython()).path;
   const dir = RunDir.create(opts.out);
   dir.writeJson("config.json", exp);
-  return new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }).drive(false);
+  try {
+    return await new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }).drive(false);
+  } catch (e) {
+    // A run that failed before its first checkpoint (unreadable data, a model that cannot be built) holds
+    // nothing worth keeping; removing it lets the same command run again once the cause is fixed.
+    if (!existsSync(join(dir.path, "checkpoint.json"))) rmSync(dir.path, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 /** Continues the run in `opts.out` from its last checkpoint, to the experiment's end or `iterations`. */

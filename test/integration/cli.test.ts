@@ -67,6 +67,20 @@ describe("ddst run", () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it("names a missing data directory and leaves no half-made run behind", async () => {
+    const dir = tempDir();
+    const exp = join(dir, "cifar.json");
+    writeFileSync(exp, JSON.stringify({ method: "static-balance", density: 0.5, iterations: 10, model: { name: "dcgan32" }, data: { name: "cifar10", path: "${CIFAR_TEST_DIR}" } }));
+    const out = join(dir, "out");
+    const unset = await execa("node", [CLI, "run", exp, "--out", out], { reject: false, env: { CIFAR_TEST_DIR: "" } });
+    expect(unset.exitCode).toBe(2);
+    expect(unset.stderr).toMatch(/data.path uses \$\{CIFAR_TEST_DIR\}/);
+    const missing = await execa("node", [CLI, "run", exp, "--out", out], { reject: false, env: { CIFAR_TEST_DIR: join(dir, "nowhere") } });
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/nowhere: expected a directory holding cifar-10-batches-bin or cifar-10-batches-py/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("refuses to write into a non-empty run directory", async () => {
     const out = tempDir();
     writeFileSync(join(out, "keep.txt"), "precious");

@@ -1,7 +1,7 @@
 export { defineExperiment, resolveExperiment, Experiment, ExperimentInput, ConfigError } from "./config/experiment.js";
 export { loadExperiment } from "./config/load.js";
 export { presetPolicies, MethodName } from "./config/presets.js";
-export { runExperiment, RunAborted, type RunOptions } from "./run/run-experiment.js";
+export { runExperiment, resumeRun, RunAborted, type RunOptions } from "./run/run-experiment.js";
 export { Worker, WorkerDiedError, WorkerHungError, type WorkerOptions } from "./worker/worker.js";
 export { findPython, surveyPythons } from "./worker/discover.js";
 export { erkDensities, uniformDensities } from "./sparsity/erk.js";
@@ -10,3 +10,4 @@ export { BrWindow, probeRatio } from "./controller/br-window.js";
 export { decideDensity } from "./controller/density-rule.js";
 export type { MetricRecord, Summary } from "./run/records.js";
 export { openRun, type OpenedRun } from "./analysis/open-run.js";
+export { streamExperiment } from "./run/stream.js";

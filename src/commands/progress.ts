@@ -17,7 +17,7 @@ export function progressPrinter(total: number): (r: MetricRecord) => void {
     if (r.kind === "restart") console.log(`  iter ${String(r.iter).padStart(7)}  worker restarted (attempt ${r.attempt}) from the checkpoint at ${r.fromCheckpoint}: ${r.reason}`);
     if (r.kind === "eval")
       console.log(
-        `  iter ${String(r.iter).padStart(7)}  eval (${r.seconds.toFixed(1)} s): ` +
+        `  iter ${String(r.iter).padStart(7)}  eval: ` +
           Object.entries(r.metrics)
             .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`)
             .join(", ") +

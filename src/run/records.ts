@@ -46,7 +46,6 @@ export const EvalRecord = z.object({
   kind: z.literal("eval"),
   metrics: z.record(z.string(), z.number()),
   picture: z.string().nullable().describe("sample grid or scatter plot, relative to the run directory"),
-  seconds: z.number(),
 });
 
 export const MetricRecord = z.discriminatedUnion("kind", [LossRecord, BrRecord, ControllerRecord, DensityRecord, DstRecord, RestartRecord, EvalRecord]);

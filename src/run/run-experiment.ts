@@ -338,7 +338,8 @@ class ExperimentRun {
     const key = primaryMetric(r.metrics);
     const best = this.state.eval.best;
     if (key && (!best || !(key in best.metrics) || r.metrics[key]! < best.metrics[key]!)) this.state.eval.best = point;
-    return { iter: t, kind: "eval", metrics: r.metrics, picture: r.picture ? picture : null, seconds: r.seconds };
+    // Wall time stays out of metrics.jsonl, which is reproducible byte for byte; worker.log has it.
+    return { iter: t, kind: "eval", metrics: r.metrics, picture: r.picture ? picture : null };
   }
 
   private nextCheckpointIter(t: number): number {

@@ -62,6 +62,8 @@ export class Worker {
   private failure?: Error;
   private readonly watchdog: NodeJS.Timeout;
   private pinging = false;
+  /** No message from a busy worker for this long means it hangs (changeable, e.g. after a slow build). */
+  hangTimeoutMs: number;
   private readonly exited: Promise<void>;
   private readonly onExit = () => this.killNow();
 
@@ -99,6 +101,7 @@ export class Worker {
       this.cleanupDir();
     });
     this.client = new WorkerClient(endpoint, Buffer.from(key, "ascii"));
+    this.hangTimeoutMs = opts.hangTimeoutMs ?? 120_000;
     this.watchdog = setInterval(() => this.checkLiveness(), opts.pingIntervalMs ?? 1000);
     this.watchdog.unref();
     process.once("exit", this.onExit);
@@ -199,7 +202,7 @@ export class Worker {
       return;
     }
     const silent = Date.now() - this.client.lastHeard;
-    if (silent > (this.opts.hangTimeoutMs ?? 120_000)) {
+    if (silent > this.hangTimeoutMs) {
       this.failure = new WorkerHungError(silent, this.lastWords());
       this.client.failAll(this.failure);
       this.proc.kill("SIGKILL");

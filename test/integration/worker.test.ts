@@ -119,7 +119,9 @@ describe("worker faults", () => {
   });
 
   it("detects a hung worker by deadline and stops it", async () => {
-    const w = await builtWorker({ hangTimeoutMs: 1500, pingIntervalMs: 200 });
+    const w = await builtWorker({ pingIntervalMs: 200 });
+    // Short only once built: build answers no ping, and a loaded machine may take seconds for it.
+    w.hangTimeoutMs = 1500;
     const pid = w.pid!;
     const training = w.call("train", { start: 1, iterations: 100_000, probeEvery: 10 });
     await new Promise((r) => setTimeout(r, 300));

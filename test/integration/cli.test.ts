@@ -17,7 +17,7 @@ const readRecords = (dir: string) =>
 describe("ddst run", () => {
   it("runs the ADAPT toy example for 400 iterations and writes config, metrics, pictures and summary", async () => {
     const out = join(tempDir(), "run");
-    const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "400", "--out", out], { reject: false });
+    const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "400", "--set", "model.hidden=128", "--out", out], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/controller: BR/);
     const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
@@ -45,7 +45,7 @@ describe("ddst run", () => {
     const runs = await Promise.all(
       ["7", "7", "8"].map(async (seed) => {
         const out = join(tempDir(), "run");
-        const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "120", "--seed", seed, "--out", out], { reject: false });
+        const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "120", "--seed", seed, "--set", "model.hidden=64", "--set", "eval.every=60", "--out", out], { reject: false });
         expect(r.exitCode, r.stderr).toBe(0);
         return readFileSync(join(out, "metrics.jsonl"), "utf8");
       }),

@@ -8,7 +8,7 @@ const ROOT = join(import.meta.dirname, "..", "..");
 describe("live PyTorch objects of a finished run (pythonia)", () => {
   it("examples/inspect-run.ts samples from the EMA generator and prints per-layer densities", async () => {
     const out = join(tempDir(), "run");
-    const r = await execa("node", [join(ROOT, "dist", "cli.js"), "run", join(ROOT, "examples", "ring8-adapt.json"), "--iterations", "100", "--out", out], { reject: false });
+    const r = await execa("node", [join(ROOT, "dist", "cli.js"), "run", join(ROOT, "examples", "ring8-adapt.json"), "--iterations", "100", "--set", "model.hidden=64", "--out", out], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     const x = await execa(join(ROOT, "node_modules", ".bin", "tsx"), [join(ROOT, "examples", "inspect-run.ts"), out], { reject: false, cwd: ROOT, timeout: 120_000 });
     expect(x.exitCode, x.stderr).toBe(0);

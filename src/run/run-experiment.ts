@@ -17,6 +17,7 @@ import {
 } from "../protocol/messages.js";
 import { initialDensities } from "../sparsity/erk.js";
 import { FlopsAccount, perSampleMacs, type BatchPlan } from "../sparsity/flops.js";
+import type { CapDstPolicy } from "../config/policies.js";
 import { deathRate } from "../sparsity/schedule.js";
 import { findPython } from "../worker/discover.js";
 import { Worker, WorkerDiedError, WorkerHungError, type WorkerOptions } from "../worker/worker.js";
@@ -279,11 +280,10 @@ class ExperimentRun {
     const T = exp.iterations;
     const records: MetricRecord[] = [];
     let masksChanged = false;
+    let densityChanged = false;
     if (isGeneratorDstIter(exp, t)) {
       const dst = exp.generator.dst!;
-      const rate = deathRate(dst.schedule, dst.deathRate, dst.floor, t, T);
-      const r = await this.worker.ask("dstStep", { net: "generator", dropRate: rate, prune: dst.prune, growth: dst.growth, alpha: dst.alpha }, DstStepResult);
-      records.push({ iter: t, kind: "dst", net: "generator", dropRate: rate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total });
+      records.push(await this.dstStep("generator", t, dst, deathRate(dst.schedule, dst.deathRate, dst.floor, t, T)));
       masksChanged = true;
     }
     const c = exp.discriminator.controller;
@@ -292,27 +292,29 @@ class ExperimentRun {
       const decision = decideDensity(c, br, this.state.densityD);
       if (decision.decision === "increase" || decision.decision === "decrease") {
         await this.worker.ask("setDensity", { net: "discriminator", target: decision.densityD, growth: c.growth }, SetDensityResult);
-        masksChanged = true;
+        masksChanged = densityChanged = true;
       } else if (decision.decision === "dst" && c.capDst) {
         // D's own schedule counts D steps.
         const n = exp.train.nCritic;
-        const rate = deathRate(c.capDst.schedule, c.capDst.deathRate, c.capDst.floor, t * n, T * n);
-        const r = await this.worker.ask("dstStep", { net: "discriminator", dropRate: rate, prune: c.capDst.prune, growth: c.capDst.growth, alpha: c.capDst.alpha }, DstStepResult);
-        records.push({ iter: t, kind: "dst", net: "discriminator", dropRate: rate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total });
+        records.push(await this.dstStep("discriminator", t, c.capDst, deathRate(c.capDst.schedule, c.capDst.deathRate, c.capDst.floor, t * n, T * n)));
         masksChanged = true;
       }
       this.state.densityD = decision.densityD;
       records.push({ iter: t, kind: "controller", br, lower: c.lower, upper: c.upper, decision: decision.decision, densityD: decision.densityD });
-      if (decision.decision === "increase" || decision.decision === "decrease") {
-        const stats = await this.stats();
-        records.push({ iter: t, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
-        this.updateMacs(stats);
-        masksChanged = false;
-      }
     }
-    // Global criteria move weights between layers, which changes the cost per sample even at a fixed count.
-    if (masksChanged) this.updateMacs(await this.stats());
+    if (masksChanged) {
+      // Global criteria move weights between layers, which changes the cost per sample even at a fixed count.
+      const stats = await this.stats();
+      this.updateMacs(stats);
+      if (densityChanged) records.push({ iter: t, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
+    }
     return records;
+  }
+
+  /** One prune-and-regrow step at fixed count on `net`, as a `dst` record. */
+  private async dstStep(net: NetName, t: number, policy: CapDstPolicy, dropRate: number): Promise<MetricRecord> {
+    const r = await this.worker.ask("dstStep", { net, dropRate, prune: policy.prune, growth: policy.growth, alpha: policy.alpha }, DstStepResult);
+    return { iter: t, kind: "dst", net, dropRate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total };
   }
 
   /** Judges the EMA generator after iteration t; its noise is its own, so training is unaffected. */

@@ -7,10 +7,10 @@ const Fraction = z.number().min(0).max(1);
 
 export const DeathRateSchedule = z.enum(["cosine", "linear", "constant"]);
 
-/** Prune-and-regrow at a fixed active count. For the generator `every` counts iterations; for the
- * discriminator it counts D steps (n_critic per iteration), as the reference does. */
+/** Prune-and-regrow at a fixed active count (the generator's DST): `every` counts iterations (one G step
+ * each), and the drop-rate schedule runs over the experiment's iterations. */
 export const DstPolicy = z.strictObject({
-  every: z.number().int().min(1).default(500),
+  every: z.number().int().min(1).default(500).describe("iterations between DST steps (never at the last iteration)"),
   deathRate: z.number().gt(0).max(1).default(0.5),
   schedule: DeathRateSchedule.default("cosine"),
   floor: Fraction.default(0.005).describe("the schedule's final drop rate"),
@@ -19,19 +19,21 @@ export const DstPolicy = z.strictObject({
   alpha: z.number().min(0).max(1).default(0.5).describe("hybrid growth: share grown by gradient"),
 });
 
-/** D's own prune-and-regrow at fixed count, run by the strict rule when BR is above B+ at the cap. */
+/** D's own prune-and-regrow at fixed count, run by the strict rule when BR reaches B+ at the cap. It runs on
+ * controller decisions (no `every` of its own); its drop-rate schedule counts D steps, as the reference does:
+ * rate at t * n_critic over a horizon of iterations * n_critic. */
 export const CapDstPolicy = DstPolicy.omit({ every: true });
 
-/** The balance-ratio controller of D's density. `every` counts D steps; `window` and `probeEvery` count
- * iterations (BR is probed on G steps). */
+/** The balance-ratio controller of D's density. `every`, `window` and `probeEvery` all count iterations:
+ * the reference decides every `every` iterations whatever n_critic is, and probes BR on G steps. */
 export const ControllerPolicy = z.strictObject({
   rule: z.enum(["relaxed", "strict"]).default("relaxed"),
-  lower: z.number().default(0.45).describe("B-: below it D is too strong and loses density"),
-  upper: z.number().default(0.55).describe("B+: above it D is too weak and gains density"),
+  lower: z.number().default(0.45).describe("B-: at or below it D is too strong and loses density"),
+  upper: z.number().default(0.55).describe("B+: at or above it D is too weak and gains density"),
   step: z.number().gt(0).max(1).default(0.05).describe("density change per decision"),
   floor: Fraction.default(0.05),
   cap: Fraction.default(1).describe("d_max; the strict rule runs D's own DST step at the cap"),
-  every: z.number().int().min(1).default(1000),
+  every: z.number().int().min(1).default(1000).describe("iterations between decisions, whatever n_critic (never at the last iteration)"),
   window: z.number().int().min(1).default(1000).describe("BR window in iterations"),
   probeEvery: z.number().int().min(1).default(10),
   growth: DensityGrowth.default("global_gradient"),

@@ -26,7 +26,10 @@ export interface Policies {
 
 const gDst = (growth: GrowthCriterion, prune: PruneCriterion = "global_magnitude") => DstPolicy.parse({ growth, prune });
 
-/** Expands a method and the generator density d_G into explicit policies for both networks. */
+/** Expands a method and the generator density d_G into explicit policies for both networks. Cadences count
+ * iterations: G's DST every 500; D's decisions every 1000 (adapt-relax) or 2000 (adapt-strict, dda). SDST-RigL
+ * is the reference's SDST script (global magnitude prune, global gradient growth); SDST-SET, which the
+ * reference has no script for, is the SET paper's rule (per-layer magnitude prune, random growth). */
 export function presetPolicies(method: MethodName, dG: number): Policies {
   const g = (dst: DstPolicy | null): GeneratorPolicy => ({ density: dG, init: "erk", dst });
   const d = (density: number, extra: Partial<DiscriminatorPolicy> = {}): DiscriminatorPolicy => ({
@@ -45,19 +48,19 @@ export function presetPolicies(method: MethodName, dG: number): Policies {
     case "sdst-balance-set":
       return { generator: g(gDst("random", "magnitude")), discriminator: d(dG) };
     case "sdst-balance-rigl":
-      return { generator: g(gDst("gradient", "magnitude")), discriminator: d(dG) };
+      return { generator: g(gDst("global_gradient")), discriminator: d(dG) };
     case "sdst-strong-set":
       return { generator: g(gDst("random", "magnitude")), discriminator: d(1) };
     case "sdst-strong-rigl":
-      return { generator: g(gDst("gradient", "magnitude")), discriminator: d(1) };
+      return { generator: g(gDst("global_gradient")), discriminator: d(1) };
     case "dda":
       return {
         generator: g(null),
-        discriminator: d(dG, { controller: ControllerPolicy.parse({ lower: 0.5, upper: 0.65 }) }),
+        discriminator: d(dG, { controller: ControllerPolicy.parse({ lower: 0.5, upper: 0.65, every: 2000 }) }),
       };
     case "adapt-relax":
     case "ddst-relax":
-      return { generator: g(gDst("global_gradient")), discriminator: d(dG, { controller: ControllerPolicy.parse({}) }) };
+      return { generator: g(gDst("global_gradient")), discriminator: d(dG, { controller: ControllerPolicy.parse({ every: 1000 }) }) };
     case "adapt-strict":
     case "ddst-strict":
       return {

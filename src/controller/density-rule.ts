@@ -1,8 +1,9 @@
 import type { ControllerPolicy } from "../config/policies.js";
 
-/** The ADAPT rule for D's density (PAPER.md). Relaxed: BR below B- -> lose `step` (not below the floor);
- * above B+ -> gain `step` (not above the cap); otherwise hold. Strict: the same, but above B+ at the cap D
- * runs one DST step at fixed count instead. Pure: the run loop carries the decision out. */
+/** The ADAPT rule for D's density. Relaxed: BR at or below B- -> lose `step` (not below the floor); at or
+ * above B+ -> gain `step` (not above the cap); strictly between -> hold. The band's edges are inclusive, as
+ * in the reference. Strict: the same, but at or above B+ at the cap D runs one DST step at fixed count
+ * instead. Pure: the run loop carries the decision out. */
 
 export type Decision = "increase" | "decrease" | "hold" | "dst";
 
@@ -17,11 +18,11 @@ const EPS = 1e-9;
 
 export function decideDensity(policy: Pick<ControllerPolicy, "rule" | "lower" | "upper" | "step" | "floor" | "cap">, br: number, densityD: number): DensityDecision {
   if (!Number.isFinite(br)) return { decision: "hold", densityD };
-  if (br < policy.lower) {
+  if (br <= policy.lower) {
     const next = Math.max(policy.floor, roundDensity(densityD - policy.step));
     return next < densityD - EPS ? { decision: "decrease", densityD: next } : { decision: "hold", densityD };
   }
-  if (br > policy.upper) {
+  if (br >= policy.upper) {
     const next = Math.min(policy.cap, roundDensity(densityD + policy.step));
     if (next > densityD + EPS) return { decision: "increase", densityD: next };
     return policy.rule === "strict" ? { decision: "dst", densityD } : { decision: "hold", densityD };

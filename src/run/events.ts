@@ -8,13 +8,11 @@ export function isGeneratorDstIter(e: Experiment, t: number): boolean {
   return dst !== null && t < e.iterations && t % dst.every === 0;
 }
 
-/** D's controller counts D steps (n_critic per iteration): it fires after the iteration whose D steps
- * cross a multiple of `every`. */
+/** D's controller decides after every `every`-th iteration, whatever n_critic is (the reference checks
+ * once per iteration, after the G step), and never after the last one. */
 export function isControllerIter(e: Experiment, t: number): boolean {
   const c = e.discriminator.controller;
-  if (!c || t >= e.iterations) return false;
-  const n = e.train.nCritic;
-  return Math.floor((t * n) / c.every) > Math.floor(((t - 1) * n) / c.every);
+  return c !== null && t < e.iterations && t % c.every === 0;
 }
 
 /** Evaluations run every `eval.every` iterations and always at the end. */
@@ -31,17 +29,17 @@ export function isLogIter(e: Experiment, t: number): boolean {
 export function nextEventIter(e: Experiment, t: number): number {
   const candidates = [e.iterations];
   const g = e.generator.dst;
-  if (g) candidates.push((Math.floor(t / g.every) + 1) * g.every);
+  if (g) candidates.push(nextMultiple(t, g.every));
   const c = e.discriminator.controller;
-  if (c) {
-    // The first iteration whose cumulative D steps reach the next multiple of `every`.
-    const n = e.train.nCritic;
-    const nextMultiple = (Math.floor((t * n) / c.every) + 1) * c.every;
-    candidates.push(Math.ceil(nextMultiple / n));
-  }
-  candidates.push((Math.floor(t / e.log.every) + 1) * e.log.every);
-  if (e.eval && e.eval.every > 0) candidates.push((Math.floor(t / e.eval.every) + 1) * e.eval.every);
+  if (c) candidates.push(nextMultiple(t, c.every));
+  candidates.push(nextMultiple(t, e.log.every));
+  if (e.eval && e.eval.every > 0) candidates.push(nextMultiple(t, e.eval.every));
   return Math.min(...candidates.filter((x) => x > t));
+}
+
+/** The first multiple of `every` after t. */
+function nextMultiple(t: number, every: number): number {
+  return (Math.floor(t / every) + 1) * every;
 }
 
 /** BR probing cadence: the controller's, or every 10 iterations for methods that only watch BR. */

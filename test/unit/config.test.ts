@@ -40,7 +40,20 @@ describe("experiment resolution", () => {
     const dda = resolveExperiment({ ...base, method: "dda", discriminator: { controller: { window: 200 } } });
     expect(dda.discriminator.controller).toMatchObject({ lower: 0.5, upper: 0.65, window: 200 });
     const rigl = resolveExperiment({ ...base, method: "sdst-strong-rigl", generator: { dst: { every: 50 } } });
-    expect(rigl.generator.dst).toMatchObject({ every: 50, prune: "magnitude", growth: "gradient" });
+    expect(rigl.generator.dst).toMatchObject({ every: 50, prune: "global_magnitude", growth: "global_gradient" });
+  });
+
+  it("gives each row the reference's cadence (iterations) and criteria", () => {
+    const controller = (method: string) => resolveExperiment({ ...base, method }).discriminator.controller;
+    expect(controller("adapt-relax")).toMatchObject({ rule: "relaxed", every: 1000, lower: 0.45, upper: 0.55 });
+    expect(controller("ddst-relax")).toEqual(controller("adapt-relax"));
+    expect(controller("adapt-strict")).toMatchObject({ rule: "strict", every: 2000, cap: 0.5, lower: 0.45, upper: 0.55 });
+    expect(controller("dda")).toMatchObject({ rule: "relaxed", every: 2000, lower: 0.5, upper: 0.65 });
+    const dst = (method: string) => resolveExperiment({ ...base, method }).generator.dst;
+    for (const m of ["sdst-balance-rigl", "sdst-strong-rigl", "adapt-relax", "adapt-strict"])
+      expect(dst(m), m).toMatchObject({ every: 500, prune: "global_magnitude", growth: "global_gradient", deathRate: 0.5, schedule: "cosine" });
+    for (const m of ["sdst-balance-set", "sdst-strong-set"]) expect(dst(m), m).toMatchObject({ every: 500, prune: "magnitude", growth: "random" });
+    for (const m of ["dense", "static-balance", "static-strong", "dda"]) expect(dst(m), m).toBeNull();
   });
 
   it("derives D's density from the row: balance = d_G, strong = 1, strict capped", () => {

@@ -36,10 +36,12 @@ describe("BR window", () => {
 });
 
 describe("relaxed density rule", () => {
-  it("holds inside the bounds, inclusive", () => {
+  it("holds strictly inside the bounds; the edges decide (BR <= B- decreases, BR >= B+ increases)", () => {
     expect(decideDensity(relaxed, 0.5, 0.3)).toEqual({ decision: "hold", densityD: 0.3 });
-    expect(decideDensity(relaxed, 0.45, 0.3).decision).toBe("hold");
-    expect(decideDensity(relaxed, 0.55, 0.3).decision).toBe("hold");
+    expect(decideDensity(relaxed, 0.4500001, 0.3).decision).toBe("hold");
+    expect(decideDensity(relaxed, 0.5499999, 0.3).decision).toBe("hold");
+    expect(decideDensity(relaxed, 0.45, 0.3)).toEqual({ decision: "decrease", densityD: 0.25 });
+    expect(decideDensity(relaxed, 0.55, 0.3)).toEqual({ decision: "increase", densityD: 0.35 });
   });
   it("D too strong (BR < B-) loses a step, D too weak (BR > B+) gains one", () => {
     expect(decideDensity(relaxed, 0.1, 0.3)).toEqual({ decision: "decrease", densityD: 0.25 });
@@ -67,10 +69,12 @@ describe("strict density rule", () => {
   it("grows up to the cap, then runs D's DST step", () => {
     expect(decideDensity(strict, 0.9, 0.45)).toEqual({ decision: "increase", densityD: 0.5 });
     expect(decideDensity(strict, 0.9, 0.5)).toEqual({ decision: "dst", densityD: 0.5 });
+    expect(decideDensity(strict, 0.55, 0.5)).toEqual({ decision: "dst", densityD: 0.5 }); // BR == B+ at the cap
   });
   it("still decreases and holds like the relaxed rule", () => {
     expect(decideDensity(strict, 0.1, 0.5)).toEqual({ decision: "decrease", densityD: 0.45 });
     expect(decideDensity(strict, 0.5, 0.5).decision).toBe("hold");
+    expect(decideDensity(strict, 0.45, 0.5)).toEqual({ decision: "decrease", densityD: 0.45 });
   });
 });
 

@@ -25,11 +25,13 @@ describe("run-loop cadence", () => {
     expect(stops.filter((t) => isGeneratorDstIter(e, t))).toEqual([50, 100, 150, 200, 250, 300, 350]);
     expect(stops.filter((t) => isControllerIter(e, t))).toEqual([100, 200, 300]);
   });
-  it("counts the controller's interval in D steps (n_critic per iteration)", () => {
-    const e = exp(5);
+  it.each([1, 5])("decides at exactly the multiples of `every` iterations, whatever n_critic (%i)", (nCritic) => {
+    const e = exp(nCritic);
     const stops: number[] = [];
     for (let t = 0; t < e.iterations; ) stops.push((t = nextEventIter(e, t)));
-    expect(stops.filter((t) => isControllerIter(e, t))).toEqual([20, 40, 60, 80, 100, 120, 140, 160, 180, 200, 220, 240, 260, 280, 300, 320, 340, 360, 380]);
+    expect(stops.filter((t) => isControllerIter(e, t))).toEqual([100, 200, 300]);
+    const all = Array.from({ length: e.iterations }, (_, i) => i + 1).filter((t) => isControllerIter(e, t));
+    expect(all).toEqual([100, 200, 300]); // never at the last iteration (400)
   });
 });
 

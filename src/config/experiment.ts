@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DataSpec, Device, ModelSpec, TrainSpec } from "./networks.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
+import { policyConflicts } from "./method-policies.js";
 import { MethodName, presetPolicies } from "./presets.js";
 
 /** When the run is written to disk so that it can be resumed. */
@@ -38,7 +39,9 @@ export const Supervision = z.strictObject({
 /** An override names only the fields it changes: defaults are stripped, or a partial block would reset every
  * other field of the preset to its default (zod applies defaults inside .partial()). */
 function overrideOf<S extends z.ZodRawShape>(schema: z.ZodObject<S>) {
-  const shape = Object.fromEntries(Object.entries(schema.shape).map(([k, v]) => [k, v instanceof z.ZodDefault ? v.unwrap() : v]));
+  // A description sits on the default wrapper; it goes with the field into the override's schema.
+  const bare = (v: z.ZodDefault) => (v.description ? (v.unwrap() as z.ZodType).describe(v.description) : v.unwrap());
+  const shape = Object.fromEntries(Object.entries(schema.shape).map(([k, v]) => [k, v instanceof z.ZodDefault ? bare(v) : v]));
   return z.strictObject(shape as { [K in keyof S]: S[K] extends z.ZodDefault<infer T> ? T : S[K] }).partial();
 }
 
@@ -142,10 +145,13 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
 }
 
-/** Validates user input and expands the preset; throws ConfigError naming every offending field. */
+/** Validates user input and expands the preset; throws ConfigError naming every offending field, including
+ * tuning of a policy the method does not have (method-policies.ts). */
 export function resolveExperiment(input: unknown, source = "experiment"): Experiment {
   const parsed = ExperimentInput.safeParse(input);
-  if (!parsed.success) throw new ConfigError(source, issuesOf(parsed.error));
+  const method = MethodName.safeParse((input as { method?: unknown } | null)?.method);
+  const conflicts = method.success && typeof input === "object" && input !== null ? policyConflicts(method.data, input) : [];
+  if (!parsed.success || conflicts.length) throw new ConfigError(source, [...(parsed.success ? [] : issuesOf(parsed.error)), ...conflicts]);
   const x = parsed.data;
   const preset = presetPolicies(x.method, x.density);
   const go = x.generator ?? {};

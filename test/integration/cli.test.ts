@@ -68,6 +68,15 @@ describe("ddst run", () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it("refuses a method that does not have the policies the experiment tunes (exit 2, naming field and method)", async () => {
+    const out = join(tempDir(), "out");
+    const r = await execa("node", [CLI, "run", EXAMPLE, "--set", "method=static-balance", "--out", out], { reject: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/discriminator\.controller: static-balance has no density controller \(methods with one: dda, adapt-relax, adapt-strict\); remove this block/);
+    expect(r.stderr).toMatch(/generator\.dst: static-balance/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("names a missing data directory and leaves no half-made run behind", async () => {
     const dir = tempDir();
     const exp = join(dir, "cifar.json");

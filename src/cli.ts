@@ -7,10 +7,14 @@ import { cmdDoctor } from "./commands/doctor.js";
 import { cmdFlops } from "./commands/flops.js";
 import { cmdInspect } from "./commands/inspect.js";
 import { cmdRun } from "./commands/run.js";
+import { cmdTable } from "./commands/table.js";
+import { TableError } from "./table/run-table.js";
 
 const USAGE = `usage:
   ddst run <experiment.json|.ts> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda] [--set path=value ...] [--until N]
   ddst run --resume DIR [--iterations N] [--until N]
+  ddst table <table.json|.ts> [--out DIR] [--jobs N] [--devices cpu|cuda|cuda:0,cuda:1] [--plan] [--status-every S]
+               a paper table (methods x densities x seeds); the same command skips finished cells and resumes the rest
   ddst inspect <model> [--density-g X] [--density-d Y] [--init erk|uniform] [--json]
                models: mlp2d, sngan32, sngan48, dcgan28, dcgan32
   ddst flops <experiment> [--json] [--set path=value ...]
@@ -25,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case "run":
         return await cmdRun(rest);
+      case "table":
+        return await cmdTable(rest);
       case "inspect":
         return await cmdInspect(rest);
       case "flops":
@@ -43,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command '${cmd}'`);
     }
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof RunDirError) {
+    if (e instanceof ConfigError || e instanceof RunDirError || e instanceof TableError) {
       console.error(`ddst: ${e.message}`);
       return 2;
     }

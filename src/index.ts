@@ -11,3 +11,7 @@ export { decideDensity } from "./controller/density-rule.js";
 export type { MetricRecord, Summary } from "./run/records.js";
 export { openRun, type OpenedRun } from "./analysis/open-run.js";
 export { streamExperiment } from "./run/stream.js";
+export { defineTable, TableSpec } from "./table/spec.js";
+export { planTable, loadTableSpec, type Cell, type TablePlan } from "./table/cells.js";
+export { runTable, writeResults, type TableOutcome } from "./table/run-table.js";
+export { tableResult, TableResult } from "./table/results.js";

@@ -6,6 +6,7 @@ import { resumeRun, RunAborted, runExperiment, type RunOptions } from "../run/ru
 import type { Worker } from "../worker/worker.js";
 import { intOption, UsageError } from "./args.js";
 import { progressPrinter } from "./progress.js";
+import { onInterrupt } from "./signals.js";
 
 /** `ddst run`: a new run, or `--resume DIR`. */
 export async function cmdRun(argv: string[]): Promise<number> {
@@ -49,20 +50,11 @@ export async function cmdRun(argv: string[]): Promise<number> {
  * writes a checkpoint and stops the worker (exit 130 / 143); a second one stops at once. */
 async function drive(out: string, total: number, start: (opts: RunOptions) => Promise<Summary>, until?: number): Promise<number> {
   const controller = new AbortController();
-  let exitCode = 0;
   let worker: Worker | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (controller.signal.aborted) {
-      process.stderr.write(`\n${sig} again: stopping now without a checkpoint\n`);
-      worker?.killNow();
-      process.exit(exitCode);
-    }
-    exitCode = sig === "SIGINT" ? 130 : 143;
-    process.stderr.write(`\n${sig}: interrupting; writing a checkpoint (send it again to stop at once)\n`);
-    controller.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const signals = onInterrupt(
+    () => controller.abort(),
+    () => worker?.killNow(),
+  );
   try {
     const summary = await start({
       out,
@@ -88,11 +80,10 @@ async function drive(out: string, total: number, start: (opts: RunOptions) => Pr
   } catch (e) {
     if (e instanceof RunAborted) {
       console.error(e.message.replace("--resume", `ddst run --resume ${out}`));
-      return exitCode || 130;
+      return signals.exitCode() || 130;
     }
     throw e;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    signals.dispose();
   }
 }

@@ -135,8 +135,9 @@ export class ConfigError extends Error {
   constructor(
     readonly source: string,
     readonly issues: { path: string; message: string }[],
+    what = "experiment",
   ) {
-    super(`invalid experiment ${source}:\n` + issues.map((i) => `  - ${i.path || "(root)"}: ${i.message}`).join("\n"));
+    super(`invalid ${what} ${source}:\n` + issues.map((i) => `  - ${i.path || "(root)"}: ${i.message}`).join("\n"));
     this.name = "ConfigError";
   }
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Request } from "../protocol/messages.js";
 import { ExperimentInput } from "./experiment.js";
+import { TableSpec } from "../table/spec.js";
 
 /** The JSON Schema files generated from the zod schemas: file name -> content. schemas/ holds them,
  * committed; a test fails when they drift from the zod source. */
@@ -9,6 +10,7 @@ export function generateSchemas(): Record<string, string> {
     JSON.stringify({ $id: id, title, ...z.toJSONSchema(schema, { io: "input", target: "draft-2020-12" }) }, null, 2) + "\n";
   return {
     "experiment.schema.json": doc(ExperimentInput, "ddst/experiment.schema.json", "ddst experiment"),
+    "table.schema.json": doc(TableSpec, "ddst/table.schema.json", "ddst table"),
     "request.schema.json": doc(Request, "ddst/request.schema.json", "ddst worker request header"),
   };
 }

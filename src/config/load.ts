@@ -19,19 +19,26 @@ export async function loadExperiment(file: string, sets: readonly string[] = [],
     if (e instanceof SetOverrideError) throw new ConfigError(file, [{ path: "", message: e.message }]);
     throw e;
   }
-  const exp = resolveExperiment(input, file);
+  return experimentFrom(input, file, checkPaths);
+}
+
+/** Validates and expands a raw experiment (ConfigError naming `source` and every offending field); with
+ * `checkPaths`, its data paths must resolve too. */
+export function experimentFrom(input: unknown, source: string, checkPaths = true): Experiment {
+  const exp = resolveExperiment(input, source);
   if (checkPaths) {
     try {
       resolveDataPaths(exp.data);
     } catch (e) {
-      if (e instanceof DataPathError) throw new ConfigError(file, [{ path: e.field, message: e.message }]);
+      if (e instanceof DataPathError) throw new ConfigError(source, [{ path: e.field, message: e.message }]);
       throw e;
     }
   }
   return exp;
 }
 
-async function readRaw(file: string): Promise<unknown> {
+/** The raw content of a JSON file, or the default export of a JavaScript / TypeScript module. */
+export async function readRaw(file: string): Promise<unknown> {
   const ext = extname(file);
   if ([".js", ".mjs", ".ts", ".mts"].includes(ext)) {
     let mod: { default?: unknown };

@@ -27,18 +27,27 @@ export function parseSet(arg: string): { path: string[]; value: unknown } {
 
 /** Returns a copy of `input` with each override applied (later ones win). */
 export function applySets(input: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
-  const out = structuredClone(input);
+  let out = input;
   for (const arg of sets) {
     const { path, value } = parseSet(arg);
-    let node: Record<string, unknown> = out;
-    for (const [i, key] of path.slice(0, -1).entries()) {
-      const next = node[key];
-      if (next === undefined || next === null) node[key] = {};
-      else if (typeof next !== "object" || Array.isArray(next))
-        throw new SetOverrideError(`--set ${path.join(".")}: '${path.slice(0, i + 1).join(".")}' is not an object`);
-      node = node[key] as Record<string, unknown>;
-    }
-    node[path[path.length - 1]!] = value;
+    out = setPath(out, path, value);
   }
+  return out === input ? structuredClone(input) : out;
+}
+
+/** Returns a copy of `input` with `value` at the dotted `path` (objects created on the way). */
+export function setPath(input: Record<string, unknown>, path: readonly string[], value: unknown): Record<string, unknown> {
+  if (path.length === 0 || path.some((p) => p === "" || p === "__proto__" || p === "constructor" || p === "prototype"))
+    throw new SetOverrideError(`'${path.join(".")}' is not a valid dotted path`);
+  const out = structuredClone(input);
+  let node: Record<string, unknown> = out;
+  for (const [i, key] of path.slice(0, -1).entries()) {
+    const next = node[key];
+    if (next === undefined || next === null) node[key] = {};
+    else if (typeof next !== "object" || Array.isArray(next))
+      throw new SetOverrideError(`${path.join(".")}: '${path.slice(0, i + 1).join(".")}' is not an object`);
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = structuredClone(value);
   return out;
 }

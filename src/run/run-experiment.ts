@@ -40,6 +40,9 @@ export interface RunOptions {
   /** Stop (with a checkpoint) after this iteration instead of the experiment's end. */
   until?: number;
   worker?: WorkerOptions;
+  /** Run on this device instead of the experiment's (a table's cells go where --devices puts them); the
+   * device changes speed and floating-point detail, not what is trained, so config.json keeps its own. */
+  device?: Experiment["device"];
   /** Every record as it is written (progress display, scripts). */
   onRecord?: (r: MetricRecord) => void;
   /** Called each time a worker has handshaken (its pid, versions). */
@@ -174,7 +177,7 @@ class ExperimentRun {
     this.opts.onWorker?.(this.worker);
     const e = this.exp;
     const data = resolveDataPaths(e.data);
-    const built = await this.worker.ask("build", { seed: e.seed, device: e.device, model: e.model, data, train: e.train }, BuildResult);
+    const built = await this.worker.ask("build", { seed: e.seed, device: this.device, model: e.model, data, train: e.train }, BuildResult);
     this.layers = built.layers;
   }
 
@@ -379,6 +382,10 @@ class ExperimentRun {
     return acc.totals().total;
   }
 
+  private get device(): Experiment["device"] {
+    return this.opts.device ?? this.exp.device;
+  }
+
   private wall(): number {
     return this.baseWall + (Date.now() - this.started) / 1000;
   }
@@ -398,7 +405,7 @@ class ExperimentRun {
       method: this.exp.method,
       iterations: this.state.iter,
       seed: this.exp.seed,
-      device: this.exp.device,
+      device: this.device,
       wallSeconds: this.wall(),
       worker: { python: this.worker.hello.python, torch: this.worker.hello.torch, threads: this.worker.hello.threads },
       final: { densityG: stats.generator.density, densityD: stats.discriminator.density, br: this.window.count ? this.window.value : null },

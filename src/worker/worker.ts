@@ -48,6 +48,8 @@ export interface WorkerOptions {
   /** No message from a busy worker for this long means it hangs. */
   hangTimeoutMs?: number;
   pingIntervalMs?: number;
+  /** Extra environment for the worker process (the table runner pins a GPU with CUDA_VISIBLE_DEVICES). */
+  env?: Record<string, string>;
 }
 
 const TAIL_LINES = 40;
@@ -88,6 +90,7 @@ export class Worker {
         DDST_SCHEMAS: join(root, "schemas"),
         PYTHONUNBUFFERED: "1",
         ...(opts.threads ? { DDST_THREADS: String(opts.threads) } : {}),
+        ...opts.env,
       },
     });
     this.proc.stderr?.on("data", (chunk: Buffer) => this.onStderr(chunk.toString("utf8")));

@@ -1,0 +1,132 @@
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import { planFlops, whyNeedsRun } from "../report/plan-flops.js";
+import { planTable, loadTableSpec, type TablePlan } from "../table/cells.js";
+import { assignSlots, DeviceListError, parseDevices, type Slot } from "../table/devices.js";
+import { duration, TableProgress } from "../table/progress.js";
+import { tableMarkdown } from "../table/render.js";
+import { inspectCells, runTable } from "../table/run-table.js";
+import { secondsPerIteration } from "../table/timing.js";
+import { findPython } from "../worker/discover.js";
+import { Worker } from "../worker/worker.js";
+import { intOption, UsageError } from "./args.js";
+import { onInterrupt } from "./signals.js";
+
+/** `ddst table SPEC [--out DIR] [--jobs N] [--devices LIST] [--plan]`: a paper table in one command. */
+export async function cmdTable(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: "string" },
+      jobs: { type: "string", default: "1" },
+      devices: { type: "string" },
+      plan: { type: "boolean", default: false },
+      "plan-iterations": { type: "string", default: "5" },
+      "status-every": { type: "string", default: "30" },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError("ddst table takes exactly one table file");
+  const file = positionals[0]!;
+  const jobs = intOption("jobs", values.jobs)!;
+  const statusEvery = intOption("status-every", values["status-every"])!;
+  const spec = await loadTableSpec(file);
+  const out = values.out ?? `runs/${spec.name}`;
+  // Where the plan runs is not known before the cells are, so validate the cells first (exit 2 on any error).
+  const plan = await planTable(spec, file, out, !values.plan);
+  let slots: Slot[];
+  try {
+    const devices = parseDevices(values.devices ?? plan.cells[0]!.experiment.device);
+    slots = assignSlots(devices, jobs, availableParallelism());
+  } catch (e) {
+    if (e instanceof DeviceListError) throw new UsageError(e.message);
+    throw e;
+  }
+  const states = inspectCells(plan);
+  const done = [...states.values()].filter((s) => s.kind === "finished").length;
+  const resumable = [...states.values()].filter((s) => s.kind === "interrupted").length;
+  const { methods, densities, seeds } = spec;
+  console.log(
+    `ddst table ${spec.name}: ${plan.cells.length} cells (${count(methods.length, "method")} x ${count(densities.length, "density", "densities")} x ${count(seeds.length, "seed")}) -> ${out}\n` +
+      `  ${done} finished, ${resumable} to resume, ${plan.cells.length - done - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
+  );
+  printDropped(plan);
+  if (values.plan) return await printPlan(plan, states, slots, intOption("plan-iterations", values["plan-iterations"])!);
+
+  const python = (await findPython()).path;
+  const controller = new AbortController();
+  const signals = onInterrupt(
+    () => controller.abort(),
+    () => undefined,
+  );
+  const progress = new TableProgress(process.stdout, spec.name, plan.cells.length, done, plan.cells[0]!.experiment.iterations, statusEvery * 1000);
+  try {
+    const outcome = await runTable(plan, { slots, progress, signal: controller.signal, python });
+    console.log(`\n${tableMarkdown(outcome.result)}`);
+    console.log(`results: ${out}/table.md, ${out}/table.csv, ${out}/table.json; cells in ${out}/cells/`);
+    if (outcome.interrupted) {
+      console.error(`interrupted: running cells were checkpointed; the same command continues the table`);
+      return signals.exitCode() || 130;
+    }
+    if (outcome.failed.length) {
+      console.error(`${outcome.failed.length} cell(s) failed:\n${outcome.failed.map((f) => `  - ${f.id}: ${f.error}`).join("\n")}`);
+      console.error("the same command retries them (and keeps every finished cell)");
+      return 1;
+    }
+    return 0;
+  } finally {
+    signals.dispose();
+  }
+}
+
+const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** One notice per method for base fields that tune a policy the method does not have. */
+function printDropped(plan: TablePlan): void {
+  const seen = new Set<string>();
+  for (const c of plan.cells)
+    for (const path of c.dropped) {
+      const key = `${c.method}:${path}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      console.log(`  note: ${c.method} ignores the base experiment's ${path} (it has no such policy)`);
+    }
+}
+
+/** --plan: the cells, their FLOPs where known without training, and the time a short timing run predicts. */
+async function printPlan(plan: TablePlan, states: ReturnType<typeof inspectCells>, slots: Slot[], timingIterations: number): Promise<number> {
+  const slot = slots[0]!;
+  const worker = await Worker.start({ env: slot.env, threads: slot.threads });
+  try {
+    const perMethod = new Map<string, number>();
+    let layers: Awaited<ReturnType<typeof secondsPerIteration>>["layers"] = [];
+    for (const cell of plan.cells) {
+      if (perMethod.has(cell.method)) continue;
+      const t = await secondsPerIteration(worker, cell.experiment, slot.device, timingIterations);
+      perMethod.set(cell.method, t.seconds);
+      layers = t.layers;
+    }
+    console.log(`\n  ${"cell".padEnd(34)} ${"status".padEnd(22)} training FLOPs (paper convention)`);
+    let remaining = 0;
+    for (const cell of plan.cells) {
+      const s = states.get(cell.id)!;
+      const status = s.kind === "finished" ? "finished" : s.kind === "interrupted" ? `at ${s.iter}/${cell.experiment.iterations}` : "new";
+      const f = whyNeedsRun(cell.experiment) ? null : planFlops(cell.experiment, layers);
+      const flops = f?.known ? `${(100 * f.paper.ratio).toFixed(2)}% of dense` : "known after the run (BR control or global criteria)";
+      console.log(`  ${cell.id.padEnd(34)} ${status.padEnd(22)} ${flops}`);
+      if (s.kind !== "finished") remaining += (cell.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0)) * perMethod.get(cell.method)!;
+    }
+    const where = `${slot.label}${slot.threads ? `, ${count(slot.threads, "thread")}` : ""}`;
+    console.log(
+      `\ntiming (${timingIterations} iterations after a warm-up, on ${where}): ` +
+        [...perMethod].map(([m, s]) => `${m} ${s.toPrecision(3)} s/it`).join(", "),
+    );
+    console.log(
+      `estimated training time left: ${duration(remaining / slots.length)} with ${slots.length} at a time ` +
+        `(${duration(remaining)} of cell time; evaluations and mask updates not included; cells sharing a GPU slow each other)`,
+    );
+    return 0;
+  } finally {
+    await worker.stop();
+  }
+}

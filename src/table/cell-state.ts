@@ -1,0 +1,75 @@
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Summary } from "../run/records.js";
+import { CheckpointPointer } from "../run/run-state.js";
+import type { Cell } from "./cells.js";
+
+/** What a cell's directory holds, so that re-running a table skips finished cells, resumes interrupted ones
+ * and refuses to mix a cell trained under another configuration. */
+
+export type CellState =
+  | { kind: "new" }
+  /** Created but never checkpointed (the process died during start-up): nothing in it is worth keeping. */
+  | { kind: "unstarted" }
+  | { kind: "interrupted"; iter: number }
+  | { kind: "finished"; summary: Summary };
+
+export class CellStateError extends Error {
+  constructor(
+    readonly cell: string,
+    message: string,
+  ) {
+    super(`cell ${cell}: ${message}`);
+    this.name = "CellStateError";
+  }
+}
+
+function readJson(file: string, cell: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as unknown;
+  } catch (e) {
+    throw new CellStateError(cell, `cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+export function cellState(cell: Cell): CellState {
+  if (!existsSync(cell.dir) || readdirSync(cell.dir).length === 0) return { kind: "new" };
+  const pointerFile = join(cell.dir, "checkpoint.json");
+  if (!existsSync(pointerFile)) return { kind: "unstarted" };
+  const pointer = CheckpointPointer.safeParse(readJson(pointerFile, cell.id));
+  if (!pointer.success) throw new CellStateError(cell.id, `${pointerFile} is not a ddst checkpoint pointer`);
+  const summaryFile = join(cell.dir, "summary.json");
+  if (pointer.data.iter >= cell.experiment.iterations && existsSync(summaryFile)) {
+    const summary = Summary.safeParse(readJson(summaryFile, cell.id));
+    if (!summary.success) throw new CellStateError(cell.id, `${summaryFile} is not a ddst summary: ${summary.error.issues[0]?.message}`);
+    return { kind: "finished", summary: summary.data };
+  }
+  return { kind: "interrupted", iter: pointer.data.iter };
+}
+
+/** The fields where the cell's config.json differs from what the table asks for now. The device is left
+ * out: where a cell runs is the table command's choice (--devices), not part of what it trains. */
+export function configChanges(stored: unknown, planned: unknown, path = ""): string[] {
+  if (path === "device") return [];
+  const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+  if (isObj(stored) && isObj(planned)) {
+    const keys = [...new Set([...Object.keys(stored), ...Object.keys(planned)])].sort();
+    return keys.flatMap((k) => configChanges(stored[k], planned[k], path ? `${path}.${k}` : k));
+  }
+  if (JSON.stringify(stored) === JSON.stringify(planned)) return [];
+  const show = (x: unknown) => (x === undefined ? "(absent)" : JSON.stringify(x));
+  return [`${path || "(root)"}: ${show(stored)} -> ${show(planned)}`];
+}
+
+/** Throws when an existing cell was configured differently from the plan. */
+export function checkCellConfig(cell: Cell): void {
+  const file = join(cell.dir, "config.json");
+  if (!existsSync(file)) return;
+  const changes = configChanges(readJson(file, cell.id), JSON.parse(JSON.stringify(cell.experiment)));
+  if (changes.length)
+    throw new CellStateError(
+      cell.id,
+      `${cell.dir} was trained with another configuration than the table now asks for (${changes.slice(0, 4).join("; ")}` +
+        `${changes.length > 4 ? `; and ${changes.length - 4} more` : ""}). Restore the table file, or write this table to another --out.`,
+    );
+}

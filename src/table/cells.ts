@@ -1,0 +1,79 @@
+import { dirname, join, resolve } from "node:path";
+import { ConfigError, type Experiment } from "../config/experiment.js";
+import { experimentFrom, readRaw } from "../config/load.js";
+import { dropInapplicable } from "../config/method-policies.js";
+import { setPath, SetOverrideError } from "../config/set-override.js";
+import { cellId, TableSpec } from "./spec.js";
+
+/** From a table file to its cells: each (method, density, seed) is the base experiment with those three set,
+ * the table's `set` applied, and the fields of policies that the method does not have dropped (one base
+ * serves several methods; each drop is reported). Validation happens here, before anything runs. */
+
+export interface Cell {
+  id: string;
+  method: Experiment["method"];
+  density: number;
+  seed: number;
+  /** DIR/cells/<id> */
+  dir: string;
+  experiment: Experiment;
+  /** Dotted paths of base fields that tune a policy this method does not have. */
+  dropped: string[];
+}
+
+export interface TablePlan {
+  spec: TableSpec;
+  source: string;
+  out: string;
+  cells: Cell[];
+}
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+
+/** Reads and validates a table file (JSON, or a module whose default export is the table). */
+export async function loadTableSpec(file: string): Promise<TableSpec> {
+  const parsed = TableSpec.safeParse(await readRaw(file));
+  if (!parsed.success)
+    throw new ConfigError(
+      file,
+      parsed.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })),
+      "table",
+    );
+  return parsed.data;
+}
+
+/** The cells of `spec` (read from `source`) under `out`, in the order they run: seed by seed, so that a
+ * partly done table has whole rows of early seeds. With `checkPaths`, data paths must resolve. */
+export async function planTable(spec: TableSpec, source: string, out: string, checkPaths = true): Promise<TablePlan> {
+  const base = await baseExperiment(spec, source);
+  const cells: Cell[] = [];
+  for (const seed of spec.seeds)
+    for (const density of spec.densities)
+      for (const method of spec.methods) {
+        const id = cellId(method, density, seed);
+        const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
+        const experiment = experimentFrom(input, `${source} (cell ${id})`, checkPaths);
+        cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped });
+      }
+  return { spec, source, out, cells };
+}
+
+async function baseExperiment(spec: TableSpec, source: string): Promise<Record<string, unknown>> {
+  let base: unknown = spec.base;
+  let from = source;
+  if (typeof base === "string") {
+    from = resolve(dirname(source), base);
+    base = await readRaw(from);
+  }
+  if (!isObject(base)) throw new ConfigError(from, [{ path: "", message: "the table's base must be an experiment object" }]);
+  let out = base;
+  for (const [path, value] of Object.entries(spec.set)) {
+    try {
+      out = setPath(out, path.split("."), value);
+    } catch (e) {
+      if (e instanceof SetOverrideError) throw new ConfigError(source, [{ path: `set.${path}`, message: e.message }]);
+      throw e;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+/** Where a table's concurrent cells run: `--devices cuda:0,cuda:1` or `cpu`, shared round-robin by the `--jobs`
+ * slots, so several cells may share one GPU (one run leaves an H100 mostly idle). A GPU is pinned with
+ * CUDA_VISIBLE_DEVICES, which keeps the worker's own device "cuda"; CPU slots divide the cores. */
+
+export interface Slot {
+  /** What the user wrote: cpu, cuda or cuda:N. */
+  label: string;
+  device: "cpu" | "cuda";
+  env: Record<string, string>;
+  /** torch threads for a CPU slot; undefined leaves torch's choice. */
+  threads?: number;
+}
+
+export class DeviceListError extends Error {}
+
+export function parseDevices(list: string): string[] {
+  const items = list.split(",").map((s) => s.trim());
+  for (const d of items)
+    if (!/^(cpu|cuda(:\d+)?)$/.test(d)) throw new DeviceListError(`--devices: '${d}' is not a device; use cpu, cuda or cuda:N, comma-separated (e.g. cuda:0,cuda:1)`);
+  return items;
+}
+
+/** One slot per job, devices taken in turn; the cores are split evenly between the CPU slots. */
+export function assignSlots(devices: readonly string[], jobs: number, cores: number): Slot[] {
+  if (!Number.isInteger(jobs) || jobs < 1) throw new DeviceListError(`--jobs must be a positive integer, got ${jobs}`);
+  const labels = Array.from({ length: jobs }, (_, i) => devices[i % devices.length]!);
+  const cpuSlots = labels.filter((l) => l === "cpu").length;
+  return labels.map((label): Slot => {
+    if (label === "cpu") return { label, device: "cpu", env: {}, threads: Math.max(1, Math.floor(cores / cpuSlots)) };
+    const index = label.split(":")[1];
+    return { label, device: "cuda", env: index === undefined ? {} : { CUDA_VISIBLE_DEVICES: index } };
+  });
+}

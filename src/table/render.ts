@@ -1,0 +1,56 @@
+import type { Stat, TableEntry, TableResult } from "./results.js";
+
+/** table.md (three grids: the metric with the paper's number beside it, training FLOPs, final d_D) and
+ * table.csv (one line per method and density). */
+
+const METRIC_NAMES: Record<string, string> = { fid: "FID", classifierFid: "classifier FID", kl: "KL to the true mode distribution" };
+
+/** Enough digits for the size of the number: 958.6, 14.19, 0.403; `like` gives a spread the digits of its mean. */
+export function num(x: number, like = x): string {
+  const a = Math.abs(like);
+  return x.toFixed(a >= 100 ? 1 : a >= 1 ? 2 : 3);
+}
+
+function cellText(s: Stat, format: (x: number, like?: number) => string, e: TableEntry): string {
+  if (s.mean === null) return e.seeds.length ? "n/a" : "—";
+  let text = format(s.mean) + (s.std === null ? "" : ` ± ${format(s.std, s.mean)}`);
+  if (s.values.length < e.planned) text += ` (${s.values.length}/${e.planned})`;
+  return text;
+}
+
+function grid(t: TableResult, text: (e: TableEntry) => string): string {
+  const head = `| method | ${t.densities.map((d) => `d_G ${d}`).join(" | ")} |`;
+  const rule = `| --- | ${t.densities.map(() => "---").join(" | ")} |`;
+  const rows = t.methods.map((m) => `| ${m} | ${t.densities.map((d) => text(t.entries.find((e) => e.method === m && e.density === d)!)).join(" | ")} |`);
+  return [head, rule, ...rows].join("\n");
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+export function tableMarkdown(t: TableResult): string {
+  const metric = t.metric ? (METRIC_NAMES[t.metric] ?? t.metric) : null;
+  const hasPaper = t.entries.some((e) => e.paper !== null);
+  const seeds = `seeds ${t.seeds.join(", ")}`;
+  const parts = [`# ${t.name}`, ""];
+  if (metric) {
+    parts.push(
+      `${metric} of the final evaluation (lower is better), mean ± sample std over ${seeds}` +
+        `${hasPaper ? "; the paper's number in brackets" : ""}. (k/n): only k of n seeds have finished.`,
+      "",
+      grid(t, (e) => cellText(e.metric, (x, like) => num(x, like), e) + (e.paper === null ? "" : ` [${num(e.paper)}]`)),
+      "",
+    );
+  } else parts.push("No evaluation results yet.", "");
+  parts.push("Training FLOPs normalized to the dense run (paper convention), mean ± std over seeds.", "", grid(t, (e) => cellText(e.flops, pct, e)), "");
+  parts.push("Final discriminator density d_D, mean ± std over seeds.", "", grid(t, (e) => cellText(e.densityD, (x) => x.toFixed(3), e)), "");
+  return parts.join("\n");
+}
+
+export function tableCsv(t: TableResult): string {
+  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "density_d_mean", "density_d_std"];
+  const v = (x: number | null) => (x === null ? "" : String(x));
+  const rows = t.entries.map((e) =>
+    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.densityD.mean), v(e.densityD.std)].join(","),
+  );
+  return [head.join(","), ...rows].join("\n") + "\n";
+}

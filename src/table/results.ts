@@ -1,0 +1,83 @@
+import { z } from "zod";
+import type { Summary } from "../run/records.js";
+import { paperKey, type TableSpec } from "./spec.js";
+
+/** A table's numbers from its cells' summary.json files: rows = methods, columns = densities, each entry the
+ * mean and sample standard deviation over the seeds that finished. Pure, so it is tested without a worker. */
+
+export const Stat = z.object({
+  values: z.array(z.number()).describe("one per finished seed that has the value, in seed order"),
+  mean: z.number().nullable(),
+  std: z.number().nullable().describe("sample standard deviation (n - 1); null below two values"),
+});
+export type Stat = z.infer<typeof Stat>;
+
+export const TableEntry = z.object({
+  method: z.string(),
+  density: z.number(),
+  seeds: z.array(z.number().int()).describe("the seeds whose cells finished"),
+  planned: z.number().int().describe("how many seeds the table asks for"),
+  metric: Stat.describe("the primary metric of the final evaluation"),
+  flops: Stat.describe("normalized training FLOPs, paper convention"),
+  densityD: Stat.describe("final discriminator density"),
+  paper: z.number().nullable().describe("the published number, where the table file gives one"),
+});
+export type TableEntry = z.infer<typeof TableEntry>;
+
+export const TableResult = z.object({
+  name: z.string(),
+  metric: z.string().nullable().describe("fid, classifierFid or kl: lower is better"),
+  methods: z.array(z.string()),
+  densities: z.array(z.number()),
+  seeds: z.array(z.number().int()),
+  entries: z.array(TableEntry),
+});
+export type TableResult = z.infer<typeof TableResult>;
+
+export function stat(values: number[]): Stat {
+  const n = values.length;
+  if (n === 0) return { values, mean: null, std: null };
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const std = n < 2 ? null : Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  return { values, mean, std };
+}
+
+export interface FinishedCell {
+  method: string;
+  density: number;
+  seed: number;
+  summary: Summary;
+}
+
+/** The metric the table reports: the primary metric most cells' summaries name. */
+function tableMetric(cells: readonly FinishedCell[]): string | null {
+  const counts = new Map<string, number>();
+  for (const c of cells) {
+    const m = c.summary.eval?.primary;
+    if (m) counts.set(m, (counts.get(m) ?? 0) + 1);
+  }
+  return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+}
+
+export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densities" | "seeds" | "paper">, finished: readonly FinishedCell[]): TableResult {
+  const metric = tableMetric(finished);
+  const entries = spec.methods.flatMap((method) =>
+    spec.densities.map((density): TableEntry => {
+      const cells = spec.seeds
+        .map((seed) => finished.find((c) => c.method === method && c.density === density && c.seed === seed))
+        .filter((c): c is FinishedCell => c !== undefined);
+      const metricValues = cells.map((c) => (metric ? c.summary.eval?.final?.metrics[metric] : undefined)).filter((v): v is number => v !== undefined);
+      return {
+        method,
+        density,
+        seeds: cells.map((c) => c.seed),
+        planned: spec.seeds.length,
+        metric: stat(metricValues),
+        flops: stat(cells.map((c) => c.summary.flops.ratio)),
+        densityD: stat(cells.map((c) => c.summary.final.densityD)),
+        paper: spec.paper[paperKey(method, density)] ?? null,
+      };
+    }),
+  );
+  return { name: spec.name, metric, methods: [...spec.methods], densities: [...spec.densities], seeds: [...spec.seeds], entries };
+}

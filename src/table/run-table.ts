@@ -1,0 +1,134 @@
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
+import type { Summary } from "../run/records.js";
+import { cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
+import type { Cell, TablePlan } from "./cells.js";
+import type { Slot } from "./devices.js";
+import type { TableProgress } from "./progress.js";
+import { tableCsv, tableMarkdown } from "./render.js";
+import { tableResult, type FinishedCell, type TableResult } from "./results.js";
+
+/** Runs a table's cells, `slots.length` at a time: each cell is an ordinary durable run in DIR/cells/<id>, so
+ * re-running the command skips finished cells and resumes interrupted ones from their checkpoints. Results
+ * (table.md, table.csv, table.json) are rewritten from the cells' summary.json files after every finished
+ * cell and at the end. */
+
+export interface TableRunOptions {
+  slots: readonly Slot[];
+  progress: TableProgress;
+  /** Aborting interrupts every running cell with a checkpoint and starts no more. */
+  signal?: AbortSignal;
+  python?: string;
+}
+
+export interface TableOutcome {
+  result: TableResult;
+  failed: { id: string; error: string }[];
+  interrupted: boolean;
+}
+
+export class TableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TableError";
+  }
+}
+
+/** Every cell's state, after checking that existing cells were trained with the configuration the table asks
+ * for now (all conflicts are reported at once; nothing is touched before). */
+export function inspectCells(plan: TablePlan): Map<string, CellState> {
+  const states = new Map<string, CellState>();
+  const problems: string[] = [];
+  for (const cell of plan.cells) {
+    try {
+      const state = cellState(cell);
+      if (state.kind === "finished" || state.kind === "interrupted") checkCellConfig(cell);
+      states.set(cell.id, state);
+    } catch (e) {
+      if (!(e instanceof CellStateError)) throw e;
+      problems.push(e.message);
+    }
+  }
+  if (problems.length) throw new TableError(`${plan.out} cannot continue this table:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  return states;
+}
+
+export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {
+  const states = inspectCells(plan);
+  mkdirSync(join(plan.out, "cells"), { recursive: true });
+  writeAtomic(join(plan.out, "table-spec.json"), JSON.stringify({ source: plan.source, spec: plan.spec }, null, 2) + "\n");
+  const queue: Cell[] = [];
+  for (const cell of plan.cells) {
+    const s = states.get(cell.id)!;
+    // A directory without a checkpoint holds no training; starting it again is the only way forward.
+    if (s.kind === "unstarted") rmSync(cell.dir, { recursive: true, force: true });
+    if (s.kind !== "finished") queue.push(cell);
+  }
+  const failed: TableOutcome["failed"] = [];
+  const { progress, signal } = opts;
+
+  const runCell = async (cell: Cell, slot: Slot): Promise<void> => {
+    const state = states.get(cell.id)!;
+    const from = state.kind === "interrupted" ? state.iter : null;
+    progress.start(cell.id, slot.label, from, cell.experiment.iterations);
+    const runOpts = {
+      out: cell.dir,
+      signal,
+      device: slot.device,
+      worker: { python: opts.python, env: slot.env, threads: cell.experiment.supervision.threads ?? slot.threads },
+      onRecord: (r: Parameters<TableProgress["record"]>[1]) => progress.record(cell.id, r),
+    };
+    try {
+      const summary = state.kind === "interrupted" ? await resumeRun(runOpts) : await runExperiment(cell.experiment, runOpts);
+      progress.finish(cell.id, describe(summary));
+      writeResults(plan);
+    } catch (e) {
+      if (e instanceof RunAborted) progress.interrupted(cell.id, e.iter);
+      else {
+        const error = (e as Error).message;
+        failed.push({ id: cell.id, error });
+        progress.fail(cell.id, `${error.split("\n")[0]} (${join(cell.dir, "worker.log")})`);
+      }
+    }
+  };
+
+  await Promise.all(
+    opts.slots.map(async (slot) => {
+      for (let cell = queue.shift(); cell && !signal?.aborted; cell = queue.shift()) await runCell(cell, slot);
+    }),
+  );
+  progress.close();
+  return { result: writeResults(plan), failed, interrupted: signal?.aborted === true };
+}
+
+function describe(s: Summary): string {
+  const primary = s.eval?.primary;
+  const metric = primary ? `${primary} ${s.eval!.final!.metrics[primary]!.toFixed(3)}, ` : "";
+  return `${metric}FLOPs ${(100 * s.flops.ratio).toFixed(2)}% of dense, d_D ${s.final.densityD.toFixed(3)}, ${(s.wallSeconds / 60).toFixed(1)} min`;
+}
+
+/** The finished cells as they are on disk now. */
+export function finishedCells(plan: TablePlan): FinishedCell[] {
+  const out: FinishedCell[] = [];
+  for (const cell of plan.cells) {
+    const s = cellState(cell);
+    if (s.kind === "finished") out.push({ method: cell.method, density: cell.density, seed: cell.seed, summary: s.summary });
+  }
+  return out;
+}
+
+/** Writes table.json, table.md and table.csv from the finished cells' summaries. */
+export function writeResults(plan: TablePlan): TableResult {
+  const result = tableResult(plan.spec, finishedCells(plan));
+  writeAtomic(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
+  writeAtomic(join(plan.out, "table.md"), tableMarkdown(result));
+  writeAtomic(join(plan.out, "table.csv"), tableCsv(result));
+  return result;
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}

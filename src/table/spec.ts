@@ -1,0 +1,57 @@
+import { z } from "zod";
+import { MethodName } from "../config/presets.js";
+
+/** A paper table as a file: methods x generator densities x seeds, each cell an ordinary durable run of the
+ * base experiment with `method`, `density` and `seed` set (and `set` applied to all). */
+
+const Density = z.number().gt(0).max(1);
+
+export const TableSpec = z
+  .strictObject({
+    $schema: z.string().optional(),
+    name: z.string().min(1).max(200).regex(/^[\w.-]+$/, "letters, digits, '.', '_' and '-' only"),
+    base: z
+      .union([z.string().min(1), z.record(z.string(), z.unknown())])
+      .describe("the experiment every cell starts from: an object, or a path to a JSON / TypeScript experiment relative to this file"),
+    methods: z.array(MethodName).min(1).describe("rows"),
+    densities: z.array(Density).min(1).describe("columns: generator densities d_G"),
+    seeds: z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1),
+    set: z.record(z.string(), z.unknown()).default({}).describe('overrides for every cell, as {"dotted.path": value}'),
+    paper: z
+      .record(z.string(), z.number())
+      .default({})
+      .describe('published numbers shown beside the cells, keyed "<method>@<density>", e.g. "adapt-relax@0.1"'),
+  })
+  .superRefine((t, ctx) => {
+    const dupes = <T>(xs: T[], path: string) => {
+      const seen = new Set<T>();
+      for (const x of xs) {
+        if (seen.has(x)) ctx.addIssue({ code: "custom", path: [path], message: `${JSON.stringify(x)} is listed twice` });
+        seen.add(x);
+      }
+    };
+    dupes(t.methods, "methods");
+    dupes(t.densities, "densities");
+    dupes(t.seeds, "seeds");
+    for (const key of ["method", "density", "seed", "name"])
+      if (key in t.set) ctx.addIssue({ code: "custom", path: ["set", key], message: `${key} is set per cell by the table; remove it from set` });
+    for (const key of Object.keys(t.paper)) {
+      const [m, d] = key.split("@");
+      if (!t.methods.includes(m as MethodName) || !t.densities.includes(Number(d)))
+        ctx.addIssue({ code: "custom", path: ["paper", key], message: `'${key}' names no cell of this table (keys are "<method>@<density>" of methods and densities)` });
+    }
+  });
+
+export type TableSpecInput = z.input<typeof TableSpec>;
+export type TableSpec = z.infer<typeof TableSpec>;
+
+/** Identity with types: lets a TypeScript table module get completion and checking. */
+export function defineTable(spec: TableSpecInput): TableSpecInput {
+  return spec;
+}
+
+/** A cell's key in `paper` and in the results. */
+export const paperKey = (method: string, density: number) => `${method}@${density}`;
+
+/** A cell's directory name under DIR/cells. */
+export const cellId = (method: string, density: number, seed: number) => `${method}-d${density}-s${seed}`;

@@ -1,0 +1,140 @@
+import { execa } from "execa";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Summary } from "../../src/run/records.js";
+import { tempDir, waitFor } from "./helpers.js";
+
+const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
+
+const METHODS = ["static-balance", "adapt-relax"];
+const SEEDS = [0, 1];
+
+/** A 2-method x 1-density x 2-seed toy table; the base tunes ADAPT's controller, which static-balance lacks. */
+function writeSpec(dir: string, iterations = 600): string {
+  const file = join(dir, "toy-table.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      name: "toy",
+      base: {
+        method: "adapt-relax",
+        density: 0.5,
+        iterations,
+        model: { name: "mlp2d", hidden: 64, latentDim: 2 },
+        data: { name: "ring8", std: 0.2 },
+        train: { batchSize: 64, nCritic: 1, lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: null },
+        generator: { dst: { every: 50 } },
+        discriminator: { controller: { every: 100, window: 100 } },
+        log: { every: 20 },
+        checkpoint: { every: 100 },
+        eval: { samples: 500 },
+      },
+      methods: METHODS,
+      densities: [0.5],
+      seeds: SEEDS,
+      paper: { "adapt-relax@0.5": 1.5 },
+    }),
+  );
+  return file;
+}
+
+const cellDir = (out: string, method: string, seed: number) => join(out, "cells", `${method}-d0.5-s${seed}`);
+const fingerprint = (dir: string) =>
+  ["summary.json", "metrics.jsonl"].map((f) => ({ text: readFileSync(join(dir, f), "utf8"), mtime: statSync(join(dir, f)).mtimeMs }));
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (xs: number[]) => Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1));
+
+describe("ddst table", () => {
+  it("runs cells two at a time, continues after an interruption without re-training finished cells, and reports their numbers", async () => {
+    const dir = tempDir();
+    const spec = writeSpec(dir);
+    const out = join(dir, "table");
+
+    // Interrupt once a cell has finished and a later one has started.
+    const first = execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2", "--status-every", "1"], { reject: false });
+    let log = "";
+    first.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+    const starts = () => (log.match(/^start /gm) ?? []).length;
+    expect(await waitFor(() => /^done /m.test(log) && starts() >= 3, 90_000)).toBe(true);
+    first.kill("SIGINT");
+    const r1 = await first;
+    expect(r1.exitCode, r1.stderr + log).toBe(130);
+    expect(log).toMatch(/static-balance ignores the base experiment's discriminator.controller/);
+    expect(log).toMatch(/table toy: \d\/4 done, \d running, \d queued/);
+
+    const cells = METHODS.flatMap((m) => SEEDS.map((s) => ({ m, s, dir: cellDir(out, m, s) })));
+    const finished = cells.filter((c) => existsSync(join(c.dir, "summary.json")));
+    const interrupted = cells.filter((c) => !existsSync(join(c.dir, "summary.json")) && existsSync(join(c.dir, "checkpoint.json")));
+    expect(finished.length).toBeGreaterThanOrEqual(1);
+    expect(interrupted.length).toBeGreaterThanOrEqual(1);
+    const before = new Map(finished.map((c) => [c.dir, fingerprint(c.dir)]));
+
+    const r2 = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false });
+    expect(r2.exitCode, r2.stderr + r2.stdout).toBe(0);
+    expect(r2.stdout).toContain(`${finished.length} finished, ${interrupted.length} to resume`);
+    for (const c of finished) {
+      expect(r2.stdout).not.toContain(`start ${c.m}-d0.5-s${c.s}`);
+      expect(fingerprint(c.dir)).toEqual(before.get(c.dir));
+    }
+    for (const c of interrupted) expect(r2.stdout).toMatch(new RegExp(`start ${c.m}-d0.5-s${c.s} on cpu, resuming from iteration \\d+`));
+
+    // The table's numbers are the cells' own, computed here independently of the table code.
+    const table = JSON.parse(readFileSync(join(out, "table.json"), "utf8"));
+    const csv = readFileSync(join(out, "table.csv"), "utf8").trim().split("\n");
+    const md = readFileSync(join(out, "table.md"), "utf8");
+    for (const m of METHODS) {
+      const summaries = SEEDS.map((s) => Summary.parse(JSON.parse(readFileSync(join(cellDir(out, m, s), "summary.json"), "utf8"))));
+      const entry = table.entries.find((e: { method: string }) => e.method === m);
+      const flops = summaries.map((x) => x.flops.ratio);
+      expect(entry.seeds).toEqual(SEEDS);
+      expect(entry.flops.mean).toBeCloseTo(mean(flops), 12);
+      expect(entry.flops.std).toBeCloseTo(std(flops), 12);
+      expect(entry.densityD.mean).toBeCloseTo(mean(summaries.map((x) => x.final.densityD)), 12);
+      const metric = table.metric as string | null;
+      const values = metric ? summaries.map((x) => x.eval?.final?.metrics[metric]).filter((v): v is number => v !== undefined) : [];
+      expect(entry.metric.values).toEqual(values);
+      if (values.length) expect(entry.metric.mean).toBeCloseTo(mean(values), 12);
+      expect(entry.paper).toBe(m === "adapt-relax" ? 1.5 : null);
+      const line = csv.find((l) => l.startsWith(`${m},0.5,`))!;
+      expect(Number(line.split(",")[8])).toBeCloseTo(mean(flops), 12);
+      expect(md).toContain(`${(100 * mean(flops)).toFixed(2)}%`);
+    }
+    expect(md).toContain("[1.50]");
+
+    // A changed table file that would change finished cells is refused before anything runs, naming them.
+    const changed = writeSpec(dir, 800);
+    const r3 = await execa("node", [CLI, "table", changed, "--out", out, "--plan"], { reject: false });
+    expect(r3.exitCode).toBe(2);
+    expect(r3.stderr).toMatch(/cell static-balance-d0.5-s0: .* another configuration .*iterations: 600 -> 800/);
+  });
+
+  it("--plan lists the cells with known FLOPs and a time estimate, training nothing", async () => {
+    const dir = tempDir();
+    const spec = writeSpec(dir);
+    const out = join(dir, "table");
+    const r = await execa("node", [CLI, "table", spec, "--out", out, "--plan", "--jobs", "2"], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/static-balance-d0.5-s0 +new +\d+\.\d\d% of dense/);
+    expect(r.stdout).toMatch(/adapt-relax-d0.5-s1 +new +known after the run/);
+    expect(r.stdout).toMatch(/timing \(5 iterations after a warm-up, on cpu, 1 thread\): static-balance [\d.e-]+ s\/it, adapt-relax [\d.e-]+ s\/it/);
+    expect(r.stdout).toMatch(/estimated training time left: \S+ with 2 at a time/);
+    expect(existsSync(join(out, "cells"))).toBe(false);
+  });
+
+  it("rejects a bad table file with exit 2 naming the field", async () => {
+    const dir = tempDir();
+    const file = join(dir, "bad.json");
+    writeFileSync(file, JSON.stringify({ name: "t", base: "missing.json", methods: ["dense"], densities: [0.1, 0.1], seeds: [0], paper: { "dense@0.3": 1 } }));
+    const r = await execa("node", [CLI, "table", file], { reject: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/invalid table .*bad.json/);
+    expect(r.stderr).toMatch(/densities: 0.1 is listed twice/);
+    expect(r.stderr).toMatch(/paper\.dense@0.3: .*names no cell/);
+    writeFileSync(file, JSON.stringify({ name: "t", base: "missing.json", methods: ["dense"], densities: [0.1], seeds: [0] }));
+    const missing = await execa("node", [CLI, "table", file], { reject: false });
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/missing\.json[\s\S]*cannot read the file/);
+  });
+});

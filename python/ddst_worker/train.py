@@ -59,12 +59,15 @@ def d_step(gan: Gan):
     return loss.detach(), x
 
 
-def g_step(gan: Gan, z: torch.Tensor) -> torch.Tensor:
-    """One G update through a frozen D (D's weights get no gradient), then the EMA update."""
+def g_step(gan: Gan, z: torch.Tensor):
+    """One G update through a frozen D (D's weights get no gradient), then the EMA update.
+    -> (loss, mean D(G(z))): the mean logit of the very forward whose loss G minimizes, taken before
+    G's step; it is the BR probe's fakePre, so a probe costs no extra pass and changes nothing here."""
     g_loss = LOSSES[gan.loss][1]
     set_requires_grad(gan.D, False)
     try:
-        loss = g_loss(gan.D(gan.G(z)))
+        logits = gan.D(gan.G(z))
+        loss = g_loss(logits)
         gan.opt_g.zero_grad(set_to_none=True)
         loss.backward()
     finally:
@@ -73,34 +76,25 @@ def g_step(gan: Gan, z: torch.Tensor) -> torch.Tensor:
     gan.opt_g.step()
     if gan.ema is not None:
         gan.ema.update()
-    return loss.detach()
-
-
-@torch.no_grad()
-def mean_logit(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Mean raw logit; probes run the nets in their training mode, as the training steps do."""
-    return D(x).mean()
-
-
-@torch.no_grad()
-def fake_logit(gan: Gan, z: torch.Tensor) -> torch.Tensor:
-    return gan.D(gan.G(z)).mean()
+    return loss.detach(), logits.detach().mean()
 
 
 def iteration(gan: Gan, probe: bool):
     """-> (lossD of the last D step, lossG, probe or None). The probe is
     (mean D(G_pre(z)), mean D(G_post(z)), mean D(x)) with the D after its updates, the same z before
-    and after G's step, and x the last real batch D saw. One z is drawn per iteration whether or not
-    we probe, so probing never shifts the random streams."""
+    and after G's step, and x the last real batch D saw. fakePre comes from G's own step (g_step);
+    fakePost and real are two extra forwards after it, under no_grad and in training mode. One z is
+    drawn per iteration whether or not we probe, and the probe draws nothing, so probing never shifts
+    the random streams (docs/method.md says what the extra forwards do change)."""
     for _ in range(gan.n_critic):
         loss_d, x = d_step(gan)
     z = gan.z(gan.gen_batch_size)
+    loss_g, fake_pre = g_step(gan, z)
     if not probe:
-        return loss_d, g_step(gan, z), None
-    fake_pre = fake_logit(gan, z)
-    loss_g = g_step(gan, z)
-    fake_post = fake_logit(gan, z)
-    real = mean_logit(gan.D, x)
+        return loss_d, loss_g, None
+    with torch.no_grad():  # raw logits, the nets left in training mode as the steps run them
+        fake_post = gan.D(gan.G(z)).mean()
+        real = gan.D(x).mean()
     return loss_d, loss_g, torch.stack([fake_pre, fake_post, real])
 
 

@@ -34,8 +34,9 @@ export type FlopsConvention = "paper" | "executed";
  * "executed" counts what the training loop runs: each D step forwards G on dis_batch fakes, and forwards and
  * backwards D on dis_batch real + dis_batch fake samples (3x each); the G step forwards and backwards G on
  * gen_batch samples and D on the same gen_batch fakes (D's backward is needed for G's gradient). BR probes
- * (one extra G and two extra D forwards of gen_batch, plus one D forward of the real batch, every probe
- * interval) are added by the caller through `probeSamples`. */
+ * (after the G step, one extra G forward and one D forward of gen_batch, G_post(z), plus one D forward of the
+ * real batch; the probe's G_pre(z) is the G step's own forward) are added by the caller through
+ * `probeSamples`. */
 export function samplesPerIteration(convention: FlopsConvention, b: BatchPlan): Record<NetName, number> {
   if (convention === "paper") {
     return {
@@ -51,7 +52,7 @@ export function samplesPerIteration(convention: FlopsConvention, b: BatchPlan): 
 
 /** Extra forward samples of one BR probe (executed convention only). */
 export function probeSamples(b: BatchPlan): Record<NetName, number> {
-  return { generator: b.genBatch, discriminator: 2 * b.genBatch + b.disBatch };
+  return { generator: b.genBatch, discriminator: b.genBatch + b.disBatch };
 }
 
 export interface FlopsTotals {

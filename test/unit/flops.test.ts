@@ -32,6 +32,7 @@ describe("training FLOPs, executed convention", () => {
     const b = { disBatch: 64, genBatch: 64, nCritic: 1 };
     const acc = new FlopsAccount("executed", b);
     acc.add(10, { generator: 1, discriminator: 1 }, 1);
-    expect(acc.totals()).toEqual({ generator: 10 * (64 + 192) + 64, discriminator: 10 * (384 + 192) + 192, total: 10 * 256 + 64 + 10 * 576 + 192 });
+    // A probe: G_post(z) through G and D (gen_batch each) and the real batch through D; G_pre(z) is the G step's.
+    expect(acc.totals()).toEqual({ generator: 10 * (64 + 192) + 64, discriminator: 10 * (384 + 192) + 128, total: 10 * 256 + 64 + 10 * 576 + 128 });
   });
 });

@@ -3,7 +3,7 @@ import { ConfigError, type Experiment } from "../config/experiment.js";
 import { experimentFrom, readRaw } from "../config/load.js";
 import { dropInapplicable } from "../config/method-policies.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
-import { cellId, TableSpec } from "./spec.js";
+import { cellDensity, cellId, TableSpec } from "./spec.js";
 
 /** From a table file to its cells: each (method, density, seed) is the base experiment with those three set,
  * the table's `set` applied, and the fields of policies that the method does not have dropped (one base
@@ -43,14 +43,17 @@ export async function loadTableSpec(file: string): Promise<TableSpec> {
 }
 
 /** The cells of `spec` (read from `source`) under `out`, in the order they run: seed by seed, so that a
- * partly done table has whole rows of early seeds. With `checkPaths`, data paths must resolve. */
+ * partly done table has whole rows of early seeds; the dense baseline once per seed. With `checkPaths`, data
+ * paths must resolve. */
 export async function planTable(spec: TableSpec, source: string, out: string, checkPaths = true): Promise<TablePlan> {
   const base = await baseExperiment(spec, source);
   const cells: Cell[] = [];
   for (const seed of spec.seeds)
-    for (const density of spec.densities)
+    for (const column of spec.densities)
       for (const method of spec.methods) {
+        const density = cellDensity(method, column);
         const id = cellId(method, density, seed);
+        if (cells.some((c) => c.id === id)) continue;
         const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
         const experiment = experimentFrom(input, `${source} (cell ${id})`, checkPaths);
         cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped });

@@ -41,16 +41,22 @@ export function tableMarkdown(t: TableResult): string {
       "",
     );
   } else parts.push("No evaluation results yet.", "");
-  parts.push("Training FLOPs normalized to the dense run (paper convention), mean ± std over seeds.", "", grid(t, (e) => cellText(e.flops, pct, e)), "");
+  const hasPaperFlops = t.entries.some((e) => e.paperFlops !== null);
+  parts.push(
+    `Training FLOPs normalized to the dense run (paper convention), mean ± std over seeds${hasPaperFlops ? "; the paper's figure in brackets" : ""}.`,
+    "",
+    grid(t, (e) => cellText(e.flops, pct, e) + (e.paperFlops === null ? "" : ` [${pct(e.paperFlops)}]`)),
+    "",
+  );
   parts.push("Final discriminator density d_D, mean ± std over seeds.", "", grid(t, (e) => cellText(e.densityD, (x) => x.toFixed(3), e)), "");
   return parts.join("\n");
 }
 
 export function tableCsv(t: TableResult): string {
-  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "density_d_mean", "density_d_std"];
+  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "paper_flops_ratio", "density_d_mean", "density_d_std"];
   const v = (x: number | null) => (x === null ? "" : String(x));
   const rows = t.entries.map((e) =>
-    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.densityD.mean), v(e.densityD.std)].join(","),
+    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.paperFlops), v(e.densityD.mean), v(e.densityD.std)].join(","),
   );
   return [head.join(","), ...rows].join("\n") + "\n";
 }

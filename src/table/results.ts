@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { Summary } from "../run/records.js";
-import { paperKey, type TableSpec } from "./spec.js";
+import { cellDensity, paperKey, type TableSpec } from "./spec.js";
 
 /** A table's numbers from its cells' summary.json files: rows = methods, columns = densities, each entry the
  * mean and sample standard deviation over the seeds that finished. Pure, so it is tested without a worker. */
@@ -21,6 +21,7 @@ export const TableEntry = z.object({
   flops: Stat.describe("normalized training FLOPs, paper convention"),
   densityD: Stat.describe("final discriminator density"),
   paper: z.number().nullable().describe("the published number, where the table file gives one"),
+  paperFlops: z.number().nullable().describe("the published normalized training FLOPs, where the table file gives them"),
 });
 export type TableEntry = z.infer<typeof TableEntry>;
 
@@ -59,12 +60,12 @@ function tableMetric(cells: readonly FinishedCell[]): string | null {
   return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
 }
 
-export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densities" | "seeds" | "paper">, finished: readonly FinishedCell[]): TableResult {
+export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densities" | "seeds" | "paper" | "paperFlops">, finished: readonly FinishedCell[]): TableResult {
   const metric = tableMetric(finished);
   const entries = spec.methods.flatMap((method) =>
     spec.densities.map((density): TableEntry => {
       const cells = spec.seeds
-        .map((seed) => finished.find((c) => c.method === method && c.density === density && c.seed === seed))
+        .map((seed) => finished.find((c) => c.method === method && c.density === cellDensity(method, density) && c.seed === seed))
         .filter((c): c is FinishedCell => c !== undefined);
       const metricValues = cells.map((c) => (metric ? c.summary.eval?.final?.metrics[metric] : undefined)).filter((v): v is number => v !== undefined);
       return {
@@ -76,6 +77,7 @@ export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densitie
         flops: stat(cells.map((c) => c.summary.flops.ratio)),
         densityD: stat(cells.map((c) => c.summary.final.densityD)),
         paper: spec.paper[paperKey(method, density)] ?? null,
+        paperFlops: spec.paperFlops[paperKey(method, density)] ?? null,
       };
     }),
   );

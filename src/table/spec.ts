@@ -21,6 +21,10 @@ export const TableSpec = z
       .record(z.string(), z.number())
       .default({})
       .describe('published numbers shown beside the cells, keyed "<method>@<density>", e.g. "adapt-relax@0.1"'),
+    paperFlops: z
+      .record(z.string(), z.number().gt(0).max(1))
+      .default({})
+      .describe('published normalized training FLOPs (0.3667 for 36.67%), keyed like paper'),
   })
   .superRefine((t, ctx) => {
     const dupes = <T>(xs: T[], path: string) => {
@@ -35,11 +39,12 @@ export const TableSpec = z
     dupes(t.seeds, "seeds");
     for (const key of ["method", "density", "seed", "name"])
       if (key in t.set) ctx.addIssue({ code: "custom", path: ["set", key], message: `${key} is set per cell by the table; remove it from set` });
-    for (const key of Object.keys(t.paper)) {
-      const [m, d] = key.split("@");
-      if (!t.methods.includes(m as MethodName) || !t.densities.includes(Number(d)))
-        ctx.addIssue({ code: "custom", path: ["paper", key], message: `'${key}' names no cell of this table (keys are "<method>@<density>" of methods and densities)` });
-    }
+    for (const field of ["paper", "paperFlops"] as const)
+      for (const key of Object.keys(t[field])) {
+        const [m, d] = key.split("@");
+        if (!t.methods.includes(m as MethodName) || !t.densities.includes(Number(d)))
+          ctx.addIssue({ code: "custom", path: [field, key], message: `'${key}' names no cell of this table (keys are "<method>@<density>" of methods and densities)` });
+      }
   });
 
 export type TableSpecInput = z.input<typeof TableSpec>;
@@ -53,5 +58,10 @@ export function defineTable(spec: TableSpecInput): TableSpecInput {
 /** A cell's key in `paper` and in the results. */
 export const paperKey = (method: string, density: number) => `${method}@${density}`;
 
+/** The dense baseline has no generator density: one run per seed serves every column. */
+export const DENSE = "dense";
+export const cellDensity = (method: string, density: number) => (method === DENSE ? 1 : density);
+
 /** A cell's directory name under DIR/cells. */
-export const cellId = (method: string, density: number, seed: number) => `${method}-d${density}-s${seed}`;
+export const cellId = (method: string, density: number, seed: number) =>
+  method === DENSE ? `${DENSE}-s${seed}` : `${method}-d${density}-s${seed}`;

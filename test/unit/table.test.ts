@@ -1,0 +1,196 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { Summary } from "../../src/run/records.js";
+import { configChanges } from "../../src/table/cell-state.js";
+import { planTable } from "../../src/table/cells.js";
+import { assignSlots, parseDevices } from "../../src/table/devices.js";
+import { duration, TableProgress } from "../../src/table/progress.js";
+import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
+import { stat, tableResult, type FinishedCell } from "../../src/table/results.js";
+import { TableSpec } from "../../src/table/spec.js";
+
+const base = {
+  method: "adapt-relax",
+  density: 0.1,
+  iterations: 100,
+  model: { name: "mlp2d" },
+  data: { name: "ring8" },
+  discriminator: { controller: { every: 50, window: 50 } },
+};
+
+const spec = (extra: object = {}) => TableSpec.parse({ name: "t", base, methods: ["static-balance", "adapt-relax"], densities: [0.1, 0.3], seeds: [0, 1], ...extra });
+
+function summary(method: string, metric: number | null, flops: number, densityD: number): Summary {
+  const metrics: Record<string, number> = metric === null ? {} : { kl: metric };
+  return {
+    name: "x",
+    method,
+    iterations: 100,
+    seed: 0,
+    device: "cpu",
+    wallSeconds: 1,
+    worker: { python: "3", torch: "2", threads: 1 },
+    final: { densityG: 0.1, densityD, br: 0.5 },
+    flops: { convention: "paper", generator: 1, discriminator: 1, total: 2, ratio: flops, executed: { generator: 1, discriminator: 1, total: 2, ratio: flops } },
+    restarts: 0,
+    eval: { final: { iter: 100, metrics }, best: null, primary: metric === null ? null : "kl" },
+  };
+}
+
+describe("table spec", () => {
+  it("accepts a grid and rejects duplicates, per-cell fields in set, and paper keys that name no cell", () => {
+    expect(spec().paper).toEqual({});
+    const bad = TableSpec.safeParse({
+      name: "t",
+      base,
+      methods: ["dda", "dda"],
+      densities: [0.1],
+      seeds: [0],
+      set: { seed: 3 },
+      paper: { "dda@0.2": 1 },
+      paperFlops: { "adapt-relax@0.1": 0.3 },
+    });
+    expect(bad.success).toBe(false);
+    const messages = bad.error!.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        'methods: "dda" is listed twice',
+        "set.seed: seed is set per cell by the table; remove it from set",
+        expect.stringMatching(/^paper\.dda@0\.2: .*names no cell/),
+        expect.stringMatching(/^paperFlops\.adapt-relax@0\.1: .*names no cell/),
+      ]),
+    );
+  });
+});
+
+describe("planTable", () => {
+  it("makes one cell per method, density and seed (dense once per seed), applies set, and drops policies a method lacks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const file = join(dir, "t.json");
+    writeFileSync(join(dir, "base.json"), JSON.stringify(base));
+    const s = TableSpec.parse({ name: "t", base: "base.json", methods: ["dense", "static-balance", "adapt-relax"], densities: [0.1, 0.3], seeds: [0, 1], set: { "log.every": 5 } });
+    const plan = await planTable(s, file, join(dir, "out"));
+    expect(plan.cells.map((c) => c.id)).toEqual([
+      "dense-s0",
+      "static-balance-d0.1-s0",
+      "adapt-relax-d0.1-s0",
+      "static-balance-d0.3-s0",
+      "adapt-relax-d0.3-s0",
+      "dense-s1",
+      "static-balance-d0.1-s1",
+      "adapt-relax-d0.1-s1",
+      "static-balance-d0.3-s1",
+      "adapt-relax-d0.3-s1",
+    ]);
+    const cell = plan.cells.find((c) => c.id === "adapt-relax-d0.3-s1")!;
+    expect(cell.dir).toBe(join(dir, "out", "cells", "adapt-relax-d0.3-s1"));
+    expect(cell.experiment).toMatchObject({ method: "adapt-relax", density: 0.3, seed: 1, name: "t-adapt-relax-d0.3-s1", log: { every: 5 } });
+    expect(cell.experiment.discriminator.controller).toMatchObject({ every: 50, window: 50 });
+    expect(cell.dropped).toEqual([]);
+    const staticCell = plan.cells.find((c) => c.id === "static-balance-d0.1-s0")!;
+    expect(staticCell.dropped).toEqual(["discriminator.controller"]);
+    expect(staticCell.experiment.discriminator.controller).toBeNull();
+    expect(plan.cells[0]!.experiment.generator.density).toBe(1);
+  });
+});
+
+describe("configChanges", () => {
+  it("lists the differing fields by path, ignoring the device", () => {
+    const a = { iterations: 100, device: "cpu", train: { lrG: 1e-3, betas: [0.5, 0.9] } };
+    expect(configChanges(a, { ...a, device: "cuda" })).toEqual([]);
+    expect(configChanges(a, { ...a, iterations: 200, train: { lrG: 1e-3, betas: [0, 0.9] }, eval: null })).toEqual([
+      "eval: (absent) -> null",
+      "iterations: 100 -> 200",
+      "train.betas: [0.5,0.9] -> [0,0.9]",
+    ]);
+  });
+});
+
+describe("results", () => {
+  it("computes the mean and the sample standard deviation", () => {
+    expect(stat([])).toEqual({ values: [], mean: null, std: null });
+    expect(stat([2])).toEqual({ values: [2], mean: 2, std: null });
+    const s = stat([1, 2, 3, 4]);
+    expect(s.mean).toBe(2.5);
+    expect(s.std).toBeCloseTo(Math.sqrt(5 / 3), 12);
+  });
+
+  it("aggregates finished cells over seeds, with the paper's number beside them", () => {
+    const finished: FinishedCell[] = [
+      { method: "adapt-relax", density: 0.1, seed: 0, summary: summary("adapt-relax", 1.0, 0.4, 0.2) },
+      { method: "adapt-relax", density: 0.1, seed: 1, summary: summary("adapt-relax", 3.0, 0.6, 0.3) },
+      { method: "static-balance", density: 0.1, seed: 0, summary: summary("static-balance", null, 0.1, 0.1) },
+      { method: "static-balance", density: 0.3, seed: 1, summary: summary("static-balance", 5.0, 0.3, 0.3) },
+    ];
+    const t = tableResult(spec({ paper: { "adapt-relax@0.1": 2.5 }, paperFlops: { "adapt-relax@0.1": 0.45 } }), finished);
+    expect(t.metric).toBe("kl");
+    const e = (m: string, d: number) => t.entries.find((x) => x.method === m && x.density === d)!;
+    expect(e("adapt-relax", 0.1)).toMatchObject({ seeds: [0, 1], planned: 2, metric: { values: [1, 3], mean: 2 }, flops: { mean: 0.5 }, paper: 2.5, paperFlops: 0.45 });
+    expect(e("adapt-relax", 0.1).metric.std).toBeCloseTo(Math.SQRT2, 12);
+    // A finished cell without the metric still counts for FLOPs and d_D.
+    expect(e("static-balance", 0.1)).toMatchObject({ seeds: [0], metric: { values: [], mean: null }, flops: { mean: 0.1 }, paper: null });
+    expect(e("adapt-relax", 0.3)).toMatchObject({ seeds: [], metric: { mean: null }, flops: { mean: null } });
+
+    const md = tableMarkdown(t);
+    expect(md).toContain("| method | d_G 0.1 | d_G 0.3 |");
+    expect(md).toContain("| adapt-relax | 2.00 ± 1.41 [2.50] | — |");
+    expect(md).toContain("| static-balance | n/a | 5.00 (1/2) |");
+    expect(md).toContain("| adapt-relax | 50.00% ± 14.14% [45.00%] | — |");
+    const csv = tableCsv(t).trim().split("\n");
+    expect(csv[0]).toBe("method,density,seeds_done,seeds_planned,metric,mean,std,paper,flops_ratio_mean,flops_ratio_std,paper_flops_ratio,density_d_mean,density_d_std");
+    expect(csv).toContain(`adapt-relax,0.1,2,2,kl,2,${Math.SQRT2},2.5,0.5,${stat([0.4, 0.6]).std},0.45,0.25,${stat([0.2, 0.3]).std}`);
+  });
+
+  it("shows the dense baseline, run once per seed, in every column", () => {
+    const t = tableResult(
+      { name: "t", methods: ["dense"], densities: [0.1, 0.5], seeds: [0], paper: {}, paperFlops: {} },
+      [{ method: "dense", density: 1, seed: 0, summary: summary("dense", 7, 1, 1) }],
+    );
+    expect(t.entries.map((e) => e.metric.mean)).toEqual([7, 7]);
+  });
+
+  it("formats numbers by their size", () => {
+    expect([num(958.63), num(14.194), num(0.40251), num(0.0123, 14.2)]).toEqual(["958.6", "14.19", "0.403", "0.01"]);
+  });
+});
+
+describe("devices", () => {
+  it("parses device lists and shares them round-robin between the jobs", () => {
+    expect(parseDevices("cuda:0, cuda:1")).toEqual(["cuda:0", "cuda:1"]);
+    expect(() => parseDevices("gpu0")).toThrow(/'gpu0' is not a device/);
+    const slots = assignSlots(["cuda:0", "cuda:1"], 4, 16);
+    expect(slots.map((s) => s.env.CUDA_VISIBLE_DEVICES)).toEqual(["0", "1", "0", "1"]);
+    expect(slots.every((s) => s.device === "cuda" && s.threads === undefined)).toBe(true);
+    expect(assignSlots(["cpu"], 2, 2).map((s) => s.threads)).toEqual([1, 1]);
+    expect(assignSlots(["cpu"], 3, 2).map((s) => s.threads)).toEqual([1, 1, 1]);
+    expect(assignSlots(["cpu", "cuda"], 2, 8).map((s) => [s.device, s.threads])).toEqual([["cpu", 8], ["cuda", undefined]]);
+    expect(() => assignSlots(["cpu"], 0, 2)).toThrow(/--jobs/);
+  });
+});
+
+describe("table progress", () => {
+  it("shows done / running / queued, each running cell's speed and ETA, and the table's ETA", () => {
+    let now = 0;
+    const out: string[] = [];
+    const p = new TableProgress({ write: (t) => out.push(t) }, "t", 4, 1, 1000, 60_000, () => now);
+    p.start("a", "cpu", null, 1000);
+    p.start("b", "cuda:0", 400, 1000);
+    expect(p.status()).toEqual(["table t: 1/4 done, 2 running, 1 queued", "  a (cpu): iter 0/1000, measuring speed", "  b (cuda:0): iter 400/1000, measuring speed"]);
+    p.record("a", { iter: 100, kind: "loss", d: 1, g: 1 });
+    p.record("b", { iter: 500, kind: "loss", d: 1, g: 1 });
+    now = 10_000;
+    p.record("a", { iter: 200, kind: "loss", d: 1, g: 1 });
+    p.record("b", { iter: 700, kind: "loss", d: 1, g: 1 });
+    // a: 10 it/s, 800 left; b: 20 it/s, 300 left; one queued cell of 1000: 2100 / 30 it/s = 70 s.
+    expect(p.status()).toEqual(["table t: 1/4 done, 2 running, 1 queued, table ETA 1m10s", "  a (cpu): iter 200/1000, 10 it/s, ETA 1m20s", "  b (cuda:0): iter 700/1000, 20 it/s, ETA 15s"]);
+    p.finish("b", "kl 0.1");
+    p.interrupted("a", 200);
+    p.close();
+    expect(out.join("")).toBe(
+      "start a on cpu\nstart b on cuda:0, resuming from iteration 400\ndone  b: kl 0.1\ninterrupted a at iteration 200 (checkpoint written)\n",
+    );
+    expect([duration(59.4), duration(61), duration(3 * 3600 + 120), duration(Infinity)]).toEqual(["59s", "1m01s", "3h02m", "?"]);
+  });
+});

@@ -24,7 +24,7 @@ export function progressPrinter(total: number): (r: MetricRecord) => void {
           (r.picture ? `  -> ${r.picture}` : ""),
       );
     if (r.kind === "controller")
-      console.log(`  iter ${String(r.iter).padStart(7)}  controller: BR ${r.br.toFixed(3)} in [${r.lower}, ${r.upper}]? -> ${r.decision}, d_D ${r.densityD.toFixed(3)}`);
+      console.log(`  iter ${String(r.iter).padStart(7)}  controller: BR ${r.br.toFixed(3)} in (${r.lower}, ${r.upper})? -> ${r.decision}, d_D ${r.densityD.toFixed(3)}`);
     if (r.kind === "loss" && (r.iter >= nextLine || r.iter === total)) {
       nextLine = r.iter + stride;
       console.log(

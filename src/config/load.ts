@@ -50,8 +50,11 @@ export async function readRaw(file: string): Promise<unknown> {
     } catch (e) {
       throw new ConfigError(file, [{ path: "", message: `cannot load the module: ${(e as Error).message}` }]);
     }
-    if (mod.default === undefined) throw new ConfigError(file, [{ path: "", message: "the module has no default export" }]);
-    return mod.default;
+    // Outside an ESM package (no "type": "module" above the file) tsx compiles to CommonJS, and the default
+    // export arrives wrapped as { __esModule, default }.
+    const value = (mod.default as { __esModule?: boolean; default?: unknown } | undefined)?.__esModule ? (mod.default as { default?: unknown }).default : mod.default;
+    if (value === undefined) throw new ConfigError(file, [{ path: "", message: "the module has no default export" }]);
+    return value;
   }
   let text: string;
   try {

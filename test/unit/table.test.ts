@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Summary } from "../../src/run/records.js";
 import { configChanges } from "../../src/table/cell-state.js";
-import { planTable } from "../../src/table/cells.js";
+import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, parseDevices } from "../../src/table/devices.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
 import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
@@ -192,5 +192,22 @@ describe("table progress", () => {
       "start a on cpu\nstart b on cuda:0, resuming from iteration 400\ndone  b: kl 0.1\ninterrupted a at iteration 200 (checkpoint written)\n",
     );
     expect([duration(59.4), duration(61), duration(3 * 3600 + 120), duration(Infinity)]).toEqual(["59s", "1m01s", "3h02m", "?"]);
+  });
+});
+
+describe("table files", () => {
+  it("loads a TypeScript module exporting defineTable(...) like a JSON file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const file = join(dir, "t.ts");
+    const src = join(import.meta.dirname, "..", "..", "src", "table", "spec.ts");
+    writeFileSync(
+      file,
+      `import { defineTable } from ${JSON.stringify(src)};\n` +
+        `export default defineTable({ name: "ts-table", base: ${JSON.stringify(base)}, methods: ["adapt-relax"], densities: [0.1], seeds: [3] });\n`,
+    );
+    const spec = await loadTableSpec(file);
+    expect(spec).toMatchObject({ name: "ts-table", seeds: [3], set: {}, paper: {} });
+    const plan = await planTable(spec, file, join(dir, "out"));
+    expect(plan.cells.map((c) => c.id)).toEqual(["adapt-relax-d0.1-s3"]);
   });
 });

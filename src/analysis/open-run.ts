@@ -2,7 +2,7 @@ import { resolve, join, delimiter } from "node:path";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 
-/** The low-frequency escape hatch of DESIGN.md: live PyTorch objects of a finished run in a TypeScript
+/** The low-frequency escape hatch (docs/architecture.md, "pythonia"): live PyTorch objects of a finished run in a TypeScript
  * script, through the pythonia bridge. Training never goes through here; the ZeroMQ worker is the hot path.
  *
  *   const run = await openRun("runs/ring8-adapt");

@@ -10,7 +10,7 @@ export const Checkpointing = z.strictObject({
   keep: z.number().int().min(1).default(2).describe("how many of the newest checkpoints to keep"),
 });
 
-/** What samples are judged by, and when (PAPER.md's FID / IS for images, a domain classifier for MNIST-like
+/** What samples are judged by, and when (FID / IS for images, a domain classifier for MNIST-like
  * data, mode statistics for the toy mixtures). Evaluation uses the EMA generator and its own noise stream. */
 export const EvalSpec = z.strictObject({
   every: z.number().int().min(0).default(0).describe("iterations between evaluations (0: only at the end)"),

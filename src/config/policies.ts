@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { DensityGrowth, GrowthCriterion, PruneCriterion } from "../protocol/messages.js";
 
-/** How each network's sparsity evolves. Defaults are the paper's (PAPER.md, reference hyperparameters). */
+/** How each network's sparsity evolves. Defaults are the reference's (docs/method.md). */
 
 const Fraction = z.number().min(0).max(1);
 

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { GrowthCriterion, PruneCriterion } from "../protocol/messages.js";
 import { ControllerPolicy, DstPolicy, type DiscriminatorPolicy, type GeneratorPolicy } from "./policies.js";
 
-/** Every row of the paper's tables as a named preset (PAPER.md, "Methods"). */
+/** Every row of the paper's tables as a named preset (docs/method.md, "Method rows"). */
 export const MethodName = z.enum([
   "dense",
   "static-balance",

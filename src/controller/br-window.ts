@@ -1,4 +1,4 @@
-/** The balance-ratio window (PAPER.md): BR of one probe is
+/** The balance-ratio window (docs/method.md, "The balance ratio"): BR of one probe is
  *   (mean D(G_post(z)) - mean D(G_pre(z))) / (mean D(x) - mean D(G_pre(z)))
  * and the window's value is the mean of the last `size` per-probe ratios (mean of ratios, as the reference). */
 

@@ -1,4 +1,4 @@
-/** Initial per-layer densities (PAPER.md, "ERK"): layer l gets eps * (sum of its dims) / (product of its dims),
+/** Initial per-layer densities (docs/method.md, "Terms"): layer l gets eps * (sum of its dims) / (product of its dims),
  * with eps chosen so the active total equals density * total; layers that would exceed 1 are made dense and
  * eps is solved again for the rest. */
 

@@ -1,6 +1,6 @@
 import type { LayerInfo, NetName } from "../protocol/messages.js";
 
-/** Training-FLOPs accounting (PAPER.md, "Training-FLOPs accounting"). Per-sample forward MACs come from the
+/** Training-FLOPs accounting (docs/method.md, "Training FLOPs"). Per-sample forward MACs come from the
  * worker's layer table (measured on a real forward pass); the weight term of a maskable layer is scaled by
  * its density in force. Like the paper, we call these multiply-accumulate counts FLOPs. */
 

@@ -1,6 +1,6 @@
 import type { DeathRateSchedule } from "../config/policies.js";
 
-/** The drop fraction ("death rate") at step t of T (PAPER.md): cosine annealing from the initial rate to the
+/** The drop fraction ("death rate") at step t of T (docs/method.md, "Terms"): cosine annealing from the initial rate to the
  * floor over the whole run (the reference's choice), linear decay to the floor, or constant. */
 export function deathRate(schedule: DeathRateSchedule, initial: number, floor: number, t: number, total: number): number {
   if (schedule === "constant" || total <= 0) return initial;

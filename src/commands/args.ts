@@ -1,4 +1,4 @@
-import { DcganSpec, Mlp2dSpec, SnganSpec } from "../config/networks.js";
+import { DcganSpec, Mlp2dSpec, SnganSpec } from "../vocabulary/networks.js";
 
 /** Command-line argument helpers shared by the commands. */
 

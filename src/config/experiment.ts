@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DataSpec, Device, ModelSpec, TrainSpec } from "./networks.js";
+import { DataSpec, Device, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
 import { policyConflicts } from "./method-policies.js";
 import { MethodName, presetPolicies } from "./presets.js";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DensityGrowth, GrowthCriterion, PruneCriterion } from "../protocol/messages.js";
+import { DensityGrowth, GrowthCriterion, PruneCriterion } from "../vocabulary/criteria.js";
 
 /** How each network's sparsity evolves. Defaults are the reference's (docs/method.md). */
 

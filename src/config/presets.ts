@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { GrowthCriterion, PruneCriterion } from "../protocol/messages.js";
+import type { GrowthCriterion, PruneCriterion } from "../vocabulary/criteria.js";
 import { ControllerPolicy, DstPolicy, type DiscriminatorPolicy, type GeneratorPolicy } from "./policies.js";
 
 /** Every row of the paper's tables as a named preset (docs/method.md, "Method rows"). */

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { DataSpec, Device, ModelSpec, TrainSpec } from "../config/networks.js";
+import { DensityGrowth, GrowthCriterion, NetName, PruneCriterion } from "../vocabulary/criteria.js";
+import { DataSpec, Device, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
 
 /** The wire protocol's headers (docs/protocol.md). These zod schemas are the single source of truth: the
  * worker validates every request against the JSON Schema generated from them (schemas/request.schema.json). */
@@ -13,10 +14,6 @@ export const TensorDesc = z.strictObject({
   shape: z.array(z.number().int().min(0)),
 });
 
-export const NetName = z.enum(["generator", "discriminator"]);
-export const PruneCriterion = z.enum(["magnitude", "global_magnitude", "set"]);
-export const GrowthCriterion = z.enum(["gradient", "global_gradient", "random", "global_random", "hybrid", "global_hybrid"]);
-export const DensityGrowth = z.enum(["global_gradient", "global_random"]);
 const Density = z.number().min(0).max(1);
 const LayerDensities = z.record(z.string().min(1), Density);
 
@@ -190,11 +187,7 @@ export type TensorDesc = z.infer<typeof TensorDesc>;
 export type DType = z.infer<typeof DType>;
 export type ErrorCode = z.infer<typeof ErrorCode>;
 export type LayerInfo = z.infer<typeof LayerInfo>;
-export type NetName = z.infer<typeof NetName>;
 export type HelloResult = z.infer<typeof HelloResult>;
 export type BuildResult = z.infer<typeof BuildResult>;
 export type NetStats = z.infer<typeof NetStats>;
 export type StatsResult = z.infer<typeof StatsResult>;
-export type PruneCriterion = z.infer<typeof PruneCriterion>;
-export type GrowthCriterion = z.infer<typeof GrowthCriterion>;
-export type DensityGrowth = z.infer<typeof DensityGrowth>;

@@ -1,5 +1,6 @@
-import type { ModelSpec, DataSpec } from "../config/networks.js";
-import type { LayerInfo, NetName } from "../protocol/messages.js";
+import type { ModelSpec, DataSpec } from "../vocabulary/networks.js";
+import type { LayerInfo } from "../protocol/messages.js";
+import type { NetName } from "../vocabulary/criteria.js";
 import { initialDensities } from "../sparsity/erk.js";
 
 /** `ddst inspect`: parameter counts, per-layer densities under an allocation, and per-sample MACs dense and

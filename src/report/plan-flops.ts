@@ -1,6 +1,7 @@
 import type { Experiment } from "../config/experiment.js";
-import type { DataSpec } from "../config/networks.js";
-import type { LayerInfo, NetName } from "../protocol/messages.js";
+import type { DataSpec } from "../vocabulary/networks.js";
+import type { LayerInfo } from "../protocol/messages.js";
+import type { NetName } from "../vocabulary/criteria.js";
 import { initialDensities } from "../sparsity/erk.js";
 import { FlopsAccount, perSampleMacs, type FlopsConvention } from "../sparsity/flops.js";
 import { probeEvery } from "../run/events.js";

@@ -3,18 +3,8 @@ import { defaultMetrics, Experiment } from "../config/experiment.js";
 import { BrWindow, type Probe } from "../controller/br-window.js";
 import { decideDensity } from "../controller/density-rule.js";
 import { rowsOf } from "../protocol/frames.js";
-import {
-  BuildResult,
-  DstStepResult,
-  EvalResult,
-  LoadResult,
-  SaveResult,
-  SetDensityResult,
-  StatsResult,
-  TrainResult,
-  type LayerInfo,
-  type NetName,
-} from "../protocol/messages.js";
+import { BuildResult, DstStepResult, EvalResult, LoadResult, SaveResult, SetDensityResult, StatsResult, TrainResult, type LayerInfo } from "../protocol/messages.js";
+import { type NetName } from "../vocabulary/criteria.js";
 import { initialDensities } from "../sparsity/erk.js";
 import { FlopsAccount, perSampleMacs, type BatchPlan } from "../sparsity/flops.js";
 import type { CapDstPolicy } from "../config/policies.js";

@@ -1,4 +1,5 @@
-import type { LayerInfo, NetName } from "../protocol/messages.js";
+import type { LayerInfo } from "../protocol/messages.js";
+import type { NetName } from "../vocabulary/criteria.js";
 
 /** Training-FLOPs accounting (docs/method.md, "Training FLOPs"). Per-sample forward MACs come from the
  * worker's layer table (measured on a real forward pass); the weight term of a maskable layer is scaled by

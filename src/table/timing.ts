@@ -1,5 +1,6 @@
 import type { Experiment } from "../config/experiment.js";
-import { BuildResult, StatsResult, TrainResult, type LayerInfo, type NetName } from "../protocol/messages.js";
+import { BuildResult, StatsResult, TrainResult, type LayerInfo } from "../protocol/messages.js";
+import { type NetName } from "../vocabulary/criteria.js";
 import { shapeOnlyData } from "../report/plan-flops.js";
 import { probeEvery } from "../run/events.js";
 import { initialDensities } from "../sparsity/erk.js";

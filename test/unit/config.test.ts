@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { ConfigError, resolveExperiment } from "../../src/config/experiment.js";
-import { generateSchemas } from "../../src/config/json-schemas.js";
+import { generateSchemas } from "../../src/schemas/generate.js";
 
 const base = {
   method: "adapt-relax",

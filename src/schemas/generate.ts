@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Request } from "../protocol/messages.js";
-import { ExperimentInput } from "./experiment.js";
+import { ExperimentInput } from "../config/experiment.js";
 import { TableSpec } from "../table/spec.js";
 
 /** The JSON Schema files generated from the zod schemas: file name -> content. schemas/ holds them,

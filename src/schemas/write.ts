@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { generateSchemas } from "./json-schemas.js";
+import { generateSchemas } from "./generate.js";
 
 // `npm run schemas`: regenerate schemas/ from the zod source.
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");

@@ -1,0 +1,39 @@
+import { join } from "node:path";
+import { expandEnv } from "../config/data-paths.js";
+import { defaultMetrics, type Experiment } from "../config/experiment.js";
+import type { OpArgs } from "../protocol/messages.js";
+import { cacheDir } from "../worker/paths.js";
+import type { z } from "zod";
+import { primaryMetric, type MetricRecord } from "./records.js";
+import type { RunState } from "./run-state.js";
+
+/** Evaluations of the EMA generator: what the worker is asked, and the final and best results a run keeps
+ * (ranked by the primary metric, lower is better). The noise is the evaluation's own: training is unaffected. */
+
+/** The sample grid or scatter plot of the evaluation after iteration t, relative to the run directory. */
+export const picturePath = (t: number) => join("samples", `iter-${String(t).padStart(9, "0")}.png`);
+
+export function evaluateArgs(exp: Experiment, runDir: string, t: number): z.infer<(typeof OpArgs)["evaluate"]> {
+  const ev = exp.eval!;
+  return {
+    metrics: ev.metrics ?? defaultMetrics(exp.data.name),
+    samples: ev.samples,
+    seed: ev.seed,
+    batchSize: ev.batchSize,
+    reference: ev.reference,
+    ...(ev.inception ? { inception: expandEnv(ev.inception, "eval.inception") } : {}),
+    cacheDir: cacheDir(),
+    picture: join(runDir, picturePath(t)),
+  };
+}
+
+/** Records an evaluation in the run's state (final, and best when its primary metric is lower) and returns its
+ * record. Wall time stays out of metrics.jsonl, which is reproducible byte for byte; worker.log has it. */
+export function recordEvaluation(state: RunState["eval"], t: number, metrics: Record<string, number>, pictured: boolean): MetricRecord {
+  const point = { iter: t, metrics };
+  state.final = point;
+  const key = primaryMetric(metrics);
+  const best = state.best;
+  if (key && (!best || !(key in best.metrics) || metrics[key]! < best.metrics[key]!)) state.best = point;
+  return { iter: t, kind: "eval", metrics, picture: pictured ? picturePath(t) : null };
+}

@@ -1,0 +1,265 @@
+import { resolveDataPaths } from "../config/data-paths.js";
+import type { Experiment } from "../config/experiment.js";
+import { BrWindow } from "../controller/br-window.js";
+import { rowsOf } from "../protocol/frames.js";
+import { BuildResult, DstStepResult, EvalResult, LoadResult, SaveResult, SetDensityResult, StatsResult, TrainResult } from "../protocol/messages.js";
+import { initialDensities } from "../sparsity/erk.js";
+import type { NetName } from "../vocabulary/criteria.js";
+import { Worker, WorkerDiedError, WorkerHungError } from "../worker/worker.js";
+import { decisionsAfter, type Action } from "./decisions.js";
+import { evaluateArgs, recordEvaluation } from "./evaluation.js";
+import { isEvalIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
+import { FlopsLedger } from "./flops-ledger.js";
+import { primaryMetric, type MetricRecord, type Summary } from "./records.js";
+import { RunDirError, type RunDir } from "./run-dir.js";
+import type { RunOptions } from "./run-options.js";
+import type { RunState } from "./run-state.js";
+import { segmentRecords } from "./segment-records.js";
+
+/** One run in its directory, read like the method: train to the next event, decide, apply, and again.
+ * A `train` command runs up to the next event (G DST step, D controller decision, log line, evaluation,
+ * checkpoint), so a long run costs few round trips. Durable: checkpoints at the start, every
+ * `checkpoint.every` iterations, on interruption and at the end; a dead or hung worker is restarted from the
+ * last checkpoint. */
+
+export class RunAborted extends Error {
+  constructor(readonly iter: number) {
+    super(`run interrupted at iteration ${iter}; a checkpoint was written, continue it with --resume`);
+    this.name = "RunAborted";
+  }
+}
+
+const isWorkerFailure = (e: unknown) => e instanceof WorkerDiedError || e instanceof WorkerHungError;
+
+export class ExperimentRun {
+  private worker!: Worker;
+  private ledger!: FlopsLedger;
+  private window: BrWindow;
+  private state: RunState;
+  private readonly started = Date.now();
+  private baseWall = 0;
+
+  constructor(
+    private readonly exp: Experiment,
+    private readonly dir: RunDir,
+    private readonly opts: RunOptions,
+  ) {
+    this.window = new BrWindow(windowProbes(exp));
+    this.state = {
+      iter: 0,
+      densityD: exp.discriminator.density,
+      window: this.window.state(),
+      lossSum: { d: 0, g: 0, n: 0 },
+      flops: FlopsLedger.empty(),
+      restarts: 0,
+      eval: { final: null, best: null },
+      wallSeconds: 0,
+      metricsBytes: 0,
+    };
+  }
+
+  async drive(resume: boolean): Promise<Summary> {
+    const onAbort = () => this.worker?.client.request("interrupt", {}).catch(() => undefined);
+    this.opts.signal?.addEventListener("abort", onAbort);
+    try {
+      if (resume) {
+        await this.restore();
+        if (this.state.iter > this.exp.iterations)
+          throw new RunDirError(`${this.dir.path} is already at iteration ${this.state.iter}, past the requested ${this.exp.iterations}`);
+      } else await this.begin();
+      const stop = Math.min(this.opts.until ?? this.exp.iterations, this.exp.iterations);
+      while (this.state.iter < stop) {
+        if (this.opts.signal?.aborted) await this.abort();
+        try {
+          await this.segment(stop);
+        } catch (e) {
+          if (!isWorkerFailure(e) || this.opts.signal?.aborted) throw e;
+          if (this.state.restarts >= this.exp.supervision.maxRestarts)
+            throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1} times; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
+          await this.restart(e as Error);
+        }
+      }
+      if (this.opts.signal?.aborted && this.state.iter < this.exp.iterations) await this.abort();
+      if (this.state.iter >= this.exp.iterations) return await this.finish();
+      await this.checkpoint();
+      return this.summary(await this.stats());
+    } finally {
+      this.opts.signal?.removeEventListener("abort", onAbort);
+      await this.worker?.stop();
+    }
+  }
+
+  // ---- the loop -------------------------------------------------------------------------------------
+
+  /** Trains up to the next event (or an interruption), then carries out what is due there. */
+  private async segment(stop: number): Promise<void> {
+    const t0 = this.state.iter;
+    const next = Math.min(nextEventIter(this.exp, t0), this.nextCheckpointIter(t0), stop);
+    const reply = await this.worker.call("train", { start: t0 + 1, iterations: next - t0, probeEvery: probeEvery(this.exp) });
+    const result = TrainResult.parse(reply.result);
+    const probes = rowsOf(reply.tensors.get("probes"));
+    const records = segmentRecords(this.exp, this.state, this.window, rowsOf(reply.tensors.get("losses")), probes);
+    this.ledger.add(this.state.flops, result.end - t0, probes.length);
+    this.state.iter = result.end;
+    const reached = result.end === next;
+    if (reached && next < this.exp.iterations && isEvalIter(this.exp, next)) records.push(await this.evaluate(next));
+    if (reached) records.push(...(await this.decideAndApply(next)));
+    this.emit(records);
+    if (reached && (next % this.exp.checkpoint.every === 0 || next === stop) && next < this.exp.iterations) await this.checkpoint();
+  }
+
+  /** The decisions due after iteration t (decisions.ts), carried out by the worker. */
+  private async decideAndApply(t: number): Promise<MetricRecord[]> {
+    const due = decisionsAfter(this.exp, t, this.window, this.state.densityD);
+    const records: MetricRecord[] = [];
+    for (const action of due.actions) {
+      const r = await this.apply(action, t);
+      if (r) records.push(r);
+    }
+    this.state.densityD = due.densityD;
+    if (due.controller) records.push(due.controller);
+    if (due.actions.length) {
+      const stats = await this.stats();
+      this.ledger.setDensities(stats);
+      if (due.actions.some((a) => a.op === "setDensity"))
+        records.push({ iter: t, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
+    }
+    return records;
+  }
+
+  /** One action; a DST step returns its `dst` record. */
+  private async apply(action: Action, t: number): Promise<MetricRecord | null> {
+    if (action.op === "setDensity") {
+      await this.worker.ask("setDensity", { net: action.net, target: action.target, growth: action.growth }, SetDensityResult);
+      return null;
+    }
+    const { net, policy, dropRate } = action;
+    const r = await this.worker.ask("dstStep", { net, dropRate, prune: policy.prune, growth: policy.growth, alpha: policy.alpha }, DstStepResult);
+    return { iter: t, kind: "dst", net, dropRate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total };
+  }
+
+  private async evaluate(t: number): Promise<MetricRecord> {
+    const r = await this.worker.ask("evaluate", evaluateArgs(this.exp, this.dir.path, t), EvalResult);
+    return recordEvaluation(this.state.eval, t, r.metrics, Boolean(r.picture));
+  }
+
+  private nextCheckpointIter(t: number): number {
+    const every = this.exp.checkpoint.every;
+    return (Math.floor(t / every) + 1) * every;
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------------
+
+  private async startWorker(): Promise<void> {
+    const s = this.exp.supervision;
+    this.worker = await Worker.start({
+      hangTimeoutMs: s.hangTimeoutSeconds * 1000,
+      threads: s.threads,
+      ...this.opts.worker,
+      logFile: this.dir.logPath,
+    });
+    this.opts.onWorker?.(this.worker);
+    const e = this.exp;
+    const data = resolveDataPaths(e.data);
+    const built = await this.worker.ask("build", { seed: e.seed, device: this.device, model: e.model, data, train: e.train }, BuildResult);
+    this.ledger = new FlopsLedger(e, built.layers);
+  }
+
+  private async begin(): Promise<void> {
+    await this.startWorker();
+    const layers = this.ledger.layerTable;
+    const maskable = (net: NetName) => layers.filter((l) => l.net === net && l.maskable);
+    const masks = {
+      generator: initialDensities(this.exp.generator.init, maskable("generator"), this.exp.generator.density),
+      discriminator: initialDensities(this.exp.discriminator.init, maskable("discriminator"), this.exp.discriminator.density),
+    };
+    const stats = await this.worker.ask("setMasks", masks, StatsResult);
+    this.ledger.setDensities(stats);
+    this.emit([{ iter: 0, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density }]);
+    await this.checkpoint();
+  }
+
+  /** Loads the newest checkpoint into a fresh worker and cuts metrics.jsonl back to it. */
+  private async restore(): Promise<void> {
+    const pointer = this.dir.readPointer();
+    if (!this.worker?.alive) await this.startWorker();
+    await this.worker.ask("load", { path: `${this.dir.path}/${pointer.worker}` }, LoadResult);
+    this.state = structuredClone(pointer.state);
+    this.window = BrWindow.restore(this.state.window);
+    this.baseWall = this.state.wallSeconds;
+    this.dir.truncateMetrics(this.state.metricsBytes);
+    this.ledger.setDensities(await this.stats());
+  }
+
+  private async restart(cause: Error): Promise<void> {
+    const attempt = this.state.restarts + 1;
+    await this.worker.stop();
+    await this.restore();
+    this.state.restarts = attempt;
+    const reason = cause.message.split("\n")[0] ?? cause.name;
+    this.emit([{ iter: this.state.iter, kind: "restart", attempt, reason, fromCheckpoint: this.state.iter }]);
+  }
+
+  private async abort(): Promise<never> {
+    await this.checkpoint();
+    throw new RunAborted(this.state.iter);
+  }
+
+  private async checkpoint(): Promise<void> {
+    const t = this.state.iter;
+    const file = this.dir.workerCheckpoint(t);
+    await this.worker.ask("save", { path: file.absolute }, SaveResult);
+    this.state.window = this.window.state();
+    this.state.wallSeconds = this.wall();
+    this.state.metricsBytes = this.dir.metricsBytes();
+    this.dir.publish({ iter: t, worker: file.relative, state: structuredClone(this.state) }, this.exp.checkpoint.keep);
+  }
+
+  private async finish(): Promise<Summary> {
+    const stats = await this.stats();
+    const last: MetricRecord[] = [];
+    if (this.exp.eval && this.state.eval.final?.iter !== this.state.iter) last.push(await this.evaluate(this.state.iter));
+    last.push({ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
+    this.emit(last);
+    await this.checkpoint();
+    const summary = this.summary(stats);
+    this.dir.writeJson("summary.json", summary);
+    return summary;
+  }
+
+  // ---- bookkeeping ----------------------------------------------------------------------------------
+
+  private stats() {
+    return this.worker.ask("stats", {}, StatsResult);
+  }
+
+  private get device(): Experiment["device"] {
+    return this.opts.device ?? this.exp.device;
+  }
+
+  private wall(): number {
+    return this.baseWall + (Date.now() - this.started) / 1000;
+  }
+
+  private emit(records: MetricRecord[]): void {
+    this.dir.append(records);
+    for (const r of records) this.opts.onRecord?.(r);
+  }
+
+  private summary(stats: StatsResult): Summary {
+    const ev = this.state.eval;
+    return {
+      name: this.exp.name,
+      method: this.exp.method,
+      iterations: this.state.iter,
+      seed: this.exp.seed,
+      device: this.device,
+      wallSeconds: this.wall(),
+      worker: { python: this.worker.hello.python, torch: this.worker.hello.torch, threads: this.worker.hello.threads },
+      final: { densityG: stats.generator.density, densityD: stats.discriminator.density, br: this.window.count ? this.window.value : null },
+      flops: this.ledger.summary(this.state.flops),
+      restarts: this.state.restarts,
+      eval: this.exp.eval ? { final: ev.final, best: ev.best, primary: ev.final ? primaryMetric(ev.final.metrics) : null } : null,
+    };
+  }
+}

@@ -1,0 +1,21 @@
+import type { Experiment } from "../config/experiment.js";
+import type { Worker, WorkerOptions } from "../worker/worker.js";
+import type { MetricRecord } from "./records.js";
+
+/** How a run is carried out (not what it trains: that is the experiment). */
+export interface RunOptions {
+  /** Run directory: a new run needs it absent or empty; a resumed run reads it. */
+  out: string;
+  /** Stop (with a checkpoint) after this iteration instead of the experiment's end. */
+  until?: number;
+  worker?: WorkerOptions;
+  /** Run on this device instead of the experiment's (a table's cells go where --devices puts them); the
+   * device changes speed and floating-point detail, not what is trained, so config.json keeps its own. */
+  device?: Experiment["device"];
+  /** Every record as it is written (progress display, scripts). */
+  onRecord?: (r: MetricRecord) => void;
+  /** Called each time a worker has handshaken (its pid, versions). */
+  onWorker?: (w: Worker) => void;
+  /** Aborting interrupts training, writes a checkpoint, stops the worker and rejects with RunAborted. */
+  signal?: AbortSignal;
+}

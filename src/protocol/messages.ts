@@ -115,8 +115,9 @@ export const ReplyHeader = z.discriminatedUnion("kind", [
   }),
 ]);
 
-// Results the orchestrator relies on. Loose on extra keys so a newer worker can add fields.
-export const HelloResult = z.object({
+// The `result` of each op's ok reply. Strict: orchestrator and worker come from one package, so a field one
+// side sends and the other does not know is drift, which the Python tests catch against schemas/reply.schema.json.
+export const HelloResult = z.strictObject({
   protocol: z.number().int(),
   worker: z.string(),
   python: z.string(),
@@ -128,7 +129,7 @@ export const HelloResult = z.object({
   dropped: z.number().int(),
 });
 
-export const LayerInfo = z.object({
+export const LayerInfo = z.strictObject({
   net: NetName,
   name: z.string(),
   shape: z.array(z.number().int()),
@@ -136,22 +137,22 @@ export const LayerInfo = z.object({
   numel: z.number().int(),
   macs: z.number().describe("dense multiply-accumulates attributable to this parameter for one sample's forward pass"),
 });
-export const BuildResult = z.object({
+export const BuildResult = z.strictObject({
   device: z.string(),
   latentDim: z.number().int(),
   dataShape: z.array(z.number().int()),
   layers: z.array(LayerInfo),
 });
 
-export const NetStats = z.object({
+export const NetStats = z.strictObject({
   active: z.number().int(),
   total: z.number().int(),
   density: z.number(),
   itop: z.number(),
-  layers: z.array(z.object({ name: z.string(), active: z.number().int(), total: z.number().int(), density: z.number() })),
+  layers: z.array(z.strictObject({ name: z.string(), active: z.number().int(), total: z.number().int(), density: z.number() })),
 });
-export const StatsResult = z.object({ generator: NetStats, discriminator: NetStats });
-export const SetDensityResult = z.object({
+export const StatsResult = z.strictObject({ generator: NetStats, discriminator: NetStats });
+export const SetDensityResult = z.strictObject({
   net: NetName,
   before: z.number(),
   after: z.number(),
@@ -160,26 +161,47 @@ export const SetDensityResult = z.object({
   active: z.number().int(),
   total: z.number().int(),
 });
-export const DstStepResult = z.object({
+export const DstStepResult = z.strictObject({
   net: NetName,
   pruned: z.number().int(),
   grown: z.number().int(),
   active: z.number().int(),
   total: z.number().int(),
 });
-export const TrainResult = z.object({
+export const TrainResult = z.strictObject({
   end: z.number().int().describe("the last iteration completed"),
   iterations: z.number().int().describe("iterations completed by this command"),
   interrupted: z.boolean().default(false).describe("stopped early by `interrupt`"),
 });
-export const EvalResult = z.object({
+export const EvalResult = z.strictObject({
   metrics: z.record(z.string(), z.number()).describe("every number the requested metrics produced"),
   picture: z.string().nullable(),
   seconds: z.number(),
 });
-export const SaveResult = z.object({ path: z.string(), bytes: z.number().int(), iter: z.number().int() });
-export const LoadResult = z.object({ iter: z.number().int() });
-export const PingResult = z.object({ busy: z.boolean(), iter: z.number().int().nullable(), dropped: z.number().int() });
+export const SaveResult = z.strictObject({ path: z.string(), bytes: z.number().int(), iter: z.number().int() });
+export const LoadResult = z.strictObject({ iter: z.number().int() });
+export const PingResult = z.strictObject({ busy: z.boolean(), iter: z.number().int().nullable(), dropped: z.number().int() });
+
+export const EmptyResult = z.strictObject({});
+export const SampleResult = z.strictObject({ n: z.number().int().describe("samples in the `samples` tensor") });
+
+/** Each op's result, keyed like OpArgs. */
+export const OpResults = {
+  hello: HelloResult,
+  ping: PingResult,
+  build: BuildResult,
+  setMasks: StatsResult,
+  train: TrainResult,
+  setDensity: SetDensityResult,
+  dstStep: DstStepResult,
+  stats: StatsResult,
+  save: SaveResult,
+  load: LoadResult,
+  interrupt: EmptyResult,
+  evaluate: EvalResult,
+  sample: SampleResult,
+  shutdown: EmptyResult,
+} as const satisfies Record<OpName, z.ZodType>;
 
 export type Request = z.input<typeof Request>;
 export type ReplyHeader = z.infer<typeof ReplyHeader>;

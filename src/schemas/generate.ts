@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Request } from "../protocol/messages.js";
+import { OpResults, ReplyHeader, Request } from "../protocol/messages.js";
 import { ExperimentInput } from "../config/experiment.js";
 import { TableSpec } from "../table/spec.js";
 
@@ -12,5 +12,17 @@ export function generateSchemas(): Record<string, string> {
     "experiment.schema.json": doc(ExperimentInput, "ddst/experiment.schema.json", "ddst experiment"),
     "table.schema.json": doc(TableSpec, "ddst/table.schema.json", "ddst table"),
     "request.schema.json": doc(Request, "ddst/request.schema.json", "ddst worker request header"),
+    // The reply envelope, and under $defs each op's `result` (what an ok reply to that op carries).
+    "reply.schema.json":
+      JSON.stringify(
+        {
+          $id: "ddst/reply.schema.json",
+          title: "ddst worker reply header",
+          ...z.toJSONSchema(ReplyHeader, { io: "output", target: "draft-2020-12" }),
+          $defs: Object.fromEntries(Object.entries(OpResults).map(([op, schema]) => [op, z.toJSONSchema(schema, { io: "output", target: "draft-2020-12" })])),
+        },
+        null,
+        2,
+      ) + "\n",
   };
 }

@@ -155,8 +155,8 @@ export function resolveExperiment(input: unknown, source = "experiment"): Experi
   if (!parsed.success || conflicts.length) throw new ConfigError(source, [...(parsed.success ? [] : issuesOf(parsed.error)), ...conflicts]);
   const x = parsed.data;
   const preset = presetPolicies(x.method, x.density);
-  const go = x.generator ?? {};
-  const dov = x.discriminator ?? {};
+  const generatorOverride = x.generator ?? {};
+  const discriminatorOverride = x.discriminator ?? {};
   const mergeDst = (base: DstPolicy | null, over: Partial<DstPolicy> | null | undefined) =>
     over === null ? null : over === undefined ? base : { ...(base ?? {}), ...over };
   const mergeController = (base: ControllerPolicy | null, over: z.infer<typeof ControllerOverride> | null | undefined) => {
@@ -175,11 +175,11 @@ export function resolveExperiment(input: unknown, source = "experiment"): Experi
     model: x.model,
     data: x.data,
     train: x.train,
-    generator: { ...preset.generator, ...go, dst: mergeDst(preset.generator.dst, go.dst) },
+    generator: { ...preset.generator, ...generatorOverride, dst: mergeDst(preset.generator.dst, generatorOverride.dst) },
     discriminator: {
       ...preset.discriminator,
-      ...dov,
-      controller: mergeController(preset.discriminator.controller, dov.controller),
+      ...discriminatorOverride,
+      controller: mergeController(preset.discriminator.controller, discriminatorOverride.controller),
     },
   };
   const full = Experiment.safeParse({ ...candidate, log: x.log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval });

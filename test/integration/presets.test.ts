@@ -1,20 +1,19 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { resolveExperiment } from "../../src/config/experiment.js";
 import { MethodName } from "../../src/config/presets.js";
 import { MetricRecord } from "../../src/run/records.js";
 import { runExperiment } from "../../src/run/run-experiment.js";
+import { toyExperiment } from "../toy.js";
 import { tempDir } from "./helpers.js";
 
 /** Every row of the paper as a short toy run: each produces the records its method implies. */
-const toy = (method: string) =>
-  resolveExperiment({
+const toy = (method: MethodName) =>
+  toyExperiment({
     method,
     density: 0.3,
     iterations: 200,
     model: { name: "mlp2d", hidden: 64 },
-    data: { name: "ring8" },
     train: { batchSize: 64, nCritic: 2, lrG: 0.002, lrD: 0.0005, betas: [0.5, 0.9] },
     generator: { dst: method.startsWith("sdst") || method.startsWith("adapt") || method.startsWith("ddst") ? { every: 25 } : null },
     discriminator: method === "dda" || method.includes("adapt") || method.includes("ddst") ? { controller: { every: 50, window: 40, probeEvery: 10 } } : {},
@@ -53,12 +52,11 @@ describe("every preset on the toy data", () => {
 describe("the strict rule at the cap", () => {
   it("grows D to d_max, then runs D's own DST step instead", async () => {
     // Bounds below any BR: every decision asks for more density.
-    const exp = resolveExperiment({
+    const exp = toyExperiment({
       method: "adapt-strict",
       density: 0.3,
       iterations: 200,
       model: { name: "mlp2d", hidden: 64 },
-      data: { name: "ring8" },
       train: { batchSize: 64, lrG: 0.002, lrD: 0.0005, betas: [0.5, 0.9] },
       generator: { dst: { every: 50 } },
       discriminator: { controller: { lower: -1001, upper: -1000, cap: 0.4, every: 40, window: 40 } },

@@ -3,16 +3,15 @@ import { describe, expect, it } from "vitest";
 import { resolveExperiment } from "../../src/config/experiment.js";
 import type { MetricRecord } from "../../src/run/records.js";
 import { streamExperiment } from "../../src/run/stream.js";
+import { toyExperiment } from "../toy.js";
 import { tempDir } from "./helpers.js";
 
 describe("a run as an event stream", () => {
   it("yields every record, then resolves the summary", async () => {
-    const exp = resolveExperiment({
-      method: "adapt-relax",
+    const exp = toyExperiment({
       density: 0.2,
       iterations: 100,
       model: { name: "mlp2d", hidden: 32 },
-      data: { name: "ring8" },
       train: { batchSize: 64 },
       generator: { dst: { every: 25 } },
       discriminator: { controller: { every: 50, window: 50 } },

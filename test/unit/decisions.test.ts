@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { resolveExperiment } from "../../src/config/experiment.js";
+import type { MethodName } from "../../src/config/presets.js";
 import { decisionsAfter } from "../../src/run/decisions.js";
 import { deathRate } from "../../src/sparsity/schedule.js";
+import { toyExperiment } from "../toy.js";
 
-const exp = (method: string, nCritic = 5, density = 0.3) =>
-  resolveExperiment({ method, density, iterations: 10_000, model: { name: "mlp2d" }, data: { name: "ring8" }, train: { nCritic } });
+const exp = (method: MethodName, nCritic = 5, density = 0.3) => toyExperiment({ method, density, iterations: 10_000, train: { nCritic } });
 const full = (value: number) => ({ full: true, value });
 
 describe("decisions after an iteration", () => {

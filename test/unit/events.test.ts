@@ -1,14 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { resolveExperiment } from "../../src/config/experiment.js";
+import { toyExperiment } from "../toy.js";
 import { isControllerIter, isEvalIter, isGeneratorDstIter, nextEventIter } from "../../src/run/events.js";
 
 const exp = (nCritic = 1) =>
-  resolveExperiment({
-    method: "adapt-relax",
-    density: 0.1,
-    iterations: 400,
-    model: { name: "mlp2d" },
-    data: { name: "ring8" },
+  toyExperiment({
     train: { nCritic },
     generator: { dst: { every: 50 } },
     discriminator: { controller: { every: 100, window: 100 } },
@@ -37,12 +33,10 @@ describe("run-loop cadence", () => {
 
 describe("evaluation cadence", () => {
   it("evaluates every eval.every iterations and at the end", () => {
-    const e = resolveExperiment({
+    const e = toyExperiment({
       method: "static-balance",
       density: 0.5,
       iterations: 250,
-      model: { name: "mlp2d" },
-      data: { name: "ring8" },
       log: { every: 1000 },
       eval: { every: 100, samples: 100 },
     });

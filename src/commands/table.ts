@@ -30,6 +30,8 @@ export async function cmdTable(argv: string[]): Promise<number> {
   const file = positionals[0]!;
   const jobs = intOption("jobs", values.jobs)!;
   const statusEvery = intOption("status-every", values["status-every"])!;
+  if (statusEvery < 1) throw new UsageError("--status-every is in seconds and must be at least 1");
+  if (jobs < 1) throw new UsageError("--jobs must be at least 1");
   const spec = await loadTableSpec(file);
   const out = values.out ?? `runs/${spec.name}`;
   // Where the plan runs is not known before the cells are, so validate the cells first (exit 2 on any error).
@@ -51,7 +53,9 @@ export async function cmdTable(argv: string[]): Promise<number> {
       `  ${done} finished, ${resumable} to resume, ${plan.cells.length - done - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
   );
   printDropped(plan);
-  if (values.plan) return await printPlan(plan, states, slots, intOption("plan-iterations", values["plan-iterations"])!);
+  const planIterations = intOption("plan-iterations", values["plan-iterations"])!;
+  if (planIterations < 1) throw new UsageError("--plan-iterations must be at least 1");
+  if (values.plan) return await printPlan(plan, states, slots, planIterations);
 
   const python = (await findPython()).path;
   const controller = new AbortController();

@@ -31,7 +31,6 @@ export async function cmdTable(argv: string[]): Promise<number> {
   const jobs = intOption("jobs", values.jobs)!;
   const statusEvery = intOption("status-every", values["status-every"])!;
   if (statusEvery < 1) throw new UsageError("--status-every is in seconds and must be at least 1");
-  if (jobs < 1) throw new UsageError("--jobs must be at least 1");
   const spec = await loadTableSpec(file);
   const out = values.out ?? `runs/${spec.name}`;
   // Where the plan runs is not known before the cells are, so validate the cells first (exit 2 on any error).

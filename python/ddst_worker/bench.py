@@ -52,7 +52,7 @@ def timed(fn, device: str, iters: int) -> list[float]:
 
 def build_args(model: str, batch: int, device: str) -> dict:
     return {"seed": 0, "device": device, "model": {"name": model}, "data": DATA[model],
-            "train": {"batchSize": batch, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
+            "train": {"batchSize": batch, "genBatchSize": batch, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
                       "betas": [0.0, 0.9], "ema": 0.999}}
 
 
@@ -71,7 +71,7 @@ def bench(model: str, batch: int, iters: int, device: str) -> dict:
     s.op_setMasks(uniform)
     masked = timed(train_one, device, iters)
     dst = timed(lambda: s.op_dstStep({"net": "generator", "dropRate": 0.5, "prune": "global_magnitude",
-                                      "growth": "global_gradient"}), device, iters)
+                                      "growth": "global_gradient", "alpha": 0.5}), device, iters)
     d, m, g = (statistics.median(x) for x in (dense, masked, dst))
     return {"model": model, "batch": batch, "iters": iters, "device": device, "torch": torch.__version__,
             "threads": torch.get_num_threads(), "nCritic": 1, "density": DENSITY,

@@ -25,9 +25,6 @@ from torch import nn
 MASKABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
             nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")  # Adam (and AMSGrad) per-weight state
-PRUNE_CRITERIA = ("magnitude", "global_magnitude", "set")
-GROWTH_CRITERIA = ("random", "gradient", "global_random", "global_gradient", "hybrid", "global_hybrid")
-DEFAULT_ALPHA = 0.5  # hybrid growth: share by gradient when the request leaves alpha out
 
 
 def count_for(density: float, n: int) -> int:
@@ -168,11 +165,21 @@ def grow_hybrid(grad_scores, rand_scores, first, second, k, alpha: float, per_la
     return [torch.cat([x, y]) for x, y in zip(a, b)]
 
 
-def grow(layers, criterion: str, grads, gen, first, second, k, alpha: float = DEFAULT_ALPHA):
+# The criteria's names are the protocol's (PruneCriterion, GrowthCriterion in src/vocabulary/criteria.ts);
+# test_masking checks that these tables implement exactly those.
+PRUNERS = {"magnitude": "per_layer", "set": "per_layer", "global_magnitude": "global"}
+GROWERS = {name: name.removeprefix("global_") for name in
+           ("random", "gradient", "hybrid", "global_random", "global_gradient", "global_hybrid")}
+
+
+def grow(layers, criterion: str, grads, gen, first, second, k, alpha: float | None):
     """Indices to activate per layer under a growth criterion; `k` as in `pick`. Random scores are
-    drawn only by random and hybrid criteria, and `grads()` is only called by gradient and hybrid ones."""
+    drawn only by random and hybrid criteria, and `grads()` is only called by gradient and hybrid ones;
+    `alpha` (the share by gradient) is read by hybrid growth only."""
+    if criterion not in GROWERS:
+        raise ValueError(f"unknown growth criterion {criterion!r}; known: {sorted(GROWERS)}")
     per_layer = not criterion.startswith("global")
-    kind = criterion.removeprefix("global_")
+    kind = GROWERS[criterion]
     if kind == "hybrid":
         return grow_hybrid(gradient_scores(layers, grads), random_scores(layers, gen), first, second, k, alpha,
                            per_layer)
@@ -285,15 +292,19 @@ class MaskSet:
         self._refresh()
 
     def dst_step(self, drop_rate: float, prune: str, growth: str, grads,
-                 gen: torch.Generator, alpha: float = DEFAULT_ALPHA) -> tuple[int, int]:
+                 gen: torch.Generator, alpha: float) -> tuple[int, int]:
         """Drop round(drop_rate * active) weights (per layer, or over all layers for
         global_magnitude), then regrow exactly as many among the weights that were inactive
         before the prune (RigL). Per-layer growth refills each layer with what it lost; global
         growth places the total anywhere; hybrid growth takes round(alpha * k) of them by gradient
         and the rest at random. Only if too few were inactive do just-pruned weights become
         candidates too (they restart at 0), so the count stays exact."""
+        if prune not in PRUNERS:
+            raise ValueError(f"unknown prune criterion {prune!r}; known: {sorted(PRUNERS)}")
+        if growth not in GROWERS:  # checked before the prune changes anything
+            raise ValueError(f"unknown growth criterion {growth!r}; known: {sorted(GROWERS)}")
         before = [l.mask.flatten().clone() for l in self.layers]
-        if prune == "global_magnitude":
+        if PRUNERS[prune] == "global":
             removed = prune_global_magnitude(self.layers, count_for(drop_rate, self.active()))
         else:
             counts = [count_for(drop_rate, l.active) for l in self.layers]
@@ -319,7 +330,7 @@ class MaskSet:
         if want > have:
             inactive = [~l.mask.flatten() for l in self.layers]
             nothing = [torch.zeros_like(m) for m in inactive]
-            self._activate(grow(self.layers, growth, grads, gen, inactive, nothing, want - have))
+            self._activate(grow(self.layers, growth, grads, gen, inactive, nothing, want - have, None))
             return 0, want - have
         return 0, 0
 

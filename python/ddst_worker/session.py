@@ -1,7 +1,9 @@
 """The worker's state and its operations, one method per protocol op (docs/protocol.md).
 
 Nothing here decides anything: densities, drop rates, criteria and iteration counts all come from
-the orchestrator. Inputs the schema cannot rule out (unknown layer names, impossible devices) are
+the orchestrator, resolved: the train settings (batches, EMA decay) and the criteria's arguments (hybrid
+alpha) arrive explicit, the request schema requires them, and the worker has no defaults of its own for them.
+Inputs the schema cannot rule out (unknown layer names, impossible devices) are
 checked here and answered with `bad_value`.
 """
 
@@ -19,14 +21,13 @@ from .errors import WorkerError
 from .evaluate import Evaluator
 from .flops import parameter_macs
 from .losses import LOSSES
-from .masking import DEFAULT_ALPHA, GROWTH_CRITERIA, PRUNE_CRITERIA, MaskSet, maskable_layers
+from .masking import MaskSet, maskable_layers
 from .models import build_model
 from .train import Gan, growth_gradients, train
 
 NETS = ("generator", "discriminator")
 PROGRESS_OPS = ("train", "evaluate")  # ops that take the server's progress callback (its LONG_OPS)
 SAMPLE_CHUNK = 4096
-DEFAULT_EMA = 0.999  # the reference's generator EMA decay, when `train.ema` is left out
 
 
 def _bad(message: str, **detail):
@@ -107,11 +108,11 @@ class Session:
             raise _bad("device must be 'cpu' or 'cuda'", device=device)
         if t["loss"] not in LOSSES:
             raise _bad(f"loss must be one of {sorted(LOSSES)}", loss=t["loss"])
-        gen_batch = t.get("genBatchSize", t["batchSize"])
+        gen_batch = t["genBatchSize"]
         if min(t["batchSize"], gen_batch, t["nCritic"]) < 1:
             raise _bad("batchSize, genBatchSize and nCritic must be >= 1", batchSize=t["batchSize"],
                        genBatchSize=gen_batch, nCritic=t["nCritic"])
-        decay = t.get("ema", DEFAULT_EMA)
+        decay = t["ema"]
         if decay is not None and not 0 <= decay < 1:
             raise _bad("ema must be a decay in [0, 1) or null", ema=decay)
 
@@ -196,8 +197,6 @@ class Session:
         net, target, growth = args["net"], args["target"], args["growth"]
         masks = self._masks(net)
         _check_unit("target", target)
-        if growth not in ("global_gradient", "global_random"):
-            raise _bad("setDensity grows by global_gradient or global_random", growth=growth)
         before = masks.density()
         pruned, grown = masks.set_density(target, growth, lambda: growth_gradients(self.gan, net), self.mask_gen)
         return {"net": net, "before": before, "after": masks.density(), "pruned": pruned, "grown": grown,
@@ -205,14 +204,11 @@ class Session:
 
     def op_dstStep(self, args):
         net, rate, prune, growth = args["net"], args["dropRate"], args["prune"], args["growth"]
-        alpha = args.get("alpha", DEFAULT_ALPHA)  # read by hybrid growth only
+        alpha = args["alpha"]  # read by hybrid growth only
         masks = self._masks(net)
         _check_unit("dropRate", rate)
         _check_unit("alpha", alpha)
-        if prune not in PRUNE_CRITERIA:
-            raise _bad(f"prune must be one of {PRUNE_CRITERIA}", prune=prune)
-        if growth not in GROWTH_CRITERIA:
-            raise _bad(f"growth must be one of {GROWTH_CRITERIA}", growth=growth)
+        # prune and growth are the protocol's criteria: the request schema admits no other.
         # The gradient is taken lazily, after the prune and right before growing (see growth_gradients).
         pruned, grown = masks.dst_step(rate, prune, growth, lambda: growth_gradients(self.gan, net), self.mask_gen,
                                        alpha)

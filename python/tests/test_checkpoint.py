@@ -13,7 +13,7 @@ from ddst_worker.session import Session
 
 MLP = {"seed": 11, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "depth": 2},
        "data": {"name": "ring8"},
-       "train": {"batchSize": 16, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3, "betas": [0.5, 0.9],
+       "train": {"batchSize": 16, "genBatchSize": 16, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3, "betas": [0.5, 0.9],
                  "ema": None}}
 # BatchNorm in G, spectral norm in D, the EMA on, data drawn from a device-side generator.
 DCGAN = {"seed": 5, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8, "spectralNorm": True},
@@ -43,7 +43,7 @@ def before(s, masked):
     if masked:
         s.op_setMasks(MASKS)
     s.handle("train", {"start": 1, "iterations": 5, "probeEvery": 2}, {})
-    s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "global_magnitude", "growth": "global_gradient"})
+    s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "global_magnitude", "growth": "global_gradient", "alpha": 0.5})
     s.op_setDensity({"net": "discriminator", "target": 0.5, "growth": "global_gradient"})
 
 
@@ -53,8 +53,8 @@ def after(s):
     _, t = s.handle("train", {"start": 6, "iterations": 4, "probeEvery": 3}, {})
     out += [dict(t)["losses"], dict(t)["probes"]]
     out.append(s.op_setDensity({"net": "discriminator", "target": 0.7, "growth": "global_random"}))
-    out.append(s.op_dstStep({"net": "generator", "dropRate": 0.4, "prune": "magnitude", "growth": "hybrid"}))
-    out.append(s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "set", "growth": "random"}))
+    out.append(s.op_dstStep({"net": "generator", "dropRate": 0.4, "prune": "magnitude", "growth": "hybrid", "alpha": 0.5}))
+    out.append(s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "set", "growth": "random", "alpha": 0.5}))
     _, t = s.handle("train", {"start": 10, "iterations": 3, "probeEvery": 1}, {})
     out += [dict(t)["losses"], dict(t)["probes"], s.op_stats({}), dict(s.op_sample({"n": 5, "seed": 1})[1])["samples"]]
     return out

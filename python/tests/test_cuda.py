@@ -57,7 +57,7 @@ def test_sngan32_on_cuda():
 
     g_active, d_active = s.gan.masks_g.active(), s.gan.masks_d.active()
     step = s.op_dstStep({"net": "generator", "dropRate": 0.5, "prune": "global_magnitude",
-                         "growth": "global_gradient"})
+                         "growth": "global_gradient", "alpha": 0.5})
     assert step["pruned"] == step["grown"] == count_for(0.5, g_active) and step["active"] == g_active
     step = s.op_dstStep({"net": "discriminator", "dropRate": 0.3, "prune": "set", "growth": "hybrid", "alpha": 0.5})
     assert step["pruned"] == step["grown"] > 0 and step["active"] == d_active

@@ -527,8 +527,8 @@ def test_session_builds_on_mnist_files(tmp_path):
     s = Session()
     reply = s.op_build({"seed": 1, "device": "cpu", "model": {"name": "dcgan32", "width": 4, "latentDim": 8},
                         "data": {"name": "mnist", "path": str(d), "pad": True},
-                        "train": {"batchSize": 4, "nCritic": 1, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3,
-                                  "betas": [0.5, 0.9]}})
+                        "train": {"batchSize": 4, "genBatchSize": 4, "nCritic": 1, "loss": "hinge", "lrG": 1e-3,
+                                  "lrD": 1e-3, "betas": [0.5, 0.9], "ema": 0.999}})
     assert reply["dataShape"] == [1, 32, 32]
     s.handle("train", {"start": 1, "iterations": 2, "probeEvery": 0}, {})
 

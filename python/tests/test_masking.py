@@ -96,7 +96,7 @@ def test_magnitude_prune_matches_brute_force():
     masks.apply()
     entries = flat(masks)
     before = active_set(masks)
-    pruned, grown = masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0))
+    pruned, grown = masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0), 0.5)
     expected_removed = set()
     for name in ["0", "2", "4"]:
         layer_active = [((n, i), abs(w)) for n, i, w, m in entries if n == name and m]
@@ -125,7 +125,7 @@ def test_global_magnitude_prune_and_global_gradient_growth_match_brute_force():
     grads = {l.name: torch.randn(l.weight.shape, generator=torch.Generator().manual_seed(7 + j))
              for j, l in enumerate(masks.layers)}
     k = count_for(0.4, masks.active())
-    masks.dst_step(0.4, "global_magnitude", "global_gradient", lambda: grads, torch.Generator())
+    masks.dst_step(0.4, "global_magnitude", "global_gradient", lambda: grads, torch.Generator(), 0.5)
     removed = ref_lowest([((n, i), abs(w)) for n, i, w, m in entries if m], k)
     grown = ref_highest([((n, i), abs(float(grads[n].flatten()[i]))) for n, i, w, m in entries if not m], k)
     after = active_set(masks)
@@ -139,7 +139,7 @@ def test_per_layer_gradient_growth_matches_brute_force():
     entries = flat(masks)
     before = active_set(masks)
     grads = {l.name: torch.randn(l.weight.shape) for l in masks.layers}
-    masks.dst_step(0.5, "magnitude", "gradient", lambda: grads, torch.Generator())
+    masks.dst_step(0.5, "magnitude", "gradient", lambda: grads, torch.Generator(), 0.5)
     expected = set()
     for name in ["0", "2", "4"]:
         act = [((n, i), abs(w)) for n, i, w, m in entries if n == name and m]
@@ -153,7 +153,7 @@ def test_per_layer_gradient_growth_matches_brute_force():
 def test_set_prune_splits_between_negatives_closest_to_zero_and_smallest_positives():
     model, opt, masks = masked(seed=5, densities=(1.0, 1.0, 1.0))
     entries = flat(masks)
-    masks.dst_step(0.3, "set", "random", None, torch.Generator().manual_seed(1))
+    masks.dst_step(0.3, "set", "random", None, torch.Generator().manual_seed(1), 0.5)
     for name in ["0", "2", "4"]:
         act = [(i, w) for n, i, w, m in entries if n == name and m]
         k = count_for(0.3, len(act))
@@ -174,7 +174,7 @@ def test_set_prune_when_one_sign_runs_short():
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[-0.1, 0.5, 0.2, 0.3], [0.4, 0.6, 0.7, 0.8]]))
     masks = MaskSet(model)
-    masks.dst_step(0.5, "set", "random", None, torch.Generator().manual_seed(0))  # k=4, one negative
+    masks.dst_step(0.5, "set", "random", None, torch.Generator().manual_seed(0), 0.5)  # k=4, one negative
     w = model[0].weight.detach().flatten().tolist()
     assert [i for i, x in enumerate(w) if x == 0] == [0, 2, 3, 4]  # -0.1 and the 3 smallest positives
 
@@ -191,7 +191,7 @@ def test_random_growth_counts_candidates_and_seed():
     def run(seed):
         model, opt, masks = masked(seed=6)
         before = active_set(masks)
-        masks.dst_step(0.25, "magnitude", "global_random", None, torch.Generator().manual_seed(seed))
+        masks.dst_step(0.25, "magnitude", "global_random", None, torch.Generator().manual_seed(seed), 0.5)
         return before, active_set(masks), masks
     before, after, masks = run(0)
     assert len(after) == len(before)
@@ -232,7 +232,7 @@ def test_itop_is_the_union_of_every_mask_seen():
     seen = active_set(masks)
     gen = torch.Generator().manual_seed(0)
     for _ in range(4):
-        masks.dst_step(0.3, "magnitude", "random", None, gen)
+        masks.dst_step(0.3, "magnitude", "random", None, gen, 0.5)
         seen |= active_set(masks)
         check_invariants(masks)
     assert masks.stats()["itop"] == pytest.approx(len(seen) / masks.total())
@@ -244,7 +244,7 @@ def test_dense_layer_drop_regrows_exact_count_via_fallback():
     model, opt, masks = masked(seed=10, densities=(1.0, 0.9, 1.0))
     counts = [l.active for l in masks.layers]
     masks.dst_step(0.5, "magnitude", "gradient", lambda: {l.name: torch.randn(l.weight.shape) for l in masks.layers},
-                   torch.Generator())
+                   torch.Generator(), 0.5)
     assert [l.active for l in masks.layers] == counts
     check_invariants(masks, opt)
 
@@ -327,7 +327,7 @@ def test_hybrid_random_share_is_not_the_gradient_ranking():
         masks.dst_step(0.5, "global_magnitude", "global_hybrid", lambda: grads, torch.Generator().manual_seed(seed), 0.5)
         outcomes.add(frozenset(active_set(masks)))
     model, opt, masks = masked(seed=13)
-    masks.dst_step(0.5, "global_magnitude", "global_gradient", lambda: grads, torch.Generator())
+    masks.dst_step(0.5, "global_magnitude", "global_gradient", lambda: grads, torch.Generator(), 0.5)
     assert len(outcomes) == 3 and frozenset(active_set(masks)) not in outcomes
 
 
@@ -338,7 +338,7 @@ def test_followers_are_zeroed_outside_the_mask_and_at_grown_positions():
     shadow = small_model(99)  # a copy with different, all-nonzero weights
     masks.follow(shadow)
     assert masks.holed == [] and all((w != 0).all() for _, w in maskable_layers(shadow))
-    masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0))  # dense: regrows the pruned
+    masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0), 0.5)  # dense: regrows the pruned
     for l, (_, w) in zip(masks.layers, maskable_layers(shadow)):
         zero_in_g = l.weight.detach() == 0   # pruned-and-regrown weights restart at 0 ...
         assert (w.detach()[zero_in_g] == 0).all()  # ... and so do their followers
@@ -353,3 +353,30 @@ def test_holed_lists_exactly_the_layers_with_inactive_weights():
     assert torch.equal(masks.by_name["2"].inactive, ~masks.by_name["2"].mask)
     masks.set_densities({"2": 1.0}, torch.Generator())
     assert masks.holed == []
+
+
+def test_the_kernels_implement_exactly_the_protocols_criteria(schemas):
+    """One definition of the criteria: the zod enums (src/vocabulary/criteria.ts), which reach the worker through
+    schemas/request.schema.json; the kernels' tables name exactly those, and nothing else is accepted."""
+    import json
+
+    from ddst_worker.masking import GROWERS, PRUNERS
+    from ddst_worker.validate import _branches
+
+    root = json.loads((schemas / "request.schema.json").read_text())
+    branches = _branches(root, root)
+
+    def enum(op, field):
+        node = branches[op]["properties"]["args"]["properties"][field]
+        while "$ref" in node:
+            node = root["$defs"][node["$ref"].split("/")[-1]]
+        return set(node["enum"])
+
+    assert set(PRUNERS) == enum("dstStep", "prune")
+    assert set(GROWERS) == enum("dstStep", "growth")
+    assert enum("setDensity", "growth") <= set(GROWERS)
+    masks = MaskSet(nn.Sequential(nn.Linear(4, 4)))
+    with pytest.raises(ValueError, match="unknown prune criterion"):
+        masks.dst_step(0.5, "largest", "random", None, torch.Generator(), 0.5)
+    with pytest.raises(ValueError, match="unknown growth criterion"):
+        masks.dst_step(0.5, "magnitude", "sideways", None, torch.Generator(), 0.5)

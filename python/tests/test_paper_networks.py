@@ -260,8 +260,8 @@ def test_sngan32_build_macs_sum_to_the_dense_totals_and_leave_state_alone():
     s = Session()
     r = s.op_build({"seed": 1, "device": "cpu", "model": {"name": "sngan32"},
                     "data": {"name": "synthetic", "shape": [3, 32, 32]},
-                    "train": {"batchSize": 2, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
-                              "betas": [0, 0.9]}})  # JSON's 0 for beta1, as the orchestrator sends it
+                    "train": {"batchSize": 2, "genBatchSize": 2, "nCritic": 1, "loss": "hinge", "lrG": 2e-4,
+                              "lrD": 2e-4, "betas": [0, 0.9], "ema": 0.999}})  # JSON's 0 for beta1, as the orchestrator sends it
     assert r["dataShape"] == [3, 32, 32]
     rows = {(l["net"], l["name"]): l for l in r["layers"]}
     assert sum(l["macs"] for l in r["layers"] if l["net"] == "generator") == 1_683_553_280

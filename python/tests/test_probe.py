@@ -14,7 +14,8 @@ import torch
 from ddst_worker.checkpoint import state_of
 from ddst_worker.session import Session
 
-TRAIN = {"batchSize": 4, "nCritic": 2, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4, "betas": [0.0, 0.9]}
+TRAIN = {"batchSize": 4, "genBatchSize": 4, "nCritic": 2, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4, "betas": [0.0, 0.9],
+         "ema": 0.999}
 MODELS = {
     "sngan32": ({"name": "sngan32", "gChannels": 16, "dChannels": 16, "latentDim": 16}, [3, 32, 32]),
     "dcgan28": ({"name": "dcgan28", "width": 4, "latentDim": 8, "spectralNorm": True}, [1, 28, 28]),

@@ -56,8 +56,8 @@ def continuation(c):
     """What follows the checkpoint: training across random and gradient mask changes on both nets."""
     out = [c.ok("setDensity", {"net": "discriminator", "target": 0.3, "growth": "global_random"})[0]]
     out.append(train(c, 31, 20))
-    out.append(c.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "hybrid"})[0])
-    out.append(c.ok("dstStep", {"net": "discriminator", "dropRate": 0.2, "prune": "set", "growth": "random"})[0])
+    out.append(c.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "hybrid", "alpha": 0.5})[0])
+    out.append(c.ok("dstStep", {"net": "discriminator", "dropRate": 0.2, "prune": "set", "growth": "random", "alpha": 0.5})[0])
     out.append(train(c, 51, 10, every=2))
     out.append(c.ok("stats")[0])
     return out
@@ -68,7 +68,7 @@ def test_fresh_worker_resumes_bit_for_bit(workers):
     a.ok("build", BUILD)
     a.ok("setMasks", MASKS)
     train(a, 1, 30)
-    a.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "global_magnitude", "growth": "global_gradient"})
+    a.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "global_magnitude", "growth": "global_gradient", "alpha": 0.5})
     saved, _ = a.ok("save", {"path": str(d / "iter-30.pt")})
     assert saved["iter"] == 30 and saved["bytes"] == os.path.getsize(d / "iter-30.pt")
     straight = continuation(a)

@@ -12,7 +12,8 @@ from ddst_worker.session import Session
 # The run's data cannot be read here (no such directory): the run must open without it.
 BUILD = {"seed": 4, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
          "data": {"name": "mnist", "path": "/nonexistent/mnist"},
-         "train": {"batchSize": 4, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4, "betas": [0.0, 0.9]}}
+         "train": {"batchSize": 4, "genBatchSize": 4, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
+                   "betas": [0.0, 0.9], "ema": 0.999}}
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def run_dir(tmp_path):
     s.build(BUILD, data=Synthetic((1, 28, 28), 0, "cpu"))  # trained on stand-in images of the run's shape
     s.op_setMasks({"generator": {"up1": 0.3}, "discriminator": {"conv2": 0.5}})
     s.handle("train", {"start": 1, "iterations": 3, "probeEvery": 0}, {})
-    s.op_dstStep({"net": "generator", "dropRate": 0.5, "prune": "magnitude", "growth": "random"})
+    s.op_dstStep({"net": "generator", "dropRate": 0.5, "prune": "magnitude", "growth": "random", "alpha": 0.5})
     s.op_save({"path": str(tmp_path / "checkpoints" / "iter-000003.pt")})
     (tmp_path / "config.json").write_text(json.dumps({"name": "t", "iterations": 10, **BUILD}))
     (tmp_path / "checkpoint.json").write_text(json.dumps({"iter": 3, "worker": "checkpoints/iter-000003.pt"}))

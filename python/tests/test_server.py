@@ -21,7 +21,8 @@ from ddst_worker.frames import encode
 MAX_BYTES = 64 * 1024
 BUILD = {"seed": 3, "device": "cpu", "model": {"name": "mlp2d", "hidden": 64, "depth": 2, "latentDim": 2},
          "data": {"name": "ring8", "std": 0.02, "radius": 2.0},
-         "train": {"batchSize": 64, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3, "betas": [0.5, 0.9]}}
+         "train": {"batchSize": 64, "genBatchSize": 64, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3,
+                   "betas": [0.5, 0.9], "ema": 0.999}}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_ping_answered_and_other_ops_busy_during_long_train(worker):
 
 def test_dst_step_and_set_density(worker):
     _, c = worker
-    result, _ = c.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "gradient"})
+    result, _ = c.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "gradient", "alpha": 0.5})
     assert result["pruned"] == result["grown"] > 0 and result["active"] == 64 + 1024 + 64
     result, _ = c.ok("dstStep", {"net": "generator", "dropRate": 0.3, "prune": "set", "growth": "global_hybrid",
                                  "alpha": 0.7})

@@ -9,7 +9,8 @@ from ddst_worker.session import Session
 
 BUILD = {"seed": 7, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "depth": 2},
          "data": {"name": "ring8"},
-         "train": {"batchSize": 32, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3, "betas": [0.5, 0.9]}}
+         "train": {"batchSize": 32, "genBatchSize": 32, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3,
+                   "betas": [0.5, 0.9], "ema": 0.999}}
 MASKS = {"generator": {"net.0": 0.5, "net.2": 0.3, "net.4": 0.5}, "discriminator": {"net.2": 0.4}}
 
 
@@ -24,8 +25,8 @@ def session(seed=7, loss="hinge", data="ring8"):
 def script(s):
     """A little of everything, returning what must be reproducible."""
     _, t1 = s.handle("train", {"start": 1, "iterations": 20, "probeEvery": 5}, {})
-    s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "global_magnitude", "growth": "global_gradient"})
-    s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "set", "growth": "random"})
+    s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "global_magnitude", "growth": "global_gradient", "alpha": 0.5})
+    s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "set", "growth": "random", "alpha": 0.5})
     s.op_setDensity({"net": "discriminator", "target": 0.6, "growth": "global_gradient"})
     _, t2 = s.handle("train", {"start": 21, "iterations": 10, "probeEvery": 5}, {})
     masks = [l.mask.clone() for m in (s.gan.masks_g, s.gan.masks_d) for l in m.layers]
@@ -108,7 +109,7 @@ def test_bad_values_and_not_built():
     s = session()
     cases = [("setMasks", {"generator": {"nope": 0.5}, "discriminator": {}}),
              ("setMasks", {"generator": {"net.0": 1.5}, "discriminator": {}}),
-             ("dstStep", {"net": "critic", "dropRate": 0.1, "prune": "set", "growth": "random"}),
+             ("dstStep", {"net": "critic", "dropRate": 0.1, "prune": "set", "growth": "random", "alpha": 0.5}),
              ("setDensity", {"net": "generator", "target": 0.5, "growth": "random"}),
              ("build", {**BUILD, "model": {"name": "resnet9000"}})]
     if not torch.cuda.is_available():
@@ -192,10 +193,10 @@ def test_gen_batch_size_drives_the_g_step_and_its_growth_gradient():
     s.handle("train", {"start": 1, "iterations": 1, "probeEvery": 1}, {})
     assert sizes == [("x", 8), ("z", 8), ("x", 8), ("z", 8), ("z", 12)]  # nCritic 2 D steps, then G
     sizes.clear()
-    s.op_dstStep({"net": "generator", "dropRate": 0.2, "prune": "magnitude", "growth": "gradient"})
+    s.op_dstStep({"net": "generator", "dropRate": 0.2, "prune": "magnitude", "growth": "gradient", "alpha": 0.5})
     assert sizes == [("z", 12)]
     sizes.clear()
-    s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "magnitude", "growth": "gradient"})
+    s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "magnitude", "growth": "gradient", "alpha": 0.5})
     assert sizes == [("x", 8), ("z", 8)]
 
 
@@ -207,7 +208,7 @@ def test_hybrid_growth_through_the_op_keeps_counts():
     after = s.op_stats({})["generator"]
     assert [l["active"] for l in after["layers"]] == [l["active"] for l in before["layers"]]
     d_active = s.gan.masks_d.active()
-    r = s.op_dstStep({"net": "discriminator", "dropRate": 0.4, "prune": "global_magnitude", "growth": "global_hybrid"})
+    r = s.op_dstStep({"net": "discriminator", "dropRate": 0.4, "prune": "global_magnitude", "growth": "global_hybrid", "alpha": 0.5})
     assert r["pruned"] == r["grown"] > 0 and r["active"] == d_active
     with pytest.raises(WorkerError):
         s.op_dstStep({"net": "generator", "dropRate": 0.4, "prune": "magnitude", "growth": "hybrid", "alpha": 2})
@@ -236,7 +237,7 @@ def test_ema_update_rule_and_sparse_ema_at_every_g_mask_change():
         for w, e, m in ema_pairs(s):
             assert (e[~m] == 0).all() and (w.detach()[~m] == 0).all()
     check()
-    s.op_dstStep({"net": "generator", "dropRate": 0.5, "prune": "global_magnitude", "growth": "global_gradient"})
+    s.op_dstStep({"net": "generator", "dropRate": 0.5, "prune": "global_magnitude", "growth": "global_gradient", "alpha": 0.5})
     check()
     s.handle("train", {"start": 5, "iterations": 3, "probeEvery": 0}, {})
     s.op_setDensity({"net": "generator", "target": 0.2, "growth": "global_gradient"})
@@ -249,7 +250,7 @@ def test_ema_update_rule_and_sparse_ema_at_every_g_mask_change():
 
 def test_ema_copies_buffers_and_sample_uses_it():
     args = {**BUILD, "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
-            "data": {"name": "synthetic", "shape": [1, 28, 28]}, "train": {**BUILD["train"], "batchSize": 4}}
+            "data": {"name": "synthetic", "shape": [1, 28, 28]}, "train": {**BUILD["train"], "batchSize": 4, "genBatchSize": 4}}
     s = Session()
     s.op_build(args)
     s.handle("train", {"start": 1, "iterations": 2, "probeEvery": 0}, {})

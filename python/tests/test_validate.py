@@ -26,7 +26,7 @@ def test_valid_requests_pass(validator):
     validator.validate({"v": 1, "id": "a", "op": "hello", "args": {}, "tensors": []})
     validator.validate({"v": 1, "id": "b", "op": "train", "args": {"start": 1, "iterations": 10, "probeEvery": 5}})
     validator.validate({"v": 1, "id": "c", "op": "dstStep", "args": {
-        "net": "generator", "dropRate": 0.3, "prune": "set", "growth": "global_gradient"}})
+        "net": "generator", "dropRate": 0.3, "prune": "set", "growth": "global_gradient", "alpha": 0.5}})
 
 
 def test_errors_name_each_offending_path(validator):

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { loadExperiment } from "../config/load.js";
+import { trainArgs } from "../vocabulary/networks.js";
 import { BuildResult } from "../protocol/messages.js";
 import { planFlops, shapeOnlyData, whyNeedsRun, type PlanFlops } from "../report/plan-flops.js";
 import { Worker } from "../worker/worker.js";
@@ -20,7 +21,7 @@ export async function cmdFlops(argv: string[]): Promise<number> {
   else {
     const worker = await Worker.start();
     try {
-      const built = await worker.ask("build", { seed: exp.seed, device: "cpu", model: exp.model, data: shapeOnlyData(exp.data), train: exp.train }, BuildResult);
+      const built = await worker.ask("build", { seed: exp.seed, device: "cpu", model: exp.model, data: shapeOnlyData(exp.data), train: trainArgs(exp.train) }, BuildResult);
       result = planFlops(exp, built.layers);
     } finally {
       await worker.stop();

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { ModelSpec, TrainSpec } from "../vocabulary/networks.js";
+import { ModelSpec, TrainSpec, trainArgs } from "../vocabulary/networks.js";
 import { BuildResult } from "../protocol/messages.js";
 import { dataForInspection, formatInspect, inspectNet } from "../report/inspect.js";
 import { Worker } from "../worker/worker.js";
@@ -26,7 +26,7 @@ export async function cmdInspect(argv: string[]): Promise<number> {
   const dD = densityOption("density-d", values["density-d"]) ?? dG;
   const worker = await Worker.start();
   try {
-    const built = await worker.ask("build", { seed: 0, device: "cpu", model: model.data, data: dataForInspection(model.data), train: TrainSpec.parse({}) }, BuildResult);
+    const built = await worker.ask("build", { seed: 0, device: "cpu", model: model.data, data: dataForInspection(model.data), train: trainArgs(TrainSpec.parse({})) }, BuildResult);
     const nets = {
       generator: inspectNet(built.layers, "generator", dG, init),
       discriminator: inspectNet(built.layers, "discriminator", dD, init),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DensityGrowth, GrowthCriterion, NetName, PruneCriterion } from "../vocabulary/criteria.js";
-import { DataSpec, Device, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
+import { DataSpec, Device, ModelSpec, TrainArgs } from "../vocabulary/networks.js";
 
 /** The wire protocol's headers (docs/protocol.md). These zod schemas are the single source of truth: the
  * worker validates every request against the JSON Schema generated from them (schemas/request.schema.json). */
@@ -28,7 +28,7 @@ export const OpArgs = {
     device: Device,
     model: ModelSpec,
     data: DataSpec,
-    train: TrainSpec,
+    train: TrainArgs,
   }),
   setMasks: z.strictObject({ generator: LayerDensities, discriminator: LayerDensities }),
   train: z.strictObject({
@@ -42,7 +42,7 @@ export const OpArgs = {
     dropRate: z.number().min(0).max(1),
     prune: PruneCriterion,
     growth: GrowthCriterion,
-    alpha: z.number().min(0).max(1).optional().describe("hybrid growth: the share grown by gradient, the rest at random"),
+    alpha: z.number().min(0).max(1).describe("hybrid growth: the share grown by gradient, the rest at random (ignored by the other criteria)"),
   }),
   stats: EmptyArgs,
   save: z.strictObject({ path: z.string().min(1).max(4096).describe("checkpoint file; written to a temporary name, then renamed") }),

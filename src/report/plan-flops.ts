@@ -1,3 +1,4 @@
+import { genBatchSize } from "../vocabulary/networks.js";
 import type { Experiment } from "../config/experiment.js";
 import type { DataSpec } from "../vocabulary/networks.js";
 import type { LayerInfo } from "../protocol/messages.js";
@@ -41,7 +42,7 @@ function plannedDensities(layers: readonly LayerInfo[], net: NetName, init: "erk
 export function planFlops(exp: Experiment, layers: readonly LayerInfo[]): PlanFlops {
   const reason = whyNeedsRun(exp);
   if (reason) return { method: exp.method, known: false, reason };
-  const plan = { disBatch: exp.train.batchSize, genBatch: exp.train.genBatchSize ?? exp.train.batchSize, nCritic: exp.train.nCritic };
+  const plan = { disBatch: exp.train.batchSize, genBatch: genBatchSize(exp.train), nCritic: exp.train.nCritic };
   const T = exp.iterations;
   const probes = Math.floor(T / probeEvery(exp));
   const sparse = {

@@ -2,6 +2,7 @@ import { resolveDataPaths } from "../config/data-paths.js";
 import type { Experiment } from "../config/experiment.js";
 import { BrWindow } from "../controller/br-window.js";
 import { rowsOf } from "../protocol/frames.js";
+import { trainArgs } from "../vocabulary/networks.js";
 import { BuildResult, DstStepResult, EvalResult, LoadResult, SaveResult, SetDensityResult, StatsResult, TrainResult } from "../protocol/messages.js";
 import { initialDensities } from "../sparsity/erk.js";
 import type { NetName } from "../vocabulary/criteria.js";
@@ -161,7 +162,7 @@ export class ExperimentRun {
     this.opts.onWorker?.(this.worker);
     const e = this.exp;
     const data = resolveDataPaths(e.data);
-    const built = await this.worker.ask("build", { seed: e.seed, device: this.device, model: e.model, data, train: e.train }, BuildResult);
+    const built = await this.worker.ask("build", { seed: e.seed, device: this.device, model: e.model, data, train: trainArgs(e.train) }, BuildResult);
     this.ledger = new FlopsLedger(e, built.layers);
   }
 

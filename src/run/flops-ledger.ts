@@ -1,3 +1,4 @@
+import { genBatchSize } from "../vocabulary/networks.js";
 import type { Experiment } from "../config/experiment.js";
 import type { LayerInfo, StatsResult } from "../protocol/messages.js";
 import { FlopsAccount, perSampleMacs, type BatchPlan, type FlopsConvention } from "../sparsity/flops.js";
@@ -17,7 +18,7 @@ export class FlopsLedger {
     /** The worker's layer table (per-parameter dense MACs), from `build`. */
     readonly layerTable: readonly LayerInfo[],
   ) {
-    this.plan = { disBatch: exp.train.batchSize, genBatch: exp.train.genBatchSize ?? exp.train.batchSize, nCritic: exp.train.nCritic };
+    this.plan = { disBatch: exp.train.batchSize, genBatch: genBatchSize(exp.train), nCritic: exp.train.nCritic };
   }
 
   static empty(): RunState["flops"] {

@@ -1,4 +1,5 @@
 import type { Experiment } from "../config/experiment.js";
+import { trainArgs } from "../vocabulary/networks.js";
 import { BuildResult, StatsResult, TrainResult, type LayerInfo } from "../protocol/messages.js";
 import { type NetName } from "../vocabulary/criteria.js";
 import { shapeOnlyData } from "../report/plan-flops.js";
@@ -10,7 +11,7 @@ import type { Worker } from "../worker/worker.js";
  * right shape (no files read), a warm-up, then `iterations` timed training iterations. Mask updates and
  * evaluations are not timed. */
 export async function secondsPerIteration(worker: Worker, exp: Experiment, device: "cpu" | "cuda", iterations: number): Promise<{ seconds: number; layers: LayerInfo[] }> {
-  const built = await worker.ask("build", { seed: exp.seed, device, model: exp.model, data: shapeOnlyData(exp.data), train: exp.train }, BuildResult);
+  const built = await worker.ask("build", { seed: exp.seed, device, model: exp.model, data: shapeOnlyData(exp.data), train: trainArgs(exp.train) }, BuildResult);
   const maskable = (net: NetName) => built.layers.filter((l) => l.net === net && l.maskable);
   await worker.ask(
     "setMasks",

@@ -96,6 +96,19 @@ export const TrainSpec = z.strictObject({
   ema: z.number().min(0).lt(1).nullable().default(0.999).describe("generator EMA decay (null: no EMA)"),
 });
 
+/** G's batch: its own, or D's when the experiment leaves it out. The one place that fallback is written. */
+export const genBatchSize = (t: TrainSpec): number => t.genBatchSize ?? t.batchSize;
+
+/** `build`'s train arguments: every field given, nothing left to the worker's choice. */
+export const TrainArgs = z.strictObject({
+  ...Object.fromEntries(Object.entries(TrainSpec.shape).map(([k, v]) => [k, v instanceof z.ZodDefault ? v.unwrap() : v])),
+  genBatchSize: TrainSpec.shape.genBatchSize.unwrap(),
+} as { [K in keyof typeof TrainSpec.shape]-?: (typeof TrainSpec.shape)[K] extends z.ZodDefault<infer T> ? T : (typeof TrainSpec.shape)[K] extends z.ZodOptional<infer U> ? U : (typeof TrainSpec.shape)[K] });
+export type TrainArgs = z.infer<typeof TrainArgs>;
+
+/** The experiment's train block as the worker receives it. */
+export const trainArgs = (t: TrainSpec): TrainArgs => ({ ...t, genBatchSize: genBatchSize(t) });
+
 export const Device = z.enum(["cpu", "cuda"]);
 
 export type ModelSpec = z.infer<typeof ModelSpec>;

@@ -10,7 +10,7 @@ export const toyBuild = {
   device: "cpu",
   model: { name: "mlp2d", hidden: 64, depth: 2, latentDim: 2 },
   data: { name: "ring8", radius: 2 },
-  train: { batchSize: 64, nCritic: 1, loss: "hinge", lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9] },
+  train: { batchSize: 64, genBatchSize: 64, nCritic: 1, loss: "hinge", lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: 0.999 },
 } as const;
 
 export function isAlive(pid: number): boolean {

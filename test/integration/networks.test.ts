@@ -15,7 +15,7 @@ describe("the paper's SNGAN for CIFAR-10, measured by the worker", () => {
     w = await Worker.start();
     const built = await w.ask(
       "build",
-      { seed: 0, device: "cpu", model: { name: "sngan32" }, data: { name: "synthetic", shape: [3, 32, 32] }, train: { batchSize: 64, nCritic: 5, loss: "hinge", lrG: 2e-4, lrD: 2e-4, betas: [0, 0.9], ema: 0.999 } },
+      { seed: 0, device: "cpu", model: { name: "sngan32" }, data: { name: "synthetic", shape: [3, 32, 32] }, train: { batchSize: 64, genBatchSize: 64, nCritic: 5, loss: "hinge", lrG: 2e-4, lrD: 2e-4, betas: [0, 0.9], ema: 0.999 } },
       BuildResult,
     );
     layers = built.layers;

@@ -20,21 +20,15 @@ Features are reduced to Gaussian statistics as they come (metrics.fid.RunningSta
 grow with `samples`.
 
 Caches, not state (a checkpoint holds none of this, and nothing here needs saving): the Inception
-network, the classifiers and the reference statistics live in the Evaluator for the worker's life; the
-reference statistics are also written under cacheDir/reference-stats, keyed by what they depend on (the
-network: the classifier's cache file, or the weights file's size and mtime; the data: name, split, count,
-and a SHA-256 of the reference images themselves), so a later worker pays only for the generated side.
+network, the classifiers and the reference statistics (reference_stats.py, also kept on disk) live in the
+Evaluator for the worker's life.
 """
 
-import hashlib
 import json
 import math
 import os
-import re
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,22 +41,19 @@ from .data.synthetic import Synthetic
 from .data.toy import Mixture
 from .errors import WorkerError
 from .metrics import classifier as clf
-from .metrics.fid import RunningStats, frechet_distance, psd_sqrt
+from .metrics.fid import RunningStats
 from .metrics.inception import (WEIGHTS_HELP, InceptionWeightsMismatch, InceptionWeightsMissing,
                                 features_and_logits, load_inception)
 from .metrics.inception_score import inception_score
 from .metrics.toy import toy_metrics
+from .reference_stats import ReferenceStats
 
-CLASSIFIER_DATA = ("mnist", "fashion-mnist")
 CLASSIFIER_EPOCHS = 2     # the library's recipe (~99% on MNIST); Evaluator(classifier_epochs=) for tests
 CLASSIFIER_BATCH = 1000   # most images per classifier forward
 INCEPTION_BATCH = 100     # most images per Inception forward (299x299 activations are large)
 IS_SPLITS = 10
 SCATTER_REAL = 2000       # real points in a scatter plot
 SCATTER_FAKE = 20000      # most generated points drawn
-SYNTHETIC_SEEDS = {"train": 0, "test": 1}  # `synthetic` data: reference images from these seeds
-STATS_VERSION = 1         # part of the reference statistics' disk key
-MEMORY_STATS = 8          # reference statistics kept in memory (an Inception sigma is 32 MB)
 
 
 def _bad(message: str, **detail) -> WorkerError:
@@ -130,79 +121,6 @@ class _Net:
             progress.advance(min(self.batch, len(x) - i))
 
 
-# ---- reference data --------------------------------------------------------------------------------
-
-class _Reference:
-    """A reference set's Gaussian statistics, with sigma's square root made once, at first use: it is the
-    larger half of a Fréchet distance (an eigendecomposition of 2048 x 2048 for Inception)."""
-
-    def __init__(self, mu: np.ndarray, sigma: np.ndarray):
-        self.mu, self.sigma, self._sqrt = mu, sigma, None
-
-    def distance(self, mu: np.ndarray, sigma: np.ndarray) -> float:
-        if self._sqrt is None:
-            self._sqrt = psd_sqrt(self.sigma)
-        return frechet_distance(self.mu, self.sigma, mu, sigma, s1_sqrt=self._sqrt)
-
-
-def reference_images(data, split: str, n: int) -> np.ndarray:
-    """The first min(n, len) images of the real split: uint8 [m, *shape] after the run's pad/resize;
-    for `synthetic` data, n uniform images in [-1, 1) (float32) from a generator seeded by the split.
-    A data set with no splits (folder, npy) is its own train split."""
-    if isinstance(data, Synthetic):
-        gen = torch.Generator().manual_seed(SYNTHETIC_SEEDS[split])
-        return (torch.rand((n, *data.shape), generator=gen) * 2 - 1).numpy()
-    if data.split is None and split == "train":
-        split = None
-    out, have = [], 0
-    for chunk in data.iter_images(split, batch=1000):
-        out.append(chunk[:n - have])
-        have += len(out[-1])
-        if have >= n:
-            break
-    return np.concatenate(out)
-
-
-def _digest(*parts) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, np.ndarray):
-            h.update(repr((p.dtype.str, p.shape)).encode())
-            h.update(np.ascontiguousarray(p).tobytes())
-        else:
-            h.update(json.dumps(p, sort_keys=True).encode())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def _read_stats(path: Path):
-    """_Reference from a cache file, or None when it is missing, unreadable or not what it should be."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            mu, sigma = f["mu"], f["sigma"]
-    except Exception:
-        return None
-    d = mu.shape[0] if mu.ndim == 1 else -1
-    if sigma.shape != (d, d) or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
-        return None
-    return _Reference(mu.astype(np.float64), sigma.astype(np.float64))
-
-
-def _write_stats(path: Path, mu, sigma, count: int) -> None:
-    """Atomic (a temporary name, then a rename); a cache that cannot be written is only a slower next time."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, mu=mu, sigma=sigma, count=np.int64(count))
-        os.replace(tmp, path)
-    except OSError as e:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        print(f"ddst-worker: cannot cache reference statistics at {path}: {e}", file=sys.stderr, flush=True)
-
-
 # ---- the evaluator -----------------------------------------------------------------------------------
 
 class Evaluator:
@@ -212,7 +130,7 @@ class Evaluator:
         self.classifier_epochs = classifier_epochs
         self.inception = None    # (identity, model)
         self.classifiers = {}    # (data key, device, cache dir) -> (model, test accuracy, identity)
-        self.stats = {}          # (kind, net identity, data key, split, n) -> _Reference
+        self.references = ReferenceStats()
 
     # -- networks --
 
@@ -256,44 +174,6 @@ class Evaluator:
         model, acc, ident = self.classifiers[key]
         return _Net("classifier", ident, model, device, min(batch, CLASSIFIER_BATCH)), acc
 
-    # -- reference statistics --
-
-    def reference(self, net: _Net, data, data_key: str, split: str, n: int, cache_dir: str):
-        """-> (_Reference, None) when cached (in memory or on disk), else (None, what compute_reference
-        needs)."""
-        mkey = (net.kind, net.ident, data_key, split, n)
-        if mkey in self.stats:
-            return self.stats[mkey], None
-        images = reference_images(data, split, n)
-        if len(images) < 2:
-            raise _bad(f"the {split} split has {len(images)} image(s); FID needs at least 2", split=split)
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", getattr(data, "name", "synthetic"))
-        digest = _digest(STATS_VERSION, net.kind, net.ident, name, split, len(images), images)
-        file = Path(cache_dir) / "reference-stats" / f"{net.kind}-{name}-{split}-n{len(images)}-{digest[:16]}.npz"
-        stats = _read_stats(file)
-        if stats is not None:
-            self._remember(mkey, stats)
-            return stats, None
-        return None, (images, file, mkey)
-
-    def compute_reference(self, net: _Net, pending, progress: _Progress):
-        images, file, mkey = pending
-        running = RunningStats()
-        net.run(images, progress, lambda f, _: running.add(f))
-        mu, sigma = running.stats()
-        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
-            return None  # no FID against it (and nothing cached)
-        ref = _Reference(mu, sigma)
-        _write_stats(file, mu, sigma, len(images))
-        self._remember(mkey, ref)
-        return ref
-
-    def _remember(self, key, stats) -> None:
-        self.stats.pop(key, None)
-        self.stats[key] = stats
-        while len(self.stats) > MEMORY_STATS:
-            self.stats.pop(next(iter(self.stats)))
-
     # -- the op --
 
     def run(self, session, args: dict, callback=None) -> dict:
@@ -321,12 +201,12 @@ class Evaluator:
             nets.append(self.inception_net(args["inception"], device, batch))
         for net in nets:
             if net.kind == "classifier" or "fid" in wanted:
-                ref_stats[net.kind], pending[net.kind] = self.reference(net, data, data_key, split, n, cache_dir)
+                ref_stats[net.kind], pending[net.kind] = self.references.lookup(net.kind, net.ident, data, data_key, split, n, cache_dir)
                 if pending[net.kind] is not None:
                     progress.total += len(pending[net.kind][0])
         for net in nets:
             if pending.get(net.kind) is not None:
-                ref_stats[net.kind] = self.compute_reference(net, pending[net.kind], progress)
+                ref_stats[net.kind] = self.references.compute(pending[net.kind], lambda images, add: net.run(images, progress, lambda f, _: add(f)))
 
         fake = self._generate(session, n, seed, batch, nets, progress, keep_points=len(shape) == 1)
         metrics = self._metrics(wanted, data, fake, ref_stats, accuracy)
@@ -346,9 +226,11 @@ class Evaluator:
             if m == "toy" and not isinstance(data, Mixture):
                 raise _bad(f"metric 'toy' needs ring8 or grid25 data (mode centers); this session's data is "
                            f"{data_name}", metric=m, data=data_name)
-            if m == "classifier" and not (isinstance(data, ImageSource) and data.name in CLASSIFIER_DATA):
-                raise _bad(f"metric 'classifier' is for {' and '.join(CLASSIFIER_DATA)}; this session's data is "
-                           f"{data_name}", metric=m, data=data_name)
+            # What a metric physically needs is checked here; which data sets it is meant for is the
+            # orchestrator's policy (src/vocabulary), not repeated in the worker.
+            if m == "classifier" and not isinstance(data, ImageSource):
+                raise _bad(f"metric 'classifier' trains a domain classifier on labeled real images; this session's "
+                           f"data is {data_name}", metric=m, data=data_name)
             if m in ("fid", "is"):
                 if not images:
                     raise _bad(f"metric {m!r} needs images with 1 or 3 channels; this session's data is "

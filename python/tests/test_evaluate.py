@@ -21,6 +21,7 @@ from ddst_worker.errors import WorkerError
 from ddst_worker.metrics import classifier as clf
 from ddst_worker.metrics import fid, inception
 from ddst_worker.metrics.inception_score import inception_score
+from ddst_worker.reference_stats import reference_images
 from ddst_worker.session import Session
 from test_data import mnist_dir
 
@@ -184,7 +185,7 @@ def test_fid_and_is_with_inception_weights(tmp_path, inception_weights):
 
     # the metrics as the library computes them from the same images
     x = s.op_sample({"n": 4, "seed": 7})[1][0][1]
-    real = torch.from_numpy(ev.reference_images(s.gan.data, "train", 4))
+    real = torch.from_numpy(reference_images(s.gan.data, "train", 4))
     feats, logits = inception.features_and_logits(s.evaluator.inception[1], torch.cat([x, real]))
     feats, logits, real = feats[:4], logits[:4], feats[4:]
     want = fid.frechet_distance(*fid.gaussian_stats(feats), *fid.gaussian_stats(real))

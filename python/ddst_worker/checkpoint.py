@@ -40,10 +40,6 @@ def _bad(message: str, **detail):
     return WorkerError("bad_value", message, detail)
 
 
-def _nets(gan):
-    return {"generator": (gan.G, gan.opt_g, gan.masks_g), "discriminator": (gan.D, gan.opt_d, gan.masks_d)}
-
-
 # ---- the data source's random state -------------------------------------------------------------
 
 def data_state(data) -> dict:
@@ -73,10 +69,9 @@ def state_of(session) -> dict:
     return {
         "format": FORMAT, "version": VERSION, "iter": session.iter,
         "build": session.build_args, "dataShape": list(session.data_shape),
-        "nets": {net: {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                       "masks": {l.name: l.mask for l in masks.layers},
-                       "ever": {l.name: l.ever for l in masks.layers}}
-                 for net, (model, opt, masks) in _nets(gan).items()},
+        "nets": {name: {"model": net.model.state_dict(), "optimizer": net.optimizer.state_dict(),
+                        **net.masks.state_dict()}
+                 for name, net in gan.nets().items()},
         "ema": gan.ema.model.state_dict() if gan.ema is not None else None,
         "rng": {"torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state() if gan.device == "cuda" else None,
@@ -173,11 +168,11 @@ def restore(session, ckpt: dict, path: str, rng: bool = True) -> None:
     part-way leaves a session half restored, so it is unbuilt instead."""
     gan = session.gan
     try:
-        for net, (model, opt, masks) in _nets(gan).items():
-            saved = ckpt["nets"][net]
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            masks.restore(saved["masks"], saved["ever"])
+        for name, net in gan.nets().items():
+            saved = ckpt["nets"][name]
+            net.model.load_state_dict(saved["model"])
+            net.optimizer.load_state_dict(saved["optimizer"])
+            net.masks.load_state_dict(saved)
         if (gan.ema is None) != (ckpt["ema"] is None):
             raise ValueError("the generator EMA is on in one of the checkpoint and this build, off in the other")
         if gan.ema is not None:

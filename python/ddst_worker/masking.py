@@ -11,7 +11,7 @@ Invariants after every operation:
   - the active count is exactly what was asked: counts are round-half-up(d * n), like JS Math.round.
 A layer whose mask is full (every weight active: the state before any mask op, or density 1) needs no
 enforcement, so training skips it: a network nobody masked trains exactly as a dense one, with no mask
-work at all (`MaskSet.holed` lists the layers that need it).
+work at all (`MaskSet.sparse_layers` lists the layers that need it).
 Ties: every selection is an exact top-k by a *stable* sort of the score, so equal scores go to the
 lower flat index first (layers in model order, each flattened row-major). No noise is added.
 """
@@ -71,7 +71,7 @@ class Layer:
     name: str
     weight: torch.Tensor  # the parameter itself
     mask: torch.Tensor    # bool, same shape: True = active
-    ever: torch.Tensor    # bool: ever active since the masks were set (ITOP)
+    ever_active: torch.Tensor  # bool: ever active since the masks were set (ITOP)
     inactive: torch.Tensor | None = None  # ~mask, kept for the training path; None while the mask is full
     followers: list = field(default_factory=list)  # tensors zeroed with the weight (the EMA's copy)
 
@@ -131,20 +131,20 @@ def random_scores(layers: list[Layer], gen: torch.Generator) -> list[torch.Tenso
     return [torch.rand(l.numel, generator=gen).to(l.weight.device) for l in layers]
 
 
-def pick_with_fallback(score, first, second, k) -> torch.Tensor:
-    """k best by score from `first`; if `first` is short, the rest from `second` (same score)."""
-    n_first = int(first.sum())
-    chosen = top_k(score, first, min(k, n_first), largest=True)
-    if k > n_first:
-        chosen = torch.cat([chosen, top_k(score, second, k - n_first, largest=True)])
+def pick_with_fallback(score, candidates, fallback, k) -> torch.Tensor:
+    """k best by score from `candidates`; if they are too few, the rest from `fallback` (same score)."""
+    n_candidates = int(candidates.sum())
+    chosen = top_k(score, candidates, min(k, n_candidates), largest=True)
+    if k > n_candidates:
+        chosen = torch.cat([chosen, top_k(score, fallback, k - n_candidates, largest=True)])
     return chosen
 
 
-def pick(scores, first, second, k, per_layer: bool) -> list[torch.Tensor]:
+def pick(scores, candidates, fallback, k, per_layer: bool) -> list[torch.Tensor]:
     """Per layer (k: one count per layer) or globally (k: one count over all layers at once)."""
     if per_layer:
-        return [pick_with_fallback(s, f, b, n) for s, f, b, n in zip(scores, first, second, k)]
-    chosen = pick_with_fallback(torch.cat(scores), torch.cat(first), torch.cat(second), k)
+        return [pick_with_fallback(s, c, f, n) for s, c, f, n in zip(scores, candidates, fallback, k)]
+    chosen = pick_with_fallback(torch.cat(scores), torch.cat(candidates), torch.cat(fallback), k)
     return split(chosen, [s.numel() for s in scores])
 
 
@@ -155,13 +155,13 @@ def without(candidates: list[torch.Tensor], chosen: list[torch.Tensor]) -> list[
     return out
 
 
-def grow_hybrid(grad_scores, rand_scores, first, second, k, alpha: float, per_layer: bool):
+def grow_hybrid(grad_scores, rand_scores, candidates, fallback, k, alpha: float, per_layer: bool):
     """round(alpha * k) by gradient, then the rest uniformly at random among the candidates left
     (per layer: alpha applies to each layer's own count)."""
     by_grad = [count_for(alpha, n) for n in k] if per_layer else count_for(alpha, k)
     rest = [n - g for n, g in zip(k, by_grad)] if per_layer else k - by_grad
-    a = pick(grad_scores, first, second, by_grad, per_layer)
-    b = pick(rand_scores, without(first, a), without(second, a), rest, per_layer)
+    a = pick(grad_scores, candidates, fallback, by_grad, per_layer)
+    b = pick(rand_scores, without(candidates, a), without(fallback, a), rest, per_layer)
     return [torch.cat([x, y]) for x, y in zip(a, b)]
 
 
@@ -172,7 +172,7 @@ GROWERS = {name: name.removeprefix("global_") for name in
            ("random", "gradient", "hybrid", "global_random", "global_gradient", "global_hybrid")}
 
 
-def grow(layers, criterion: str, grads, gen, first, second, k, alpha: float | None):
+def grow(layers, criterion: str, grads, gen, candidates, fallback, k, alpha: float | None):
     """Indices to activate per layer under a growth criterion; `k` as in `pick`. Random scores are
     drawn only by random and hybrid criteria, and `grads()` is only called by gradient and hybrid ones;
     `alpha` (the share by gradient) is read by hybrid growth only."""
@@ -181,10 +181,10 @@ def grow(layers, criterion: str, grads, gen, first, second, k, alpha: float | No
     per_layer = not criterion.startswith("global")
     kind = GROWERS[criterion]
     if kind == "hybrid":
-        return grow_hybrid(gradient_scores(layers, grads), random_scores(layers, gen), first, second, k, alpha,
+        return grow_hybrid(gradient_scores(layers, grads), random_scores(layers, gen), candidates, fallback, k, alpha,
                            per_layer)
     scores = gradient_scores(layers, grads) if kind == "gradient" else random_scores(layers, gen)
-    return pick(scores, first, second, k, per_layer)
+    return pick(scores, candidates, fallback, k, per_layer)
 
 
 class MaskSet:
@@ -195,7 +195,7 @@ class MaskSet:
         self.layers = [Layer(name, w, torch.ones_like(w, dtype=torch.bool), torch.ones_like(w, dtype=torch.bool))
                        for name, w in maskable_layers(model)]
         self.by_name = {l.name: l for l in self.layers}
-        self.holed: list[Layer] = []  # layers with at least one inactive weight: the only ones training masks
+        self.sparse_layers: list[Layer] = []  # layers with at least one inactive weight: the only ones training masks
 
     def follow(self, model: nn.Module) -> None:
         """Make `model`'s maskable weights (a copy of this network, e.g. the generator's EMA) follow the
@@ -239,7 +239,7 @@ class MaskSet:
         """Recompute what the training path uses, once per mask change rather than once per step."""
         for l in self.layers:
             l.inactive = ~l.mask if l.active < l.numel else None
-        self.holed = [l for l in self.layers if l.inactive is not None]
+        self.sparse_layers = [l for l in self.layers if l.inactive is not None]
 
     @torch.no_grad()
     def mask_grads(self) -> None:
@@ -249,13 +249,13 @@ class MaskSet:
         entry the gradient is 0 and Adam's moments are 0 (every mask change zeroes them), so Adam's update
         there is lr * 0 / (sqrt(0) + eps) = 0 and the weight stays exactly 0. That holds with L2 weight
         decay too (its term is wd * 0) and for AdamW's decoupled decay (0 * (1 - lr * wd)); it needs eps > 0."""
-        for l in self.holed:
+        for l in self.sparse_layers:
             if l.weight.grad is not None:
                 l.weight.grad.masked_fill_(l.inactive, 0)
 
     def _record_itop(self) -> None:
         for l in self.layers:
-            l.ever |= l.mask
+            l.ever_active |= l.mask
 
     # -- operations
     @torch.no_grad()
@@ -269,7 +269,7 @@ class MaskSet:
             flat = torch.zeros(l.numel, dtype=torch.bool)
             flat[chosen] = True
             l.mask = flat.view(l.weight.shape).to(l.weight.device)
-            l.ever = l.mask.clone()
+            l.ever_active = l.mask.clone()
         self.apply()
 
     def _deactivate(self, removed: list[torch.Tensor]) -> None:
@@ -311,11 +311,11 @@ class MaskSet:
             removed = (prune_set if prune == "set" else prune_magnitude)(self.layers, counts)
         self._deactivate(removed)
 
-        first = [~b for b in before]
-        second = [b & ~l.mask.flatten() for b, l in zip(before, self.layers)]  # just pruned
+        candidates = [~b for b in before]  # inactive before the prune
+        fallback = [b & ~l.mask.flatten() for b, l in zip(before, self.layers)]  # just pruned
         n_removed = [int(r.numel()) for r in removed]
         k = sum(n_removed) if growth.startswith("global") else n_removed
-        grown = grow(self.layers, growth, grads, gen, first, second, k, alpha)
+        grown = grow(self.layers, growth, grads, gen, candidates, fallback, k, alpha)
         self._activate(grown)
         return sum(n_removed), sum(int(g.numel()) for g in grown)
 
@@ -334,12 +334,17 @@ class MaskSet:
             return 0, want - have
         return 0, 0
 
+    def state_dict(self) -> dict:
+        """The masks and the ITOP (ever-active) masks by layer name, as a checkpoint holds them."""
+        return {"masks": {l.name: l.mask for l in self.layers},
+                "ever": {l.name: l.ever_active for l in self.layers}}
+
     @torch.no_grad()
-    def restore(self, masks: dict[str, torch.Tensor], ever: dict[str, torch.Tensor]) -> None:
-        """Masks and ITOP masks exactly as a checkpoint holds them (weights, moments and followers come
-        with their own state, already zero outside the masks), and the training path's caches rebuilt."""
+    def load_state_dict(self, state: dict) -> None:
+        """The masks of state_dict() back (weights, moments and followers come with their own state, already
+        zero outside the masks), and the training path's caches rebuilt."""
         for l in self.layers:
-            for attr, saved in (("mask", masks[l.name]), ("ever", ever[l.name])):
+            for attr, saved in (("mask", state["masks"][l.name]), ("ever_active", state["ever"][l.name])):
                 if saved.shape != l.weight.shape or saved.dtype != torch.bool:
                     raise ValueError(f"{attr} of {l.name} is {saved.dtype} {list(saved.shape)}, "
                                      f"expected torch.bool {list(l.weight.shape)}")
@@ -349,7 +354,7 @@ class MaskSet:
     # -- reporting
     def stats(self) -> dict:
         total, active = self.total(), self.active()
-        ever = sum(int(l.ever.sum()) for l in self.layers)
+        ever = sum(int(l.ever_active.sum()) for l in self.layers)
         return {
             "active": active,
             "total": total,

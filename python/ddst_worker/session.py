@@ -81,7 +81,7 @@ class Session:
         gan = self._built()
         if net not in NETS:
             raise _bad(f"net must be one of {NETS}", net=net)
-        return gan.masks_g if net == "generator" else gan.masks_d
+        return gan.nets()[net].masks
 
     # ---- ops ----------------------------------------------------------------------------------
 

@@ -19,6 +19,16 @@ from .masking import MaskSet
 
 
 @dataclass
+class Net:
+    """One network and what trains it, under its protocol name: the handle checkpoints, mask ops and growth
+    gradients take instead of asking which network they were given."""
+    name: str                   # "generator" | "discriminator"
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    masks: MaskSet
+
+
+@dataclass
 class Gan:
     G: nn.Module
     D: nn.Module
@@ -35,6 +45,10 @@ class Gan:
     loss: str
     device: str
     ema: Ema | None = None      # the generator's moving average, None when off
+
+    def nets(self) -> dict[str, Net]:
+        return {"generator": Net("generator", self.G, self.opt_g, self.masks_g),
+                "discriminator": Net("discriminator", self.D, self.opt_d, self.masks_d)}
 
     def z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=self.noise, device=self.device)
@@ -133,7 +147,8 @@ def growth_gradients(gan: Gan, net: str) -> dict[str, torch.Tensor]:
     batch (batch_size each); for G, the G loss on gen_batch_size new z through the current D.
     Nothing is stepped."""
     d_loss, g_loss = LOSSES[gan.loss]
-    model, masks = (gan.G, gan.masks_g) if net == "generator" else (gan.D, gan.masks_d)
+    handle = gan.nets()[net]
+    model, masks = handle.model, handle.masks
     model.zero_grad(set_to_none=True)
     if net == "discriminator":
         x = gan.data.sample(gan.batch_size)

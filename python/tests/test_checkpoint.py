@@ -206,7 +206,7 @@ def test_cuda_checkpoint_restores_exactly_and_keeps_tensors_where_they_were(tmp_
     for masks in (r.gan.masks_g, r.gan.masks_d):
         for l in masks.layers:
             state = masks.optimizer.state[l.weight]
-            assert l.mask.is_cuda and l.ever.is_cuda and state["exp_avg"].is_cuda and not state["step"].is_cuda
+            assert l.mask.is_cuda and l.ever_active.is_cuda and state["exp_avg"].is_cuda and not state["step"].is_cuda
     _, a = s.handle("train", {"start": 6, "iterations": 3, "probeEvery": 1}, {})
     _, b = r.handle("train", {"start": 6, "iterations": 3, "probeEvery": 1}, {})
     assert np.allclose(dict(a)["losses"], dict(b)["losses"], rtol=1e-4, atol=1e-5)

@@ -24,7 +24,7 @@ def check_invariants(s: Session) -> None:
     gan = s.gan
     for masks, model in ((gan.masks_g, gan.G), (gan.masks_d, gan.D)):
         for l in masks.layers:
-            assert l.weight.is_cuda and l.mask.is_cuda and l.ever.is_cuda
+            assert l.weight.is_cuda and l.mask.is_cuda and l.ever_active.is_cuda
             assert (l.weight.detach()[~l.mask] == 0).all(), l.name
             state = masks.optimizer.state.get(l.weight, {})
             for key in ("exp_avg", "exp_avg_sq"):

@@ -42,7 +42,7 @@ def active_set(masks):
 def check_invariants(masks, opt=None):
     for l in masks.layers:
         assert (l.weight.detach()[~l.mask] == 0).all(), f"{l.name}: weight outside mask"
-        assert (l.ever | ~l.mask).all(), f"{l.name}: active weight missing from ITOP"
+        assert (l.ever_active | ~l.mask).all(), f"{l.name}: active weight missing from ITOP"
         if opt is not None and l.weight in opt.state:
             for key in ("exp_avg", "exp_avg_sq"):
                 assert (opt.state[l.weight][key][~l.mask] == 0).all(), f"{l.name}: {key} outside mask"
@@ -337,7 +337,7 @@ def test_followers_are_zeroed_outside_the_mask_and_at_grown_positions():
     model, opt, masks = masked(seed=14, densities=(1.0, 1.0, 1.0))
     shadow = small_model(99)  # a copy with different, all-nonzero weights
     masks.follow(shadow)
-    assert masks.holed == [] and all((w != 0).all() for _, w in maskable_layers(shadow))
+    assert masks.sparse_layers == [] and all((w != 0).all() for _, w in maskable_layers(shadow))
     masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0), 0.5)  # dense: regrows the pruned
     for l, (_, w) in zip(masks.layers, maskable_layers(shadow)):
         zero_in_g = l.weight.detach() == 0   # pruned-and-regrown weights restart at 0 ...
@@ -347,12 +347,12 @@ def test_followers_are_zeroed_outside_the_mask_and_at_grown_positions():
         assert (w.detach()[~l.mask] == 0).all() and (w.detach()[l.mask] != 0).any()
 
 
-def test_holed_lists_exactly_the_layers_with_inactive_weights():
+def test_sparse_layers_lists_exactly_the_layers_with_inactive_weights():
     model, opt, masks = masked(seed=15, densities=(1.0, 0.5, 1.0))
-    assert [l.name for l in masks.holed] == ["2"]
+    assert [l.name for l in masks.sparse_layers] == ["2"]
     assert torch.equal(masks.by_name["2"].inactive, ~masks.by_name["2"].mask)
     masks.set_densities({"2": 1.0}, torch.Generator())
-    assert masks.holed == []
+    assert masks.sparse_layers == []
 
 
 def test_the_kernels_implement_exactly_the_protocols_criteria(schemas):

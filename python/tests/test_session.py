@@ -177,10 +177,10 @@ def test_dense_run_does_no_mask_work_and_matches_density_one(monkeypatch):
     stats = never.op_stats({})
     assert stats["generator"]["density"] == 1 and stats["discriminator"]["density"] == 1
     assert stats["generator"]["itop"] == 1
-    s = session()  # masked: one fill per holed layer per optimizer step
+    s = session()  # masked: one fill per sparse layer per optimizer step
     calls.clear()
     s.handle("train", {"start": 1, "iterations": 1, "probeEvery": 0}, {})
-    assert len(calls) == BUILD["train"]["nCritic"] * 1 + 3  # D has one holed layer, G three
+    assert len(calls) == BUILD["train"]["nCritic"] * 1 + 3  # D has one sparse layer, G three
 
 
 def test_gen_batch_size_drives_the_g_step_and_its_growth_gradient():

@@ -200,7 +200,7 @@ class Session:
         before = masks.density()
         pruned, grown = masks.set_density(target, growth, lambda: growth_gradients(self.gan, net), self.mask_gen)
         return {"net": net, "before": before, "after": masks.density(), "pruned": pruned, "grown": grown,
-                "active": masks.active(), "total": masks.total()}
+                "active": masks.active(), "total": masks.total(), "stats": self.op_stats({})}
 
     def op_dstStep(self, args):
         net, rate, prune, growth = args["net"], args["dropRate"], args["prune"], args["growth"]
@@ -212,7 +212,8 @@ class Session:
         # The gradient is taken lazily, after the prune and right before growing (see growth_gradients).
         pruned, grown = masks.dst_step(rate, prune, growth, lambda: growth_gradients(self.gan, net), self.mask_gen,
                                        alpha)
-        return {"net": net, "pruned": pruned, "grown": grown, "active": masks.active(), "total": masks.total()}
+        return {"net": net, "pruned": pruned, "grown": grown, "active": masks.active(), "total": masks.total(),
+                "stats": self.op_stats({})}
 
     def op_stats(self, args):
         gan = self._built()

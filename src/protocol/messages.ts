@@ -160,6 +160,7 @@ export const SetDensityResult = z.strictObject({
   grown: z.number().int(),
   active: z.number().int(),
   total: z.number().int(),
+  stats: StatsResult.describe("both networks' stats after the change (global criteria move weights between layers)"),
 });
 export const DstStepResult = z.strictObject({
   net: NetName,
@@ -167,6 +168,7 @@ export const DstStepResult = z.strictObject({
   grown: z.number().int(),
   active: z.number().int(),
   total: z.number().int(),
+  stats: StatsResult.describe("both networks' stats after the step"),
 });
 export const TrainResult = z.strictObject({
   end: z.number().int().describe("the last iteration completed"),

@@ -113,14 +113,16 @@ export class ExperimentRun {
   private async decideAndApply(t: number): Promise<MetricRecord[]> {
     const due = decisionsAfter(this.exp, t, this.window, this.state.densityD);
     const records: MetricRecord[] = [];
+    let stats: StatsResult | null = null;
     for (const action of due.actions) {
-      const r = await this.apply(action, t);
-      if (r) records.push(r);
+      const applied = await this.apply(action, t);
+      if (applied.record) records.push(applied.record);
+      stats = applied.stats;
     }
     this.state.densityD = due.densityD;
     if (due.controller) records.push(due.controller);
-    if (due.actions.length) {
-      const stats = await this.stats();
+    if (stats) {
+      // Global criteria move weights between layers, which changes the cost per sample even at a fixed count.
       this.ledger.setDensities(stats);
       if (due.actions.some((a) => a.op === "setDensity"))
         records.push({ iter: t, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
@@ -128,15 +130,15 @@ export class ExperimentRun {
     return records;
   }
 
-  /** One action; a DST step returns its `dst` record. */
-  private async apply(action: Action, t: number): Promise<MetricRecord | null> {
+  /** One action, with both networks' stats after it; a DST step also returns its `dst` record. */
+  private async apply(action: Action, t: number): Promise<{ record: MetricRecord | null; stats: StatsResult }> {
     if (action.op === "setDensity") {
-      await this.worker.ask("setDensity", { net: action.net, target: action.target, growth: action.growth }, SetDensityResult);
-      return null;
+      const r = await this.worker.ask("setDensity", { net: action.net, target: action.target, growth: action.growth }, SetDensityResult);
+      return { record: null, stats: r.stats };
     }
     const { net, policy, dropRate } = action;
     const r = await this.worker.ask("dstStep", { net, dropRate, prune: policy.prune, growth: policy.growth, alpha: policy.alpha }, DstStepResult);
-    return { iter: t, kind: "dst", net, dropRate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total };
+    return { record: { iter: t, kind: "dst", net, dropRate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total }, stats: r.stats };
   }
 
   private async evaluate(t: number): Promise<MetricRecord> {

@@ -23,3 +23,46 @@ def worker_env() -> dict:
     env["DDST_THREADS"] = "1"
     env["PYTHONPATH"] = str(PYTHON_DIR) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+class WorkerProcess:
+    """The real worker as a subprocess, reached over ipc:// exactly as the orchestrator reaches it: a private
+    0700 directory holding the 0600 key file and the socket, the committed schemas, one torch thread, and a
+    signed Client once it says it is ready. The one way the tests start a worker."""
+
+    def __init__(self, schemas: Path, *extra_args: str, ready: bool = True):
+        import subprocess
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="ddst-test-")
+        os.chmod(self.dir, 0o700)
+        self.key = os.urandom(32).hex()
+        self.key_file = os.path.join(self.dir, "key")
+        with open(os.open(self.key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(self.key + "\n")
+        self.endpoint = f"ipc://{self.dir}/worker.sock"
+        self.proc = subprocess.Popen([sys.executable, "-m", "ddst_worker", "--endpoint", self.endpoint,
+                                      "--key-file", self.key_file, "--schemas", str(schemas), *extra_args],
+                                     stderr=subprocess.PIPE, env=worker_env())
+        self.client = None
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self):
+        from client import Client
+        assert self.proc.stderr.readline().decode().strip() == "ddst-worker ready"
+        self.client = Client(self.endpoint, self.key.encode())
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.proc.stderr.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

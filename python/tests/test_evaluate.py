@@ -3,18 +3,13 @@ was, and the op through the real server subprocess. Everything here is small: a 
 images for 1 epoch (Evaluator(classifier_epochs=1): the epoch count is part of its cache key), Inception
 with random weights on 4 images."""
 
-import os
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from client import Client
-from conftest import worker_env
+from conftest import WorkerProcess
 from ddst_worker import evaluate as ev
 from ddst_worker import pictures
 from ddst_worker.errors import WorkerError
@@ -290,18 +285,8 @@ def test_running_stats_and_part_scores_match_the_library():
 # ---------------------------------------------------------------- through the server
 
 def test_evaluate_through_the_worker_subprocess(schemas, tmp_path):
-    tmp = tempfile.mkdtemp(prefix="ddst-test-")
-    os.chmod(tmp, 0o700)
-    key = os.urandom(32).hex()
-    key_file = os.path.join(tmp, "key")
-    with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-        f.write(key)
-    endpoint = f"ipc://{tmp}/worker.sock"
-    proc = subprocess.Popen([sys.executable, "-m", "ddst_worker", "--endpoint", endpoint, "--key-file", key_file,
-                             "--schemas", str(schemas)], stderr=subprocess.PIPE, env=worker_env())
-    c = Client(endpoint, key.encode())
-    try:
-        assert proc.stderr.readline().decode().strip() == "ddst-worker ready"
+    with WorkerProcess(schemas) as w:
+        proc, c = w.proc, w.client
         c.ok("build", RING)
         c.ok("train", {"start": 1, "iterations": 5, "probeEvery": 5})
         picture = str(tmp_path / "samples" / "iter-5.png")
@@ -326,9 +311,3 @@ def test_evaluate_through_the_worker_subprocess(schemas, tmp_path):
         assert result == {"end": 8, "iterations": 3, "interrupted": False}
         c.ok("shutdown")
         assert proc.wait(10) == 0
-    finally:
-        c.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        proc.stderr.close()

@@ -4,15 +4,11 @@ and the orchestrator's schema lacks (or the reverse) fails here."""
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import jsonschema
 import pytest
 
-from client import Client
-from conftest import worker_env
+from conftest import WorkerProcess
 
 BUILD = {"seed": 1, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "depth": 2, "latentDim": 2},
          "data": {"name": "ring8", "std": 0.02, "radius": 2.0},
@@ -22,25 +18,10 @@ BUILD = {"seed": 1, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "d
 
 @pytest.fixture(scope="module")
 def session(schemas):
-    tmp = tempfile.mkdtemp(prefix="ddst-test-")
-    os.chmod(tmp, 0o700)
-    key = os.urandom(32).hex()
-    key_file = os.path.join(tmp, "key")
-    with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-        f.write(key + "\n")
-    endpoint = f"ipc://{tmp}/worker.sock"
-    proc = subprocess.Popen([sys.executable, "-m", "ddst_worker", "--endpoint", endpoint, "--key-file", key_file,
-                             "--schemas", str(schemas)], stderr=subprocess.PIPE, env=worker_env())
-    assert proc.stderr.readline().decode().strip() == "ddst-worker ready"
-    client = Client(endpoint, key.encode())
     with open(schemas / "reply.schema.json") as f:
         schema = json.load(f)
-    yield client, schema, tmp
-    client.close()
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
-    proc.stderr.close()
+    with WorkerProcess(schemas) as w:
+        yield w.client, schema, w.dir
 
 
 def checked(client, schema, op, args=None):

@@ -11,39 +11,26 @@ import numpy as np
 import pytest
 import torch
 
-from test_lifecycle import key_dir, start
+from conftest import WorkerProcess
 from test_server import BUILD
-from client import Client
 
 MASKS = {"generator": {"net.0": 0.5, "net.2": 0.3, "net.4": 0.5}, "discriminator": {"net.2": 0.4, "net.4": 0.8}}
 
 
 @pytest.fixture(scope="module")
 def workers(schemas, tmp_path_factory):
-    procs = {}
-    for name in ("a", "b"):  # started together: the torch imports overlap
-        tmp, key = key_dir()
-        endpoint = f"ipc://{tmp}/w.sock"
-        procs[name] = (start(["--endpoint", endpoint, "--key-file", f"{tmp}/key", "--schemas", str(schemas)]),
-                       endpoint, key)
-    out = {}
-    for name, (proc, endpoint, key) in procs.items():
-        assert proc.stderr.readline().strip() == b"ddst-worker ready"
-        out[name] = (proc, Client(endpoint, key.encode()))
+    # Started together, so their torch imports overlap; each answers `ready` when it has bound its socket.
+    procs = {name: WorkerProcess(schemas, ready=False) for name in ("a", "b")}
+    out = {name: (w.proc, w.wait_ready()) for name, w in procs.items()}
     out["dir"] = tmp_path_factory.mktemp("ck")
     yield out
-    for name in ("a", "b"):
-        proc, c = out[name]
-        c.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+    for w in procs.values():
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
         try:
-            assert proc.wait(10) == 0  # SIGTERM: the clean exit it always was
+            assert w.proc.wait(10) == 0  # SIGTERM: the clean exit it always was
         finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
-            proc.stderr.close()
+            w.close()
 
 
 def train(c, start, n, every=5):

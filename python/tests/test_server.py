@@ -5,17 +5,12 @@ with a small --max-message-bytes so oversized messages are cheap to make.
 """
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
 
 import numpy as np
 import pytest
 
 from client import Client
-from conftest import worker_env
+from conftest import WorkerProcess
 from ddst_worker.frames import encode
 
 MAX_BYTES = 64 * 1024
@@ -27,24 +22,9 @@ BUILD = {"seed": 3, "device": "cpu", "model": {"name": "mlp2d", "hidden": 64, "d
 
 @pytest.fixture(scope="module")
 def worker(schemas):
-    tmp = tempfile.mkdtemp(prefix="ddst-test-")
-    os.chmod(tmp, 0o700)
-    key = os.urandom(32).hex()
-    key_file = os.path.join(tmp, "key")
-    with open(os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-        f.write(key + "\n")
-    endpoint = f"ipc://{tmp}/worker.sock"
-    proc = subprocess.Popen([sys.executable, "-m", "ddst_worker", "--endpoint", endpoint, "--key-file", key_file,
-                             "--max-message-bytes", str(MAX_BYTES), "--schemas", str(schemas)],
-                            stderr=subprocess.PIPE, env=worker_env())
-    assert proc.stderr.readline().decode().strip() == "ddst-worker ready"
-    client = Client(endpoint, key.encode())
-    yield proc, client
-    client.close()
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
-    proc.stderr.close()
+    # A small --max-message-bytes makes oversized messages cheap to send.
+    with WorkerProcess(schemas, "--max-message-bytes", str(MAX_BYTES)) as w:
+        yield w.proc, w.client
 
 
 def error_of(header):

@@ -132,7 +132,18 @@ def read(path: str) -> dict:
     missing = sorted({"iter", "build", "dataShape", "nets", "ema", "rng"} - set(ckpt))
     if missing:
         raise _bad(f"checkpoint {path} lacks {missing}", path=path, missing=missing)
+    _complete_train_args(ckpt["build"])
     return ckpt
+
+
+def _complete_train_args(build: dict) -> None:
+    """Checkpoints written before the orchestrator sent every train setting recorded build args without
+    `genBatchSize` and `ema`; what the worker then did was use batchSize and 0.999. Those meanings are filled
+    in, so such runs still resume and open."""
+    t = build.get("train")
+    if isinstance(t, dict):
+        t.setdefault("genBatchSize", t.get("batchSize"))
+        t.setdefault("ema", 0.999)
 
 
 def _reason(e: Exception) -> str:

@@ -4,8 +4,9 @@ Low-frequency access only (look at masks, draw a few samples, hand the nets to a
 goes through the ZeroMQ worker. A run directory holds `config.json` (the resolved experiment) and
 `checkpoint.json` (`{"iter", "worker": the latest worker checkpoint, relative to the run directory}`).
 
-The networks are built from config.json's {seed, model, data, train} on the device asked for, then the
-checkpoint is loaded into them. The data set is never read: the networks only need one sample's shape,
+The networks are built with the build arguments the checkpoint itself records (exactly what the worker that
+wrote it was built with, resolved by the orchestrator) on the device asked for, after checking that
+config.json names the same seed and model, then the checkpoint is loaded into them. The data set is never read: the networks only need one sample's shape,
 which the checkpoint records, so a run opens even where its data is missing.
 """
 
@@ -16,9 +17,6 @@ import torch
 
 from . import checkpoint
 from .session import Session
-
-BUILD_KEYS = ("seed", "model", "data", "train")
-
 
 class _NoData:
     """Stands in for the data set at build time: its shape is all the networks need."""
@@ -44,14 +42,16 @@ class Run:
         self.dir = Path(run_dir)
         self.config = _read_json(self.dir / "config.json")
         pointer = _read_json(self.dir / "checkpoint.json")
-        missing = [k for k in BUILD_KEYS if k not in self.config]
-        if missing or "worker" not in pointer:
-            raise ValueError(f"{self.dir}: config.json lacks {missing} or checkpoint.json lacks 'worker'")
+        if "worker" not in pointer:
+            raise ValueError(f"{self.dir}: checkpoint.json lacks 'worker'")
         self.checkpoint_path = self.dir / pointer["worker"]
         path = str(self.checkpoint_path)
         ckpt = checkpoint.read(path)
-        args = {**{k: self.config[k] for k in BUILD_KEYS}, "device": device}
-        checkpoint.check_build(ckpt, args, path, ignore=("device",))  # the device may differ from the run's
+        args = {**ckpt["build"], "device": device}  # the device may differ from the run's
+        # config.json must describe the same networks; the rest of it (data paths before ${VAR} expansion,
+        # train settings before the orchestrator resolved them) is compared by the orchestrator, not here.
+        stated = {**args, **{k: self.config[k] for k in ("seed", "model") if k in self.config}}
+        checkpoint.check_build(ckpt, stated, path, ignore=("device",))
         self._session = Session()
         self._session.build(args, data=_NoData(ckpt["dataShape"]))
         # Random streams are left out: nothing here trains, and they do not move between devices.

@@ -210,3 +210,18 @@ def test_cuda_checkpoint_restores_exactly_and_keeps_tensors_where_they_were(tmp_
     _, a = s.handle("train", {"start": 6, "iterations": 3, "probeEvery": 1}, {})
     _, b = r.handle("train", {"start": 6, "iterations": 3, "probeEvery": 1}, {})
     assert np.allclose(dict(a)["losses"], dict(b)["losses"], rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoints_from_before_resolved_train_args_still_load(tmp_path):
+    """Older checkpoints recorded build args without genBatchSize and ema, which then meant batchSize and
+    0.999; a worker built with those values explicit loads them."""
+    explicit = {**MLP, "train": {**MLP["train"], "ema": 0.999}}
+    path = str(tmp_path / "old.pt")
+    built(explicit).op_save({"path": path})
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["build"] = {**MLP, "train": {k: v for k, v in MLP["train"].items() if k not in ("genBatchSize", "ema")}}
+    torch.save(ckpt, path)
+    assert built(explicit).op_load({"path": path}) == {"iter": 0}
+    other = built(MLP)  # MLP has ema None: the old file meant 0.999, so this build is another one
+    with pytest.raises(WorkerError, match="train.ema"):
+        other.op_load({"path": path})

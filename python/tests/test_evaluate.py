@@ -22,7 +22,7 @@ from test_data import mnist_dir
 
 TRAIN = {"batchSize": 8, "genBatchSize": 8, "nCritic": 1, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3, "betas": [0.5, 0.9]}
 RING = {"seed": 3, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32}, "data": {"name": "ring8"},
-        "train": TRAIN}
+        "train": {**TRAIN, "ema": 0.999}}
 
 
 def mnist_build(path, ema=0.9, seed=5):

@@ -110,7 +110,7 @@ def test_bad_values_and_not_built():
     cases = [("setMasks", {"generator": {"nope": 0.5}, "discriminator": {}}),
              ("setMasks", {"generator": {"net.0": 1.5}, "discriminator": {}}),
              ("dstStep", {"net": "critic", "dropRate": 0.1, "prune": "set", "growth": "random", "alpha": 0.5}),
-             ("setDensity", {"net": "generator", "target": 0.5, "growth": "random"}),
+             ("setDensity", {"net": "generator", "target": 1.5, "growth": "global_random"}),
              ("build", {**BUILD, "model": {"name": "resnet9000"}})]
     if not torch.cuda.is_available():
         cases.append(("build", {**BUILD, "device": "cuda"}))

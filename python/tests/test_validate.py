@@ -33,6 +33,10 @@ def test_errors_name_each_offending_path(validator):
     errs = errors_of(validator, {"v": 1, "id": "a", "op": "setDensity",
                                  "args": {"net": "critic", "target": "high", "growth": "global_random"}})
     assert {e["path"] for e in errs} == {"args.net", "args.target"}
+    # setDensity grows by a global criterion only: the schema is what refuses the others.
+    errs = errors_of(validator, {"v": 1, "id": "a", "op": "setDensity",
+                                 "args": {"net": "generator", "target": 0.5, "growth": "random"}})
+    assert {e["path"] for e in errs} == {"args.growth"}
     errs = errors_of(validator, {"v": 1, "op": "train", "args": {"start": 1}})
     assert {e["path"] for e in errs} == {"id", "args.iterations", "args.probeEvery"}
     errs = errors_of(validator, {"v": 1, "id": "a", "op": "hello", "args": {},

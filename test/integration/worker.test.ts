@@ -54,9 +54,9 @@ describe("worker over ZeroMQ (real PyTorch)", () => {
   });
 
   it("changes D's density exactly and runs a DST step on G", async () => {
-    const r = (await w.call("setDensity", { net: "discriminator", target: 0.35, growth: "global_gradient", alpha: 0.5 })).result;
+    const r = (await w.call("setDensity", { net: "discriminator", target: 0.35, growth: "global_gradient" })).result;
     expect(r.after as number).toBeCloseTo(0.35, 3);
-    const d = (await w.call("dstStep", { net: "generator", dropRate: 0.3, prune: "global_magnitude", growth: "global_gradient" })).result;
+    const d = (await w.call("dstStep", { net: "generator", dropRate: 0.3, prune: "global_magnitude", growth: "global_gradient", alpha: 0.5 })).result;
     expect(d.pruned).toBe(d.grown);
   });
 

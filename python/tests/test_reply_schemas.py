@@ -9,12 +9,7 @@ import jsonschema
 import pytest
 
 from conftest import WorkerProcess
-
-BUILD = {"seed": 1, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "depth": 2, "latentDim": 2},
-         "data": {"name": "ring8", "std": 0.02, "radius": 2.0},
-         "train": {"batchSize": 32, "genBatchSize": 32, "nCritic": 1, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3,
-                   "betas": [0.5, 0.9], "ema": 0.999}}
-
+from test_server import BUILD
 
 @pytest.fixture(scope="module")
 def session(schemas):

@@ -10,15 +10,9 @@ import { duration, TableProgress } from "../../src/table/progress.js";
 import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
 import { stat, tableResult, type FinishedCell } from "../../src/table/results.js";
 import { TableSpec } from "../../src/table/spec.js";
+import { toyInput } from "../toy.js";
 
-const base = {
-  method: "adapt-relax",
-  density: 0.1,
-  iterations: 100,
-  model: { name: "mlp2d" },
-  data: { name: "ring8" },
-  discriminator: { controller: { every: 50, window: 50 } },
-};
+const base = toyInput({ iterations: 100, discriminator: { controller: { every: 50, window: 50 } } });
 
 const spec = (extra: object = {}) => TableSpec.parse({ name: "t", base, methods: ["static-balance", "adapt-relax"], densities: [0.1, 0.3], seeds: [0, 1], ...extra });
 

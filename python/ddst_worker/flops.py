@@ -1,7 +1,7 @@
 """Per-layer multiply-accumulate (MAC) counts, measured from one real forward pass of ONE sample.
 
-The counting follows the paper's training-FLOPs accounting (docs: /work/shared/PAPER.md, "Training-FLOPs
-accounting"); the paper calls these counts FLOPs. Per module that owns parameters:
+The counting follows the paper's training-FLOPs accounting (docs/method.md, "Training FLOPs"); the paper
+calls these counts FLOPs. Per module that owns parameters:
 
 - Linear: weight in*out per position (a plain [N, in] input has one position); bias out per position.
 - Conv (1d/2d/3d): weight in*out*prod(k)*prod(out_spatial)/groups; bias out*prod(out_spatial).

@@ -164,7 +164,7 @@ export class ExperimentRun {
     this.opts.onWorker?.(this.worker);
     const e = this.exp;
     const data = resolveDataPaths(e.data);
-    const built = await this.worker.ask("build", { seed: e.seed, device: this.device, model: e.model, data, train: trainArgs(e.train) }, BuildResult);
+    const built = await this.worker.ask("build", { seed: e.seed, device: e.device, model: e.model, data, train: trainArgs(e.train) }, BuildResult);
     this.ledger = new FlopsLedger(e, built.layers);
   }
 
@@ -236,10 +236,6 @@ export class ExperimentRun {
     return this.worker.ask("stats", {}, StatsResult);
   }
 
-  private get device(): Experiment["device"] {
-    return this.opts.device ?? this.exp.device;
-  }
-
   private wall(): number {
     return this.baseWall + (Date.now() - this.started) / 1000;
   }
@@ -256,7 +252,7 @@ export class ExperimentRun {
       method: this.exp.method,
       iterations: this.state.iter,
       seed: this.exp.seed,
-      device: this.device,
+      device: this.exp.device,
       wallSeconds: this.wall(),
       worker: { python: this.worker.hello.python, torch: this.worker.hello.torch, threads: this.worker.hello.threads },
       final: { densityG: stats.generator.density, densityD: stats.discriminator.density, br: this.window.count ? this.window.value : null },

@@ -14,7 +14,8 @@ export type { RunOptions } from "./run-options.js";
  * ExperimentRun (experiment-run.ts). */
 
 /** Starts a new run of `exp` in `opts.out`. */
-export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<Summary> {
+export async function runExperiment(experiment: Experiment, opts: RunOptions): Promise<Summary> {
+  const exp = opts.device ? { ...experiment, device: opts.device } : experiment;
   RunDir.checkFree(opts.out);
   // Find the interpreter before creating anything, so a machine without one leaves no half-made run.
   const python = opts.worker?.python ?? (await findPython()).path;

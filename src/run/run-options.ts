@@ -9,8 +9,9 @@ export interface RunOptions {
   /** Stop (with a checkpoint) after this iteration instead of the experiment's end. */
   until?: number;
   worker?: WorkerOptions;
-  /** Run on this device instead of the experiment's (a table's cells go where --devices puts them); the
-   * device changes speed and floating-point detail, not what is trained, so config.json keeps its own. */
+  /** A new run on this device instead of the experiment's (a table's cells go where --devices puts them);
+   * config.json records the device used, and a resumed run continues on it (a checkpoint's random streams
+   * belong to its device). */
   device?: Experiment["device"];
   /** Every record as it is written (progress display, scripts). */
   onRecord?: (r: MetricRecord) => void;

@@ -47,10 +47,13 @@ export function cellState(cell: Cell): CellState {
   return { kind: "interrupted", iter: pointer.data.iter };
 }
 
-/** The fields where the cell's config.json differs from what the table asks for now. The device is left
- * out: where a cell runs is the table command's choice (--devices), not part of what it trains. */
+/** Settings that say how a cell runs, not what it trains: where (--devices), how it is supervised and how
+ * often it is checkpointed (resume is bitwise). A cell keeps the ones it started with. */
+const HOW_IT_RUNS = new Set(["device", "supervision", "checkpoint"]);
+
+/** The fields where the cell's config.json differs from what the table asks for now, leaving out HOW_IT_RUNS. */
 export function configChanges(stored: unknown, planned: unknown, path = ""): string[] {
-  if (path === "device") return [];
+  if (HOW_IT_RUNS.has(path)) return [];
   const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
   if (isObj(stored) && isObj(planned)) {
     const keys = [...new Set([...Object.keys(stored), ...Object.keys(planned)])].sort();

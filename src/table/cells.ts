@@ -56,6 +56,10 @@ export async function planTable(spec: TableSpec, source: string, out: string, ch
         if (cells.some((c) => c.id === id)) continue;
         const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
         const experiment = experimentFrom(input, `${source} (cell ${id})`, checkPaths);
+        if (experiment.generator.density !== density)
+          throw new ConfigError(source, [
+            { path: "generator.density", message: `the base (or set) fixes d_G at ${experiment.generator.density}, which would override the table's column ${column}; remove it: the columns are d_G` },
+          ]);
         cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped });
       }
   return { spec, source, out, cells };

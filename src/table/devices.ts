@@ -20,14 +20,20 @@ export function parseDevices(list: string): string[] {
   return items;
 }
 
-/** One slot per job, devices taken in turn; the cores are split evenly between the CPU slots. */
-export function assignSlots(devices: readonly string[], jobs: number, cores: number): Slot[] {
+/** One slot per job, devices taken in turn; the cores are split evenly between the CPU slots. `cuda:N` is the
+ * N-th GPU this process may use: under an inherited CUDA_VISIBLE_DEVICES (a scheduler's allocation) the N-th
+ * entry of that list. */
+export function assignSlots(devices: readonly string[], jobs: number, cores: number, visible = process.env.CUDA_VISIBLE_DEVICES): Slot[] {
   if (!Number.isInteger(jobs) || jobs < 1) throw new DeviceListError(`--jobs must be a positive integer, got ${jobs}`);
   const labels = Array.from({ length: jobs }, (_, i) => devices[i % devices.length]!);
   const cpuSlots = labels.filter((l) => l === "cpu").length;
   return labels.map((label): Slot => {
     if (label === "cpu") return { label, device: "cpu", env: {}, threads: Math.max(1, Math.floor(cores / cpuSlots)) };
     const index = label.split(":")[1];
-    return { label, device: "cuda", env: index === undefined ? {} : { CUDA_VISIBLE_DEVICES: index } };
+    if (index === undefined) return { label, device: "cuda", env: {} };
+    const allowed = visible?.split(",").map((s) => s.trim()).filter(Boolean);
+    if (allowed && Number(index) >= allowed.length)
+      throw new DeviceListError(`--devices: ${label}, but CUDA_VISIBLE_DEVICES=${visible} allows ${allowed.length} GPU(s) (cuda:0 to cuda:${allowed.length - 1})`);
+    return { label, device: "cuda", env: { CUDA_VISIBLE_DEVICES: allowed ? allowed[Number(index)]! : index } };
   });
 }

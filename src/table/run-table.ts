@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
@@ -54,7 +54,44 @@ export function inspectCells(plan: TablePlan): Map<string, CellState> {
   return states;
 }
 
+/** One command at a time per table directory: a second one (a requeued job while the first still runs, say)
+ * would restart cells under the first one's workers. A lock whose process is gone is taken over. */
+function lockTable(out: string): () => void {
+  mkdirSync(out, { recursive: true });
+  const file = join(out, "table.lock");
+  for (;;) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+      return () => rmSync(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const pid = Number(readFileSync(file, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
+        throw new TableError(`${out} is being run by another ddst table (pid ${pid}); wait for it, or stop it first`);
+      rmSync(file, { force: true });
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {
+  const unlock = lockTable(plan.out);
+  try {
+    return await runLocked(plan, opts);
+  } finally {
+    unlock();
+  }
+}
+
+async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {
   const states = inspectCells(plan);
   mkdirSync(join(plan.out, "cells"), { recursive: true });
   writeAtomic(join(plan.out, "table-spec.json"), JSON.stringify({ source: plan.source, spec: plan.spec }, null, 2) + "\n");
@@ -75,14 +112,14 @@ export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<
     const runOpts = {
       out: cell.dir,
       signal,
-      device: slot.device,
+      // A new cell runs where its slot is; an interrupted one continues on the device it started on.
+      device: state.kind === "interrupted" ? undefined : slot.device,
       worker: { python: opts.python, env: slot.env, threads: cell.experiment.supervision.threads ?? slot.threads },
       onRecord: (r: Parameters<TableProgress["record"]>[1]) => progress.record(cell.id, r),
     };
     try {
       const summary = state.kind === "interrupted" ? await resumeRun(runOpts) : await runExperiment(cell.experiment, runOpts);
       progress.finish(cell.id, describe(summary));
-      writeResults(plan);
     } catch (e) {
       if (e instanceof RunAborted) progress.interrupted(cell.id, e.iter);
       else {
@@ -90,6 +127,13 @@ export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<
         failed.push({ id: cell.id, error });
         progress.fail(cell.id, `${error.split("\n")[0]} (${join(cell.dir, "worker.log")})`);
       }
+      return;
+    }
+    try {
+      writeResults(plan);
+    } catch (e) {
+      // The cell is done either way; the table files are written again after the next cell and at the end.
+      progress.note(`could not update the table files: ${(e as Error).message}`);
     }
   };
 

@@ -42,7 +42,7 @@ export const TableSpec = z
     for (const field of ["paper", "paperFlops"] as const)
       for (const key of Object.keys(t[field])) {
         const [m, d] = key.split("@");
-        if (!t.methods.includes(m as MethodName) || !t.densities.includes(Number(d)))
+        if (!t.methods.includes(m as MethodName) || !t.densities.includes(Number(d)) || paperKey(m!, Number(d)) !== key)
           ctx.addIssue({ code: "custom", path: [field, key], message: `'${key}' names no cell of this table (keys are "<method>@<density>" of methods and densities)` });
       }
   });

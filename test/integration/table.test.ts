@@ -58,6 +58,10 @@ describe("ddst table", () => {
     first.stdout?.on("data", (d: Buffer) => (log += d.toString()));
     const starts = () => (log.match(/^start /gm) ?? []).length;
     expect(await waitFor(() => /^done /m.test(log) && starts() >= 3, 90_000)).toBe(true);
+    // A second command on the same table while the first runs is refused, naming the first.
+    const second = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false });
+    expect(second.exitCode).toBe(2);
+    expect(second.stderr).toMatch(new RegExp(`being run by another ddst table \\(pid ${first.pid}\\)`));
     first.kill("SIGINT");
     const r1 = await first;
     expect(r1.exitCode, r1.stderr + log).toBe(130);

@@ -44,7 +44,7 @@ describe("table spec", () => {
       seeds: [0],
       set: { seed: 3 },
       paper: { "dda@0.2": 1 },
-      paperFlops: { "adapt-relax@0.1": 0.3 },
+      paperFlops: { "adapt-relax@0.1": 0.3, "dda@0.10": 0.2 },
     });
     expect(bad.success).toBe(false);
     const messages = bad.error!.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
@@ -54,6 +54,7 @@ describe("table spec", () => {
         "set.seed: seed is set per cell by the table; remove it from set",
         expect.stringMatching(/^paper\.dda@0\.2: .*names no cell/),
         expect.stringMatching(/^paperFlops\.adapt-relax@0\.1: .*names no cell/),
+        expect.stringMatching(/^paperFlops\.dda@0\.10: .*names no cell/),
       ]),
     );
   });
@@ -88,12 +89,17 @@ describe("planTable", () => {
     expect(staticCell.experiment.discriminator.controller).toBeNull();
     expect(plan.cells[0]!.experiment.generator.density).toBe(1);
   });
+
+  it("refuses a base that fixes d_G, which would override the columns", async () => {
+    const s = TableSpec.parse({ name: "t", base: { ...base, generator: { density: 0.1 } }, methods: ["adapt-relax"], densities: [0.1, 0.5], seeds: [0] });
+    await expect(planTable(s, "t.json", "out")).rejects.toThrow(/generator.density: the base \(or set\) fixes d_G at 0.1, which would override the table's column 0.5/);
+  });
 });
 
 describe("configChanges", () => {
-  it("lists the differing fields by path, ignoring the device", () => {
-    const a = { iterations: 100, device: "cpu", train: { lrG: 1e-3, betas: [0.5, 0.9] } };
-    expect(configChanges(a, { ...a, device: "cuda" })).toEqual([]);
+  it("lists the differing fields by path, ignoring how a cell runs (device, supervision, checkpoints)", () => {
+    const a = { iterations: 100, device: "cpu", train: { lrG: 1e-3, betas: [0.5, 0.9] }, supervision: { maxRestarts: 2 }, checkpoint: { every: 100 } };
+    expect(configChanges(a, { ...a, device: "cuda", supervision: { maxRestarts: 5 }, checkpoint: { every: 50 } })).toEqual([]);
     expect(configChanges(a, { ...a, iterations: 200, train: { lrG: 1e-3, betas: [0, 0.9] }, eval: null })).toEqual([
       "eval: (absent) -> null",
       "iterations: 100 -> 200",
@@ -161,6 +167,9 @@ describe("devices", () => {
     expect(assignSlots(["cpu"], 3, 2).map((s) => s.threads)).toEqual([1, 1, 1]);
     expect(assignSlots(["cpu", "cuda"], 2, 8).map((s) => [s.device, s.threads])).toEqual([["cpu", 8], ["cuda", undefined]]);
     expect(() => assignSlots(["cpu"], 0, 2)).toThrow(/--jobs/);
+    // Under a scheduler's CUDA_VISIBLE_DEVICES, cuda:N is the N-th GPU it allows.
+    expect(assignSlots(["cuda:0", "cuda:1"], 2, 8, "2,3").map((s) => s.env.CUDA_VISIBLE_DEVICES)).toEqual(["2", "3"]);
+    expect(() => assignSlots(["cuda:2"], 1, 8, "2,3")).toThrow(/allows 2 GPU/);
   });
 });
 

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { Experiment } from "../config/experiment.js";
 import { Summary } from "../run/records.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import type { Cell } from "./cells.js";
@@ -64,11 +65,14 @@ export function configChanges(stored: unknown, planned: unknown, path = ""): str
   return [`${path || "(root)"}: ${show(stored)} -> ${show(planned)}`];
 }
 
-/** Throws when an existing cell was configured differently from the plan. */
+/** Throws when an existing cell was configured differently from the plan. The stored config is read through
+ * today's schema first, so a field a newer ddst adds with a default does not make every old cell "changed". */
 export function checkCellConfig(cell: Cell): void {
   const file = join(cell.dir, "config.json");
   if (!existsSync(file)) return;
-  const changes = configChanges(readJson(file, cell.id), JSON.parse(JSON.stringify(cell.experiment)));
+  const stored = Experiment.safeParse(readJson(file, cell.id));
+  if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment: ${stored.error.issues[0]?.message}`);
+  const changes = configChanges(JSON.parse(JSON.stringify(stored.data)), JSON.parse(JSON.stringify(cell.experiment)));
   if (changes.length)
     throw new CellStateError(
       cell.id,

@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Summary } from "../../src/run/records.js";
-import { configChanges } from "../../src/table/cell-state.js";
+import { checkCellConfig, configChanges } from "../../src/table/cell-state.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, parseDevices } from "../../src/table/devices.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
@@ -93,6 +93,20 @@ describe("planTable", () => {
   it("refuses a base that fixes d_G, which would override the columns", async () => {
     const s = TableSpec.parse({ name: "t", base: { ...base, generator: { density: 0.1 } }, methods: ["adapt-relax"], densities: [0.1, 0.5], seeds: [0] });
     await expect(planTable(s, "t.json", "out")).rejects.toThrow(/generator.density: the base \(or set\) fixes d_G at 0.1, which would override the table's column 0.5/);
+  });
+});
+
+describe("checkCellConfig", () => {
+  it("reads a stored config through today's schema, so a field added later with a default is no change", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const plan = await planTable(spec(), join(dir, "t.json"), join(dir, "out"));
+    const cell = plan.cells[0]!;
+    mkdirSync(cell.dir, { recursive: true });
+    const { ema: _ema, ...olderTrain } = cell.experiment.train;
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, train: olderTrain }));
+    expect(() => checkCellConfig(cell)).not.toThrow();
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, iterations: 99 }));
+    expect(() => checkCellConfig(cell)).toThrow(/iterations: 99 -> 100/);
   });
 });
 

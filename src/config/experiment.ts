@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DataSpec, Device, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
+import { withoutDefaults } from "../vocabulary/schema-shapes.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
 import { policyConflicts } from "./method-policies.js";
 import { MethodName, presetPolicies } from "./presets.js";
@@ -38,12 +39,7 @@ export const Supervision = z.strictObject({
 
 /** An override names only the fields it changes: defaults are stripped, or a partial block would reset every
  * other field of the preset to its default (zod applies defaults inside .partial()). */
-function overrideOf<S extends z.ZodRawShape>(schema: z.ZodObject<S>) {
-  // A description sits on the default wrapper; it goes with the field into the override's schema.
-  const bare = (v: z.ZodDefault) => (v.description ? (v.unwrap() as z.ZodType).describe(v.description) : v.unwrap());
-  const shape = Object.fromEntries(Object.entries(schema.shape).map(([k, v]) => [k, v instanceof z.ZodDefault ? bare(v) : v]));
-  return z.strictObject(shape as { [K in keyof S]: S[K] extends z.ZodDefault<infer T> ? T : S[K] }).partial();
-}
+const overrideOf = <S extends z.ZodRawShape>(schema: z.ZodObject<S>) => withoutDefaults(schema).partial();
 
 const DstOverride = overrideOf(DstPolicy);
 const ControllerOverride = overrideOf(ControllerPolicy.extend({ capDst: overrideOf(CapDstPolicy).nullable() }));

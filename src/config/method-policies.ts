@@ -1,3 +1,4 @@
+import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import { MethodName, presetPolicies } from "./presets.js";
 
 /** A method decides which policies exist: whether G runs DST, whether D has a density controller and which
@@ -27,15 +28,14 @@ function methodsWhere(test: (s: Shape) => boolean): string {
   return MethodName.options.filter((m) => !ALIASES.has(m) && test(shapeOf(m))).join(", ");
 }
 
-const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
 
 /** Fields of `input` that tune a policy `method` does not have, or that would change the method's policies. */
 export function policyConflicts(method: MethodName, input: { generator?: unknown; discriminator?: unknown }): PolicyConflict[] {
   const shape = shapeOf(method);
   const out: PolicyConflict[] = [];
   const g = input.generator;
-  if (isObject(g) && "dst" in g) {
-    if (isObject(g.dst) && !shape.generatorDst)
+  if (isJsonObject(g) && "dst" in g) {
+    if (isJsonObject(g.dst) && !shape.generatorDst)
       out.push({
         path: "generator.dst",
         message: `${method} keeps the generator's masks fixed (methods with generator DST: ${methodsWhere((s) => s.generatorDst)}); remove this block or choose one of those methods`,
@@ -47,14 +47,14 @@ export function policyConflicts(method: MethodName, input: { generator?: unknown
       });
   }
   const d = input.discriminator;
-  if (!isObject(d) || !("controller" in d)) return out;
+  if (!isJsonObject(d) || !("controller" in d)) return out;
   const c = d.controller;
   if (c === null && shape.rule !== null)
     out.push({
       path: "discriminator.controller",
       message: `${method} adjusts D's density by BR and null would remove its controller, which is another method (without one: ${methodsWhere((s) => s.rule === null)}); remove this field or choose one of those methods`,
     });
-  if (!isObject(c)) return out;
+  if (!isJsonObject(c)) return out;
   if (shape.rule === null) {
     out.push({
       path: "discriminator.controller",
@@ -68,7 +68,7 @@ export function policyConflicts(method: MethodName, input: { generator?: unknown
       path: "discriminator.controller.rule",
       message: `${method} follows the ${shape.rule} rule and the rule follows the method (${c.rule} rule: ${methodsWhere((s) => s.rule === c.rule)}); remove this field or choose one of those methods`,
     });
-  if (isObject(c.capDst) && shape.rule === "relaxed")
+  if (isJsonObject(c.capDst) && shape.rule === "relaxed")
     out.push({
       path: "discriminator.controller.capDst",
       message: `only the strict rule runs D's DST step at the cap, and ${method} follows the relaxed rule (strict: ${methodsWhere((s) => s.rule === "strict")}); remove this block or choose one of those methods`,
@@ -89,6 +89,6 @@ function without(obj: Record<string, unknown>, path: string[]): Record<string, u
   const [head, ...rest] = path as [string, ...string[]];
   const copy = { ...obj };
   if (rest.length === 0) delete copy[head];
-  else if (isObject(copy[head])) copy[head] = without(copy[head], rest);
+  else if (isJsonObject(copy[head])) copy[head] = without(copy[head], rest);
   return copy;
 }

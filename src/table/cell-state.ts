@@ -2,6 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { Summary } from "../run/records.js";
+import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import type { Cell } from "./cells.js";
 
@@ -55,8 +56,7 @@ const HOW_IT_RUNS = new Set(["device", "supervision", "checkpoint"]);
 /** The fields where the cell's config.json differs from what the table asks for now, leaving out HOW_IT_RUNS. */
 export function configChanges(stored: unknown, planned: unknown, path = ""): string[] {
   if (HOW_IT_RUNS.has(path)) return [];
-  const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
-  if (isObj(stored) && isObj(planned)) {
+  if (isJsonObject(stored) && isJsonObject(planned)) {
     const keys = [...new Set([...Object.keys(stored), ...Object.keys(planned)])].sort();
     return keys.flatMap((k) => configChanges(stored[k], planned[k], path ? `${path}.${k}` : k));
   }

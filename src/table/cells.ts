@@ -3,6 +3,7 @@ import { ConfigError, type Experiment } from "../config/experiment.js";
 import { experimentFrom, readRaw } from "../config/load.js";
 import { dropInapplicable } from "../config/method-policies.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
+import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import { cellDensity, cellId, TableSpec } from "./spec.js";
 
 /** From a table file to its cells: each (method, density, seed) is the base experiment with those three set,
@@ -27,8 +28,6 @@ export interface TablePlan {
   out: string;
   cells: Cell[];
 }
-
-const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
 
 /** Reads and validates a table file (JSON, or a module whose default export is the table). */
 export async function loadTableSpec(file: string): Promise<TableSpec> {
@@ -72,7 +71,7 @@ async function baseExperiment(spec: TableSpec, source: string): Promise<Record<s
     from = resolve(dirname(source), base);
     base = await readRaw(from);
   }
-  if (!isObject(base)) throw new ConfigError(from, [{ path: "", message: "the table's base must be an experiment object" }]);
+  if (!isJsonObject(base)) throw new ConfigError(from, [{ path: "", message: "the table's base must be an experiment object" }]);
   let out = base;
   for (const [path, value] of Object.entries(spec.set)) {
     try {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { withoutDefaults } from "./schema-shapes.js";
 
 /** What the worker builds: the networks, the data and the optimizer settings. Shared by the experiment file
  * and the `build` request, so the worker validates exactly what the user wrote. Fields left out take the
@@ -100,10 +101,7 @@ export const TrainSpec = z.strictObject({
 export const genBatchSize = (t: TrainSpec): number => t.genBatchSize ?? t.batchSize;
 
 /** `build`'s train arguments: every field given, nothing left to the worker's choice. */
-export const TrainArgs = z.strictObject({
-  ...Object.fromEntries(Object.entries(TrainSpec.shape).map(([k, v]) => [k, v instanceof z.ZodDefault ? v.unwrap() : v])),
-  genBatchSize: TrainSpec.shape.genBatchSize.unwrap(),
-} as { [K in keyof typeof TrainSpec.shape]-?: (typeof TrainSpec.shape)[K] extends z.ZodDefault<infer T> ? T : (typeof TrainSpec.shape)[K] extends z.ZodOptional<infer U> ? U : (typeof TrainSpec.shape)[K] });
+export const TrainArgs = withoutDefaults(TrainSpec).required();
 export type TrainArgs = z.infer<typeof TrainArgs>;
 
 /** The experiment's train block as the worker receives it. */

@@ -3,7 +3,7 @@ import type { Experiment } from "../config/experiment.js";
 import type { DataSpec } from "../vocabulary/networks.js";
 import type { LayerInfo } from "../protocol/messages.js";
 import type { NetName } from "../vocabulary/criteria.js";
-import { initialDensities } from "../sparsity/erk.js";
+import { startingMasks } from "../sparsity/erk.js";
 import { FlopsAccount, perSampleMacs, type FlopsConvention } from "../sparsity/flops.js";
 import { probeEvery } from "../run/events.js";
 
@@ -33,10 +33,11 @@ export function whyNeedsRun(exp: Experiment): string | null {
 }
 
 /** Per-layer densities exactly as the worker sets them (round(density * numel) active weights per layer). */
-function plannedDensities(layers: readonly LayerInfo[], net: NetName, init: "erk" | "uniform", density: number): Record<string, number> {
-  const maskable = layers.filter((l) => l.net === net && l.maskable);
-  const d = initialDensities(init, maskable, density);
-  return Object.fromEntries(maskable.map((l) => [l.name, Math.round(d[l.name]! * l.numel) / l.numel]));
+function plannedDensities(layers: readonly LayerInfo[], exp: Experiment): Record<NetName, Record<string, number>> {
+  const start = startingMasks(layers, exp);
+  const exact = (net: NetName) =>
+    Object.fromEntries(layers.filter((l) => l.net === net && l.maskable).map((l) => [l.name, Math.round(start[net][l.name]! * l.numel) / l.numel]));
+  return { generator: exact("generator"), discriminator: exact("discriminator") };
 }
 
 export function planFlops(exp: Experiment, layers: readonly LayerInfo[]): PlanFlops {
@@ -45,9 +46,10 @@ export function planFlops(exp: Experiment, layers: readonly LayerInfo[]): PlanFl
   const plan = { disBatch: exp.train.batchSize, genBatch: genBatchSize(exp.train), nCritic: exp.train.nCritic };
   const T = exp.iterations;
   const probes = Math.floor(T / probeEvery(exp));
+  const planned = plannedDensities(layers, exp);
   const sparse = {
-    generator: perSampleMacs(layers, "generator", plannedDensities(layers, "generator", exp.generator.init, exp.generator.density)),
-    discriminator: perSampleMacs(layers, "discriminator", plannedDensities(layers, "discriminator", exp.discriminator.init, exp.discriminator.density)),
+    generator: perSampleMacs(layers, "generator", planned.generator),
+    discriminator: perSampleMacs(layers, "discriminator", planned.discriminator),
   };
   const dense = { generator: perSampleMacs(layers, "generator"), discriminator: perSampleMacs(layers, "discriminator") };
   const cost = (convention: FlopsConvention): Cost => {

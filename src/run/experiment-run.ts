@@ -4,8 +4,7 @@ import { BrWindow } from "../controller/br-window.js";
 import { rowsOf } from "../protocol/frames.js";
 import { trainArgs } from "../vocabulary/networks.js";
 import { BuildResult, DstStepResult, EvalResult, LoadResult, SaveResult, SetDensityResult, StatsResult, TrainResult } from "../protocol/messages.js";
-import { initialDensities } from "../sparsity/erk.js";
-import type { NetName } from "../vocabulary/criteria.js";
+import { startingMasks } from "../sparsity/erk.js";
 import { Worker, WorkerDiedError, WorkerHungError } from "../worker/worker.js";
 import { decisionsAfter, type Action } from "./decisions.js";
 import { evaluateArgs, recordEvaluation } from "./evaluation.js";
@@ -170,13 +169,7 @@ export class ExperimentRun {
 
   private async begin(): Promise<void> {
     await this.startWorker();
-    const layers = this.ledger.layerTable;
-    const maskable = (net: NetName) => layers.filter((l) => l.net === net && l.maskable);
-    const masks = {
-      generator: initialDensities(this.exp.generator.init, maskable("generator"), this.exp.generator.density),
-      discriminator: initialDensities(this.exp.discriminator.init, maskable("discriminator"), this.exp.discriminator.density),
-    };
-    const stats = await this.worker.ask("setMasks", masks, StatsResult);
+    const stats = await this.worker.ask("setMasks", startingMasks(this.ledger.layerTable, this.exp), StatsResult);
     this.ledger.setDensities(stats);
     this.emit([{ iter: 0, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density }]);
     await this.checkpoint();

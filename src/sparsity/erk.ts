@@ -43,3 +43,14 @@ export function uniformDensities(layers: readonly LayerShape[], density: number)
 export function initialDensities(init: "erk" | "uniform", layers: readonly LayerShape[], density: number) {
   return init === "erk" ? erkDensities(layers, density) : uniformDensities(layers, density);
 }
+
+type TableLayer = LayerShape & { net: string; maskable: boolean };
+type StartPolicy = { init: "erk" | "uniform"; density: number };
+
+/** Both networks' starting per-layer densities (what `setMasks` is sent) from the worker's layer table: each
+ * network's maskable layers allocated under its policy. */
+export function startingMasks(layers: readonly TableLayer[], policies: { generator: StartPolicy; discriminator: StartPolicy }) {
+  const of = (net: "generator" | "discriminator") =>
+    initialDensities(policies[net].init, layers.filter((l) => l.net === net && l.maskable), policies[net].density);
+  return { generator: of("generator"), discriminator: of("discriminator") };
+}

@@ -1,10 +1,9 @@
 import type { Experiment } from "../config/experiment.js";
 import { trainArgs } from "../vocabulary/networks.js";
 import { BuildResult, StatsResult, TrainResult, type LayerInfo } from "../protocol/messages.js";
-import { type NetName } from "../vocabulary/criteria.js";
 import { shapeOnlyData } from "../report/plan-flops.js";
 import { probeEvery } from "../run/events.js";
-import { initialDensities } from "../sparsity/erk.js";
+import { startingMasks } from "../sparsity/erk.js";
 import type { Worker } from "../worker/worker.js";
 
 /** A short timing run for `ddst table --plan`: the cell's networks at its starting densities on data of the
@@ -12,15 +11,7 @@ import type { Worker } from "../worker/worker.js";
  * evaluations are not timed. */
 export async function secondsPerIteration(worker: Worker, exp: Experiment, device: "cpu" | "cuda", iterations: number): Promise<{ seconds: number; layers: LayerInfo[] }> {
   const built = await worker.ask("build", { seed: exp.seed, device, model: exp.model, data: shapeOnlyData(exp.data), train: trainArgs(exp.train) }, BuildResult);
-  const maskable = (net: NetName) => built.layers.filter((l) => l.net === net && l.maskable);
-  await worker.ask(
-    "setMasks",
-    {
-      generator: initialDensities(exp.generator.init, maskable("generator"), exp.generator.density),
-      discriminator: initialDensities(exp.discriminator.init, maskable("discriminator"), exp.discriminator.density),
-    },
-    StatsResult,
-  );
+  await worker.ask("setMasks", startingMasks(built.layers, exp), StatsResult);
   const every = probeEvery(exp);
   await worker.ask("train", { start: 1, iterations: 2, probeEvery: every }, TrainResult);
   const t0 = performance.now();

@@ -92,6 +92,7 @@ export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<
 }
 
 async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {
+  // Read again under the lock, whatever the caller saw before: another command may have moved the cells since.
   const states = inspectCells(plan);
   mkdirSync(join(plan.out, "cells"), { recursive: true });
   writeAtomic(join(plan.out, "table-spec.json"), JSON.stringify({ source: plan.source, spec: plan.spec }, null, 2) + "\n");

@@ -21,6 +21,7 @@ import time
 import torch
 
 from .session import Session
+from .spec_defaults import complete_build
 
 DENSITY = 0.1
 DATA = {  # the data each model is for; synthetic images of that shape, the toy ring for mlp2d
@@ -51,9 +52,9 @@ def timed(fn, device: str, iters: int) -> list[float]:
 
 
 def build_args(model: str, batch: int, device: str) -> dict:
-    return {"seed": 0, "device": device, "model": {"name": model}, "data": DATA[model],
-            "train": {"batchSize": batch, "genBatchSize": batch, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
-                      "betas": [0.0, 0.9], "ema": 0.999}}
+    return complete_build({"seed": 0, "device": device, "model": {"name": model}, "data": DATA[model],
+                           "train": {"batchSize": batch, "genBatchSize": batch, "nCritic": 1, "loss": "hinge",
+                                     "lrG": 2e-4, "lrD": 2e-4, "betas": [0.0, 0.9], "ema": 0.999}})
 
 
 def bench(model: str, batch: int, iters: int, device: str) -> dict:

@@ -21,15 +21,17 @@ from pathlib import Path
 import torch
 
 from .session import Session
+from .spec_defaults import complete_build
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def bench(samples: int, mnist: str, cache: str, batch: int, device: str) -> dict:
     s = Session()
-    s.op_build({"seed": 0, "device": device, "model": {"name": "dcgan28"}, "data": {"name": "mnist", "path": mnist},
-                "train": {"batchSize": 64, "genBatchSize": 64, "nCritic": 1, "loss": "hinge", "lrG": 2e-4,
-                          "lrD": 2e-4, "betas": [0.0, 0.9], "ema": 0.999}})
+    s.op_build(complete_build({"seed": 0, "device": device, "model": {"name": "dcgan28"},
+                               "data": {"name": "mnist", "path": mnist},
+                               "train": {"batchSize": 64, "genBatchSize": 64, "nCritic": 1, "loss": "hinge", "lrG": 2e-4,
+                                         "lrD": 2e-4, "betas": [0.0, 0.9], "ema": 0.999}}))
     args = {"metrics": ["classifier"], "samples": samples, "seed": 1, "batchSize": batch, "reference": "train",
             "cacheDir": cache}
     times, results = [], []

@@ -132,16 +132,39 @@ def read(path: str) -> dict:
     missing = sorted({"iter", "build", "dataShape", "nets", "ema", "rng"} - set(ckpt))
     if missing:
         raise _bad(f"checkpoint {path} lacks {missing}", path=path, missing=missing)
-    _complete_train_args(ckpt["build"])
+    complete_legacy_build(ckpt["build"])
     return ckpt
 
 
-def _complete_train_args(build: dict) -> None:
-    """Checkpoints written before the orchestrator sent every train setting recorded build args without
-    `genBatchSize` and `ema`; what the worker then did was use batchSize and 0.999. Those meanings are filled
-    in, so such runs still resume and open."""
+# Checkpoints (and config.json files) written before the orchestrator sent every field recorded build args
+# without some of them; what the worker then did with a field left out is filled in here, so such runs still
+# resume and open. Nothing new relies on these: today's requests carry every field (the schema says so).
+_LEGACY_MODEL = {
+    "mlp2d": {"latentDim": 2},
+    "sngan": {"variant": "lottery", "latentDim": 128, "spectralNorm": True},
+    "sngan/lottery": {"gChannels": 256, "dChannels": 128},
+    "dcgan": {"latentDim": 64, "width": 32, "spectralNorm": False},
+}
+_LEGACY_DATA = {"ring8": {"std": 0.02}, "grid25": {"std": 0.05}}
+
+
+def complete_legacy_model(model) -> None:
+    if isinstance(model, dict) and isinstance(model.get("name"), str):
+        family = model["name"].rstrip("0123456789")
+        for key, value in _LEGACY_MODEL.get(family, {}).items():
+            model.setdefault(key, value)
+        for key, value in _LEGACY_MODEL.get(f"{family}/{model.get('variant')}", {}).items():
+            model.setdefault(key, value)
+
+
+def complete_legacy_build(build: dict) -> None:
+    complete_legacy_model(build.get("model"))
+    data = build.get("data")
+    if isinstance(data, dict):
+        for key, value in _LEGACY_DATA.get(data.get("name"), {}).items():
+            data.setdefault(key, value)
     t = build.get("train")
-    if isinstance(t, dict):
+    if isinstance(t, dict):  # G's batch was D's, the EMA decay 0.999
         t.setdefault("genBatchSize", t.get("batchSize"))
         t.setdefault("ema", 0.999)
 

@@ -51,6 +51,8 @@ class Run:
         # config.json must describe the same networks; the rest of it (data paths before ${VAR} expansion,
         # train settings before the orchestrator resolved them) is compared by the orchestrator, not here.
         stated = {**args, **{k: self.config[k] for k in ("seed", "model") if k in self.config}}
+        stated["model"] = dict(stated["model"])
+        checkpoint.complete_legacy_model(stated["model"])  # config.json of a run from before every field was sent
         checkpoint.check_build(ckpt, stated, path, ignore=("device",))
         self._session = Session()
         self._session.build(args, data=_NoData(ckpt["dataShape"]))

@@ -42,9 +42,31 @@ def _path(parts) -> str:
     return ".".join(str(p) for p in parts)
 
 
+def _meant(union: dict, instance: dict) -> dict | None:
+    """The branch of a (nested) oneOf that `instance` names by its constant fields (a model's `name` and
+    `variant`, a data set's `name`), or None when it names none."""
+    for option in union.get("oneOf", []):
+        if "oneOf" in option:
+            found = _meant(option, instance)
+            if found is not None:
+                return found
+            continue
+        tags = {k: p for k, p in option.get("properties", {}).items() if "const" in p or k == "name"}
+        if tags and all(k in instance and (instance[k] == p["const"] if "const" in p else instance[k] in p.get("enum", ()))
+                        for k, p in tags.items()):
+            return option
+    return None
+
+
 def _describe(error) -> list[dict]:
     """One {path, message} per offending location; missing and unexpected keys name the key itself."""
     base = list(error.absolute_path)
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        # A spec that says which branch it means gets that branch's errors, not "valid under none".
+        branch = _meant(error.schema, error.instance)
+        if branch is not None:
+            inner = [d for e in Draft202012Validator(branch).iter_errors(error.instance) for d in _describe(e)]
+            return [{**d, "path": _path(base + ([d["path"]] if d["path"] else []))} for d in inner]
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [k for k in error.validator_value if k not in error.instance]
         return [{"path": _path(base + [k]), "message": "required"} for k in missing]

@@ -10,16 +10,17 @@ import torch
 from ddst_worker import checkpoint
 from ddst_worker.errors import WorkerError
 from ddst_worker.session import Session
+from ddst_worker.spec_defaults import complete_build
 
-MLP = {"seed": 11, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "depth": 2},
+MLP = complete_build({"seed": 11, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "depth": 2},
        "data": {"name": "ring8"},
        "train": {"batchSize": 16, "genBatchSize": 16, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3, "betas": [0.5, 0.9],
-                 "ema": None}}
+                 "ema": None}})
 # BatchNorm in G, spectral norm in D, the EMA on, data drawn from a device-side generator.
-DCGAN = {"seed": 5, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8, "spectralNorm": True},
+DCGAN = complete_build({"seed": 5, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8, "spectralNorm": True},
          "data": {"name": "synthetic", "shape": [1, 28, 28]},
          "train": {"batchSize": 4, "genBatchSize": 6, "nCritic": 1, "loss": "ns", "lrG": 2e-4, "lrD": 2e-4,
-                   "betas": [0.0, 0.9], "ema": 0.9}}
+                   "betas": [0.0, 0.9], "ema": 0.9}})
 MASKS = {"generator": {"net.0": 0.5, "net.2": 0.3, "net.4": 0.5}, "discriminator": {"net.2": 0.4}}
 
 
@@ -34,7 +35,7 @@ def one_thread():
 
 def built(args):
     s = Session()
-    s.op_build(args)
+    s.op_build(complete_build(args))
     return s
 
 
@@ -212,14 +213,16 @@ def test_cuda_checkpoint_restores_exactly_and_keeps_tensors_where_they_were(tmp_
     assert np.allclose(dict(a)["losses"], dict(b)["losses"], rtol=1e-4, atol=1e-5)
 
 
-def test_checkpoints_from_before_resolved_train_args_still_load(tmp_path):
-    """Older checkpoints recorded build args without genBatchSize and ema, which then meant batchSize and
-    0.999; a worker built with those values explicit loads them."""
+def test_checkpoints_from_before_resolved_args_still_load(tmp_path):
+    """Older checkpoints recorded build args without the fields the worker then filled in itself (G's batch,
+    the EMA decay, the latent size, the toy std); a worker built with those meanings explicit loads them."""
     explicit = {**MLP, "train": {**MLP["train"], "ema": 0.999}}
     path = str(tmp_path / "old.pt")
     built(explicit).op_save({"path": path})
     ckpt = torch.load(path, weights_only=True)
-    ckpt["build"] = {**MLP, "train": {k: v for k, v in MLP["train"].items() if k not in ("genBatchSize", "ema")}}
+    ckpt["build"] = {**MLP, "train": {k: v for k, v in MLP["train"].items() if k not in ("genBatchSize", "ema")},
+                     "model": {k: v for k, v in MLP["model"].items() if k != "latentDim"},
+                     "data": {k: v for k, v in MLP["data"].items() if k != "std"}}
     torch.save(ckpt, path)
     assert built(explicit).op_load({"path": path}) == {"iter": 0}
     other = built(MLP)  # MLP has ema None: the old file meant 0.999, so this build is another one

@@ -10,6 +10,7 @@ import torch
 
 from ddst_worker.masking import count_for, maskable_layers
 from ddst_worker.session import Session
+from ddst_worker.spec_defaults import complete_build
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
 
@@ -37,7 +38,7 @@ def check_invariants(s: Session) -> None:
 
 def test_sngan32_on_cuda():
     s = Session()
-    r = s.op_build(BUILD)
+    r = s.op_build(complete_build(BUILD))
     assert r["device"] == "cuda" and r["dataShape"] == [3, 32, 32]
     assert sum(l["macs"] for l in r["layers"] if l["net"] == "generator") == 1_683_553_280
     assert s.gan.data.sample(2).is_cuda and s.gan.z(2).is_cuda

@@ -15,8 +15,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ddst_worker.data import build_data, images as images_mod
+from ddst_worker import data as data_mod
+from ddst_worker.data import images as images_mod
 from ddst_worker.errors import WorkerError
+from ddst_worker.spec_defaults import complete_build, complete_data
+
+
+def build_data(spec: dict, seed: int, device: str):
+    """The data as `ddst run` builds it from this spec: every field it leaves out at its default."""
+    return data_mod.build_data(complete_data(spec), seed, device)
 
 REPO = Path(__file__).resolve().parents[2]
 RNG = np.random.default_rng(0)
@@ -525,10 +532,10 @@ def test_session_builds_on_mnist_files(tmp_path):
     from ddst_worker.session import Session
     d, _ = mnist_dir(tmp_path)
     s = Session()
-    reply = s.op_build({"seed": 1, "device": "cpu", "model": {"name": "dcgan32", "width": 4, "latentDim": 8},
+    reply = s.op_build(complete_build({"seed": 1, "device": "cpu", "model": {"name": "dcgan32", "width": 4, "latentDim": 8},
                         "data": {"name": "mnist", "path": str(d), "pad": True},
                         "train": {"batchSize": 4, "genBatchSize": 4, "nCritic": 1, "loss": "hinge", "lrG": 1e-3,
-                                  "lrD": 1e-3, "betas": [0.5, 0.9], "ema": 0.999}})
+                                  "lrD": 1e-3, "betas": [0.5, 0.9], "ema": 0.999}}))
     assert reply["dataShape"] == [1, 32, 32]
     s.handle("train", {"start": 1, "iterations": 2, "probeEvery": 0}, {})
 

@@ -19,20 +19,21 @@ from ddst_worker.metrics.inception_score import inception_score
 from ddst_worker.reference_stats import reference_images
 from ddst_worker.session import Session
 from test_data import mnist_dir
+from ddst_worker.spec_defaults import complete_build
 
 TRAIN = {"batchSize": 8, "genBatchSize": 8, "nCritic": 1, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3, "betas": [0.5, 0.9]}
-RING = {"seed": 3, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32}, "data": {"name": "ring8"},
-        "train": {**TRAIN, "ema": 0.999}}
+RING = complete_build({"seed": 3, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32}, "data": {"name": "ring8"},
+                       "train": {**TRAIN, "ema": 0.999}})
 
 
 def mnist_build(path, ema=0.9, seed=5):
-    return {"seed": seed, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
-            "data": {"name": "mnist", "path": str(path)}, "train": {**TRAIN, "ema": ema}}
+    return complete_build({"seed": seed, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
+                           "data": {"name": "mnist", "path": str(path)}, "train": {**TRAIN, "ema": ema}})
 
 
 def synthetic_build(ema=0.9):
-    return {"seed": 2, "device": "cpu", "model": {"name": "dcgan32", "width": 4, "latentDim": 8},
-            "data": {"name": "synthetic", "shape": [3, 32, 32]}, "train": {**TRAIN, "ema": ema}}
+    return complete_build({"seed": 2, "device": "cpu", "model": {"name": "dcgan32", "width": 4, "latentDim": 8},
+                           "data": {"name": "synthetic", "shape": [3, 32, 32]}, "train": {**TRAIN, "ema": ema}})
 
 
 def eval_args(cache, metrics, samples=16, **kw):

@@ -252,8 +252,9 @@ def test_dense_layer_drop_regrows_exact_count_via_fallback():
 def test_registry_models_mask_by_module_name_under_spectral_norm():
     from ddst_worker.errors import WorkerError
     from ddst_worker.models import build_model
+    from ddst_worker.spec_defaults import complete_model
 
-    G, D, latent = build_model({"name": "dcgan28", "spectralNorm": True}, (1, 28, 28))
+    G, D, latent = build_model(complete_model({"name": "dcgan28", "spectralNorm": True}), (1, 28, 28))
     masks = MaskSet(D)
     assert [l.name for l in masks.layers] == ["conv1", "conv2", "fc"]
     assert all(l.weight is m.weight_orig for l, m in zip(masks.layers, (D.conv1, D.conv2, D.fc)))
@@ -262,7 +263,7 @@ def test_registry_models_mask_by_module_name_under_spectral_norm():
         D(G(torch.randn(2, latent)))  # spectral norm recomputes `weight` from the masked weight_orig
     assert (D.conv2.weight[~masks.by_name["conv2"].mask] == 0).all()
     with pytest.raises(WorkerError) as e:
-        build_model({"name": "dcgan32"}, (1, 28, 28))
+        build_model(complete_model({"name": "dcgan32"}), (1, 28, 28))
     assert e.value.code == "bad_value"
 
 

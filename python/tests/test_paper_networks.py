@@ -5,18 +5,25 @@ from torch import nn
 
 from ddst_worker.flops import layer_macs, macs_at_density, maskable_count, maskable_weights
 from ddst_worker.models import dcgan, sngan
+from ddst_worker.spec_defaults import complete_build, complete_model
 
 torch.manual_seed(0)
 
 
-def _build(mod, shape, cfg=None):
-    return mod.build(cfg or {}, shape)
+def _name(mod, shape) -> str:
+    return f"{mod.__name__.rsplit('.', 1)[1]}{shape[1]}" if len(shape) == 3 else "mlp2d"
+
+
+def build(mod, cfg: dict, shape):
+    """mod's networks for `cfg` as `ddst run` sends it: every field it leaves out at the experiment file's
+    default, the name the one for `shape` unless cfg gives one."""
+    return mod.build(complete_model({"name": _name(mod, shape), **cfg}), shape)
 
 
 # ---------------------------------------------------------------- maskable counts
 
 def test_sngan32_maskable_counts_match_paper():
-    G, D, latent = _build(sngan, (3, 32, 32))
+    G, D, latent = build(sngan, {}, (3, 32, 32))
     assert latent == 128
     assert maskable_count(G) == 4_266_752
     assert maskable_count(D) == 1_052_544
@@ -34,11 +41,11 @@ def test_sngan32_maskable_counts_match_paper():
 
 
 def test_sngan48_counts():
-    G, D, _ = _build(sngan, (3, 48, 48))
+    G, D, _ = build(sngan, {}, (3, 48, 48))
     # Only the first Linear grows: 128 * 6*6*256 instead of 128 * 4*4*256.
     assert maskable_count(G) == 4_266_752 - 128 * 16 * 256 + 128 * 36 * 256 == 4_922_112
     assert maskable_count(D) == 1_052_544
-    G, D, _ = _build(sngan, (3, 48, 48), {"variant": "resnet48"})
+    G, D, _ = build(sngan, {"variant": "resnet48"}, (3, 48, 48))
     g = 128 * 36 * 512 + (512 * 256 * 9 + 256 * 256 * 9 + 512 * 256) + (256 * 128 * 9 + 128 * 128 * 9 + 256 * 128) \
         + (128 * 64 * 9 + 64 * 64 * 9 + 128 * 64) + 64 * 3 * 9
     assert maskable_count(G) == g == 4_855_488
@@ -68,7 +75,7 @@ def test_output_shapes():
         (dcgan, (3, 32, 32), {"spectralNorm": True}),
     ]
     for mod, shape, cfg in cases:
-        G, D, latent = mod.build(cfg, shape)
+        G, D, latent = build(mod, cfg, shape)
         with torch.no_grad():
             x = G(torch.randn(n, latent))
             logits = D(x)
@@ -79,15 +86,15 @@ def test_output_shapes():
 
 
 def test_latent_override_and_name_check():
-    G, _, latent = sngan.build({"latentDim": 64}, (3, 32, 32))
+    G, _, latent = build(sngan, {"latentDim": 64}, (3, 32, 32))
     assert latent == 64 and G.fc.in_features == 64
-    _, _, latent = dcgan.build({}, (1, 28, 28))
+    _, _, latent = build(dcgan, {}, (1, 28, 28))
     assert latent == 64
-    _, _, latent = dcgan.build({"latentDim": 16}, (1, 28, 28))
+    _, _, latent = build(dcgan, {"latentDim": 16}, (1, 28, 28))
     assert latent == 16
     for mod, cfg, shape in [(sngan, {"name": "sngan48"}, (3, 32, 32)), (dcgan, {"name": "dcgan28"}, (1, 32, 32))]:
         try:
-            mod.build(cfg, shape)
+            build(mod, cfg, shape)
         except ValueError:
             pass
         else:
@@ -95,12 +102,12 @@ def test_latent_override_and_name_check():
 
 
 def test_spectral_norm_d_trains():
-    G, D, latent = sngan.build({}, (3, 32, 32))
+    G, D, latent = build(sngan, {}, (3, 32, 32))
     x = G(torch.randn(2, latent))
     D(x).mean().backward()
     for n, p in maskable_weights(D):
         assert p.grad is not None and p.grad.abs().sum() > 0, n
-    _, D, _ = dcgan.build({"spectralNorm": True}, (1, 28, 28))
+    _, D, _ = build(dcgan, {"spectralNorm": True}, (1, 28, 28))
     assert all(n.endswith("weight_orig") for n, _ in maskable_weights(D))
 
 
@@ -148,7 +155,7 @@ def test_flops_tiny_closed_form():
 
 
 def test_flops_leave_state_untouched():
-    G, D, latent = sngan.build({}, (3, 32, 32))
+    G, D, latent = build(sngan, {}, (3, 32, 32))
     G.train()
     D.train()
     bn = G.blocks[0].bn1
@@ -204,7 +211,7 @@ def dcgan28_macs_by_hand(latent=64, w=32):
 
 
 def test_sngan32_mac_totals_by_hand():
-    G, D, latent = sngan.build({}, (3, 32, 32))
+    G, D, latent = build(sngan, {}, (3, 32, 32))
     g_rows = layer_macs(G, (latent,))
     d_rows = layer_macs(D, (3, 32, 32))
     print(f"sngan32 per-sample dense MACs: G {g_rows.total:,} (weights {g_rows.weight_total:,}), "
@@ -220,7 +227,7 @@ def test_sngan32_mac_totals_by_hand():
 
 
 def test_dcgan28_mac_totals_by_hand():
-    G, D, latent = dcgan.build({}, (1, 28, 28))
+    G, D, latent = build(dcgan, {}, (1, 28, 28))
     g_rows = layer_macs(G, (latent,))
     d_rows = layer_macs(D, (1, 28, 28))
     print(f"dcgan28 per-sample dense MACs: G {g_rows.total:,}, D {d_rows.total:,}")
@@ -232,20 +239,20 @@ def test_dcgan28_mac_totals_by_hand():
 def test_model_specs_take_exactly_their_keys():
     from ddst_worker.models import mlp
 
-    G, D, _ = sngan.build({"name": "sngan32", "gChannels": 16, "dChannels": 8, "latentDim": 4,
+    G, D, _ = build(sngan, {"name": "sngan32", "gChannels": 16, "dChannels": 8, "latentDim": 4,
                            "spectralNorm": False, "variant": "lottery"}, (3, 32, 32))
     assert maskable_count(G) == 4 * 4 * 4 * 16 + 3 * (16 * 16 * 9 * 2 + 16 * 16) + 16 * 3 * 9
     assert maskable_count(D) == (3 * 8 * 9 + 8 * 8 * 9 + 3 * 8) + (2 * 8 * 8 * 9 + 8 * 8) + 2 * 2 * 8 * 8 * 9 + 8
     assert not any(n.endswith("weight_orig") for n, _ in maskable_weights(D))
-    G, D, latent = dcgan.build({"name": "dcgan32", "width": 8, "latentDim": 3, "spectralNorm": True}, (3, 32, 32))
+    G, D, latent = build(dcgan, {"name": "dcgan32", "width": 8, "latentDim": 3, "spectralNorm": True}, (3, 32, 32))
     assert latent == 3 and G.up1.out_channels == 8 and D.conv1.out_channels == 8
     bad = [(sngan, {"bottomWidth": 4}, (3, 32, 32)), (sngan, {"init": "xavier_uniform"}, (3, 32, 32)),
            (sngan, {"variant": "resnet48"}, (3, 32, 32)), (sngan, {"variant": "resnet48", "gChannels": 8}, (3, 48, 48)),
            (sngan, {"variant": "sngan"}, (3, 32, 32)), (dcgan, {"hidden": 8}, (1, 28, 28)),
            (mlp, {"width": 8}, (2,)), (mlp, {"hidden": 0}, (2,))]
-    for mod, cfg, shape in bad:
+    for mod, cfg, shape in bad:  # each a complete default spec with one bad field
         try:
-            mod.build(cfg, shape)
+            mod.build({**complete_model({"name": _name(mod, shape)}), **cfg}, shape)
         except ValueError:
             continue
         raise AssertionError(f"{mod.__name__} accepted {cfg}")
@@ -258,10 +265,10 @@ def test_sngan32_build_macs_sum_to_the_dense_totals_and_leave_state_alone():
     from ddst_worker.session import Session, layer_table
 
     s = Session()
-    r = s.op_build({"seed": 1, "device": "cpu", "model": {"name": "sngan32"},
+    r = s.op_build(complete_build({"seed": 1, "device": "cpu", "model": {"name": "sngan32"},
                     "data": {"name": "synthetic", "shape": [3, 32, 32]},
                     "train": {"batchSize": 2, "genBatchSize": 2, "nCritic": 1, "loss": "hinge", "lrG": 2e-4,
-                              "lrD": 2e-4, "betas": [0, 0.9], "ema": 0.999}})  # JSON's 0 for beta1, as the orchestrator sends it
+                              "lrD": 2e-4, "betas": [0, 0.9], "ema": 0.999}}))  # JSON's 0 for beta1, as the orchestrator sends it
     assert r["dataShape"] == [3, 32, 32]
     rows = {(l["net"], l["name"]): l for l in r["layers"]}
     assert sum(l["macs"] for l in r["layers"] if l["net"] == "generator") == 1_683_553_280

@@ -13,6 +13,7 @@ import torch
 
 from ddst_worker.checkpoint import state_of
 from ddst_worker.session import Session
+from ddst_worker.spec_defaults import complete_build
 
 TRAIN = {"batchSize": 4, "genBatchSize": 4, "nCritic": 2, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4, "betas": [0.0, 0.9],
          "ema": 0.999}
@@ -27,7 +28,7 @@ def session(model: str, loss: str = "hinge") -> Session:
     cfg, shape = MODELS[model]
     data = {"name": "ring8"} if shape is None else {"name": "synthetic", "shape": shape}
     s = Session()
-    s.op_build({"seed": 3, "device": "cpu", "model": cfg, "data": data, "train": {**TRAIN, "loss": loss}})
+    s.op_build(complete_build({"seed": 3, "device": "cpu", "model": cfg, "data": data, "train": {**TRAIN, "loss": loss}}))
     # Half of every maskable layer, so the masked step (gradient masking) is part of what is compared.
     s.op_setMasks({net: {l.name: 0.5 for l in m.layers}
                    for net, m in (("generator", s.gan.masks_g), ("discriminator", s.gan.masks_d))})

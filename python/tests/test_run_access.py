@@ -8,12 +8,13 @@ import torch
 from ddst_worker.data.synthetic import Synthetic
 from ddst_worker.run_access import open_run
 from ddst_worker.session import Session
+from ddst_worker.spec_defaults import complete_build
 
 # The run's data cannot be read here (no such directory): the run must open without it.
-BUILD = {"seed": 4, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
+BUILD = complete_build({"seed": 4, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
          "data": {"name": "mnist", "path": "/nonexistent/mnist"},
          "train": {"batchSize": 4, "genBatchSize": 4, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
-                   "betas": [0.0, 0.9], "ema": 0.999}}
+                   "betas": [0.0, 0.9], "ema": 0.999}})
 
 
 @pytest.fixture
@@ -56,6 +57,20 @@ def test_open_run_exposes_the_checkpointed_networks(run_dir):
     as_list = run.sample(3, seed=9)
     assert isinstance(as_list, list) and isinstance(as_list[0][0][0][0], float)
     assert torch.equal(torch.tensor(as_list), x)
+
+
+def test_open_run_reads_config_json_of_runs_from_before_every_field_was_sent(run_dir):
+    """An older ddst wrote config.json without the model fields the worker then filled in itself: such a run
+    still opens where the old meaning (spectral norm off) is the checkpoint's, and is refused where it is
+    not (the old width 32 against the checkpoint's 4)."""
+    path, _ = run_dir
+    config = json.loads((path / "config.json").read_text())
+    without = lambda key: {**config, "model": {k: v for k, v in config["model"].items() if k != key}}
+    (path / "config.json").write_text(json.dumps(without("spectralNorm")))
+    assert open_run(str(path)).iteration == 3
+    (path / "config.json").write_text(json.dumps(without("width")))
+    with pytest.raises(Exception, match="model.width"):
+        open_run(str(path))
 
 
 def test_open_run_refuses_what_does_not_match(run_dir):

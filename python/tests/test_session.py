@@ -6,6 +6,7 @@ import torch
 
 from ddst_worker.errors import WorkerError
 from ddst_worker.session import Session
+from ddst_worker.spec_defaults import complete_build
 
 BUILD = {"seed": 7, "device": "cpu", "model": {"name": "mlp2d", "hidden": 32, "depth": 2},
          "data": {"name": "ring8"},
@@ -16,8 +17,8 @@ MASKS = {"generator": {"net.0": 0.5, "net.2": 0.3, "net.4": 0.5}, "discriminator
 
 def session(seed=7, loss="hinge", data="ring8"):
     s = Session()
-    s.op_build({**BUILD, "seed": seed, "data": {"name": data},
-                "train": {**BUILD["train"], "loss": loss}})
+    s.op_build(complete_build({**BUILD, "seed": seed, "data": {"name": data},
+                "train": {**BUILD["train"], "loss": loss}}))
     s.op_setMasks(MASKS)
     return s
 
@@ -90,14 +91,14 @@ def test_sample_is_seeded_and_shaped():
 
 def test_data_streams_match_their_description():
     s = Session()
-    s.op_build({**BUILD, "data": {"name": "grid25"}})
+    s.op_build(complete_build({**BUILD, "data": {"name": "grid25"}}))
     data = s.gan.data
     assert data.centers.shape == (25, 2) and data.std == 0.05
     assert sorted(set(data.centers[:, 0].tolist())) == [-4, -2, 0, 2, 4]
     x = data.sample(2000).numpy()
     nearest = ((x[:, None, :] - data.centers.numpy()[None]) ** 2).sum(-1).min(1)
     assert np.sqrt(nearest).max() < 0.05 * 6
-    s.op_build({**BUILD, "data": {"name": "ring8", "radius": 3.0}})
+    s.op_build(complete_build({**BUILD, "data": {"name": "ring8", "radius": 3.0}}))
     assert np.allclose(np.linalg.norm(s.gan.data.centers.numpy(), axis=1), 3.0)
 
 
@@ -111,9 +112,9 @@ def test_bad_values_and_not_built():
              ("setMasks", {"generator": {"net.0": 1.5}, "discriminator": {}}),
              ("dstStep", {"net": "critic", "dropRate": 0.1, "prune": "set", "growth": "random", "alpha": 0.5}),
              ("setDensity", {"net": "generator", "target": 1.5, "growth": "global_random"}),
-             ("build", {**BUILD, "model": {"name": "resnet9000"}})]
+             ("build", {**complete_build(BUILD), "model": {"name": "resnet9000"}})]
     if not torch.cuda.is_available():
-        cases.append(("build", {**BUILD, "device": "cuda"}))
+        cases.append(("build", complete_build({**BUILD, "device": "cuda"})))
     for op, args in cases:
         with pytest.raises(WorkerError) as e:
             s.handle(op, args, {})
@@ -125,7 +126,7 @@ def test_bad_values_and_not_built():
 
 def test_build_reply_data_shape_and_macs_mlp2d():
     s = Session()
-    r = s.op_build(BUILD)
+    r = s.op_build(complete_build(BUILD))
     assert r["dataShape"] == [2] and r["latentDim"] == 2
     rows = {(l["net"], l["name"]): l["macs"] for l in r["layers"]}
     h = 32  # G: 2 -> h -> h -> 2; D: 2 -> h -> h -> 1; every Linear has a bias
@@ -142,8 +143,8 @@ def test_build_reply_data_shape_and_macs_mlp2d():
 def test_synthetic_data_is_seeded_images_in_range():
     args = {**BUILD, "model": {"name": "dcgan28", "width": 4}, "data": {"name": "synthetic", "shape": [1, 28, 28]}}
     a, b = Session(), Session()
-    assert a.op_build(args)["dataShape"] == [1, 28, 28]
-    b.op_build(args)
+    assert a.op_build(complete_build(args))["dataShape"] == [1, 28, 28]
+    b.op_build(complete_build(args))
     x = a.gan.data.sample(5)
     assert x.shape == (5, 1, 28, 28) and x.min() >= -1 and x.max() <= 1 and x.std() > 0.3
     assert torch.equal(x, b.gan.data.sample(5)) and not torch.equal(x, a.gan.data.sample(5))
@@ -165,9 +166,9 @@ def count_masked_fills(monkeypatch):
 
 def test_dense_run_does_no_mask_work_and_matches_density_one(monkeypatch):
     never = Session()
-    never.op_build(BUILD)
+    never.op_build(complete_build(BUILD))
     ones = Session()
-    ones.op_build(BUILD)
+    ones.op_build(complete_build(BUILD))
     ones.op_setMasks({net: {n: 1.0 for n in ("net.0", "net.2", "net.4")} for net in ("generator", "discriminator")})
     calls = count_masked_fills(monkeypatch)
     _, a = never.handle("train", {"start": 1, "iterations": 5, "probeEvery": 2}, {})
@@ -185,7 +186,7 @@ def test_dense_run_does_no_mask_work_and_matches_density_one(monkeypatch):
 
 def test_gen_batch_size_drives_the_g_step_and_its_growth_gradient():
     s = Session()
-    s.op_build({**BUILD, "train": {**BUILD["train"], "batchSize": 8, "genBatchSize": 12}})
+    s.op_build(complete_build({**BUILD, "train": {**BUILD["train"], "batchSize": 8, "genBatchSize": 12}}))
     sizes = []
     z, sample = s.gan.z, s.gan.data.sample
     s.gan.z = lambda n: sizes.append(("z", n)) or z(n)
@@ -252,7 +253,7 @@ def test_ema_copies_buffers_and_sample_uses_it():
     args = {**BUILD, "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
             "data": {"name": "synthetic", "shape": [1, 28, 28]}, "train": {**BUILD["train"], "batchSize": 4, "genBatchSize": 4}}
     s = Session()
-    s.op_build(args)
+    s.op_build(complete_build(args))
     s.handle("train", {"start": 1, "iterations": 2, "probeEvery": 0}, {})
     for b, g in zip(s.gan.ema.model.buffers(), s.gan.G.buffers()):
         assert torch.equal(b, g)  # BN running stats as of the last G step
@@ -267,7 +268,7 @@ def test_ema_copies_buffers_and_sample_uses_it():
     assert s.gan.G.training and not s.gan.ema.model.training
 
     off = Session()
-    off.op_build({**args, "train": {**args["train"], "ema": None}})
+    off.op_build(complete_build({**args, "train": {**args["train"], "ema": None}}))
     assert off.gan.ema is None and off.gan.masks_g.layers[0].followers == []
     _, c = off.op_sample({"n": 3, "seed": 5})
     with torch.no_grad():

@@ -44,3 +44,25 @@ def test_errors_name_each_offending_path(validator):
     assert [e["path"] for e in errs] == ["tensors.0.dtype"]
     errs = errors_of(validator, {"v": 1, "id": "a", "op": 7, "args": {}})
     assert [e["path"] for e in errs] == ["op"]
+
+
+def test_build_names_every_model_and_data_field(validator):
+    """The worker has no defaults of its own: a model or data spec leaving a field out is refused by the
+    schema, and the spec `ddst run` sends (every default filled in) passes."""
+    from ddst_worker.spec_defaults import complete_build
+    train = {"batchSize": 8, "genBatchSize": 8, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
+             "betas": [0.0, 0.9], "ema": 0.999}
+    build = {"seed": 1, "device": "cpu", "model": {"name": "sngan48", "variant": "resnet48"},
+             "data": {"name": "ring8"}, "train": train}
+    validator.validate({"v": 1, "id": "a", "op": "build", "args": complete_build(build)})
+    errs = errors_of(validator, {"v": 1, "id": "a", "op": "build", "args": build})
+    assert {e["path"] for e in errs} == {"args.model.latentDim", "args.model.spectralNorm", "args.data.std",
+                                         "args.data.radius"}
+    lottery = complete_build({**build, "model": {"name": "sngan48"}})
+    assert lottery["model"]["gChannels"] == 256
+    errs = errors_of(validator, {"v": 1, "id": "a", "op": "build", "args": {
+        **lottery, "model": {k: v for k, v in lottery["model"].items() if k != "gChannels"}}})
+    assert errs == [{"path": "args.model.gChannels", "message": "required"}]
+    # One that names no branch (no such model) still says where.
+    errs = errors_of(validator, {"v": 1, "id": "a", "op": "build", "args": {**lottery, "model": {"name": "resnet9000"}}})
+    assert [e["path"] for e in errs] == ["args.model"]

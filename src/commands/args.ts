@@ -1,11 +1,6 @@
-import { DcganSpec, Mlp2dSpec, SnganSpec } from "../vocabulary/networks.js";
-
 /** Command-line argument helpers shared by the commands. */
 
 export class UsageError extends Error {}
-
-/** Model names, from the zod union of model specs. */
-export const MODEL_NAMES: string[] = [Mlp2dSpec.shape.name.value, ...SnganSpec.shape.name.options, ...DcganSpec.shape.name.options];
 
 export function intOption(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;

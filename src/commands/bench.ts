@@ -1,10 +1,10 @@
 import { execa } from "execa";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ModelSpec } from "../vocabulary/networks.js";
+import { MODEL_NAMES, ModelSpec } from "../vocabulary/networks.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
-import { intOption, MODEL_NAMES, UsageError } from "./args.js";
+import { intOption, UsageError } from "./args.js";
 
 /** `ddst bench`: masked vs dense iteration and a global prune-and-grow, timed in the worker. */
 export async function cmdBench(argv: string[]): Promise<number> {

@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
-import { ModelSpec, TrainSpec, trainArgs } from "../vocabulary/networks.js";
+import { MODEL_NAMES, ModelSpec, TrainSpec, trainArgs } from "../vocabulary/networks.js";
 import { BuildResult } from "../protocol/messages.js";
 import { dataForInspection, formatInspect, inspectNet } from "../report/inspect.js";
 import { Worker } from "../worker/worker.js";
-import { densityOption, MODEL_NAMES, UsageError } from "./args.js";
+import { densityOption, UsageError } from "./args.js";
 
 /** `ddst inspect`: parameter counts, densities and MACs of a network pair. */
 export async function cmdInspect(argv: string[]): Promise<number> {

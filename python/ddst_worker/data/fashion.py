@@ -149,4 +149,4 @@ def build(cfg: dict, seed: int, device: str) -> ImageSource:
     load = (lambda s: load_json_split(directory, s)) if layout == "json" else (lambda s: load_idx_split(directory, s))
     data = load(split)
     return ImageSource("fashion-mnist", split, data, 10, seed, device,
-                       pad_transform(cfg.get("pad", False), data.raw_shape), reload=load, splits=("train", "test"))
+                       pad_transform(cfg["pad"], data.raw_shape), reload=load, splits=("train", "test"))

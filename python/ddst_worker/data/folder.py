@@ -59,10 +59,10 @@ def load_image(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
 
 def build(cfg: dict, seed: int, device: str) -> ImageSource:
     root = need_dir(Path(cfg["path"]), "a directory of image files")
-    size = cfg.get("size")
+    size = cfg["size"]
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) and s >= 1 for s in size)):
         raise WorkerError("bad_value", "folder: size must be [height, width], positive integers", {"size": size})
-    channels = cfg.get("channels", 3)
+    channels = cfg["channels"]
     if channels not in (1, 3):
         raise WorkerError("bad_value", "folder: channels must be 1 or 3", {"channels": channels})
     files = list_images(root)

@@ -79,7 +79,7 @@ def check_labels(path, labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def split_of(cfg: dict, allowed: tuple) -> str:
-    split = cfg.get("split", allowed[0])
+    split = cfg["split"]
     if split not in allowed:
         raise WorkerError("bad_value", f"{cfg['name']}: split must be one of {list(allowed)}", {"split": split})
     return split

@@ -108,5 +108,5 @@ def build(cfg: dict, seed: int, device: str) -> ImageSource:
     if not directory.is_dir():
         raise bad(directory, "a directory of MNIST IDX files", "no such directory")
     data = load_idx_split(directory, split)
-    return ImageSource("mnist", split, data, 10, seed, device, pad_transform(cfg.get("pad", False), data.raw_shape),
+    return ImageSource("mnist", split, data, 10, seed, device, pad_transform(cfg["pad"], data.raw_shape),
                        reload=lambda s: load_idx_split(directory, s), splits=("train", "test"))

@@ -62,7 +62,7 @@ def load_split(directory: Path, split: str) -> Images:
 
 def build(cfg: dict, seed: int, device: str) -> ImageSource:
     split = split_of(cfg, SPLITS)
-    size = int(cfg.get("size", 48))
+    size = int(cfg["size"])
     if not 8 <= size <= 96:
         raise bad(Path(cfg["path"]), "size 8..96", str(size))
     path = Path(cfg["path"])

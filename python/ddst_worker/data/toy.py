@@ -1,7 +1,8 @@
 """2-D Gaussian mixtures, generated on the fly (nothing to download).
 
-ring8: 8 modes evenly spaced on a circle of radius r (default 2.0), std 0.02 by default.
-grid25: 25 modes on the 5x5 grid {-4,-2,0,2,4}^2, std 0.05 by default.
+ring8: 8 modes evenly spaced on a circle of radius `radius`, each of std `std`.
+grid25: 25 modes on the 5x5 grid {-4,-2,0,2,4}^2, each of std `std`.
+Both fields always arrive: their defaults are the experiment file's (src/vocabulary/networks.ts).
 `centers` and `std` stay exposed so mode-coverage metrics can use them.
 """
 
@@ -38,12 +39,8 @@ def grid_centers(side: int, step: float) -> torch.Tensor:
 
 def build(cfg: dict, seed: int, device: str) -> Mixture:
     name = cfg["name"]
-    if name == "ring8":
-        std = cfg.get("std", 0.02)
-        centers = ring_centers(8, cfg.get("radius", 2.0))
-    else:
-        std = cfg.get("std", 0.05)
-        centers = grid_centers(5, 2.0)
+    std = cfg["std"]
+    centers = ring_centers(8, cfg["radius"]) if name == "ring8" else grid_centers(5, 2.0)
     if not std > 0:
         raise WorkerError("bad_value", f"{name}: std must be > 0", {"std": std})
     return Mixture(centers, std, seed, device)

@@ -20,7 +20,7 @@ MODELS = {
 
 def check_keys(cfg: dict, allowed: set[str], model: str) -> None:
     """Refuse keys a model does not read: the schema rules them out on the wire, and an in-process caller
-    (tests, bench) that misspells one should hear about it instead of getting the default."""
+    (tests, bench) that misspells one should hear about it instead of the key being ignored."""
     unknown = sorted(set(cfg) - allowed - {"name"})
     if unknown:
         raise ValueError(f"{model} does not take {unknown}; it takes {sorted(allowed)}")

@@ -6,11 +6,12 @@ Generator: z [N, latent] -> Linear(latent -> 2w*s*s), s = H // 4 (7 for 28, 8 fo
     -> BN, ReLU -> ConvT(2w -> w, 4, stride 2, pad 1) [2s] -> BN, ReLU -> ConvT(w -> C, 4, 2, 1) [4s = H] -> tanh
 Discriminator: Conv(C -> w, 4, 2, 1) [H/2] -> LeakyReLU 0.2 -> Conv(w -> 2w, 4, 2, 1) [H/4] -> LeakyReLU 0.2
     -> flatten -> Linear(2w*s*s -> 1) -> raw logits, shape [N]
-w = `width` (default 32: 32/64 channels, half the classic DCGAN's, small enough for CPU runs). Optional
-`spectralNorm` (default False) wraps every D layer in classic spectral norm (`weight_orig`).
+w = `width` (the experiment file's default 32: 32/64 channels, half the classic DCGAN's, small enough for CPU
+runs). `spectralNorm` wraps every D layer in classic spectral norm (`weight_orig`).
 
-model_cfg keys, exactly those of the schema's dcgan branch, all optional: latentDim (64), width (32),
-spectralNorm (False), and name (if it ends in a resolution, e.g. "dcgan28", it must agree with data_shape).
+model_cfg keys, exactly those of the schema's dcgan branch, all given (defaults are the experiment file's,
+src/vocabulary/networks.ts): latentDim, width, spectralNorm, and name (if it ends in a resolution, e.g.
+"dcgan28", it must agree with data_shape).
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from torch import nn
 
 from . import check_keys
 
-DEFAULT_LATENT = 64
-DEFAULT_WIDTH = 32
 KEYS = {"latentDim", "width", "spectralNorm"}
 
 
@@ -75,12 +74,12 @@ def build(model_cfg: dict | None, data_shape: tuple) -> tuple[nn.Module, nn.Modu
     m = re.search(r"(\d+)$", name)
     if m and int(m.group(1)) != h:
         raise ValueError(f"model {name!r} is for {m.group(1)}x{m.group(1)} images but the data is {h}x{h}")
-    latent = int(cfg.get("latentDim", DEFAULT_LATENT))
-    width = int(cfg.get("width", DEFAULT_WIDTH))
+    latent = int(cfg["latentDim"])
+    width = int(cfg["width"])
     side = h // 4
     G = Generator(latent, side, width, c)
     D = Discriminator(c, side, width)
-    if cfg.get("spectralNorm", False):
+    if cfg["spectralNorm"]:
         for mod in (D.conv1, D.conv2, D.fc):
             nn.utils.spectral_norm(mod)
     return G, D, latent

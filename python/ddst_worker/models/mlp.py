@@ -1,6 +1,6 @@
 """mlp2d: small MLPs for 2-D toy mixtures. D returns raw logits (no sigmoid).
 
-model_cfg keys, exactly those of the schema's mlp2d branch: hidden (128), depth (2), latentDim (2), name.
+model_cfg keys, exactly those of the schema's mlp2d branch, all given: hidden, depth, latentDim, name.
 """
 
 import math
@@ -43,7 +43,7 @@ class Discriminator(nn.Module):
 
 def build(cfg: dict, data_shape: tuple):
     check_keys(cfg, KEYS, "mlp2d")
-    hidden, depth, latent = cfg.get("hidden", 128), cfg.get("depth", 2), cfg.get("latentDim", 2)
+    hidden, depth, latent = cfg["hidden"], cfg["depth"], cfg["latentDim"]
     if min(hidden, depth, latent) < 1:
         raise ValueError("mlp2d needs hidden, depth and latentDim >= 1")
     out_dim = math.prod(data_shape)

@@ -20,9 +20,10 @@ Discriminator (default variant), every Conv/Linear under classic spectral norm (
     pair ("resnet.48", G 512->256->128->64 channels, D 64->...->1024 with four down-blocks, mean pooling,
     biased final Linear); `variant: "resnet48"` selects it (fixed channels: gChannels / dChannels refused).
 
-model_cfg keys, exactly those of the schema's sngan branch, all optional: latentDim (128), gChannels (256),
-dChannels (128), spectralNorm (True), variant ("lottery" | "resnet48"), and name (if it ends in a resolution,
-e.g. "sngan48", it must agree with data_shape). Weights keep PyTorch's default init, as the reference.
+model_cfg keys, exactly those of the schema's sngan branch for its variant, all given (defaults are the
+experiment file's, src/vocabulary/networks.ts): variant ("lottery" | "resnet48"), latentDim, spectralNorm,
+gChannels and dChannels ("lottery" only), and name (if it ends in a resolution, e.g. "sngan48", it must agree
+with data_shape). Weights keep PyTorch's default init, as the reference.
 Convs and the generator's Linear have biases (non-maskable), as in the reference.
 """
 
@@ -36,7 +37,6 @@ from torch import nn
 
 from . import check_keys
 
-DEFAULT_LATENT = 128
 KEYS = {"latentDim", "gChannels", "dChannels", "spectralNorm", "variant"}
 
 
@@ -161,15 +161,15 @@ def build(model_cfg: dict | None, data_shape: tuple) -> tuple[nn.Module, nn.Modu
     if h != w:
         raise ValueError(f"SNGAN needs square images, got {h}x{w}")
     _check_name(cfg, h)
-    latent = int(cfg.get("latentDim", DEFAULT_LATENT))
-    variant = cfg.get("variant", "lottery")
+    latent = int(cfg["latentDim"])
+    variant = cfg["variant"]
 
     if variant == "lottery":
         bottom = h // 8
         if bottom * 8 != h:
             raise ValueError(f"SNGAN upsamples 8x from the bottom width: {h} is not a multiple of 8")
-        gch = int(cfg.get("gChannels", 256))
-        dch = int(cfg.get("dChannels", 128))
+        gch = int(cfg["gChannels"])
+        dch = int(cfg["dChannels"])
         G = Generator(latent, bottom, [gch] * 4, c)
         D = Discriminator(c, [(dch, True, None), (dch, False, None), (dch, False, None)], dch, "sum", False)
     elif variant == "resnet48":
@@ -183,6 +183,6 @@ def build(model_cfg: dict | None, data_shape: tuple) -> tuple[nn.Module, nn.Modu
     else:
         raise ValueError(f"unknown SNGAN variant {variant!r} (lottery | resnet48)")
 
-    if cfg.get("spectralNorm", True):
+    if cfg["spectralNorm"]:
         add_spectral_norm(D)
     return G, D, latent

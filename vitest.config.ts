@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration tests start real PyTorch workers; two cores, so run files one at a time.
     fileParallelism: false,
+    // Tests marked concurrent (test/integration/faults.test.ts) run three at a time.
+    maxConcurrency: 3,
   },
 });

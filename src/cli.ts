@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from "./config/experiment.js";
 import { RunDirError } from "./run/run-dir.js";
+import { BuildRefusedError } from "./run/run-experiment.js";
 import { UsageError } from "./commands/args.js";
 import { cmdBench } from "./commands/bench.js";
 import { cmdDoctor } from "./commands/doctor.js";
@@ -9,6 +10,7 @@ import { cmdInspect } from "./commands/inspect.js";
 import { cmdRun } from "./commands/run.js";
 import { cmdTable } from "./commands/table.js";
 import { TableError } from "./table/run-table.js";
+import { WorkerEnvironmentError } from "./worker/worker.js";
 
 const USAGE = `usage:
   ddst run <experiment.json|.ts> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda] [--set path=value ...] [--until N]
@@ -49,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command '${cmd}'`);
     }
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof RunDirError || e instanceof TableError) {
+    if (e instanceof ConfigError || e instanceof RunDirError || e instanceof TableError || e instanceof WorkerEnvironmentError || e instanceof BuildRefusedError) {
       console.error(`ddst: ${e.message}`);
       return 2;
     }

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +17,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m ddst_worker", description="ddst PyTorch worker (ZeroMQ ROUTER)")
     p.add_argument("--endpoint", required=True, help="ZeroMQ endpoint to bind, e.g. ipc:///tmp/ddst-x/worker.sock")
     p.add_argument("--key-file", required=True, help="file holding the hex HMAC key (mode 0600)")
-    p.add_argument("--max-message-bytes", type=int, default=1 << 30, help="larger requests get too_large")
+    p.add_argument("--max-message-bytes", type=int, default=1 << 24,
+                   help="requests are small JSON: a larger frame disconnects its sender, a larger message gets too_large")
+    p.add_argument("--private-dir", help="directory (the socket's and the key's) removed when the worker exits: "
+                   "the orchestrator removes it too, this covers an orchestrator killed by SIGKILL")
     p.add_argument("--schemas", default=os.environ.get("DDST_SCHEMAS") or str(Path(__file__).resolve().parents[2] / "schemas"),
                    help="directory holding request.schema.json (default: $DDST_SCHEMAS, else <repo>/schemas)")
     return p.parse_args(argv)
@@ -37,13 +41,22 @@ def read_key(path: str) -> bytes:
 
 
 def main(argv=None) -> int:
-    # SIGTERM unwinds like sys.exit(0): the `finally` around the loop closes the socket.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    # A terminal's Ctrl-C reaches the whole process group, the orchestrator included, and the orchestrator
-    # decides how to stop (interrupt, checkpoint, shutdown): the worker must not die under it first.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Signals are the orchestrator's to handle. A terminal's Ctrl-C and SIGHUP, and the SIGTERM that `timeout`,
+    # Slurm (scancel, preemption) and container stops send, reach the whole process group; the orchestrator
+    # decides how to stop (interrupt, checkpoint, shutdown), so the worker must not die under it first. It
+    # exits when asked (shutdown) or when its parent is gone.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     parent = os.getppid()  # taken first: the parent may die while torch loads
     args = parse_args(argv)
+    try:
+        return serve(args, parent)
+    finally:
+        if args.private_dir:
+            shutil.rmtree(args.private_dir, ignore_errors=True)
+
+
+def serve(args, parent: int) -> int:
     key = read_key(args.key_file)
 
     # torch loads after the cheap checks: a usage error should not wait for it.
@@ -71,6 +84,9 @@ def main(argv=None) -> int:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 2000)  # let the last reply (e.g. to shutdown) leave before exit
+    # A frame over the cap disconnects its sender before it is held in memory; several frames under it that
+    # add up to more are refused as too_large after they arrive.
+    sock.setsockopt(zmq.MAXMSGSIZE, args.max_message_bytes)
     try:
         sock.bind(args.endpoint)
     except zmq.ZMQError as e:

@@ -25,6 +25,7 @@ not state: they are rebuilt, or read from cacheDir, when a fresh worker first ne
 """
 
 import contextlib
+import io
 import os
 
 import torch
@@ -86,10 +87,14 @@ def save(session, path: str) -> dict:
     state = state_of(session)
     tmp = path + ".tmp"  # same directory, so the rename stays on one file system
     folder = os.path.dirname(os.path.abspath(path))
+    # Serialized in memory first, then written as plain bytes: a full disk is then the OS's "No space left
+    # on device" naming the file, not an error from inside torch's zip writer.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     try:
         os.makedirs(folder, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -120,12 +125,13 @@ def read(path: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise _bad(f"checkpoint {path} does not exist", path=path)
+        raise _bad(f"checkpoint {path} does not exist", path=path, reason="unreadable")
     except Exception as e:  # torch reports truncation, corruption and refused objects in many types
         raise _bad(f"checkpoint {path} cannot be read: truncated, corrupt, unreadable, or holding more than "
-                   f"tensors and plain data ({type(e).__name__}: {_reason(e)})", path=path, error=type(e).__name__)
+                   f"tensors and plain data ({type(e).__name__}: {_reason(e)})", path=path, error=type(e).__name__,
+                   reason="unreadable")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise _bad(f"{path} is not a ddst worker checkpoint", path=path)
+        raise _bad(f"{path} is not a ddst worker checkpoint", path=path, reason="unreadable")
     if ckpt.get("version") != VERSION:
         raise _bad(f"checkpoint {path} has format version {ckpt.get('version')!r}; this worker reads {VERSION}",
                    path=path, version=ckpt.get("version"))

@@ -1,9 +1,10 @@
 """The ROUTER loop: authenticate, check, decode, dispatch, reply. A request never kills the worker.
 
 Incoming: [identity, signature, header, *tensors]. Outgoing: [identity, signature, header, *tensors].
-Order of checks: frame count and signature (failures are dropped silently and counted), size
-(too_large), header JSON (bad_header), version (version_mismatch), op (unknown_op), schema
-(invalid_request), tensor frames (bad_tensor), then the op itself.
+Order of checks: frame count and signature, then the header's sequence number (a repeated or older one is a
+replay); failures of these are dropped silently and counted by reason. Then size (too_large), header JSON
+(bad_header), version (version_mismatch), op (unknown_op), schema (invalid_request), tensor frames
+(bad_tensor), and the op itself.
 """
 
 import json
@@ -40,6 +41,7 @@ class Server:
         self.validator = validator
         self.session = session or Session()
         self.parent = parent if parent is not None else os.getppid()  # the pid whose death ends us
+        self.last_seq = 0  # the highest sequence number accepted: each signed request carries a higher one
 
     # ---- sending -------------------------------------------------------------------------------
 
@@ -63,14 +65,20 @@ class Server:
         """Authenticate and check one message. Returns (identity, id, op, args, tensors), or None when
         the message was dropped or already answered with an error."""
         if len(frames) < 3 or not verify(self.key, frames[2:], frames[1]):
-            self.session.dropped += 1
-            return None
+            return self.drop("unsigned", "a message without a valid signature")
         identity, header_bytes, tensor_frames = frames[0], frames[2], frames[3:]
+        # Signed, but maybe captured and sent again: only a sequence number above every earlier one is new.
+        # A header without one is left to the schema, which requires it.
+        seq = _peek(header_bytes, "seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            if seq <= self.last_seq:
+                return self.drop("replayed", f"a replayed request (seq {seq}, after {self.last_seq})")
+            self.last_seq = seq
         rid = None
         try:
             size = sum(len(f) for f in frames[1:])
             if size > self.max_bytes:
-                rid = _peek_id(header_bytes)
+                rid = _peek(header_bytes, "id")
                 raise WorkerError("too_large", f"message is {size} bytes; this worker accepts at most "
                                   f"{self.max_bytes} (--max-message-bytes)", {"size": size, "max": self.max_bytes})
             header = _parse_header(header_bytes)
@@ -88,6 +96,14 @@ class Server:
         except WorkerError as err:
             self.send_error(identity, rid, err)
             return None
+
+    def drop(self, reason: str, what: str) -> None:
+        """Count a message dropped unanswered; the first of each reason is logged (a flood is only counted)."""
+        self.session.dropped[reason] += 1
+        if self.session.dropped[reason] == 1:
+            print(f"ddst-worker: dropped {what}; further ones are counted (hello, ping: dropped.{reason})",
+                  file=sys.stderr, flush=True)
+        return None
 
     def handle(self, frames: list[bytes], busy: bool = False) -> None:
         try:
@@ -181,9 +197,11 @@ def _parse_header(data: bytes) -> dict:
     return header
 
 
-def _peek_id(data: bytes):
+def _peek(data: bytes, key: str):
+    """header[key] when the header is a JSON object, else None (the full checks come later)."""
     try:
-        rid = json.loads(data.decode("utf-8")).get("id")
-        return rid if isinstance(rid, str) else None
+        header = json.loads(data.decode("utf-8"))
+        value = header.get(key) if isinstance(header, dict) else None
+        return value if key != "id" or isinstance(value, str) else None
     except Exception:
         return None

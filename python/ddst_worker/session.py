@@ -56,7 +56,7 @@ class Session:
         self.gan: Gan | None = None
         self.iter = 0          # last iteration completed (or running, during train)
         self.busy = False      # set by the server around long ops
-        self.dropped = 0       # counted by the server
+        self.dropped = {"unsigned": 0, "replayed": 0}  # messages the server dropped unanswered, by reason
         self.exit_requested = False
         self.interrupt_requested = False  # set by `interrupt` while a train runs; read after each iteration
         self.mask_gen: torch.Generator | None = None

@@ -5,6 +5,7 @@ import json
 
 import zmq
 
+from ddst_worker import PROTOCOL_VERSION
 from ddst_worker.frames import decode_all, encode_all
 from ddst_worker.signing import sign, verify
 
@@ -12,11 +13,12 @@ from ddst_worker.signing import sign, verify
 class Client:
     def __init__(self, endpoint: str, key: bytes):
         self.key = key
+        self.endpoint = endpoint
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
-        self.ids = (f"r{i}" for i in itertools.count(1))
+        self.seqs = itertools.count(1)
 
     def close(self):
         self.sock.close(0)
@@ -26,9 +28,10 @@ class Client:
         self.sock.send_multipart([sig] + body)
 
     def send(self, op: str, args: dict | None = None, tensors=(), rid: str | None = None) -> str:
-        rid = rid or next(self.ids)
+        seq = next(self.seqs)
+        rid = rid or f"r{seq}"
         descs, data = encode_all(list(tensors))
-        header = {"v": 1, "id": rid, "op": op, "args": args or {}, "tensors": descs}
+        header = {"v": PROTOCOL_VERSION, "id": rid, "seq": seq, "op": op, "args": args or {}, "tensors": descs}
         self.send_frames([json.dumps(header).encode()] + data)
         return rid
 

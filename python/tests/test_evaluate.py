@@ -300,7 +300,7 @@ def test_evaluate_through_the_worker_subprocess(schemas, tmp_path):
         assert set(result) == {"metrics", "picture", "seconds"} and result["picture"] == picture
         assert {"modes", "highQuality"} <= set(result["metrics"])
         by_id = {h["id"]: h for h in others}
-        assert by_id[ping_id]["result"] == {"busy": True, "iter": 5, "dropped": 0}
+        assert by_id[ping_id]["result"] == {"busy": True, "iter": 5, "dropped": {"unsigned": 0, "replayed": 0}}
         assert by_id[interrupt_id]["kind"] == "ok"  # answered, and ignored by evaluate
         assert by_id[stats_id]["error"]["code"] == "busy"
         assert progress and all(p["op"] == "evaluate" and p["iter"] == 5 for p in progress)

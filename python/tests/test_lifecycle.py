@@ -1,4 +1,4 @@
-"""Starting and stopping the worker process: usage errors, SIGTERM, and no orphans."""
+"""Starting and stopping the worker process: usage errors, signals left to the parent, and no orphans."""
 
 import os
 import signal
@@ -52,18 +52,26 @@ def test_bad_start_exits_2_with_a_message(case, schemas):
     assert err.decode().startswith("ddst-worker: ") and ("key" in err.decode() or "schema" in err.decode())
 
 
-def test_sigterm_during_train_exits_0(schemas):
+def test_signals_are_left_to_the_parent_and_the_private_dir_goes_at_exit(schemas):
+    """SIGTERM, SIGHUP and SIGINT reach the worker with its whole process group (timeout, scancel, a closed
+    terminal): it keeps training and leaves the stopping to its parent, then exits 0 on shutdown and removes
+    the directory it was given with --private-dir."""
     tmp, key = key_dir()
     endpoint = f"ipc://{tmp}/w.sock"
-    proc = start(["--endpoint", endpoint, "--key-file", f"{tmp}/key", "--schemas", str(schemas)])
+    proc = start(["--endpoint", endpoint, "--key-file", f"{tmp}/key", "--schemas", str(schemas), "--private-dir", tmp])
     assert proc.stderr.readline().strip() == b"ddst-worker ready"
     c = Client(endpoint, key.encode())
     try:
         c.ok("build", BUILD)
-        c.send("train", {"start": 1, "iterations": 100000, "probeEvery": 10})
+        rid = c.send("train", {"start": 1, "iterations": 300, "probeEvery": 10})
         assert c.recv()[0]["kind"] == "progress"  # it is inside the long op now
-        proc.send_signal(signal.SIGTERM)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            proc.send_signal(sig)
+        header, _, _, _ = c.reply(rid)
+        assert header["kind"] == "ok" and header["result"]["end"] == 300
+        assert c.ok("shutdown")[0] == {}
         assert proc.wait(10) == 0
+        assert not os.path.exists(tmp)
     finally:
         c.close()
         if proc.poll() is None:

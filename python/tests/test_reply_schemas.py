@@ -25,7 +25,7 @@ def checked(client, schema, op, args=None):
     envelope = {k: v for k, v in schema.items() if k != "$defs"}
     jsonschema.validate(header, envelope)
     for p in progress:
-        jsonschema.validate({"v": 1, "id": header["id"], "kind": "progress", "progress": p}, envelope)
+        jsonschema.validate({"v": header["v"], "id": header["id"], "kind": "progress", "progress": p}, envelope)
     assert header["kind"] == "ok", header
     jsonschema.validate(header["result"], schema["$defs"][op])
     return header["result"]

@@ -11,9 +11,11 @@ import pytest
 
 from client import Client
 from conftest import WorkerProcess
+from ddst_worker import PROTOCOL_VERSION
 from ddst_worker.frames import encode
 
 MAX_BYTES = 64 * 1024
+NONE_DROPPED = {"unsigned": 0, "replayed": 0}
 BUILD = {"seed": 3, "device": "cpu", "model": {"name": "mlp2d", "hidden": 64, "depth": 2, "latentDim": 2},
          "data": {"name": "ring8", "std": 0.02, "radius": 2.0},
          "train": {"batchSize": 64, "genBatchSize": 64, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3,
@@ -35,7 +37,7 @@ def error_of(header):
 def test_hello(worker):
     _, c = worker
     result, _ = c.ok("hello")
-    assert result["protocol"] == 1 and result["dropped"] == 0 and result["threads"] == 1
+    assert result["protocol"] == PROTOCOL_VERSION and result["dropped"] == NONE_DROPPED and result["threads"] == 1
     assert result["device"] in ("cpu", "cuda") and isinstance(result["cudaAvailable"], bool)
     assert {"worker", "python", "torch", "pid"} <= set(result)
 
@@ -44,7 +46,7 @@ def test_ops_before_build_are_not_built(worker):
     _, c = worker
     header, _ = c.call("stats")
     assert error_of(header)["code"] == "not_built"
-    assert c.ok("ping")[0] == {"busy": False, "iter": 0, "dropped": 0}
+    assert c.ok("ping")[0] == {"busy": False, "iter": 0, "dropped": NONE_DROPPED}
 
 
 def test_build_and_set_masks(worker):
@@ -109,14 +111,30 @@ def test_dst_step_and_set_density(worker):
     assert tensors["samples"].shape == (10, 2) and tensors["samples"].dtype == np.float32
 
 
-def test_unsigned_and_short_messages_are_dropped_and_counted(worker):
+def test_unsigned_short_and_replayed_messages_are_dropped_and_counted(worker):
     _, c = worker
-    body = [json.dumps({"v": 1, "id": "evil", "op": "hello", "args": {}}).encode()]
+    body = [json.dumps({"v": PROTOCOL_VERSION, "id": "evil", "seq": 10**9, "op": "hello", "args": {}}).encode()]
     c.send_frames(body, signature=b"0" * 64)
     c.send_frames(body, signature=b"")
     c.sock.send_multipart([b"lonely"])
     result, _ = c.ok("hello")
-    assert result["dropped"] == 3
+    assert result["dropped"] == {"unsigned": 3, "replayed": 0}
+    # A signed request captured and sent again, from this connection or a new one, is never executed.
+    seq = next(c.seqs)
+    captured = [json.dumps({"v": PROTOCOL_VERSION, "id": "once", "seq": seq, "op": "ping", "args": {}}).encode()]
+    c.send_frames(captured)
+    assert c.recv()[0]["id"] == "once"
+    c.send_frames(captured)
+    other = Client(c.endpoint, c.key)
+    try:
+        other.send_frames(captured)
+        older = [json.dumps({"v": PROTOCOL_VERSION, "id": "older", "seq": seq - 1, "op": "ping", "args": {}}).encode()]
+        other.send_frames(older)
+        assert not other.sock.poll(200)
+    finally:
+        other.close()
+    result, _ = c.ok("hello")
+    assert result["dropped"] == {"unsigned": 3, "replayed": 3}
     assert not c.sock.poll(100)  # nothing ever answered the dropped ones
 
 
@@ -132,20 +150,25 @@ def test_bad_header(worker):
 def test_truncated_tensor_frame(worker):
     _, c = worker
     desc, data = encode("x", np.arange(4, dtype=np.float32))
-    header = {"v": 1, "id": "t1", "op": "hello", "args": {}, "tensors": [desc]}
+    header = {"v": PROTOCOL_VERSION, "id": "t1", "seq": next(c.seqs), "op": "hello", "args": {}, "tensors": [desc]}
     c.send_frames([json.dumps(header).encode(), data[:-2]])
     reply, _ = c.recv()
     err = error_of(reply)
     assert reply["id"] == "t1" and err["code"] == "bad_tensor" and err["detail"]["expected"] == 16
+    header["seq"] = next(c.seqs)
     c.send_frames([json.dumps(header).encode()])  # frame missing altogether
     assert error_of(c.recv()[0])["code"] == "bad_tensor"
 
 
 def test_too_large(worker):
     _, c = worker
-    big = np.zeros(MAX_BYTES // 8 + 1, dtype=np.float64)
-    header, _ = c.call("hello", tensors=[("big", big)], rid="big1")
+    half = np.zeros(MAX_BYTES // 16 + 1, dtype=np.float64)  # two frames under the cap, over it together
+    header, _ = c.call("hello", tensors=[("a", half), ("b", half)], rid="big1")
     assert header["id"] == "big1" and error_of(header)["code"] == "too_large"
+    # One frame over the cap disconnects the sender before the worker holds it (ZMQ_MAXMSGSIZE): no reply.
+    c.send("hello", tensors=[("big", np.zeros(MAX_BYTES // 8 + 1, dtype=np.float64))], rid="big2")
+    assert not c.sock.poll(300)
+    assert c.ok("ping")[0]["busy"] is False  # the DEALER reconnects; the worker serves on
 
 
 def test_invalid_request_version_and_unknown_op(worker):
@@ -155,9 +178,9 @@ def test_invalid_request_version_and_unknown_op(worker):
     assert err["code"] == "invalid_request"
     assert [e["path"] for e in err["detail"]["errors"]] == ["args.target"]
     assert "args.target" in err["message"]
-    c.send_frames([json.dumps({"v": 2, "id": "v2", "op": "hello", "args": {}}).encode()])
+    c.send_frames([json.dumps({"v": 99, "id": "v99", "seq": next(c.seqs), "op": "hello", "args": {}}).encode()])
     reply, _ = c.recv()
-    assert reply["id"] == "v2" and error_of(reply)["code"] == "version_mismatch"
+    assert reply["id"] == "v99" and error_of(reply)["code"] == "version_mismatch"
     header, _ = c.call("frobnicate")
     assert error_of(header)["code"] == "unknown_op"
     header, _ = c.call("setMasks", {"generator": {"net.9": 0.5}, "discriminator": {}})
@@ -169,7 +192,7 @@ def test_invalid_request_version_and_unknown_op(worker):
 def test_still_serving_then_shutdown_exits_zero(worker):
     proc, c = worker
     result, _ = c.ok("hello")
-    assert result["dropped"] == 3
+    assert result["dropped"] == {"unsigned": 3, "replayed": 3}
     stats, _ = c.ok("stats")
     assert stats["generator"]["itop"] > stats["generator"]["density"]
     assert c.ok("shutdown")[0] == {}
@@ -205,7 +228,7 @@ def test_internal_errors_are_replies_not_crashes(schemas):
             assert err["code"] == "internal" and needle in err["message"] + err["detail"]["traceback"]
         client.send("ping")
         server.handle(router.recv_multipart())
-        assert client.recv()[0]["result"] == {"busy": False, "iter": 0, "dropped": 0}
+        assert client.recv()[0]["result"] == {"busy": False, "iter": 0, "dropped": NONE_DROPPED}
     finally:
         client.close()
         router.close(0)

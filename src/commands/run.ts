@@ -61,13 +61,14 @@ async function drive(out: string, total: number, start: (opts: RunOptions) => Pr
       until,
       signal: controller.signal,
       onRecord: progressPrinter(total),
+      onNotice: (message) => console.error(`ddst: ${message}`),
       onWorker: (w) => {
         worker = w;
         console.log(`worker: pid ${w.pid}, python ${w.hello.python}, torch ${w.hello.torch}, ${w.hello.device}, ${w.hello.threads} threads`);
       },
     });
     const f = summary.final;
-    const finished = !until || summary.iterations >= (total || summary.iterations);
+    const finished = summary.iterations >= total;
     console.log(
       `${finished ? "done" : `stopped at iteration ${summary.iterations} (--until)`} after ${summary.wallSeconds.toFixed(1)} s: ` +
         `d_G ${f.densityG.toFixed(3)}, d_D ${f.densityD.toFixed(3)}, BR ${f.br === null ? "n/a" : f.br.toFixed(3)}, ` +

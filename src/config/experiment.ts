@@ -31,6 +31,11 @@ export const EvalSpec = z.strictObject({
 export const Supervision = z.strictObject({
   maxRestarts: z.number().int().min(0).default(2).describe("restarts from the last checkpoint after the worker dies or hangs"),
   hangTimeoutSeconds: z.number().positive().default(600).describe("a busy worker silent this long is declared hung"),
+  startupTimeoutSeconds: z
+    .number()
+    .positive()
+    .default(600)
+    .describe("worker start-up (Python and torch loading, building the networks and the data, loading a checkpoint) must finish within this"),
   threads: z.number().int().min(1).optional().describe("torch threads in the worker (default: torch's choice)"),
 });
 

@@ -57,7 +57,7 @@ export class WorkerClient {
   onUnmatched?: (header: ReplyHeader) => void;
 
   constructor(
-    endpoint: string,
+    readonly endpoint: string,
     private readonly key: Buffer,
   ) {
     this.socket.connect(endpoint);
@@ -70,10 +70,13 @@ export class WorkerClient {
 
   request(op: OpName, args: object, opts: RequestOptions = {}): Promise<Reply> {
     if (this.closed) return Promise.reject(new Error(`worker connection closed; cannot send ${op}`));
-    const id = `r${this.nextId++}`;
+    // The sequence number rises with every request, under the signature: a captured request sent again is a
+    // replay the worker drops. Requests leave in this order (one send chain), so the worker sees it rise.
+    const seq = this.nextId++;
+    const id = `r${seq}`;
     const encoded = Object.entries(opts.tensors ?? {}).map(([name, t]) => encodeTensor(name, t));
     const header = Buffer.from(
-      JSON.stringify({ v: PROTOCOL_VERSION, id, op, args, tensors: encoded.map((e) => e.desc) }),
+      JSON.stringify({ v: PROTOCOL_VERSION, id, seq, op, args, tensors: encoded.map((e) => e.desc) }),
     );
     return this.sendSigned([header, ...encoded.map((e) => e.frame)], id, op, opts.onProgress);
   }

@@ -5,7 +5,7 @@ import { DataArgs, Device, ModelArgs, TrainArgs } from "../vocabulary/networks.j
 /** The wire protocol's headers (docs/protocol.md). These zod schemas are the single source of truth: the
  * worker validates every request against the JSON Schema generated from them (schemas/request.schema.json). */
 
-export const PROTOCOL_VERSION = 1 as const;
+export const PROTOCOL_VERSION = 2 as const;
 
 export const DType = z.enum(["float32", "float64", "int32", "int64", "uint8", "bool"]);
 export const TensorDesc = z.strictObject({
@@ -69,6 +69,7 @@ function requestOf<K extends OpName>(op: K) {
   return z.strictObject({
     v: z.literal(PROTOCOL_VERSION),
     id: z.string().min(1).max(128),
+    seq: z.number().int().min(1).describe("above every earlier request's to this worker: a repeated or older one is a replay, dropped"),
     op: z.literal(op),
     args: OpArgs[op],
     tensors: z.array(TensorDesc).default([]),
@@ -115,6 +116,9 @@ export const ReplyHeader = z.discriminatedUnion("kind", [
   }),
 ]);
 
+/** Messages the worker dropped unanswered, by reason: no valid signature, or a replayed sequence number. */
+const Dropped = z.strictObject({ unsigned: z.number().int(), replayed: z.number().int() });
+
 // The `result` of each op's ok reply. Strict: orchestrator and worker come from one package, so a field one
 // side sends and the other does not know is drift, which the Python tests catch against schemas/reply.schema.json.
 export const HelloResult = z.strictObject({
@@ -126,7 +130,7 @@ export const HelloResult = z.strictObject({
   cudaAvailable: z.boolean(),
   threads: z.number().int(),
   pid: z.number().int(),
-  dropped: z.number().int(),
+  dropped: Dropped,
 });
 
 export const LayerInfo = z.strictObject({
@@ -182,7 +186,7 @@ export const EvalResult = z.strictObject({
 });
 export const SaveResult = z.strictObject({ path: z.string(), bytes: z.number().int(), iter: z.number().int() });
 export const LoadResult = z.strictObject({ iter: z.number().int() });
-export const PingResult = z.strictObject({ busy: z.boolean(), iter: z.number().int().nullable(), dropped: z.number().int() });
+export const PingResult = z.strictObject({ busy: z.boolean(), iter: z.number().int().nullable(), dropped: Dropped });
 
 export const EmptyResult = z.strictObject({});
 export const SampleResult = z.strictObject({ n: z.number().int().describe("samples in the `samples` tensor") });

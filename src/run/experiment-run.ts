@@ -1,6 +1,9 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { resolveDataPaths } from "../config/data-paths.js";
 import type { Experiment } from "../config/experiment.js";
 import { BrWindow } from "../controller/br-window.js";
+import { WorkerRequestError } from "../protocol/client.js";
 import { rowsOf } from "../protocol/frames.js";
 import { trainArgs } from "../vocabulary/networks.js";
 import { BuildResult, DstStepResult, EvalResult, LoadResult, SaveResult, SetDensityResult, StatsResult, TrainResult } from "../protocol/messages.js";
@@ -26,6 +29,15 @@ export class RunAborted extends Error {
   constructor(readonly iter: number) {
     super(`run interrupted at iteration ${iter}; a checkpoint was written, continue it with --resume`);
     this.name = "RunAborted";
+  }
+}
+
+/** The worker refused to build the experiment (a malformed data file, a model that does not fit the data):
+ * bad input, exit 2, with the worker's message naming the file or the field. */
+export class BuildRefusedError extends Error {
+  constructor(message: string) {
+    super(`the worker cannot build this experiment: ${message}`);
+    this.name = "BuildRefusedError";
   }
 }
 
@@ -152,10 +164,15 @@ export class ExperimentRun {
 
   // ---- lifecycle ------------------------------------------------------------------------------------
 
+  /** A worker built for this run. Start-up (Python, torch, the data, a checkpoint to load) runs under its own
+   * timeout; `watch()` then holds the worker to the hang timeout. */
   private async startWorker(): Promise<void> {
     const s = this.exp.supervision;
+    const startup = { ms: s.startupTimeoutSeconds * 1000, setting: "supervision.startupTimeoutSeconds" };
     this.worker = await Worker.start({
-      hangTimeoutMs: s.hangTimeoutSeconds * 1000,
+      handshakeTimeoutMs: startup.ms,
+      hangTimeoutMs: startup.ms,
+      hangSetting: startup.setting,
       threads: s.threads,
       ...this.opts.worker,
       logFile: this.dir.logPath,
@@ -163,24 +180,52 @@ export class ExperimentRun {
     this.opts.onWorker?.(this.worker);
     const e = this.exp;
     const data = resolveDataPaths(e.data);
-    const built = await this.worker.ask("build", { seed: e.seed, device: e.device, model: e.model, data, train: trainArgs(e.train) }, BuildResult);
+    const built = await this.worker
+      .ask("build", { seed: e.seed, device: e.device, model: e.model, data, train: trainArgs(e.train) }, BuildResult)
+      .catch((err: unknown) => {
+        throw err instanceof WorkerRequestError && err.code === "bad_value" ? new BuildRefusedError(err.message.replace(/^worker build: bad_value: /, "")) : err;
+      });
     this.ledger = new FlopsLedger(e, built.layers);
+  }
+
+  private watch(): void {
+    this.worker.hangTimeoutMs = this.opts.worker?.hangTimeoutMs ?? this.exp.supervision.hangTimeoutSeconds * 1000;
+    this.worker.hangSetting = "supervision.hangTimeoutSeconds";
   }
 
   private async begin(): Promise<void> {
     await this.startWorker();
     const stats = await this.worker.ask("setMasks", startingMasks(this.ledger.layerTable, this.exp), StatsResult);
+    this.watch();
     this.ledger.setDensities(stats);
     this.emit([{ iter: 0, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density }]);
     await this.checkpoint();
   }
 
-  /** Loads the newest checkpoint into a fresh worker and cuts metrics.jsonl back to it. */
+  /** Loads the newest readable checkpoint into a fresh worker and cuts metrics.jsonl back to it. A newest file
+   * that cannot be read (truncated by a crash or a full disk) is set aside, and the run falls back to the
+   * newest earlier one kept, saying so. */
   private async restore(): Promise<void> {
     const pointer = this.dir.readPointer();
     if (!this.worker?.alive) await this.startWorker();
-    await this.worker.ask("load", { path: `${this.dir.path}/${pointer.worker}` }, LoadResult);
-    this.state = structuredClone(pointer.state);
+    const candidates = [pointer, ...pointer.earlier];
+    let loaded: (typeof candidates)[number] | undefined;
+    for (const [i, c] of candidates.entries()) {
+      try {
+        await this.worker.ask("load", { path: `${this.dir.path}/${c.worker}` }, LoadResult);
+        loaded = c;
+        break;
+      } catch (e) {
+        const unreadable = e instanceof WorkerRequestError && (e.detail as { reason?: string } | undefined)?.reason === "unreadable";
+        const next = candidates[i + 1];
+        if (!unreadable || !next) throw e;
+        const aside = existsSync(join(this.dir.path, c.worker)) ? `; set aside as ${this.dir.setAside(c.worker)}` : "";
+        this.opts.onNotice?.(`${e.message.replace(/^worker load: bad_value: /, "")}${aside}. Falling back to the checkpoint of iteration ${next.iter}.`);
+      }
+    }
+    if (loaded !== pointer) this.dir.point({ ...loaded!, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });
+    this.watch();
+    this.state = structuredClone(loaded!.state);
     this.window = BrWindow.restore(this.state.window);
     this.baseWall = this.state.wallSeconds;
     this.dir.truncateMetrics(this.state.metricsBytes);

@@ -1,7 +1,8 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { MetricRecord } from "./records.js";
-import { CheckpointPointer } from "./run-state.js";
+import { holderText, takeLock } from "./dir-lock.js";
+import { CheckpointPointer, type SavedCheckpoint } from "./run-state.js";
 
 /** The run directory: config.json, metrics.jsonl, summary.json, worker.log, checkpoint.json and
  * checkpoints/. Every JSON file is written to a temporary name and renamed, so a reader never sees half a file
@@ -16,12 +17,14 @@ export class RunDir {
   /** Refuses a non-empty directory: an existing run is never overwritten. */
   static create(path: string): RunDir {
     RunDir.checkFree(path);
-    mkdirSync(join(path, "checkpoints"), { recursive: true });
+    makeDirs(join(path, "checkpoints"));
     return new RunDir(path);
   }
 
   static checkFree(path: string): void {
-    if (existsSync(path) && readdirSync(path).length > 0)
+    if (!existsSync(path)) return;
+    if (!statSync(path).isDirectory()) throw new RunDirError(`${path} is a file, not a directory; choose another --out`);
+    if (readdirSync(path).length > 0)
       throw new RunDirError(`${path} already exists and is not empty; choose another --out, remove it, or continue it with --resume ${path}`);
   }
 
@@ -31,6 +34,13 @@ export class RunDir {
       if (!existsSync(join(path, f)))
         throw new RunDirError(`${path} is not a resumable run: ${f} is missing (was it started by ddst run, and did it write its first checkpoint?)`);
     return new RunDir(path);
+  }
+
+  /** This process writes the run: a second writer (a second --resume, a table cell run twice) is refused,
+   * naming the holder; a lock left by a process that is gone is taken over. Returns the release. */
+  lock(): () => void {
+    const file = join(this.path, "run.lock");
+    return takeLock(file, (h) => new RunDirError(`${this.path} is being written by another ddst (${holderText(h)}); wait for it or stop it first (if that process is gone for good, remove ${file})`));
   }
 
   get logPath(): string {
@@ -48,13 +58,23 @@ export class RunDir {
 
   writeJson(name: string, value: unknown): void {
     const tmp = join(this.path, `.${name}.tmp`);
-    writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
-    renameSync(tmp, join(this.path, name));
+    const file = join(this.path, name);
+    try {
+      writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
+      renameSync(tmp, file);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw ioError("write", file, e);
+    }
   }
 
   append(records: readonly MetricRecord[]): void {
     if (records.length === 0) return;
-    appendFileSync(this.metricsPath, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    try {
+      appendFileSync(this.metricsPath, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    } catch (e) {
+      throw ioError("append to", this.metricsPath, e);
+    }
   }
 
   metricsBytes(): number {
@@ -77,13 +97,64 @@ export class RunDir {
     return parsed.data;
   }
 
-  /** Publishes a checkpoint and removes all but the newest `keep` worker files. */
-  publish(pointer: CheckpointPointer, keep: number): void {
-    this.writeJson("checkpoint.json", pointer);
-    const dir = join(this.path, "checkpoints");
-    const files = readdirSync(dir).filter((f) => /^iter-\d+\.pt$/.test(f)).sort();
-    for (const f of files.slice(0, Math.max(0, files.length - keep))) rmSync(join(dir, f), { force: true });
+  /** Publishes a checkpoint, keeping the `keep - 1` newest earlier ones as fallbacks, and removes every other
+   * worker file. */
+  publish(saved: SavedCheckpoint, keep: number): void {
+    let before: SavedCheckpoint[] = [];
+    try {
+      const previous = this.readPointer();
+      before = [previous, ...previous.earlier];
+    } catch {
+      /* the first checkpoint, or a pointer that cannot be read: nothing earlier to keep */
+    }
+    const earlier = before.filter((p) => p.iter < saved.iter).map(({ iter, worker, state }) => ({ iter, worker, state }));
+    this.point({ ...saved, earlier: earlier.slice(0, Math.max(0, keep - 1)) });
   }
+
+  /** Makes `pointer` the run's newest checkpoint and removes the worker files it does not name. */
+  point(pointer: CheckpointPointer): void {
+    this.writeJson("checkpoint.json", pointer);
+    const named = new Set([pointer.worker, ...pointer.earlier.map((p) => p.worker)].map((w) => basename(w)));
+    const dir = join(this.path, "checkpoints");
+    for (const f of readdirSync(dir)) if (/^iter-\d+\.pt$/.test(f) && !named.has(f)) rmSync(join(dir, f), { force: true });
+  }
+
+  /** Moves an unreadable checkpoint file aside (kept for a look, never loaded again); returns its new name. */
+  setAside(worker: string): string {
+    const to = `${worker}.unreadable`;
+    renameSync(join(this.path, worker), join(this.path, to));
+    return to;
+  }
+}
+
+/** mkdir -p that reports the real cause: Node's recursive mkdir says ENOENT on a read-only file system. */
+function makeDirs(path: string): void {
+  const parent = dirname(path);
+  if (parent !== path && !existsSync(parent)) makeDirs(parent);
+  try {
+    mkdirSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw ioError("create", path, e);
+  }
+}
+
+const CAUSES: Record<string, string> = {
+  EROFS: "the file system is read-only",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  ENOTDIR: "a part of the path is a file, not a directory",
+  ENOENT: "no such file or directory",
+  EIO: "input/output error",
+};
+
+/** A file-system failure as a message naming the file and the cause; what was written before is kept, and
+ * the run continues from its last checkpoint with --resume once the cause is fixed. */
+export function ioError(action: string, file: string, e: unknown): RunDirError {
+  const code = (e as NodeJS.ErrnoException).code ?? "";
+  const cause = CAUSES[code] ? `${CAUSES[code]} (${code})` : (e as Error).message;
+  return new RunDirError(`cannot ${action} ${file}: ${cause}`);
 }
 
 export class RunDirError extends Error {

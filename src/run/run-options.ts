@@ -15,6 +15,9 @@ export interface RunOptions {
   device?: Experiment["device"];
   /** Every record as it is written (progress display, scripts). */
   onRecord?: (r: MetricRecord) => void;
+  /** Something the user should know that is not a record (a checkpoint that could not be read, and which
+   * one the run fell back to). */
+  onNotice?: (message: string) => void;
   /** Called each time a worker has handshaken (its pid, versions). */
   onWorker?: (w: Worker) => void;
   /** Aborting interrupts training, writes a checkpoint, stops the worker and rejects with RunAborted. */

@@ -22,10 +22,15 @@ export const RunState = z.object({
 });
 export type RunState = z.infer<typeof RunState>;
 
-/** checkpoint.json: the newest complete checkpoint, written last so it never names a half-written one. */
-export const CheckpointPointer = z.object({
+/** One complete checkpoint: the worker's file and the orchestrator's state at the same iteration. */
+export const SavedCheckpoint = z.object({
   iter: z.number().int(),
   worker: z.string().describe("worker checkpoint, relative to the run directory"),
   state: RunState,
 });
+export type SavedCheckpoint = z.infer<typeof SavedCheckpoint>;
+
+/** checkpoint.json: the newest complete checkpoint, written last so it never names a half-written one, and the
+ * older ones still kept (newest first), which a resume falls back to when a newer file cannot be read. */
+export const CheckpointPointer = SavedCheckpoint.extend({ earlier: z.array(SavedCheckpoint).default([]) });
 export type CheckpointPointer = z.infer<typeof CheckpointPointer>;

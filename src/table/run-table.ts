@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { holderText, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
 import { cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
@@ -58,28 +59,7 @@ export function inspectCells(plan: TablePlan): Map<string, CellState> {
  * would restart cells under the first one's workers. A lock whose process is gone is taken over. */
 function lockTable(out: string): () => void {
   mkdirSync(out, { recursive: true });
-  const file = join(out, "table.lock");
-  for (;;) {
-    try {
-      writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
-      return () => rmSync(file, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      const pid = Number(readFileSync(file, "utf8").trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
-        throw new TableError(`${out} is being run by another ddst table (pid ${pid}); wait for it, or stop it first`);
-      rmSync(file, { force: true });
-    }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return takeLock(join(out, "table.lock"), (h) => new TableError(`${out} is being run by another ddst table (${holderText(h)}); wait for it, or stop it first`));
 }
 
 export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {
@@ -117,6 +97,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
       device: state.kind === "interrupted" ? undefined : slot.device,
       worker: { python: opts.python, env: slot.env, threads: cell.experiment.supervision.threads ?? slot.threads },
       onRecord: (r: Parameters<TableProgress["record"]>[1]) => progress.record(cell.id, r),
+      onNotice: (message: string) => progress.note(`${cell.id}: ${message}`),
     };
     try {
       const summary = state.kind === "interrupted" ? await resumeRun(runOpts) : await runExperiment(cell.experiment, runOpts);

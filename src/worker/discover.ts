@@ -17,7 +17,8 @@ export interface Candidate {
   cuda?: boolean;
 }
 
-const PROBE = [
+/** `ddst doctor`'s probe imports everything, as the worker will (seconds: torch loads). */
+const FULL_PROBE = [
   "import json, sys",
   "out = {'python': sys.version.split()[0]}",
   "import torch; out['torch'] = torch.__version__; out['cuda'] = bool(torch.cuda.is_available())",
@@ -26,8 +27,20 @@ const PROBE = [
   "print(json.dumps(out))",
 ].join("\n");
 
-export async function probePython(path: string, source: string): Promise<Candidate> {
-  const r = await execa(path, ["-c", PROBE], { reject: false, timeout: 120_000, env: { PYTHONNOUSERSITE: "1" } });
+/** Choosing the interpreter for a run only finds the packages and reads their versions (tens of
+ * milliseconds instead of a torch import per command); an install that is found but broken still fails
+ * when the worker starts, with its last stderr lines. */
+const QUICK_PROBE = [
+  "import json, sys, importlib.util, importlib.metadata as md",
+  "out = {'python': sys.version.split()[0]}",
+  "for m in ('torch', 'zmq', 'jsonschema'):",
+  "    if importlib.util.find_spec(m) is None: raise ModuleNotFoundError(f\"No module named '{m}'\")",
+  "out['torch'] = md.version('torch'); out['zmq'] = md.version('pyzmq')",
+  "print(json.dumps(out))",
+].join("\n");
+
+export async function probePython(path: string, source: string, full = true): Promise<Candidate> {
+  const r = await execa(path, ["-c", full ? FULL_PROBE : QUICK_PROBE], { reject: false, timeout: 120_000, env: { PYTHONNOUSERSITE: "1" } });
   if (r.failed) {
     const lines = `${r.stderr ?? ""}`.trim().split("\n");
     const missing = (r as { code?: string }).code === "ENOENT";
@@ -71,13 +84,13 @@ export async function surveyPythons(env: NodeJS.ProcessEnv = process.env): Promi
 /** The interpreter to use. DDST_PYTHON, when set, must work: a broken explicit choice is an error, not a fallback. */
 export async function findPython(env: NodeJS.ProcessEnv = process.env): Promise<Candidate> {
   if (env.DDST_PYTHON) {
-    const c = await probePython(env.DDST_PYTHON, "DDST_PYTHON");
+    const c = await probePython(env.DDST_PYTHON, "DDST_PYTHON", false);
     if (!c.ok) throw new NoPythonError([c]);
     return c;
   }
   const tried: Candidate[] = [];
   for (const { path, source } of candidatePaths(env)) {
-    const c = await probePython(path, source);
+    const c = await probePython(path, source, false);
     if (c.ok) return c;
     tried.push(c);
   }

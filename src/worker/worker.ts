@@ -1,13 +1,13 @@
 import type { z } from "zod";
 import { execa, type ResultPromise } from "execa";
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { WorkerClient, type Reply, type RequestOptions } from "../protocol/client.js";
 import { HelloResult, PROTOCOL_VERSION, type OpName } from "../protocol/messages.js";
 import { newKey } from "../protocol/signing.js";
 import { findPython } from "./discover.js";
 import { packageRoot } from "./paths.js";
+import { privateSocketDir } from "./socket-dir.js";
 
 /** Starting, handshaking and supervising one `python -m ddst_worker` process. */
 
@@ -27,12 +27,21 @@ export class WorkerHungError extends Error {
   constructor(
     readonly silentMs: number,
     readonly lastWords: string[],
+    setting: string,
   ) {
     super(
-      `the PyTorch worker did not answer for ${(silentMs / 1000).toFixed(1)} s and was stopped (raise hangTimeoutMs if one ` +
-        `iteration legitimately takes that long). Its last stderr lines:\n${lastWords.map((l) => `  | ${l}`).join("\n") || "  | (nothing)"}`,
+      `the PyTorch worker did not answer for ${(silentMs / 1000).toFixed(1)} s and was stopped (raise ${setting} if ` +
+        `that legitimately takes longer). Its last stderr lines:\n${lastWords.map((l) => `  | ${l}`).join("\n") || "  | (nothing)"}`,
     );
     this.name = "WorkerHungError";
+  }
+}
+
+/** The machine cannot host a worker as asked (e.g. a socket path too long): exit 2, no stack trace. */
+export class WorkerEnvironmentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WorkerEnvironmentError";
   }
 }
 
@@ -47,6 +56,8 @@ export interface WorkerOptions {
   handshakeTimeoutMs?: number;
   /** No message from a busy worker for this long means it hangs. */
   hangTimeoutMs?: number;
+  /** The setting a user raises when the worker is declared hung, named in the message. */
+  hangSetting?: string;
   pingIntervalMs?: number;
   /** Extra environment for the worker process (the table runner pins a GPU with CUDA_VISIBLE_DEVICES). */
   env?: Record<string, string>;
@@ -66,18 +77,32 @@ export class Worker {
   private pinging = false;
   /** No message from a busy worker for this long means it hangs (changeable, e.g. after a slow build). */
   hangTimeoutMs: number;
+  /** The setting named when the worker is declared hung. */
+  hangSetting: string;
   private readonly exited: Promise<void>;
   private readonly onExit = () => this.killNow();
 
   private constructor(python: string, private readonly opts: WorkerOptions) {
-    // A private directory for the socket and the key: 0700 from mkdtemp, key file 0600.
-    this.dir = mkdtempSync(join(tmpdir(), "ddst-"));
+    let made: ReturnType<typeof privateSocketDir>;
+    try {
+      made = privateSocketDir();
+    } catch (e) {
+      throw new WorkerEnvironmentError((e as Error).message);
+    }
+    const { dir, endpoint, keyFile } = made;
+    this.dir = dir;
     const key = newKey();
-    const keyFile = join(this.dir, "key");
-    writeFileSync(keyFile, key, { mode: 0o600 });
-    const endpoint = `ipc://${join(this.dir, "worker.sock")}`;
+    try {
+      writeFileSync(keyFile, key, { mode: 0o600 });
+      // The client first: once the process runs, its exit handler fails the client's requests.
+      this.client = new WorkerClient(endpoint, Buffer.from(key, "ascii"));
+    } catch (e) {
+      this.cleanupDir();
+      throw new WorkerEnvironmentError(`cannot set up the worker's socket in ${dir}: ${(e as Error).message}`);
+    }
     const root = packageRoot();
-    const args = ["-m", "ddst_worker", "--endpoint", endpoint, "--key-file", keyFile];
+    // --private-dir: the worker removes the directory too when it exits, which covers this process dying by SIGKILL.
+    const args = ["-m", "ddst_worker", "--endpoint", endpoint, "--key-file", keyFile, "--private-dir", dir];
     if (opts.maxMessageBytes) args.push("--max-message-bytes", String(opts.maxMessageBytes));
     this.proc = execa(python, args, {
       reject: false,
@@ -103,8 +128,8 @@ export class Worker {
       this.client.failAll(this.failure);
       this.cleanupDir();
     });
-    this.client = new WorkerClient(endpoint, Buffer.from(key, "ascii"));
     this.hangTimeoutMs = opts.hangTimeoutMs ?? 120_000;
+    this.hangSetting = opts.hangSetting ?? "the hang timeout";
     this.watchdog = setInterval(() => this.checkLiveness(), opts.pingIntervalMs ?? 1000);
     this.watchdog.unref();
     process.once("exit", this.onExit);
@@ -192,7 +217,7 @@ export class Worker {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`the PyTorch worker gave no ${what} within ${ms / 1000} s. Its last stderr lines:\n${this.lastWords().map((l) => `  | ${l}`).join("\n")}`)),
+        () => reject(new Error(`the PyTorch worker gave no ${what} within ${ms / 1000} s (raise ${this.hangSetting} if it legitimately takes longer). Its last stderr lines:\n${this.lastWords().map((l) => `  | ${l}`).join("\n")}`)),
         ms,
       );
     });
@@ -206,7 +231,7 @@ export class Worker {
     }
     const silent = Date.now() - this.client.lastHeard;
     if (silent > this.hangTimeoutMs) {
-      this.failure = new WorkerHungError(silent, this.lastWords());
+      this.failure = new WorkerHungError(silent, this.lastWords(), this.hangSetting);
       this.client.failAll(this.failure);
       this.proc.kill("SIGKILL");
       return;

@@ -1,0 +1,52 @@
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+
+/** An exclusive lock held by this process: a file holding "pid host", created only if absent. A lock left by
+ * a process that is gone (same host, pid not running) is stale and taken over; one from another host cannot
+ * be checked and is respected. */
+
+export interface LockHolder {
+  pid: number;
+  host: string;
+}
+
+/** Takes the lock `file`, or throws `refuse(holder)`. Returns the release function. */
+export function takeLock(file: string, refuse: (holder: LockHolder) => Error): () => void {
+  const me = `${process.pid} ${hostname()}\n`;
+  for (;;) {
+    try {
+      writeFileSync(file, me, { flag: "wx" });
+      return () => {
+        // Released only if still ours: a stale-lock takeover by another process must not be undone.
+        if (readLock(file)?.pid === process.pid) rmSync(file, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const holder = readLock(file);
+      if (holder && holder.pid !== process.pid && (holder.host !== hostname() || alive(holder.pid))) throw refuse(holder);
+      rmSync(file, { force: true }); // stale (or unreadable, i.e. written half by a process that died)
+    }
+  }
+}
+
+function readLock(file: string): LockHolder | null {
+  try {
+    const [pid, host] = readFileSync(file, "utf8").trim().split(/\s+/);
+    const n = Number(pid);
+    return Number.isInteger(n) && n > 0 ? { pid: n, host: host ?? hostname() } : null;
+  } catch {
+    return null;
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** "pid 123" on this host, "pid 123 on node7" elsewhere. */
+export const holderText = (h: LockHolder) => (h.host === hostname() ? `pid ${h.pid}` : `pid ${h.pid} on ${h.host}`);

@@ -1,0 +1,257 @@
+import { execa, type ResultPromise } from "execa";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Dealer } from "zeromq";
+import { beforeAll, describe, expect, it } from "vitest";
+import { rowsOf } from "../../src/protocol/frames.js";
+import { DstStepResult, HelloResult, StatsResult } from "../../src/protocol/messages.js";
+import { socketBase } from "../../src/worker/socket-dir.js";
+import { Worker } from "../../src/worker/worker.js";
+import { isAlive, tempDir, toyBuild, waitFor } from "./helpers.js";
+
+/** The ways clusters, terminals and hostile neighbours stop or disturb a run, one test each, with real workers
+ * at toy sizes. A run interrupted or refused here must lose nothing already written and, resumed, give the
+ * uninterrupted run's metrics byte for byte. */
+
+const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
+const EXP = {
+  name: "fault-toy",
+  method: "adapt-relax",
+  density: 0.2,
+  iterations: 300,
+  model: { name: "mlp2d", hidden: 64 },
+  data: { name: "ring8" },
+  train: { batchSize: 128, lrG: 0.002, lrD: 0.0005, betas: [0.5, 0.9] },
+  generator: { dst: { every: 50 } },
+  discriminator: { controller: { every: 60, window: 50 } },
+  log: { every: 10 },
+  checkpoint: { every: 100 },
+};
+
+const run = (args: string[], env?: Record<string, string>) => execa("node", [CLI, "run", ...args], { reject: false, env });
+const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8");
+const pointerIter = (dir: string) => (JSON.parse(readFileSync(join(dir, "checkpoint.json"), "utf8")) as { iter: number }).iter;
+
+/** The CLI in a process group of its own, as a shell, `timeout` or Slurm starts it, reporting its worker's pid. */
+function spawnGroup(args: string[], env?: Record<string, string>) {
+  const child: ResultPromise = execa("node", [CLI, "run", ...args], { reject: false, detached: true, env });
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  const worker = async () => {
+    expect(await waitFor(() => /worker: pid \d+/.test(out), 60_000)).toBe(true);
+    return Number(/worker: pid (\d+)/.exec(out)![1]);
+  };
+  const iterations = () => (out.match(/iter /g) ?? []).length;
+  return { child, worker, iterations, output: () => out };
+}
+
+// Concurrent (vitest's maxConcurrency): most of each test is a worker starting, and the tests share nothing.
+describe.concurrent("faults", () => {
+  let file: string;
+  let reference: string;
+  beforeAll(async () => {
+    file = join(tempDir(), "exp.json");
+    writeFileSync(file, JSON.stringify(EXP));
+    const out = join(tempDir(), "ref");
+    const r = await run([file, "--out", out]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    reference = metrics(out);
+  });
+
+  /** A run stopped at `until` (a checkpoint there), for the tests that disturb a resume. */
+  const stoppedAt = async (until: number, name: string) => {
+    const out = join(tempDir(), name);
+    const r = await run([file, "--out", out, "--until", String(until)]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    return out;
+  };
+
+  it.each([
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+  ] as const)("1. %s to the whole process group writes a checkpoint and exits %i", async (sig, code) => {
+    const out = join(tempDir(), "group");
+    const g = spawnGroup([file, "--out", out]);
+    const worker = await g.worker();
+    expect(await waitFor(() => g.iterations() >= 3, 60_000)).toBe(true);
+    process.kill(-g.child.pid!, sig); // the group: the worker gets it too, and leaves the stopping to the CLI
+    const r = await g.child;
+    expect(r.exitCode, String(r.stderr)).toBe(code);
+    expect(r.stderr).toMatch(/--resume/);
+    expect(await waitFor(() => !isAlive(worker), 3000)).toBe(true);
+    // The interrupt checkpoint (resuming from one is bitwise: resume.test.ts), not just the periodic one at 0.
+    expect(pointerIter(out)).toBeGreaterThan(0);
+  });
+
+  it("2. a second writer of a run directory is refused naming the holder; a stale lock is taken over", async () => {
+    const out = join(tempDir(), "lock");
+    const first = spawnGroup([file, "--out", out]);
+    const worker = await first.worker();
+    expect(await waitFor(() => existsSync(join(out, "checkpoint.json")), 60_000)).toBe(true);
+    const second = await run(["--resume", out]);
+    expect(second.exitCode).toBe(2);
+    expect(second.stderr).toMatch(new RegExp(`being written by another ddst \\(pid ${first.child.pid}\\)`));
+    process.kill(first.child.pid!, "SIGKILL"); // dies holding the lock; its worker follows it
+    await first.child;
+    expect(await waitFor(() => !isAlive(worker), 5000)).toBe(true);
+    expect(existsSync(join(out, "run.lock"))).toBe(true);
+    const third = await run(["--resume", out]);
+    expect(third.exitCode, third.stderr).toBe(0);
+    expect(metrics(out)).toBe(reference);
+    expect(existsSync(join(out, "run.lock"))).toBe(false);
+  });
+
+  it("3. --resume with fewer iterations than the run has is refused before anything on disk changes", async () => {
+    const out = await stoppedAt(200, "shorter");
+    const config = readFileSync(join(out, "config.json"), "utf8");
+    const r = await run(["--resume", out, "--iterations", "150"]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/already at iteration 200, past the requested 150/);
+    expect(readFileSync(join(out, "config.json"), "utf8")).toBe(config); // so a plain --resume still works
+  });
+
+  it("4. a TMPDIR too long for a socket path still runs, and the private directory goes even after SIGKILL", async () => {
+    const long = join(tempDir(), "x".repeat(110));
+    mkdirSync(long);
+    expect(socketBase(long)).toBe("/tmp");
+    expect(() => socketBase(long, "/y".repeat(60))).toThrow(/set TMPDIR to a shorter directory/);
+    const out = join(tempDir(), "longtmp");
+    const r = await run([file, "--out", out, "--iterations", "20"], { TMPDIR: long });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/TypeError|    at /);
+    // SIGKILL to the CLI alone: no handler runs, so the worker removes the private directory when it sees
+    // its parent gone.
+    const tmp = tempDir();
+    const g = spawnGroup([file, "--out", join(tempDir(), "killed"), "--iterations", "1000000"], { TMPDIR: tmp });
+    const worker = await g.worker();
+    expect(readdirSync(tmp).filter((f) => f.startsWith("ddst-"))).toHaveLength(1);
+    process.kill(g.child.pid!, "SIGKILL");
+    await g.child;
+    expect(await waitFor(() => !isAlive(worker), 5000)).toBe(true);
+    expect(readdirSync(tmp).filter((f) => f.startsWith("ddst-"))).toEqual([]);
+  });
+
+  it("5. a captured signed request sent again from a new connection is dropped and counted; training is unaffected", async () => {
+    const [clean, attacked] = await Promise.all([Worker.start(), Worker.start()]);
+    try {
+      // Capture every frame the orchestrator's client sends to the attacked worker.
+      const sent: Buffer[][] = [];
+      const client = attacked.client as unknown as { enqueue: (f: Buffer[]) => Promise<void> };
+      const enqueue = client.enqueue.bind(client);
+      client.enqueue = (frames: Buffer[]) => (sent.push(frames.map((f) => Buffer.from(f))), enqueue(frames));
+      const script = async (w: Worker, replay: boolean) => {
+        await w.call("build", toyBuild);
+        await w.call("setMasks", { generator: { "net.0": 0.5, "net.2": 0.3 }, discriminator: { "net.2": 0.4 } });
+        await w.call("train", { start: 1, iterations: 20, probeEvery: 10 });
+        const step = await w.ask("dstStep", { net: "generator", dropRate: 0.3, prune: "magnitude", growth: "random", alpha: 0.5 }, DstStepResult);
+        if (replay) {
+          const dstStep = sent.find((f) => JSON.parse(f[1]!.toString()).op === "dstStep")!;
+          const intruder = new Dealer({ linger: 0 });
+          intruder.connect(w.client.endpoint);
+          for (let i = 0; i < 5; i++) await intruder.send(dstStep);
+          await attacked.client.sendRaw(dstStep.slice(1)); // and again, from the orchestrator's own connection
+          await new Promise((r) => setTimeout(r, 500)); // closing at once would discard what is still queued
+          intruder.close();
+        }
+        const losses = rowsOf((await w.call("train", { start: 21, iterations: 20, probeEvery: 10 })).tensors.get("losses"));
+        return { step, losses, stats: await w.ask("stats", {}, StatsResult) };
+      };
+      const [a, b] = await Promise.all([script(clean, false), script(attacked, true)]);
+      expect(b).toEqual(a);
+      const hello = await attacked.ask("hello", {}, HelloResult);
+      expect(hello.dropped).toEqual({ unsigned: 0, replayed: 6 });
+    } finally {
+      await Promise.all([clean.stop(), attacked.stop()]);
+    }
+  });
+
+  it("6. what a run needs is checked before iteration 1: missing weights, an unset variable, a malformed data file", async () => {
+    const dir = tempDir();
+    const withEval = (inception: string) => ({ ...EXP, data: { name: "synthetic", shape: [3, 8, 8] }, model: { name: "dcgan32" }, eval: { metrics: ["fid"], inception } });
+    const cases: [object, RegExp][] = [
+      [withEval(join(dir, "nowhere.pt")), /eval\.inception: .*nowhere\.pt: no such file or directory/],
+      [withEval("${DDST_TEST_UNSET_WEIGHTS}"), /eval\.inception uses \$\{DDST_TEST_UNSET_WEIGHTS\}, but the environment variable DDST_TEST_UNSET_WEIGHTS is not set/],
+      [{ ...EXP, data: { name: "npy", path: join(dir, "missing.npy") } }, /data\.path: .*missing\.npy: no such file or directory/],
+    ];
+    writeFileSync(join(dir, "garbage.npy"), "not an array");
+    cases.push([{ ...EXP, data: { name: "npy", path: join(dir, "garbage.npy") } }, /cannot build this experiment: .*garbage\.npy/]);
+    for (const [exp, message] of cases) {
+      const f = join(dir, "e.json");
+      writeFileSync(f, JSON.stringify(exp));
+      const out = join(dir, "never");
+      const r = await run([f, "--out", out], { DDST_TEST_UNSET_WEIGHTS: "" });
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+
+  it("7. start-up has its own timeout; a hang timeout shorter than start-up is fine, and messages name the setting", async () => {
+    const out = join(tempDir(), "hang");
+    const r = await run([file, "--out", out, "--iterations", "20", "--set", "supervision.hangTimeoutSeconds=1", "--set", "eval=null"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const slow = await run([file, "--out", join(tempDir(), "slow"), "--set", "supervision.startupTimeoutSeconds=0.05"]);
+    expect(slow.exitCode).toBe(1);
+    expect(slow.stderr).toMatch(/raise supervision\.startupTimeoutSeconds/);
+    expect(slow.stderr).not.toMatch(/hangTimeoutMs/);
+  });
+
+  it("8a. --until 0 names no results file that does not exist; --out naming a file is refused by name", async () => {
+    const out = join(tempDir(), "zero");
+    const r = await run([file, "--out", out, "--until", "0"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(/results:/);
+    expect(r.stdout).toMatch(/stopped at iteration 0 .*\n.*continue with: ddst run --resume/);
+    const taken = join(tempDir(), "a-file");
+    writeFileSync(taken, "mine");
+    const f = await run([file, "--out", taken]);
+    expect(f.exitCode).toBe(2);
+    expect(f.stderr).toMatch(new RegExp(`${taken} is a file, not a directory`));
+    expect(readFileSync(taken, "utf8")).toBe("mine");
+  });
+
+  it("8b. a read-only place for the run is reported as such, naming the directory", async () => {
+    const dir = tempDir();
+    const root = process.getuid?.() === 0;
+    // root writes through permission bits, so as root the test mounts a read-only tmpfs instead
+    if (root) execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", dir]);
+    else execFileSync("chmod", ["0555", dir]);
+    try {
+      const r = await run([file, "--out", join(dir, "run")]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`cannot create ${dir}/run: ${root ? "the file system is read-only \\(EROFS\\)" : "permission denied"}`));
+    } finally {
+      if (root) execFileSync("umount", [dir]);
+    }
+  });
+
+  it("8c. a full disk names the file it could not write; a truncated newest checkpoint falls back to the previous one; the run then ends as if undisturbed", async () => {
+    const out = await stoppedAt(250, "full");
+    // metrics.jsonl on a full disk
+    const saved = readFileSync(join(out, "metrics.jsonl"));
+    rmSync(join(out, "metrics.jsonl"));
+    symlinkSync("/dev/full", join(out, "metrics.jsonl"));
+    const m = await run(["--resume", out]);
+    expect(m.exitCode).toBe(2);
+    expect(m.stderr).toMatch(new RegExp(`cannot append to ${out}/metrics.jsonl: no space left on device \\(ENOSPC\\)`));
+    rmSync(join(out, "metrics.jsonl"));
+    writeFileSync(join(out, "metrics.jsonl"), saved);
+    // the final checkpoint, at 300, on a full disk
+    const tmp = join(out, "checkpoints", "iter-000000300.pt.tmp");
+    symlinkSync("/dev/full", tmp);
+    const c = await run(["--resume", out]);
+    expect(c.exitCode).toBe(1);
+    expect(c.stderr).toMatch(/cannot write checkpoint .*iter-000000300\.pt: No space left on device/);
+    expect(existsSync(tmp)).toBe(false);
+    expect(pointerIter(out)).toBe(250);
+    // the newest checkpoint truncated (a crash mid-write on a file system without atomic rename)
+    const newest = join(out, "checkpoints", "iter-000000250.pt");
+    expect(existsSync(join(out, "checkpoints", "iter-000000200.pt"))).toBe(true);
+    truncateSync(newest, Math.floor(statSync(newest).size / 2));
+    const r = await run(["--resume", out]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/iter-000000250\.pt cannot be read: truncated.*set aside as checkpoints\/iter-000000250\.pt\.unreadable\. Falling back to the checkpoint of iteration 200/s);
+    expect(metrics(out)).toBe(reference);
+  });
+});

@@ -7,27 +7,30 @@ import { cmdBench } from "./commands/bench.js";
 import { cmdDoctor } from "./commands/doctor.js";
 import { cmdFlops } from "./commands/flops.js";
 import { cmdInspect } from "./commands/inspect.js";
+import { cmdLs, cmdShow } from "./commands/ls.js";
 import { cmdRun } from "./commands/run.js";
 import { cmdTable } from "./commands/table.js";
+import { COMMANDS, USAGE, wantsHelp, type CommandName } from "./commands/usage.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PROTOCOL_VERSION } from "./protocol/messages.js";
+import { packageRoot } from "./worker/paths.js";
 import { TableError } from "./table/run-table.js";
 import { WorkerEnvironmentError } from "./worker/worker.js";
 
-const USAGE = `usage:
-  ddst run <experiment.json|.ts> [--out DIR] [--iterations N] [--seed N] [--device cpu|cuda] [--set path=value ...] [--until N]
-  ddst run --resume DIR [--iterations N] [--until N]
-  ddst table <table.json|.ts> [--out DIR] [--jobs N] [--devices cpu|cuda|cuda:0,cuda:1] [--plan] [--status-every S]
-               a paper table (methods x densities x seeds); the same command skips finished cells and resumes the rest
-  ddst inspect <model> [--density-g X] [--density-d Y] [--init erk|uniform] [--json]
-               models: mlp2d, sngan32, sngan48, dcgan28, dcgan32
-  ddst flops <experiment> [--json] [--set path=value ...]
-               training FLOPs of a plan whose densities are known ahead (dense, static, SDST)
-  ddst bench [--model sngan32] [--batch 64] [--iters 3] [--device cpu|cuda]
-               masked vs dense training iteration, and one global prune-and-grow of G vs an iteration
-  ddst doctor          which Python ddst would use, and why other candidates were rejected`;
+/** The package version (package.json) and the worker protocol it speaks. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string };
+  return `ddst ${pkg.version} (worker protocol ${PROTOCOL_VERSION})`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
+    if (cmd && Object.hasOwn(COMMANDS, cmd) && wantsHelp(rest)) {
+      console.log(COMMANDS[cmd as CommandName].usage);
+      return 0;
+    }
     switch (cmd) {
       case "run":
         return await cmdRun(rest);
@@ -41,6 +44,15 @@ async function main(argv: string[]): Promise<number> {
         return await cmdBench(rest);
       case "doctor":
         return await cmdDoctor();
+      case "ls":
+        return await cmdLs(rest);
+      case "show":
+        return await cmdShow(rest);
+      case "--version":
+      case "-V":
+      case "version":
+        console.log(version());
+        return 0;
       case undefined:
       case "help":
       case "--help":
@@ -56,7 +68,8 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-      console.error(`ddst: ${(e as Error).message}\n${USAGE}`);
+      const usage = cmd && Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd as CommandName].usage : USAGE;
+      console.error(`ddst: ${(e as Error).message}\n${usage}`);
       return 2;
     }
     console.error(`ddst: ${(e as Error).message}`);

@@ -23,6 +23,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   if (values.device !== "cpu" && values.device !== "cuda") throw new UsageError(`--device must be cpu or cuda, got '${values.device}'`);
   const batch = intOption("batch", values.batch)!;
   const iters = intOption("iters", values.iters)!;
+  if (batch < 1 || iters < 1) throw new UsageError(`--batch and --iters must be at least 1, got ${batch} and ${iters}`);
   const python = (await findPython()).path;
   const root = packageRoot();
   const r = await execa(python, ["-m", "ddst_worker.bench", "--model", values.model, "--batch", String(batch), "--iters", String(iters), "--device", values.device], {

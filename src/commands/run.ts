@@ -46,11 +46,12 @@ export async function cmdRun(argv: string[]): Promise<number> {
   return await drive(out, exp.iterations, (opts) => runExperiment(exp, opts), until);
 }
 
-/** Runs or resumes with progress output and signal handling: the first Ctrl-C / SIGTERM interrupts training,
- * writes a checkpoint and stops the worker (exit 130 / 143); a second one stops at once. */
+/** Runs or resumes with progress output and signal handling: the first Ctrl-C / SIGTERM / SIGHUP interrupts training,
+ * writes a checkpoint and stops the worker (exit 130 / 143 / 129); a second one stops at once. */
 async function drive(out: string, total: number, start: (opts: RunOptions) => Promise<Summary>, until?: number): Promise<number> {
   const controller = new AbortController();
   let worker: Worker | undefined;
+  const printer = progressPrinter({ total, tty: process.stdout.isTTY === true });
   const signals = onInterrupt(
     () => controller.abort(),
     () => worker?.killNow(),
@@ -60,13 +61,18 @@ async function drive(out: string, total: number, start: (opts: RunOptions) => Pr
       out,
       until,
       signal: controller.signal,
-      onRecord: progressPrinter(total),
-      onNotice: (message) => console.error(`ddst: ${message}`),
+      onRecord: printer.record,
+      onProgress: printer.progress,
+      onNotice: (message) => {
+        printer.done();
+        console.error(`ddst: ${message}`);
+      },
       onWorker: (w) => {
         worker = w;
         console.log(`worker: pid ${w.pid}, python ${w.hello.python}, torch ${w.hello.torch}, ${w.hello.device}, ${w.hello.threads} threads`);
       },
     });
+    printer.done();
     const f = summary.final;
     const finished = summary.iterations >= total;
     console.log(
@@ -79,6 +85,7 @@ async function drive(out: string, total: number, start: (opts: RunOptions) => Pr
     else console.log(`continue with: ddst run --resume ${out}`);
     return 0;
   } catch (e) {
+    printer.done();
     if (e instanceof RunAborted) {
       console.error(e.message.replace("--resume", `ddst run --resume ${out}`));
       return signals.exitCode() || 130;

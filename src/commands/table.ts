@@ -2,12 +2,12 @@ import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { planFlops, whyNeedsRun } from "../report/plan-flops.js";
 import { planTable, loadTableSpec, type TablePlan } from "../table/cells.js";
-import { assignSlots, DeviceListError, parseDevices, type Slot } from "../table/devices.js";
+import { assignSlots, DeviceListError, parseDevices, resolveAuto, type Slot } from "../table/devices.js";
 import { duration, TableProgress } from "../table/progress.js";
 import { tableMarkdown } from "../table/render.js";
 import { inspectCells, runTable } from "../table/run-table.js";
 import { secondsPerIteration } from "../table/timing.js";
-import { findPython } from "../worker/discover.js";
+import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
 import { intOption, UsageError } from "./args.js";
 import { onInterrupt } from "./signals.js";
@@ -37,7 +37,13 @@ export async function cmdTable(argv: string[]): Promise<number> {
   const plan = await planTable(spec, file, out, !values.plan);
   let slots: Slot[];
   try {
-    const devices = parseDevices(values.devices ?? plan.cells[0]!.experiment.device);
+    let devices = parseDevices(values.devices ?? plan.cells[0]!.experiment.device);
+    if (devices.includes("auto")) {
+      const found = await findPython();
+      const { cuda } = await probePython(found.path, found.source, true);
+      devices = resolveAuto(devices, cuda === true);
+      console.log(`devices auto: ${devices.join(",")} (torch ${cuda ? "sees a GPU" : "sees no GPU"})`);
+    }
     slots = assignSlots(devices, jobs, availableParallelism());
   } catch (e) {
     if (e instanceof DeviceListError) throw new UsageError(e.message);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DataSpec, Device, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
+import { DataSpec, DeviceChoice, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
 import { withoutDefaults } from "../vocabulary/schema-shapes.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
 import { policyConflicts } from "./method-policies.js";
@@ -55,7 +55,7 @@ export const ExperimentInput = z.strictObject({
   method: MethodName,
   density: z.number().gt(0).max(1).describe("generator density d_G"),
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
-  device: Device.default("cpu"),
+  device: DeviceChoice.default("auto").describe("auto: CUDA when the worker's torch sees a GPU, else the CPU (the choice is printed and recorded in config.json)"),
   iterations: z.number().int().min(1).max(100_000_000),
   model: ModelSpec,
   data: DataSpec,
@@ -81,7 +81,7 @@ export const Experiment = z
     method: MethodName,
     density: z.number().gt(0).max(1),
     seed: z.number().int().min(0),
-    device: Device,
+    device: DeviceChoice,
     iterations: z.number().int().min(1),
     model: ModelSpec,
     data: DataSpec,

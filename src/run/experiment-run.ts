@@ -45,6 +45,8 @@ const isWorkerFailure = (e: unknown) => e instanceof WorkerDiedError || e instan
 
 export class ExperimentRun {
   private worker!: Worker;
+  /** The experiment; `device: "auto"` is replaced by the device chosen when the first worker starts. */
+  private exp: Experiment;
   private ledger!: FlopsLedger;
   private window: BrWindow;
   private state: RunState;
@@ -52,10 +54,11 @@ export class ExperimentRun {
   private baseWall = 0;
 
   constructor(
-    private readonly exp: Experiment,
+    exp: Experiment,
     private readonly dir: RunDir,
     private readonly opts: RunOptions,
   ) {
+    this.exp = exp;
     this.window = new BrWindow(windowProbes(exp));
     this.state = {
       iter: 0,
@@ -107,7 +110,8 @@ export class ExperimentRun {
   private async segment(stop: number): Promise<void> {
     const t0 = this.state.iter;
     const next = Math.min(nextEventIter(this.exp, t0), this.nextCheckpointIter(t0), stop);
-    const reply = await this.worker.call("train", { start: t0 + 1, iterations: next - t0, probeEvery: probeEvery(this.exp) });
+    const onProgress = this.opts.onProgress && ((p: { iter: number }) => this.opts.onProgress!({ iter: p.iter }));
+    const reply = await this.worker.call("train", { start: t0 + 1, iterations: next - t0, probeEvery: probeEvery(this.exp) }, { onProgress });
     const result = TrainResult.parse(reply.result);
     const probes = rowsOf(reply.tensors.get("probes"));
     const records = segmentRecords(this.exp, this.state, this.window, rowsOf(reply.tensors.get("losses")), probes);
@@ -178,10 +182,17 @@ export class ExperimentRun {
       logFile: this.dir.logPath,
     });
     this.opts.onWorker?.(this.worker);
+    if (this.exp.device === "auto") {
+      const device = this.worker.hello.cudaAvailable ? "cuda" : "cpu";
+      this.exp = { ...this.exp, device };
+      this.dir.writeJson("config.json", this.exp);
+      this.opts.onNotice?.(`device auto: ${device} (${this.worker.hello.cudaAvailable ? "torch sees a GPU" : "torch sees no GPU"}); config.json records it`);
+    }
     const e = this.exp;
+    const device = e.device === "cuda" ? "cuda" : "cpu";
     const data = resolveDataPaths(e.data);
     const built = await this.worker
-      .ask("build", { seed: e.seed, device: e.device, model: e.model, data, train: trainArgs(e.train) }, BuildResult)
+      .ask("build", { seed: e.seed, device, model: e.model, data, train: trainArgs(e.train) }, BuildResult)
       .catch((err: unknown) => {
         throw err instanceof WorkerRequestError && err.code === "bad_value" ? new BuildRefusedError(err.message.replace(/^worker build: bad_value: /, "")) : err;
       });
@@ -229,7 +240,9 @@ export class ExperimentRun {
     this.window = BrWindow.restore(this.state.window);
     this.baseWall = this.state.wallSeconds;
     this.dir.truncateMetrics(this.state.metricsBytes);
-    this.ledger.setDensities(await this.stats());
+    const stats = await this.stats();
+    this.ledger.setDensities(stats);
+    this.opts.onProgress?.({ iter: this.state.iter, densityG: stats.generator.density, densityD: stats.discriminator.density });
   }
 
   private async restart(cause: Error): Promise<void> {

@@ -97,6 +97,15 @@ export class RunDir {
     return parsed.data;
   }
 
+  /** The newest checkpoint's iteration, or null when there is none readable. */
+  tryPointerIter(): number | null {
+    try {
+      return this.readPointer().iter;
+    } catch {
+      return null;
+    }
+  }
+
   /** Publishes a checkpoint, keeping the `keep - 1` newest earlier ones as fallbacks, and removes every other
    * worker file. */
   publish(saved: SavedCheckpoint, keep: number): void {

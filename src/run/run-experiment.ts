@@ -2,7 +2,8 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { findPython } from "../worker/discover.js";
-import { ExperimentRun } from "./experiment-run.js";
+import { ExperimentRun, RunAborted } from "./experiment-run.js";
+import type { FailedRecord } from "./run-status.js";
 import { preflight } from "./preflight.js";
 import { Summary } from "./records.js";
 import type { RunOptions } from "./run-options.js";
@@ -13,6 +14,17 @@ export type { RunOptions } from "./run-options.js";
 
 /** Starting and resuming a run: the run directory and the interpreter are settled here, the loop itself is
  * ExperimentRun (experiment-run.ts). */
+
+/** failed.json for `ddst ls` / `ddst show`: what stopped the run, unless an interruption did (that is not a failure). */
+function recordFailure(dir: RunDir, e: unknown): void {
+  if (e instanceof RunAborted) return;
+  const failure: FailedRecord = { error: (e as Error).message, iter: dir.tryPointerIter(), at: new Date().toISOString() };
+  try {
+    dir.writeJson("failed.json", failure);
+  } catch {
+    /* the error being reported matters more than its record (a full disk, say) */
+  }
+}
 
 /** Starts a new run of `exp` in `opts.out`. */
 export async function runExperiment(experiment: Experiment, opts: RunOptions): Promise<Summary> {
@@ -30,6 +42,7 @@ export async function runExperiment(experiment: Experiment, opts: RunOptions): P
     // A run that failed before its first checkpoint (unreadable data, a model that cannot be built) holds
     // nothing worth keeping; removing it lets the same command run again once the cause is fixed.
     if (!existsSync(join(dir.path, "checkpoint.json"))) rmSync(dir.path, { recursive: true, force: true });
+    else recordFailure(dir, e);
     throw e;
   } finally {
     unlock();
@@ -54,12 +67,16 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     if (done > target)
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past the requested ${target}; resume it with --iterations ${done} or more`);
     preflight(exp, `${dir.path}/config.json`);
+    rmSync(join(dir.path, "failed.json"), { force: true }); // accepted: this attempt's outcome replaces the last one's
     if (opts.iterations !== undefined && opts.iterations !== exp.iterations) {
       // A new length moves the schedules' horizon from here on; config.json records it.
       exp = { ...exp, iterations: opts.iterations };
       dir.writeJson("config.json", exp);
     }
-    return await new ExperimentRun(exp, dir, opts).drive(true);
+    return await new ExperimentRun(exp, dir, opts).drive(true).catch((e: unknown) => {
+      recordFailure(dir, e);
+      throw e;
+    });
   } finally {
     unlock();
   }

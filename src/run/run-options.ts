@@ -2,6 +2,14 @@ import type { Experiment } from "../config/experiment.js";
 import type { Worker, WorkerOptions } from "../worker/worker.js";
 import type { MetricRecord } from "./records.js";
 
+/** Where a run is between records: the iteration reached inside a training segment (the worker's progress
+ * events), and the densities in force when a run (re)starts, before any record says them. */
+export interface RunProgress {
+  iter: number;
+  densityG?: number;
+  densityD?: number;
+}
+
 /** How a run is carried out (not what it trains: that is the experiment). */
 export interface RunOptions {
   /** Run directory: a new run needs it absent or empty; a resumed run reads it. */
@@ -15,6 +23,8 @@ export interface RunOptions {
   device?: Experiment["device"];
   /** Every record as it is written (progress display, scripts). */
   onRecord?: (r: MetricRecord) => void;
+  /** Progress between records (see RunProgress). */
+  onProgress?: (p: RunProgress) => void;
   /** Something the user should know that is not a record (a checkpoint that could not be read, and which
    * one the run fell back to). */
   onNotice?: (message: string) => void;

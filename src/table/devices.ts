@@ -16,9 +16,13 @@ export class DeviceListError extends Error {}
 export function parseDevices(list: string): string[] {
   const items = list.split(",").map((s) => s.trim());
   for (const d of items)
-    if (!/^(cpu|cuda(:\d+)?)$/.test(d)) throw new DeviceListError(`--devices: '${d}' is not a device; use cpu, cuda or cuda:N, comma-separated (e.g. cuda:0,cuda:1)`);
+    if (!/^(auto|cpu|cuda(:\d+)?)$/.test(d)) throw new DeviceListError(`--devices: '${d}' is not a device; use auto, cpu, cuda or cuda:N, comma-separated (e.g. cuda:0,cuda:1)`);
   return items;
 }
+
+/** `auto` as the machine decides it: cuda when torch sees a GPU, else cpu. */
+export const resolveAuto = (devices: readonly string[], cudaAvailable: boolean): string[] =>
+  devices.map((d) => (d === "auto" ? (cudaAvailable ? "cuda" : "cpu") : d));
 
 /** One slot per job, devices taken in turn; the cores are split evenly between the CPU slots. `cuda:N` is the
  * N-th GPU this process may use: under an inherited CUDA_VISIBLE_DEVICES (a scheduler's allocation) the N-th

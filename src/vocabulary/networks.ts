@@ -122,6 +122,9 @@ export type TrainArgs = z.infer<typeof TrainArgs>;
 export const trainArgs = (t: TrainSpec): TrainArgs => ({ ...t, genBatchSize: genBatchSize(t) });
 
 export const Device = z.enum(["cpu", "cuda"]);
+/** What an experiment may ask for: `auto` is CUDA when the worker's torch sees a GPU, else the CPU; a run
+ * resolves it when its worker starts and records the choice in config.json. */
+export const DeviceChoice = z.enum(["auto", "cpu", "cuda"]);
 
 /** A union of specs as the worker receives them: the same shapes with every default removed, so a field
  * the orchestrator failed to fill in is a schema error, never the worker's guess. */
@@ -138,3 +141,4 @@ export type ModelSpec = z.infer<typeof ModelSpec>;
 export type DataSpec = z.infer<typeof DataSpec>;
 export type TrainSpec = z.infer<typeof TrainSpec>;
 export type Device = z.infer<typeof Device>;
+export type DeviceChoice = z.infer<typeof DeviceChoice>;

@@ -1,8 +1,10 @@
 import { execa } from "execa";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MetricRecord, Summary } from "../../src/run/records.js";
+import { toyExperiment } from "../toy.js";
 import { isAlive, spawnCli, tempDir, waitFor } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
@@ -35,6 +37,16 @@ describe("ddst run", () => {
     expect(controller.map((x) => x.iter)).toEqual([200]);
     const summary = Summary.parse(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")));
     expect(summary).toMatchObject({ method: "adapt-relax", iterations: 400, seed: 0, device: "cpu" });
+    // device "auto" (the default) is resolved when the worker starts, printed and recorded
+    expect(r.stderr).toMatch(/device auto: cpu \(torch sees no GPU\)/);
+    expect(config.device).toBe("cpu");
+    // and the run is listed and shown as finished
+    const ls = await execa("node", [CLI, "ls", join(out, "..")], { reject: false });
+    expect(ls.exitCode, ls.stderr).toBe(0);
+    expect(ls.stdout).toMatch(/^run +run +adapt-relax +0\.1 +400\/400 +finished( +kl \d\.\d{4})?$/m);
+    const show = await execa("node", [CLI, "show", out], { reject: false });
+    expect(show.stdout).toMatch(/status: finished, iteration 400 of 400\n/);
+    expect(show.stdout).toMatch(/training FLOPs: .*% of dense/);
     expect(summary.eval?.final?.iter).toBe(400);
     // kl ranks toy evaluations; a generator with no high-quality sample yet has none to rank by.
     expect(summary.eval?.primary).toBe("kl" in summary.eval!.final!.metrics ? "kl" : null);
@@ -86,8 +98,12 @@ describe("ddst run", () => {
     expect(unset.exitCode).toBe(2);
     expect(unset.stderr).toMatch(/data.path uses \$\{CIFAR_TEST_DIR\}/);
     const missing = await execa("node", [CLI, "run", exp, "--out", out], { reject: false, env: { CIFAR_TEST_DIR: join(dir, "nowhere") } });
-    expect(missing.exitCode).toBe(1);
-    expect(missing.stderr).toMatch(/nowhere: expected a directory holding cifar-10-batches-bin or cifar-10-batches-py/);
+    expect(missing.exitCode).toBe(2); // found before the worker starts (src/run/preflight.ts)
+    expect(missing.stderr).toMatch(/data\.path: .*nowhere: no such file or directory/);
+    mkdirSync(join(dir, "empty"));
+    const empty = await execa("node", [CLI, "run", exp, "--out", out], { reject: false, env: { CIFAR_TEST_DIR: join(dir, "empty") } });
+    expect(empty.exitCode).toBe(2); // the worker's refusal to build: bad input too
+    expect(empty.stderr).toMatch(/empty\/cifar-10-batches-bin: expected CIFAR-10 as cifar-10-batches-bin or cifar-10-batches-py .*found none of them/);
     expect(existsSync(out)).toBe(false);
   });
 
@@ -136,5 +152,50 @@ describe("ddst run", () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/killed by SIGKILL/);
     expect(r.stderr).toMatch(/ddst-worker ready/);
+  });
+
+  it("answers --help for every command, --version, and refuses a zero benchmark", async () => {
+    for (const cmd of ["run", "table", "inspect", "flops", "bench", "ls", "show", "doctor"]) {
+      const r = await execa("node", [CLI, cmd, "--help"], { reject: false });
+      expect(r.exitCode, `${cmd}: ${r.stderr}`).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^usage:\\n {2}ddst ${cmd}`));
+    }
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { version: string };
+    const v = await execa("node", [CLI, "--version"], { reject: false });
+    expect(v.stdout).toBe(`ddst ${pkg.version} (worker protocol 2)`);
+    const b = await execa("node", [CLI, "bench", "--iters", "0"], { reject: false });
+    expect(b.exitCode).toBe(2);
+    expect(b.stderr).toMatch(/--batch and --iters must be at least 1/);
+  });
+
+  it("lists runs by status: running, interrupted, failed, unstarted", async () => {
+    const root = tempDir();
+    const exp = toyExperiment({ name: "toy" });
+    const state = { iter: 100, densityD: 0.1, window: { size: 10, ratios: [] }, lossSum: { d: 0, g: 0, n: 0 }, flops: { paper: { generator: 0, discriminator: 0 }, executed: { generator: 0, discriminator: 0 } }, restarts: 0, wallSeconds: 1, eval: { final: null, best: null }, metricsBytes: 0 };
+    const make = (name: string, files: Record<string, unknown>) => {
+      mkdirSync(join(root, name));
+      for (const [f, v] of Object.entries({ "config.json": exp, ...files })) writeFileSync(join(root, name, f), typeof v === "string" ? v : JSON.stringify(v));
+    };
+    const pointer = { iter: 100, worker: "checkpoints/iter-000000100.pt", state };
+    make("a-running", { "checkpoint.json": pointer, "run.lock": `${process.pid} ${hostname()}\n` });
+    make("b-interrupted", { "checkpoint.json": pointer });
+    make("c-failed", { "checkpoint.json": pointer, "failed.json": { error: "the PyTorch worker was killed by SIGKILL", iter: 100, at: "2026-01-01T00:00:00Z" } });
+    make("d-unstarted", {});
+    mkdirSync(join(root, "not-a-run"));
+    const ls = await execa("node", [CLI, "ls", root], { reject: false });
+    expect(ls.exitCode, ls.stderr).toBe(0);
+    const rows = ls.stdout.split("\n").slice(1).map((l) => l.split(/ {2,}/));
+    expect(rows.map((r) => [r[0], r[4], r[5]])).toEqual([
+      ["a-running", "100/400", `running (pid ${process.pid})`],
+      ["b-interrupted", "100/400", "interrupted"],
+      ["c-failed", "100/400", "failed"],
+      ["d-unstarted", "0/400", "unstarted"],
+    ]);
+    const show = await execa("node", [CLI, "show", join(root, "c-failed")], { reject: false });
+    expect(show.stdout).toMatch(/failed after the checkpoint at 100: the PyTorch worker was killed by SIGKILL/);
+    const interrupted = await execa("node", [CLI, "show", join(root, "b-interrupted")], { reject: false });
+    expect(interrupted.stdout).toMatch(/continue with: ddst run --resume/);
+    const none = await execa("node", [CLI, "show", join(root, "not-a-run")], { reject: false });
+    expect(none.exitCode).toBe(2);
   });
 });

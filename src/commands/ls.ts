@@ -1,0 +1,96 @@
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { finalMetric, runStatus, type RunStatus } from "../run/run-status.js";
+import { UsageError } from "./args.js";
+
+/** `ddst ls [DIR]` lists the runs and tables under DIR; `ddst show RUN|TABLE` prints one. Both only read files. */
+
+const isTable = (dir: string) => existsSync(join(dir, "table-spec.json"));
+
+function cellsOf(table: string): RunStatus[] {
+  const cells = join(table, "cells");
+  if (!existsSync(cells)) return [];
+  return readdirSync(cells)
+    .sort()
+    .map((c) => runStatus(join(cells, c)))
+    .filter((s): s is RunStatus => s !== null);
+}
+
+function statusText(s: RunStatus): string {
+  if (s.kind === "running") return `running (pid ${s.pid})`;
+  return s.kind;
+}
+
+function tableName(dir: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(dir, "table-spec.json"), "utf8")) as { spec: { name: string } }).spec.name;
+  } catch {
+    return dir;
+  }
+}
+
+export async function cmdLs(argv: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
+  if (positionals.length > 1) throw new UsageError("ddst ls takes at most one directory");
+  const root = positionals[0] ?? "runs";
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new UsageError(`${root} is not a directory (ddst ls [DIR], default runs/)`);
+  const rows: string[][] = [];
+  for (const name of readdirSync(root).sort()) {
+    const dir = join(root, name);
+    if (!statSync(dir).isDirectory()) continue;
+    if (isTable(dir)) {
+      const cells = cellsOf(dir);
+      const count = (k: RunStatus["kind"]) => cells.filter((c) => c.kind === k).length;
+      const status = ["finished", "running", "interrupted", "failed"]
+        .map((k) => [k, count(k as RunStatus["kind"])] as const)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(", ");
+      rows.push([name, "table", tableName(dir), "", `${count("finished")}/${cells.length} cells`, status || "no cells yet", ""]);
+      continue;
+    }
+    const s = runStatus(dir);
+    if (!s) continue;
+    rows.push([name, "run", s.experiment.method, String(s.experiment.density), `${s.iter}/${s.planned}`, statusText(s), finalMetric(s.summary) ?? ""]);
+  }
+  if (rows.length === 0) {
+    console.log(`no ddst runs or tables in ${root}`);
+    return 0;
+  }
+  const header = ["NAME", "KIND", "METHOD", "d_G", "ITERATIONS", "STATUS", "FINAL"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const r of [header, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+  return 0;
+}
+
+export async function cmdShow(argv: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
+  if (positionals.length !== 1) throw new UsageError("ddst show takes one run or table directory");
+  const dir = positionals[0]!;
+  if (isTable(dir)) {
+    const md = join(dir, "table.md");
+    console.log(existsSync(md) ? readFileSync(md, "utf8").trimEnd() : `table ${tableName(dir)}: no finished cell yet`);
+    for (const c of cellsOf(dir)) if (c.kind !== "finished") console.log(`  ${c.dir}: ${statusText(c)} at ${c.iter}/${c.planned}`);
+    return 0;
+  }
+  const s = runStatus(dir);
+  if (!s) throw new UsageError(`${dir} is not a ddst run or table directory (no readable config.json or table-spec.json)`);
+  const e = s.experiment;
+  const lines = [
+    `${e.name}: ${e.method} (d_G ${e.density}) on ${e.data.name} with ${e.model.name}, seed ${e.seed}, device ${e.device}`,
+    `status: ${statusText(s)}, iteration ${s.iter} of ${s.planned}`,
+  ];
+  if (s.kind === "failed") lines.push(`failed${s.failure.iter === null ? "" : ` after the checkpoint at ${s.failure.iter}`}: ${s.failure.error.split("\n")[0]}`);
+  const sum = s.summary;
+  if (sum) {
+    const f = sum.final;
+    lines.push(`final: d_G ${f.densityG.toFixed(3)}, d_D ${f.densityD.toFixed(3)}, BR ${f.br === null ? "n/a" : f.br.toFixed(3)}`);
+    lines.push(`training FLOPs: ${sum.flops.total.toExponential(3)}, ${(100 * sum.flops.ratio).toFixed(2)}% of dense (paper convention)`);
+    if (sum.eval?.final) lines.push(`eval at ${sum.eval.final.iter}: ${Object.entries(sum.eval.final.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ")}`);
+    if (sum.eval?.best && sum.eval.primary) lines.push(`best ${sum.eval.primary}: ${sum.eval.best.metrics[sum.eval.primary]!.toFixed(4)} at ${sum.eval.best.iter}`);
+    lines.push(`wall time ${(sum.wallSeconds / 60).toFixed(1)} min, ${sum.restarts} worker restart(s); python ${sum.worker.python}, torch ${sum.worker.torch}`);
+  } else if (s.kind === "interrupted") lines.push(`continue with: ddst run --resume ${dir}`);
+  console.log(lines.join("\n"));
+  return 0;
+}

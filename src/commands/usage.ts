@@ -1,0 +1,75 @@
+/** Every command's help text: `ddst --help` prints the summaries, `ddst <command> --help` the command's own. */
+
+export const COMMANDS = {
+  run: {
+    summary: "train one experiment, or continue one with --resume",
+    usage: `usage:
+  ddst run <experiment.json|.ts> [--out DIR] [--iterations N] [--seed N] [--device auto|cpu|cuda] [--set path=value ...] [--until N]
+  ddst run --resume DIR [--iterations N] [--until N]
+
+  --out DIR          the run directory (new or empty; default runs/<name>-<time>)
+  --iterations N     train N iterations (with --resume: continue to N, which may extend the run)
+  --seed N           the experiment's seed
+  --device D         auto (CUDA when available, else CPU), cpu or cuda
+  --set path=value   override any field, e.g. --set train.lrG=1e-4 (repeatable; values parsed as JSON)
+  --until N          stop after iteration N with a checkpoint; continue later with --resume
+  --resume DIR       continue a run from its last checkpoint
+SIGINT, SIGTERM and SIGHUP write a checkpoint and exit 130, 143, 129; exit 2 means bad input.`,
+  },
+  table: {
+    summary: "a paper table (methods x densities x seeds); the same command skips finished cells and resumes the rest",
+    usage: `usage:
+  ddst table <table.json|.ts> [--out DIR] [--jobs N] [--devices cpu|cuda|cuda:0,cuda:1] [--plan] [--plan-iterations N] [--status-every S]
+
+  --out DIR            the table directory (default runs/<name>)
+  --jobs N             cells trained at once (default 1)
+  --devices LIST       where cells run: auto, cpu, cuda, or cuda:0,cuda:1 (default: the experiments' device)
+  --plan               list the cells with FLOPs and a time estimate, training nothing
+  --plan-iterations N  iterations timed per method for the estimate (default 5)
+  --status-every S     seconds between status lines (default 30)`,
+  },
+  inspect: {
+    summary: "a model's layers, parameters and MACs at given densities",
+    usage: `usage:
+  ddst inspect <model> [--density-g X] [--density-d Y] [--init erk|uniform] [--json]
+
+  models: mlp2d, sngan32, sngan48, dcgan28, dcgan32`,
+  },
+  flops: {
+    summary: "training FLOPs of a plan whose densities are known ahead (dense, static, SDST)",
+    usage: `usage:
+  ddst flops <experiment> [--json] [--set path=value ...]`,
+  },
+  bench: {
+    summary: "masked vs dense training iteration, and one global prune-and-grow of G vs an iteration",
+    usage: `usage:
+  ddst bench [--model sngan32] [--batch 64] [--iters 3] [--device cpu|cuda] [--json]`,
+  },
+  ls: {
+    summary: "the runs and tables under a directory, with status and final metric",
+    usage: `usage:
+  ddst ls [DIR]        (default runs/)
+
+  status: finished, interrupted (continue with --resume), failed, running (pid), unstarted`,
+  },
+  show: {
+    summary: "one run's configuration, status and summary, or a table's results",
+    usage: `usage:
+  ddst show RUN_DIR|TABLE_DIR`,
+  },
+  doctor: {
+    summary: "which Python ddst would use, and why other candidates were rejected",
+    usage: `usage:
+  ddst doctor`,
+  },
+} as const;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export const USAGE =
+  "usage: ddst <command> [options]    (ddst <command> --help for its options; ddst --version)\n\n" +
+  Object.entries(COMMANDS)
+    .map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`)
+    .join("\n");
+
+export const wantsHelp = (argv: readonly string[]) => argv.includes("--help") || argv.includes("-h");

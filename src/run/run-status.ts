@@ -1,0 +1,59 @@
+import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+import { Experiment } from "../config/experiment.js";
+import { alive } from "./dir-lock.js";
+import { Summary } from "./records.js";
+import { CheckpointPointer } from "./run-state.js";
+
+/** Where a run directory stands, read from its files alone (`ddst ls`, `ddst show`): nothing is started. */
+
+/** failed.json: written when a run stops on an error (not an interruption), removed when a resume is accepted. */
+export const FailedRecord = z.object({ error: z.string(), iter: z.number().int().nullable(), at: z.string() });
+export type FailedRecord = z.infer<typeof FailedRecord>;
+
+export type RunStatus = {
+  dir: string;
+  experiment: Experiment;
+  /** Iterations done (the newest checkpoint's) and planned. */
+  iter: number;
+  planned: number;
+  summary: Summary | null;
+} & (
+  | { kind: "finished" | "interrupted" | "unstarted" }
+  | { kind: "running"; pid: number }
+  | { kind: "failed"; failure: FailedRecord }
+);
+
+const read = <T>(file: string, schema: z.ZodType<T>): T | null => {
+  try {
+    const r = schema.safeParse(JSON.parse(readFileSync(file, "utf8")));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+};
+
+/** The run in `dir`, or null when `dir` holds no readable ddst run (no or invalid config.json). */
+export function runStatus(dir: string): RunStatus | null {
+  const experiment = read(join(dir, "config.json"), Experiment);
+  if (!experiment) return null;
+  const pointer = read(join(dir, "checkpoint.json"), CheckpointPointer);
+  const summary = read(join(dir, "summary.json"), Summary);
+  const base = { dir, experiment, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
+  const lock = existsSync(join(dir, "run.lock")) ? readFileSync(join(dir, "run.lock"), "utf8").trim().split(/\s+/) : null;
+  const pid = lock ? Number(lock[0]) : NaN;
+  if (lock && Number.isInteger(pid) && (lock[1] !== hostname() || alive(pid))) return { ...base, kind: "running", pid };
+  if (summary && base.iter >= experiment.iterations) return { ...base, kind: "finished" };
+  const failure = read(join(dir, "failed.json"), FailedRecord);
+  if (failure) return { ...base, kind: "failed", failure };
+  return { ...base, kind: pointer ? "interrupted" : "unstarted" };
+}
+
+/** "kl 0.1014" from a summary's final evaluation, or null. */
+export function finalMetric(summary: Summary | null): string | null {
+  const ev = summary?.eval;
+  if (!ev?.final || !ev.primary) return null;
+  return `${ev.primary} ${ev.final.metrics[ev.primary]!.toFixed(4)}`;
+}

@@ -99,6 +99,7 @@ export function progressPrinter(opts: ProgressOptions): ProgressPrinter {
       if (r.kind === "density") {
         dG = r.generator;
         dD = r.discriminator;
+        seen(r.iter); // a new run's first record (iteration 0): the speed counts from here
       }
       if (r.kind === "restart") line(`  iter ${String(r.iter).padStart(7)}  worker restarted (attempt ${r.attempt}) from the checkpoint at ${r.fromCheckpoint}: ${r.reason}`);
       if (r.kind === "eval")

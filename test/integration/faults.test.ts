@@ -94,7 +94,7 @@ describe.concurrent("faults", () => {
     expect(second.stderr).toMatch(new RegExp(`being written by another ddst \\(pid ${first.child.pid}\\)`));
     process.kill(first.child.pid!, "SIGKILL"); // dies holding the lock; its worker follows it
     await first.child;
-    expect(await waitFor(() => !isAlive(worker), 5000)).toBe(true);
+    expect(await waitFor(() => !isAlive(worker), 15_000)).toBe(true);
     expect(existsSync(join(out, "run.lock"))).toBe(true);
     const third = await run(["--resume", out]);
     expect(third.exitCode, third.stderr).toBe(0);
@@ -128,7 +128,8 @@ describe.concurrent("faults", () => {
     expect(readdirSync(tmp).filter((f) => f.startsWith("ddst-"))).toHaveLength(1);
     process.kill(g.child.pid!, "SIGKILL");
     await g.child;
-    expect(await waitFor(() => !isAlive(worker), 5000)).toBe(true);
+    expect(await waitFor(() => !isAlive(worker), 15_000)).toBe(true);
+    expect(await waitFor(() => readdirSync(tmp).length === 0, 5000)).toBe(true);
     expect(readdirSync(tmp).filter((f) => f.startsWith("ddst-"))).toEqual([]);
   });
 

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DataSpec, ModelSpec } from "../../src/vocabulary/networks.js";
@@ -15,12 +15,20 @@ export const toyBuild = {
   train: { batchSize: 64, genBatchSize: 64, nCritic: 1, loss: "hinge", lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: 0.999 },
 } as const;
 
+/** Whether `pid` still runs. A process that has exited but was not reaped yet (a zombie: an orphan whose new
+ * parent is slow to wait for it) has stopped running, so it counts as gone. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) state ...", comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return true; // no /proc (not Linux): kill(pid, 0) is all there is
   }
 }
 

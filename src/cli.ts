@@ -8,6 +8,7 @@ import { cmdDoctor } from "./commands/doctor.js";
 import { cmdFlops } from "./commands/flops.js";
 import { cmdInspect } from "./commands/inspect.js";
 import { cmdLs, cmdShow } from "./commands/ls.js";
+import { cmdReport } from "./commands/report.js";
 import { cmdRun } from "./commands/run.js";
 import { cmdTable } from "./commands/table.js";
 import { COMMANDS, USAGE, wantsHelp, type CommandName } from "./commands/usage.js";
@@ -48,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
         return await cmdLs(rest);
       case "show":
         return await cmdShow(rest);
+      case "report":
+        return await cmdReport(rest);
       case "--version":
       case "-V":
       case "version":

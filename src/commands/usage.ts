@@ -57,6 +57,14 @@ SIGINT, SIGTERM and SIGHUP write a checkpoint and exit 130, 143, 129; exit 2 mea
     usage: `usage:
   ddst show RUN_DIR|TABLE_DIR`,
   },
+  report: {
+    summary: "an HTML report of a run or a table: BR with its band, densities, losses, metrics, samples",
+    usage: `usage:
+  ddst report RUN_DIR|TABLE_DIR [--out FILE.html] [--png]
+
+  --out FILE.html   where to write (default DIR/report.html); the file is self-contained
+  --png             also write each plot as a PNG beside the HTML`,
+  },
   doctor: {
     summary: "which Python ddst would use, and why other candidates were rejected",
     usage: `usage:

@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { MetricRecord, Summary } from "../../src/run/records.js";
+import { COMMANDS } from "../../src/commands/usage.js";
 import { toyExperiment } from "../toy.js";
 import { isAlive, spawnCli, tempDir, waitFor } from "./helpers.js";
 
@@ -155,7 +156,7 @@ describe("ddst run", () => {
   });
 
   it("answers --help for every command, --version, and refuses a zero benchmark", async () => {
-    for (const cmd of ["run", "table", "inspect", "flops", "bench", "ls", "show", "doctor"]) {
+    for (const cmd of Object.keys(COMMANDS)) {
       const r = await execa("node", [CLI, cmd, "--help"], { reject: false });
       expect(r.exitCode, `${cmd}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^usage:\\n {2}ddst ${cmd}`));

@@ -1,0 +1,96 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { parseArgs } from "node:util";
+import { imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
+import { toPng, toSvg } from "../report/render-plots.js";
+import { runPlots, type Plot } from "../report/run-plots.js";
+import { tablePlots } from "../report/table-plots.js";
+import { MetricRecord } from "../run/records.js";
+import { RunDirError } from "../run/run-dir.js";
+import { finalMetric, runStatus } from "../run/run-status.js";
+import { UsageError } from "./args.js";
+
+/** `ddst report RUN_DIR|TABLE_DIR [--out FILE.html] [--png]`: one self-contained HTML file with the plots
+ * (Vega-Lite, rendered to SVG in Node), the sample pictures, the config and the summary; --png also writes
+ * each plot as a PNG beside the HTML. */
+
+/** metrics.jsonl's records; a line that is not a record is an error naming the file and the line. */
+export function readRecords(dir: string): MetricRecord[] {
+  const file = join(dir, "metrics.jsonl");
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l, i) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(l);
+      } catch {
+        throw new RunDirError(`${file}:${i + 1} is not JSON`);
+      }
+      const r = MetricRecord.safeParse(parsed);
+      if (!r.success) throw new RunDirError(`${file}:${i + 1} is not a ddst metrics record: ${r.error.issues[0]?.message}`);
+      return r.data;
+    });
+}
+
+async function plotSections(plots: Plot[], png: string | null): Promise<{ sections: Section[]; written: string[] }> {
+  const sections: Section[] = [];
+  const written: string[] = [];
+  for (const plot of plots) {
+    const svg = await toSvg(plot);
+    sections.push({ title: plot.title, html: svg });
+    if (png) {
+      const file = `${png}-${plot.id}.png`;
+      writeFileSync(file, await toPng(svg));
+      written.push(file);
+    }
+  }
+  return { sections, written };
+}
+
+async function runReport(dir: string, png: string | null) {
+  const s = runStatus(dir);
+  if (!s) throw new UsageError(`${dir} is not a ddst run or table directory (no readable config.json or table-spec.json)`);
+  const e = s.experiment;
+  const records = readRecords(dir);
+  const c = e.discriminator.controller;
+  const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null), png);
+  const pictures = records.flatMap((r) => (r.kind === "eval" && r.picture && existsSync(join(dir, r.picture)) ? [{ iter: r.iter, file: join(dir, r.picture) }] : []));
+  if (pictures.length)
+    sections.push({
+      title: "Samples (EMA generator) at each evaluation",
+      html: `<div class="pictures">${pictures.map((p) => `<figure>${imageTag(readFileSync(p.file), `iteration ${p.iter}`)}<figcaption>iteration ${p.iter}</figcaption></figure>`).join("")}</div>`,
+    });
+  if (s.summary) sections.push({ title: "Summary (summary.json)", html: preBlock(JSON.stringify(s.summary, null, 2)) });
+  sections.push({ title: "Configuration (config.json)", html: preBlock(JSON.stringify(e, null, 2)) });
+  const metric = finalMetric(s.summary);
+  const subtitle = `${e.method} (d_G ${e.density}) on ${e.data.name} with ${e.model.name}, seed ${e.seed}: ${s.kind} at ${s.iter}/${s.planned}${metric ? `, final ${metric}` : ""}`;
+  return { html: page(`ddst run ${e.name}`, subtitle, sections), written };
+}
+
+async function tableReport(dir: string, png: string | null) {
+  const cellsDir = join(dir, "cells");
+  const cells = existsSync(cellsDir)
+    ? readdirSync(cellsDir)
+        .sort()
+        .map((id) => ({ id, records: readRecords(join(cellsDir, id)) }))
+    : [];
+  const { sections, written } = await plotSections(tablePlots(cells), png);
+  const md = join(dir, "table.md");
+  const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownTable(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };
+  return { html: page(`ddst table ${basename(dir)}`, `${cells.length} cells`, [table, ...sections]), written };
+}
+
+export async function cmdReport(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: "string" }, png: { type: "boolean", default: false } } });
+  if (positionals.length !== 1) throw new UsageError("ddst report takes one run or table directory");
+  const dir = positionals[0]!;
+  const out = values.out ?? join(dir, "report.html");
+  const png = values.png ? join(dirname(out), basename(out).replace(/\.html?$/, "")) : null;
+  const isTable = existsSync(join(dir, "table-spec.json"));
+  const { html, written } = isTable ? await tableReport(dir, png) : await runReport(dir, png);
+  writeFileSync(out, html);
+  console.log(`report: ${out}${written.length ? `\nplots as PNG: ${written.join(", ")}` : ""}`);
+  return 0;
+}

@@ -1,0 +1,111 @@
+import type { TopLevelSpec } from "vega-lite";
+import type { MetricRecord } from "../run/records.js";
+
+/** The plots of a run, as Vega-Lite specs built from its metrics.jsonl records: pure data in, spec out, so
+ * they are unit-tested without rendering. Rendering (to SVG in Node) is render-plots.ts. */
+
+export interface Plot {
+  id: string;
+  title: string;
+  spec: TopLevelSpec;
+}
+
+const WIDTH = 640;
+const HEIGHT = 200;
+const base = (title: string) => ({ $schema: "https://vega.github.io/schema/vega-lite/v6.json", title, width: WIDTH, height: HEIGHT }) as const;
+const iterAxis = { field: "iter", type: "quantitative", title: "iteration" } as const;
+
+const of = <K extends MetricRecord["kind"]>(records: readonly MetricRecord[], kind: K) =>
+  records.filter((r): r is Extract<MetricRecord, { kind: K }> => r.kind === kind);
+
+/** BR: the window value, each probe's own ratio, the [B-, B+] band shaded and every controller decision marked. */
+export function brPlot(records: readonly MetricRecord[], band: { lower: number; upper: number } | null): Plot {
+  const probes = of(records, "br");
+  const window = probes.filter((r) => r.br !== null).map((r) => ({ iter: r.iter, br: r.br }));
+  const ratios = probes.filter((r) => r.ratio !== null).map((r) => ({ iter: r.iter, ratio: r.ratio }));
+  const decisions = of(records, "controller").map((r) => ({ iter: r.iter, decision: r.decision, br: r.br, densityD: r.densityD }));
+  // The y range follows the window and the band; a single wild probe (a ratio of 27 happens early in a run)
+  // would otherwise flatten everything else, so probes outside it are left out (their count is in the title).
+  const ys = [...window.map((w) => w.br!), ...(band ? [band.lower, band.upper] : [])];
+  const pad = 0.1 * Math.max(1e-6, Math.max(...ys) - Math.min(...ys));
+  const [lo, hi] = ys.length ? [Math.min(...ys) - pad, Math.max(...ys) + pad] : [-Infinity, Infinity];
+  const shown = ratios.filter((r) => r.ratio! >= lo && r.ratio! <= hi);
+  const y = { type: "quantitative", title: "BR", scale: ys.length ? { domain: [lo, hi] } : {} } as const;
+  const layer: object[] = [];
+  if (band) layer.push({ data: { values: [band] }, mark: { type: "rect", color: "#2ca02c", opacity: 0.15 }, encoding: { y: { field: "lower", type: "quantitative" }, y2: { field: "upper" } } });
+  layer.push(
+    { data: { values: shown }, mark: { type: "point", size: 8, color: "#aaaaaa", filled: true }, encoding: { x: iterAxis, y: { field: "ratio", ...y } } },
+    { data: { values: window }, mark: { type: "line", color: "#1f77b4" }, encoding: { x: iterAxis, y: { field: "br", ...y } } },
+  );
+  if (decisions.length)
+    layer.push({
+      data: { values: decisions },
+      mark: { type: "rule", strokeDash: [3, 3] },
+      encoding: {
+        x: iterAxis,
+        color: { field: "decision", type: "nominal", scale: { domain: ["increase", "decrease", "hold", "dst"], range: ["#2ca02c", "#d62728", "#7f7f7f", "#9467bd"] }, title: "D's controller" },
+        tooltip: [{ field: "iter" }, { field: "decision" }, { field: "br", format: ".3f" }, { field: "densityD", format: ".3f" }],
+      },
+    });
+  const hidden = ratios.length - shown.length;
+  const title = `Balance ratio: the window (blue), each probe (grey${hidden ? `; ${hidden} outside the range not drawn` : ""})${band ? ", band [B-, B+] shaded" : ""}, D's decisions dashed`;
+  return { id: "br", title, spec: { ...base("Balance ratio"), layer } as TopLevelSpec };
+}
+
+/** d_G and d_D over iterations, as steps: a density holds until the record that changes it. */
+export function densityPlot(records: readonly MetricRecord[]): Plot {
+  const points: { iter: number; net: string; density: number }[] = [];
+  for (const r of records) {
+    if (r.kind === "density") points.push({ iter: r.iter, net: "d_G", density: r.generator }, { iter: r.iter, net: "d_D", density: r.discriminator });
+    if (r.kind === "controller") points.push({ iter: r.iter, net: "d_D", density: r.densityD });
+  }
+  return {
+    id: "density",
+    title: "Densities of G and D",
+    spec: {
+      ...base("Densities"),
+      data: { values: points },
+      mark: { type: "line", interpolate: "step-after", point: true },
+      encoding: { x: iterAxis, y: { field: "density", type: "quantitative", title: "density", scale: { domain: [0, 1] } }, color: { field: "net", type: "nominal", title: null } },
+    } as TopLevelSpec,
+  };
+}
+
+/** G's and D's losses, averaged over each logging interval. */
+export function lossPlot(records: readonly MetricRecord[]): Plot {
+  const points = of(records, "loss").flatMap((r) => [
+    { iter: r.iter, net: "D", loss: r.d },
+    { iter: r.iter, net: "G", loss: r.g },
+  ]);
+  return {
+    id: "loss",
+    title: "Losses",
+    spec: {
+      ...base("Losses"),
+      data: { values: points },
+      mark: { type: "line" },
+      encoding: { x: iterAxis, y: { field: "loss", type: "quantitative" }, color: { field: "net", type: "nominal", title: null } },
+    } as TopLevelSpec,
+  };
+}
+
+/** One plot per evaluation metric over iterations. */
+export function evalPlots(records: readonly MetricRecord[]): Plot[] {
+  const evals = of(records, "eval");
+  const names = [...new Set(evals.flatMap((r) => Object.keys(r.metrics)))];
+  return names.map((name) => ({
+    id: `eval-${name}`,
+    title: `Evaluation: ${name}`,
+    spec: {
+      ...base(name),
+      height: 150,
+      data: { values: evals.filter((r) => name in r.metrics).map((r) => ({ iter: r.iter, value: r.metrics[name] })) },
+      mark: { type: "line", point: true },
+      encoding: { x: iterAxis, y: { field: "value", type: "quantitative", title: name } },
+    } as TopLevelSpec,
+  }));
+}
+
+export function runPlots(records: readonly MetricRecord[], band: { lower: number; upper: number } | null): Plot[] {
+  return [brPlot(records, band), densityPlot(records), lossPlot(records), ...evalPlots(records)];
+}

@@ -1,0 +1,66 @@
+import { execa } from "execa";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { tempDir } from "./helpers.js";
+
+/** `ddst report` on a real toy run, and on a table directory holding cells: one self-contained HTML file
+ * (inline SVG plots, inline pictures, no script, nothing fetched) and, with --png, each plot as a PNG. */
+
+const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
+const EXP = {
+  name: "report-toy",
+  method: "adapt-relax",
+  density: 0.2,
+  iterations: 120,
+  model: { name: "mlp2d", hidden: 64 },
+  data: { name: "ring8" },
+  discriminator: { controller: { every: 40, window: 40 } },
+  log: { every: 10 },
+  eval: { every: 60, samples: 2000 },
+};
+const count = (html: string, s: string) => html.split(s).length - 1;
+
+describe("ddst report", () => {
+  it("renders a run's BR with band and decisions, densities, losses, metrics and pictures; and a table's results and small multiples", async () => {
+    const dir = tempDir();
+    const file = join(dir, "exp.json");
+    writeFileSync(file, JSON.stringify(EXP));
+    const run = join(dir, "run");
+    const r = await execa("node", [CLI, "run", file, "--out", run], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+
+    const rep = await execa("node", [CLI, "report", run, "--png"], { reject: false });
+    expect(rep.exitCode, rep.stderr).toBe(0);
+    const html = readFileSync(join(run, "report.html"), "utf8");
+    const metrics = ["modes", "highQuality", "kl"].filter((m) => html.includes(`Evaluation: ${m}`));
+    expect(metrics.length).toBeGreaterThanOrEqual(2);
+    expect(count(html, "<svg")).toBe(3 + metrics.length); // BR, densities, losses, one per metric
+    expect(count(html, 'aria-roledescription="rule mark"')).toBe(2); // decisions at 40 and 80
+    expect(count(html, 'aria-roledescription="rect mark"')).toBe(1); // the [B-, B+] band
+    expect(count(html, "<img ")).toBe(2); // the scatter plots at 60 and 120
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // self-contained: nothing to run, nothing to fetch
+    expect(html).toContain('"method": "adapt-relax"');
+    for (const id of ["br", "density", "loss", ...metrics.map((m) => `eval-${m}`)]) {
+      const png = readFileSync(join(run, `report-${id}.png`));
+      expect(png.subarray(1, 4).toString()).toBe("PNG");
+    }
+
+    // A table directory: table.md and two cells (this run's records, twice).
+    const table = join(dir, "table");
+    for (const cell of ["adapt-relax-d0.2-s0", "adapt-relax-d0.2-s1"]) {
+      mkdirSync(join(table, "cells", cell), { recursive: true });
+      copyFileSync(join(run, "metrics.jsonl"), join(table, "cells", cell, "metrics.jsonl"));
+    }
+    writeFileSync(join(table, "table-spec.json"), JSON.stringify({ source: "t.json", spec: { name: "toy" } }));
+    writeFileSync(join(table, "table.md"), "| method | 20% |\n| --- | --- |\n| adapt-relax | 0.5 |\n");
+    const out = join(dir, "table-report.html");
+    const t = await execa("node", [CLI, "report", table, "--out", out], { reject: false });
+    expect(t.exitCode, t.stderr).toBe(0);
+    const th = readFileSync(out, "utf8");
+    expect(th).toContain("<td>adapt-relax</td><td>0.5</td>");
+    expect(count(th, "<svg")).toBe(2);
+    expect(count(th, 'aria-roledescription="line mark"')).toBe(4); // BR and d_D, one line per cell each
+    expect(existsSync(join(table, "report.html"))).toBe(false);
+  });
+});

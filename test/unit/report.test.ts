@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { markdownTable } from "../../src/report/html.js";
+import { toSvg } from "../../src/report/render-plots.js";
+import { brPlot, densityPlot, evalPlots, lossPlot } from "../../src/report/run-plots.js";
+import { tablePlots } from "../../src/report/table-plots.js";
+import type { MetricRecord } from "../../src/run/records.js";
+
+/** The report's plot specs, built from metrics records, and what they render to (SVG in Node). */
+
+const probe = { fakePre: 0, fakePost: 0, real: 0 };
+const records: MetricRecord[] = [
+  { iter: 0, kind: "density", generator: 0.1, discriminator: 0.1 },
+  ...Array.from({ length: 20 }, (_, i): MetricRecord => ({ iter: 10 * (i + 1), kind: "br", br: 0.3 + 0.01 * i, ratio: i === 5 ? 27 : 0.3, probe })),
+  ...Array.from({ length: 4 }, (_, i): MetricRecord => ({ iter: 50 * (i + 1), kind: "loss", d: 1, g: 2 })),
+  { iter: 100, kind: "controller", br: 0.35, lower: 0.45, upper: 0.55, decision: "decrease", densityD: 0.05 },
+  { iter: 200, kind: "controller", br: 0.5, lower: 0.45, upper: 0.55, decision: "hold", densityD: 0.05 },
+  { iter: 100, kind: "eval", metrics: { kl: 0.5, modes: 6 }, picture: null },
+  { iter: 200, kind: "eval", metrics: { kl: 0.2, modes: 8 }, picture: null },
+];
+const count = (svg: string, role: string) => svg.split(`aria-roledescription="${role}"`).length - 1;
+
+describe("report plots", () => {
+  it("BR: the window, the probes within range, the band, and a rule per controller decision", async () => {
+    const plot = brPlot(records, { lower: 0.45, upper: 0.55 });
+    const layers = (plot.spec as { layer: { data: { values: unknown[] }; mark: { type: string } }[] }).layer;
+    expect(layers.map((l) => l.mark.type)).toEqual(["rect", "point", "line", "rule"]);
+    expect(layers.map((l) => l.data.values.length)).toEqual([1, 19, 20, 2]); // the ratio of 27 is left out...
+    expect(plot.title).toMatch(/1 outside the range not drawn/); // ...and said so
+    const svg = await toSvg(plot);
+    expect(svg.startsWith("<svg")).toBe(true);
+    expect(count(svg, "rule mark")).toBe(2);
+    expect(count(svg, "line mark")).toBe(1);
+    expect(count(svg, "rect mark")).toBe(1);
+  });
+
+  it("densities as steps from the density and controller records; losses; one plot per metric", async () => {
+    const d = densityPlot(records);
+    expect((d.spec as { data: { values: unknown[] } }).data.values).toEqual([
+      { iter: 0, net: "d_G", density: 0.1 },
+      { iter: 0, net: "d_D", density: 0.1 },
+      { iter: 100, net: "d_D", density: 0.05 },
+      { iter: 200, net: "d_D", density: 0.05 },
+    ]);
+    expect(count(await toSvg(d), "line mark")).toBe(2);
+    expect((lossPlot(records).spec as { data: { values: unknown[] } }).data.values).toHaveLength(8);
+    const evals = evalPlots(records);
+    expect(evals.map((p) => p.id)).toEqual(["eval-kl", "eval-modes"]);
+    expect(count(await toSvg(evals[0]!), "line mark")).toBe(1);
+  });
+
+  it("a table's small multiples: one panel per cell", async () => {
+    const plots = tablePlots([
+      { id: "adapt-relax-d0.1-s0", records },
+      { id: "dense-d0.1-s0", records },
+      { id: "static-balance-d0.1-s0", records },
+    ]);
+    expect(plots.map((p) => p.id)).toEqual(["cells-br", "cells-density-d"]);
+    const svg = await toSvg(plots[0]!);
+    expect(count(svg, "line mark")).toBe(3);
+  });
+
+  it("renders table.md as an HTML table", () => {
+    const html = markdownTable("Table 1\n\n| method | 10% |\n| --- | --- |\n| adapt-relax | 1.0 <b> |\n");
+    expect(html).toBe("<p>Table 1</p>\n<table>\n<tr><th>method</th><th>10%</th></tr>\n<tr><td>adapt-relax</td><td>1.0 &lt;b&gt;</td></tr>\n</table>");
+  });
+});

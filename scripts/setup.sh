@@ -3,6 +3,7 @@
 #   - npm packages (npm ci, from package-lock.json)
 #   - the Python environment .venv with torch, pyzmq, numpy, jsonschema, pytest (unless DDST_PYTHON is set)
 #   - the compiled TypeScript in dist/
+#   - with --tests: what only the tests need (Debian's chromium, headless, for the report's browser test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,17 @@ else
     # it from disk; the project's own requirement stays a range (torch>=2.1) and is then already satisfied.
     .venv/bin/python -m pip install --quiet "${DDST_TORCH_SPEC:-torch==2.13.0}"
     .venv/bin/python -m pip install --quiet -r python/requirements.txt
+  fi
+fi
+
+if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium (headless, for the report's browser test)"
+    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }
+    apt_install || { apt-get update -qq >/dev/null 2>&1 && apt_install; } ||
+      say "could not install chromium: the report's browser test will be skipped"
+  else
+    say "chromium is missing and needs root and apt-get to install: the report's browser test will be skipped"
   fi
 fi
 

@@ -1,4 +1,4 @@
-import { execa } from "execa";
+import { execa, execaSync } from "execa";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -21,7 +21,19 @@ const EXP = {
 };
 const count = (html: string, s: string) => html.split(s).length - 1;
 
+/** Debian's chromium, which `bash scripts/setup.sh --tests` installs where it can (root and apt-get). */
+const chromium = (() => {
+  const found = execaSync("sh", ["-c", "command -v chromium || command -v chromium-browser"], { reject: false });
+  return found.exitCode === 0 ? String(found.stdout).trim() : null;
+})();
+if (!chromium) console.warn("report.test.ts: no chromium on PATH (scripts/setup.sh --tests installs it as root with apt-get): the browser test is skipped");
+const headless = (args: string[]) =>
+  execa(chromium!, ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0", ...args], { reject: false, timeout: 60_000 });
+
 describe("ddst report", () => {
+  let report: string | undefined;
+  let plots = 0;
+
   it("renders a run's BR with band and decisions, densities, losses, metrics and pictures; and a table's results and small multiples", async () => {
     const dir = tempDir();
     const file = join(dir, "exp.json");
@@ -41,6 +53,8 @@ describe("ddst report", () => {
     expect(count(html, "<img ")).toBe(2); // the scatter plots at 60 and 120
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // self-contained: nothing to run, nothing to fetch
     expect(html).toContain('"method": "adapt-relax"');
+    report = join(run, "report.html");
+    plots = 3 + metrics.length;
     for (const id of ["br", "density", "loss", ...metrics.map((m) => `eval-${m}`)]) {
       const png = readFileSync(join(run, `report-${id}.png`));
       expect(png.subarray(1, 4).toString()).toBe("PNG");
@@ -62,5 +76,23 @@ describe("ddst report", () => {
     expect(count(th, "<svg")).toBe(2);
     expect(count(th, 'aria-roledescription="line mark"')).toBe(4); // BR and d_D, one line per cell each
     expect(existsSync(join(table, "report.html"))).toBe(false);
+  });
+
+  it.skipIf(!chromium)("opens in headless Chromium from disk: no console error, every plot an SVG with its marks, a screenshot", async () => {
+    expect(report, "the first test writes the report").toBeDefined();
+    const dom = await headless(["--dump-dom", `file://${report}`]);
+    expect(dom.exitCode, String(dom.stderr)).toBe(0);
+    const page = String(dom.stdout);
+    expect(count(page, "<svg")).toBe(plots);
+    expect(count(page, 'aria-roledescription="rule mark"')).toBe(2);
+    expect(count(page, 'aria-roledescription="line mark"')).toBeGreaterThanOrEqual(plots); // every plot draws a line
+    expect(String(dom.stderr)).not.toMatch(/CONSOLE|Uncaught|Failed to load resource|net::ERR/);
+    const shot = join(tempDir(), "report.png");
+    const s = await headless(["--window-size=1200,2400", `--screenshot=${shot}`, `file://${report}`]);
+    expect(s.exitCode, String(s.stderr)).toBe(0);
+    const png = readFileSync(shot);
+    expect(png.subarray(1, 4).toString()).toBe("PNG");
+    expect(png.length).toBeGreaterThan(50_000); // a page of plots, not a blank one
+    console.log(`report.test.ts: screenshot of the report in ${shot}`);
   });
 });

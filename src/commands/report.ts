@@ -55,7 +55,9 @@ async function runReport(dir: string, png: string | null) {
   const e = s.experiment;
   const records = readRecords(dir);
   const c = e.discriminator.controller;
-  const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null), png);
+  // The dense run of the same plan costs summary.flops.total / ratio over the whole run.
+  const dense = s.summary && s.summary.flops.ratio > 0 ? { total: s.summary.flops.total / s.summary.flops.ratio, iterations: e.iterations } : null;
+  const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null, dense), png);
   const pictures = records.flatMap((r) => (r.kind === "eval" && r.picture && existsSync(join(dir, r.picture)) ? [{ iter: r.iter, file: join(dir, r.picture) }] : []));
   if (pictures.length)
     sections.push({

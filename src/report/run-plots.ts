@@ -106,6 +106,26 @@ export function evalPlots(records: readonly MetricRecord[]): Plot[] {
   }));
 }
 
-export function runPlots(records: readonly MetricRecord[], band: { lower: number; upper: number } | null): Plot[] {
-  return [brPlot(records, band), densityPlot(records), lossPlot(records), ...evalPlots(records)];
+/** Training FLOPs so far (paper convention) against the dense run of the same plan, pro rata over its
+ * iterations; null when the records carry no FLOPs (runs from before they were recorded). */
+export function flopsPlot(records: readonly MetricRecord[], dense: { total: number; iterations: number } | null): Plot | null {
+  const spent = of(records, "loss").flatMap((r) => (r.flops === undefined ? [] : [{ iter: r.iter, run: "this run", flops: r.flops }]));
+  if (!spent.length) return null;
+  const last = spent.at(-1)!.iter;
+  const denseLine = dense ? [0, last].map((iter) => ({ iter, run: "dense", flops: (dense.total * iter) / dense.iterations })) : [];
+  return {
+    id: "flops",
+    title: `Training FLOPs so far (paper convention)${dense ? ", and the dense run's" : ""}`,
+    spec: {
+      ...base("Training FLOPs"),
+      data: { values: [...denseLine, ...spent] },
+      mark: { type: "line" },
+      encoding: { x: iterAxis, y: { field: "flops", type: "quantitative", title: "FLOPs", axis: { format: ".2e" } }, color: { field: "run", type: "nominal", title: null }, strokeDash: { field: "run", type: "nominal", title: null } },
+    } as TopLevelSpec,
+  };
+}
+
+export function runPlots(records: readonly MetricRecord[], band: { lower: number; upper: number } | null, dense: { total: number; iterations: number } | null = null): Plot[] {
+  const flops = flopsPlot(records, dense);
+  return [brPlot(records, band), densityPlot(records), lossPlot(records), ...(flops ? [flops] : []), ...evalPlots(records)];
 }

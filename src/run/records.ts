@@ -4,7 +4,13 @@ import { z } from "zod";
 
 const Base = { iter: z.number().int().min(0) };
 
-export const LossRecord = z.object({ ...Base, kind: z.literal("loss"), d: z.number(), g: z.number() });
+export const LossRecord = z.object({
+  ...Base,
+  kind: z.literal("loss"),
+  d: z.number(),
+  g: z.number(),
+  flops: z.number().optional().describe("training FLOPs so far, paper convention (absent in runs from before it was recorded)"),
+});
 export const BrRecord = z.object({
   ...Base,
   kind: z.literal("br"),

@@ -47,15 +47,15 @@ describe("ddst report", () => {
     const html = readFileSync(join(run, "report.html"), "utf8");
     const metrics = ["modes", "highQuality", "kl"].filter((m) => html.includes(`Evaluation: ${m}`));
     expect(metrics.length).toBeGreaterThanOrEqual(2);
-    expect(count(html, "<svg")).toBe(3 + metrics.length); // BR, densities, losses, one per metric
+    expect(count(html, "<svg")).toBe(4 + metrics.length); // BR, densities, losses, FLOPs, one per metric
     expect(count(html, 'aria-roledescription="rule mark"')).toBe(2); // decisions at 40 and 80
     expect(count(html, 'aria-roledescription="rect mark"')).toBe(1); // the [B-, B+] band
     expect(count(html, "<img ")).toBe(2); // the scatter plots at 60 and 120
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // self-contained: nothing to run, nothing to fetch
     expect(html).toContain('"method": "adapt-relax"');
     report = join(run, "report.html");
-    plots = 3 + metrics.length;
-    for (const id of ["br", "density", "loss", ...metrics.map((m) => `eval-${m}`)]) {
+    plots = 4 + metrics.length;
+    for (const id of ["br", "density", "loss", "flops", ...metrics.map((m) => `eval-${m}`)]) {
       const png = readFileSync(join(run, `report-${id}.png`));
       expect(png.subarray(1, 4).toString()).toBe("PNG");
     }

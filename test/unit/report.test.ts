@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { markdownTable } from "../../src/report/html.js";
 import { toSvg } from "../../src/report/render-plots.js";
-import { brPlot, densityPlot, evalPlots, lossPlot } from "../../src/report/run-plots.js";
+import { brPlot, densityPlot, evalPlots, flopsPlot, lossPlot } from "../../src/report/run-plots.js";
 import { tablePlots } from "../../src/report/table-plots.js";
 import type { MetricRecord } from "../../src/run/records.js";
 
@@ -11,7 +11,7 @@ const probe = { fakePre: 0, fakePost: 0, real: 0 };
 const records: MetricRecord[] = [
   { iter: 0, kind: "density", generator: 0.1, discriminator: 0.1 },
   ...Array.from({ length: 20 }, (_, i): MetricRecord => ({ iter: 10 * (i + 1), kind: "br", br: 0.3 + 0.01 * i, ratio: i === 5 ? 27 : 0.3, probe })),
-  ...Array.from({ length: 4 }, (_, i): MetricRecord => ({ iter: 50 * (i + 1), kind: "loss", d: 1, g: 2 })),
+  ...Array.from({ length: 4 }, (_, i): MetricRecord => ({ iter: 50 * (i + 1), kind: "loss", d: 1, g: 2, flops: 1e9 * (i + 1) })),
   { iter: 100, kind: "controller", br: 0.35, lower: 0.45, upper: 0.55, decision: "decrease", densityD: 0.05 },
   { iter: 200, kind: "controller", br: 0.5, lower: 0.45, upper: 0.55, decision: "hold", densityD: 0.05 },
   { iter: 100, kind: "eval", metrics: { kl: 0.5, modes: 6 }, picture: null },
@@ -46,6 +46,17 @@ describe("report plots", () => {
     const evals = evalPlots(records);
     expect(evals.map((p) => p.id)).toEqual(["eval-kl", "eval-modes"]);
     expect(count(await toSvg(evals[0]!), "line mark")).toBe(1);
+  });
+
+  it("training FLOPs so far against the dense run pro rata; none for records without FLOPs", async () => {
+    const plot = flopsPlot(records, { total: 1e11, iterations: 400 })!;
+    expect((plot.spec as { data: { values: unknown[] } }).data.values).toEqual([
+      { iter: 0, run: "dense", flops: 0 },
+      { iter: 200, run: "dense", flops: 5e10 },
+      ...[1, 2, 3, 4].map((i) => ({ iter: 50 * i, run: "this run", flops: 1e9 * i })),
+    ]);
+    expect(count(await toSvg(plot), "line mark")).toBe(2);
+    expect(flopsPlot([{ iter: 10, kind: "loss", d: 1, g: 1 }], null)).toBeNull();
   });
 
   it("a table's small multiples: one panel per cell", async () => {

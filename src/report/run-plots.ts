@@ -106,11 +106,17 @@ export function evalPlots(records: readonly MetricRecord[]): Plot[] {
   }));
 }
 
-/** Training FLOPs so far (paper convention) against the dense run of the same plan, pro rata over its
- * iterations; null when the records carry no FLOPs (runs from before they were recorded). */
+/** Training FLOPs so far (paper convention: per iteration at the densities in force, summed over the loss
+ * records' intervals) against the dense run of the same plan, pro rata over its iterations; null when the records
+ * carry no FLOPs (runs from before they were recorded). */
 export function flopsPlot(records: readonly MetricRecord[], dense: { total: number; iterations: number } | null): Plot | null {
-  const spent = of(records, "loss").flatMap((r) => (r.flops === undefined ? [] : [{ iter: r.iter, run: "this run", flops: r.flops }]));
-  if (!spent.length) return null;
+  const losses = of(records, "loss");
+  if (!losses.length || losses.some((r) => r.flopsPerIteration === undefined)) return null;
+  let sum = 0;
+  const spent = losses.map((r, i) => {
+    sum += r.flopsPerIteration! * (r.iter - (i ? losses[i - 1]!.iter : 0));
+    return { iter: r.iter, run: "this run", flops: sum };
+  });
   const last = spent.at(-1)!.iter;
   const denseLine = dense ? [0, last].map((iter) => ({ iter, run: "dense", flops: (dense.total * iter) / dense.iterations })) : [];
   return {

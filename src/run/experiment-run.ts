@@ -116,9 +116,9 @@ export class ExperimentRun {
     const probes = rowsOf(reply.tensors.get("probes"));
     const records = segmentRecords(this.exp, this.state, this.window, rowsOf(reply.tensors.get("losses")), probes);
     this.ledger.add(this.state.flops, result.end - t0, probes.length);
-    // A log iteration is an event, so a segment's loss record sits at its end, where the FLOPs so far are known.
-    const spent = this.state.flops.paper.generator + this.state.flops.paper.discriminator;
-    for (const r of records) if (r.kind === "loss" && r.iter === result.end) r.flops = spent;
+    // Densities only change at events, so one cost per iteration holds for the whole segment.
+    const rate = this.ledger.perIteration();
+    for (const r of records) if (r.kind === "loss") r.flopsPerIteration = rate;
     this.state.iter = result.end;
     const reached = result.end === next;
     if (reached && next < this.exp.iterations && isEvalIter(this.exp, next)) records.push(await this.evaluate(next));

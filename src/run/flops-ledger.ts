@@ -44,6 +44,14 @@ export class FlopsLedger {
     }
   }
 
+  /** One iteration's training FLOPs at the densities in force, paper convention (which counts no probes). A rate,
+   * not a running sum, so a run interrupted anywhere records the same value as an uninterrupted one. */
+  perIteration(): number {
+    const acc = new FlopsAccount("paper", this.plan);
+    acc.add(1, this.macs);
+    return acc.totals().total;
+  }
+
   private dense(convention: FlopsConvention): number {
     const acc = new FlopsAccount(convention, this.plan);
     const T = this.exp.iterations;

@@ -9,7 +9,10 @@ export const LossRecord = z.object({
   kind: z.literal("loss"),
   d: z.number(),
   g: z.number(),
-  flops: z.number().optional().describe("training FLOPs so far, paper convention (absent in runs from before it was recorded)"),
+  flopsPerIteration: z
+    .number()
+    .optional()
+    .describe("training FLOPs of one iteration at the densities in force since the previous loss record, paper convention (absent in runs from before it was recorded)"),
 });
 export const BrRecord = z.object({
   ...Base,

@@ -43,7 +43,8 @@ export async function waitFor(cond: () => boolean, ms: number, step = 25): Promi
 
 /** `ddst run ...` as a child process, collecting the pid of every worker it reports starting. */
 export function spawnCli(cli: string, args: string[]) {
-  const child = execa("node", [cli, ...args], { reject: false });
+  // No forced SIGKILL after a kill(): a loaded machine may take more than execa's default 5 s to checkpoint.
+  const child = execa("node", [cli, ...args], { reject: false, forceKillAfterDelay: false });
   const pids: number[] = [];
   child.stdout?.on("data", (d: Buffer) => {
     for (const m of d.toString().matchAll(/worker: pid (\d+)/g)) pids.push(Number(m[1]));

@@ -11,7 +11,7 @@ const probe = { fakePre: 0, fakePost: 0, real: 0 };
 const records: MetricRecord[] = [
   { iter: 0, kind: "density", generator: 0.1, discriminator: 0.1 },
   ...Array.from({ length: 20 }, (_, i): MetricRecord => ({ iter: 10 * (i + 1), kind: "br", br: 0.3 + 0.01 * i, ratio: i === 5 ? 27 : 0.3, probe })),
-  ...Array.from({ length: 4 }, (_, i): MetricRecord => ({ iter: 50 * (i + 1), kind: "loss", d: 1, g: 2, flops: 1e9 * (i + 1) })),
+  ...Array.from({ length: 4 }, (_, i): MetricRecord => ({ iter: 50 * (i + 1), kind: "loss", d: 1, g: 2, flopsPerIteration: i < 2 ? 2e7 : 4e7 })),
   { iter: 100, kind: "controller", br: 0.35, lower: 0.45, upper: 0.55, decision: "decrease", densityD: 0.05 },
   { iter: 200, kind: "controller", br: 0.5, lower: 0.45, upper: 0.55, decision: "hold", densityD: 0.05 },
   { iter: 100, kind: "eval", metrics: { kl: 0.5, modes: 6 }, picture: null },
@@ -48,12 +48,12 @@ describe("report plots", () => {
     expect(count(await toSvg(evals[0]!), "line mark")).toBe(1);
   });
 
-  it("training FLOPs so far against the dense run pro rata; none for records without FLOPs", async () => {
+  it("training FLOPs so far, summed from the per-iteration cost, against the dense run pro rata; none for records without it", async () => {
     const plot = flopsPlot(records, { total: 1e11, iterations: 400 })!;
     expect((plot.spec as { data: { values: unknown[] } }).data.values).toEqual([
       { iter: 0, run: "dense", flops: 0 },
       { iter: 200, run: "dense", flops: 5e10 },
-      ...[1, 2, 3, 4].map((i) => ({ iter: 50 * i, run: "this run", flops: 1e9 * i })),
+      ...[1e9, 2e9, 4e9, 6e9].map((flops, i) => ({ iter: 50 * (i + 1), run: "this run", flops })),
     ]);
     expect(count(await toSvg(plot), "line mark")).toBe(2);
     expect(flopsPlot([{ iter: 10, kind: "loss", d: 1, g: 1 }], null)).toBeNull();

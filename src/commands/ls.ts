@@ -22,7 +22,7 @@ function statusText(s: RunStatus): string {
   return s.kind;
 }
 
-function tableName(dir: string): string {
+export function tableName(dir: string): string {
   try {
     return (JSON.parse(readFileSync(join(dir, "table-spec.json"), "utf8")) as { spec: { name: string } }).spec.name;
   } catch {

@@ -9,6 +9,7 @@ import { MetricRecord } from "../run/records.js";
 import { RunDirError } from "../run/run-dir.js";
 import { finalMetric, runStatus } from "../run/run-status.js";
 import { UsageError } from "./args.js";
+import { tableName } from "./ls.js";
 
 /** `ddst report RUN_DIR|TABLE_DIR [--out FILE.html] [--png]`: one self-contained HTML file with the plots
  * (Vega-Lite, rendered to SVG in Node), the sample pictures, the config and the summary; --png also writes
@@ -81,7 +82,7 @@ async function tableReport(dir: string, png: string | null) {
   const { sections, written } = await plotSections(tablePlots(cells), png);
   const md = join(dir, "table.md");
   const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownTable(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };
-  return { html: page(`ddst table ${basename(dir)}`, `${cells.length} cells`, [table, ...sections]), written };
+  return { html: page(`ddst table ${tableName(dir)}`, `${cells.length} cells in ${dir}`, [table, ...sections]), written };
 }
 
 export async function cmdReport(argv: string[]): Promise<number> {

@@ -32,6 +32,7 @@ const headless = (args: string[]) =>
 
 describe("ddst report", () => {
   let report: string | undefined;
+  let tableReport: string | undefined;
   let plots = 0;
 
   it("renders a run's BR with band and decisions, densities, losses, metrics and pictures; and a table's results and small multiples", async () => {
@@ -76,6 +77,7 @@ describe("ddst report", () => {
     expect(count(th, "<svg")).toBe(2);
     expect(count(th, 'aria-roledescription="line mark"')).toBe(4); // BR and d_D, one line per cell each
     expect(existsSync(join(table, "report.html"))).toBe(false);
+    tableReport = out;
   });
 
   it.skipIf(!chromium)("opens in headless Chromium from disk: no console error, every plot an SVG with its marks, a screenshot", async () => {
@@ -94,5 +96,15 @@ describe("ddst report", () => {
     expect(png.subarray(1, 4).toString()).toBe("PNG");
     expect(png.length).toBeGreaterThan(50_000); // a page of plots, not a blank one
     console.log(`report.test.ts: screenshot of the report in ${shot}`);
+
+    const table = await headless(["--dump-dom", `file://${tableReport}`]);
+    expect(table.exitCode, String(table.stderr)).toBe(0);
+    expect(count(String(table.stdout), "<svg")).toBe(2);
+    expect(count(String(table.stdout), 'aria-roledescription="line mark"')).toBe(4);
+    expect(String(table.stdout)).toContain("<td>adapt-relax</td><td>0.5</td>");
+    expect(String(table.stderr)).not.toMatch(/CONSOLE|Uncaught|Failed to load resource|net::ERR/);
+    const tableShot = join(tempDir(), "table-report.png");
+    expect((await headless(["--window-size=1000,1000", `--screenshot=${tableShot}`, `file://${tableReport}`])).exitCode).toBe(0);
+    console.log(`report.test.ts: screenshot of the table report in ${tableShot}`);
   });
 });

@@ -70,15 +70,20 @@ export class WorkerClient {
 
   request(op: OpName, args: object, opts: RequestOptions = {}): Promise<Reply> {
     if (this.closed) return Promise.reject(new Error(`worker connection closed; cannot send ${op}`));
-    // The sequence number rises with every request, under the signature: a captured request sent again is a
-    // replay the worker drops. Requests leave in this order (one send chain), so the worker sees it rise.
-    const seq = this.nextId++;
+    const seq = this.takeSeq();
     const id = `r${seq}`;
     const encoded = Object.entries(opts.tensors ?? {}).map(([name, t]) => encodeTensor(name, t));
     const header = Buffer.from(
       JSON.stringify({ v: PROTOCOL_VERSION, id, seq, op, args, tensors: encoded.map((e) => e.desc) }),
     );
     return this.sendSigned([header, ...encoded.map((e) => e.frame)], id, op, opts.onProgress);
+  }
+
+  /** The next sequence number. It rises with every request, under the signature: a captured request sent again
+   * is a replay the worker drops. Requests leave in this order (one send chain), so the worker sees it rise.
+   * Public for tests that build raw headers. */
+  takeSeq(): number {
+    return this.nextId++;
   }
 
   /** Sends frames exactly as given, signed or not: for tests of the worker's defences. */

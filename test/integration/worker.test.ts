@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkerRequestError } from "../../src/protocol/client.js";
 import { rowsOf } from "../../src/protocol/frames.js";
-import { BuildResult, PingResult, StatsResult, type ReplyHeader } from "../../src/protocol/messages.js";
+import { BuildResult, PingResult, PROTOCOL_VERSION, StatsResult, type ReplyHeader } from "../../src/protocol/messages.js";
 import { erkDensities } from "../../src/sparsity/erk.js";
 import { Worker, WorkerDiedError, WorkerHungError } from "../../src/worker/worker.js";
 import { isAlive, toyBuild, waitFor } from "./helpers.js";
@@ -24,7 +24,7 @@ describe("worker over ZeroMQ (real PyTorch)", () => {
   });
 
   it("handshakes with versions, device and threads", () => {
-    expect(w.hello).toMatchObject({ protocol: 1, device: "cpu", cudaAvailable: expect.any(Boolean) });
+    expect(w.hello).toMatchObject({ protocol: PROTOCOL_VERSION, device: "cpu", cudaAvailable: expect.any(Boolean) });
     expect(w.hello.torch).toMatch(/^2\./);
     expect(w.hello.threads).toBeGreaterThan(0);
   });
@@ -62,7 +62,7 @@ describe("worker over ZeroMQ (real PyTorch)", () => {
 
   it("drops unsigned messages, counts them, and keeps serving", async () => {
     const before = PingResult.parse((await w.call("ping", {})).result).dropped;
-    await w.client.sendRaw([Buffer.from(JSON.stringify({ v: 1, id: "x1", op: "ping", args: {} }))], false);
+    await w.client.sendRaw([Buffer.from(JSON.stringify({ v: PROTOCOL_VERSION, id: "x1", seq: 1e9, op: "ping", args: {} }))], false);
     await w.client.sendRaw([], true);
     await new Promise((r) => setTimeout(r, 100));
     const after = PingResult.parse((await w.call("ping", {})).result).dropped;
@@ -77,17 +77,26 @@ describe("worker over ZeroMQ (real PyTorch)", () => {
   });
 
   it("answers a truncated tensor frame with bad_tensor", async () => {
-    const header = { v: 1, id: "t1", op: "ping", args: {}, tensors: [{ name: "x", dtype: "float32", shape: [4] }] };
+    const header = { v: PROTOCOL_VERSION, id: "t1", seq: w.client.takeSeq(), op: "ping", args: {}, tensors: [{ name: "x", dtype: "float32", shape: [4] }] };
     const reply = w.client.expectReply("t1", "ping");
     await w.client.sendRaw([Buffer.from(JSON.stringify(header)), Buffer.alloc(10)]);
     await expect(reply).rejects.toMatchObject({ code: "bad_tensor" });
   });
 
-  it("answers an oversized message with too_large", async () => {
+  it("answers an oversized message with too_large, and drops the sender of an oversized frame", async () => {
+    // Two frames under the 1 MiB cap, over it together: refused after arrival, with a reply.
+    const half = 600_000;
+    const tensors = ["a", "b"].map((name) => ({ name, dtype: "uint8", shape: [half] }));
     const reply = w.client.expectReply("big1", "ping");
-    const header = { v: 1, id: "big1", op: "ping", args: {}, tensors: [{ name: "x", dtype: "uint8", shape: [2 << 20] }] };
-    await w.client.sendRaw([Buffer.from(JSON.stringify(header)), Buffer.alloc(2 << 20)]);
+    const header = { v: PROTOCOL_VERSION, id: "big1", seq: w.client.takeSeq(), op: "ping", args: {}, tensors };
+    await w.client.sendRaw([Buffer.from(JSON.stringify(header)), Buffer.alloc(half), Buffer.alloc(half)]);
     await expect(reply).rejects.toMatchObject({ code: "too_large" });
+    // One frame over the cap: ZMQ_MAXMSGSIZE disconnects the sender before the worker holds it; no reply, and the
+    // DEALER reconnects by itself.
+    const big = { v: PROTOCOL_VERSION, id: "big2", seq: w.client.takeSeq(), op: "ping", args: {}, tensors: [{ name: "x", dtype: "uint8", shape: [2 << 20] }] };
+    await w.client.sendRaw([Buffer.from(JSON.stringify(big)), Buffer.alloc(2 << 20)]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(PingResult.parse((await w.call("ping", {})).result).busy).toBe(false);
   });
 
   it("answers invalid arguments with invalid_request naming the path", async () => {

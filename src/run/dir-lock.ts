@@ -22,11 +22,17 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      const holder = readLock(file);
-      if (holder && holder.pid !== process.pid && (holder.host !== hostname() || alive(holder.pid))) throw refuse(holder);
+      const holder = liveHolder(file);
+      if (holder && holder.pid !== process.pid) throw refuse(holder);
       rmSync(file, { force: true }); // stale (or unreadable, i.e. written half by a process that died)
     }
   }
+}
+
+/** Who holds the lock `file`, unless nobody does: no file, an unreadable one, or a process gone from this host. */
+export function liveHolder(file: string): LockHolder | null {
+  const holder = readLock(file);
+  return holder && (holder.host !== hostname() || alive(holder.pid)) ? holder : null;
 }
 
 function readLock(file: string): LockHolder | null {
@@ -39,7 +45,7 @@ function readLock(file: string): LockHolder | null {
   }
 }
 
-export function alive(pid: number): boolean {
+function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

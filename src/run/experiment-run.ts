@@ -14,7 +14,7 @@ import { evaluateArgs, recordEvaluation } from "./evaluation.js";
 import { isEvalIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
 import { FlopsLedger } from "./flops-ledger.js";
 import { primaryMetric, type MetricRecord, type Summary } from "./records.js";
-import { RunDirError, type RunDir } from "./run-dir.js";
+import type { RunDir } from "./run-dir.js";
 import type { RunOptions } from "./run-options.js";
 import type { RunState } from "./run-state.js";
 import { segmentRecords } from "./segment-records.js";
@@ -77,11 +77,9 @@ export class ExperimentRun {
     const onAbort = () => this.worker?.client.request("interrupt", {}).catch(() => undefined);
     this.opts.signal?.addEventListener("abort", onAbort);
     try {
-      if (resume) {
-        await this.restore();
-        if (this.state.iter > this.exp.iterations)
-          throw new RunDirError(`${this.dir.path} is already at iteration ${this.state.iter}, past the requested ${this.exp.iterations}`);
-      } else await this.begin();
+      // resumeRun has refused a target below the checkpoint's iteration before anything was touched.
+      if (resume) await this.restore();
+      else await this.begin();
       const stop = Math.min(this.opts.until ?? this.exp.iterations, this.exp.iterations);
       while (this.state.iter < stop) {
         if (this.opts.signal?.aborted) await this.abort();

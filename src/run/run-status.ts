@@ -1,9 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { Experiment } from "../config/experiment.js";
-import { alive } from "./dir-lock.js";
+import { liveHolder } from "./dir-lock.js";
 import { Summary } from "./records.js";
 import { CheckpointPointer } from "./run-state.js";
 
@@ -42,9 +41,8 @@ export function runStatus(dir: string): RunStatus | null {
   const pointer = read(join(dir, "checkpoint.json"), CheckpointPointer);
   const summary = read(join(dir, "summary.json"), Summary);
   const base = { dir, experiment, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
-  const lock = existsSync(join(dir, "run.lock")) ? readFileSync(join(dir, "run.lock"), "utf8").trim().split(/\s+/) : null;
-  const pid = lock ? Number(lock[0]) : NaN;
-  if (lock && Number.isInteger(pid) && (lock[1] !== hostname() || alive(pid))) return { ...base, kind: "running", pid };
+  const holder = liveHolder(join(dir, "run.lock"));
+  if (holder) return { ...base, kind: "running", pid: holder.pid };
   if (summary && base.iter >= experiment.iterations) return { ...base, kind: "finished" };
   const failure = read(join(dir, "failed.json"), FailedRecord);
   if (failure) return { ...base, kind: "failed", failure };

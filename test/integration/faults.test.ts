@@ -8,26 +8,14 @@ import { rowsOf } from "../../src/protocol/frames.js";
 import { DstStepResult, HelloResult, StatsResult } from "../../src/protocol/messages.js";
 import { socketBase } from "../../src/worker/socket-dir.js";
 import { Worker } from "../../src/worker/worker.js";
-import { isAlive, tempDir, toyBuild, waitFor } from "./helpers.js";
+import { durableToy, isAlive, tempDir, toyBuild, waitFor } from "./helpers.js";
 
 /** The ways clusters, terminals and hostile neighbours stop or disturb a run, one test each, with real workers
  * at toy sizes. A run interrupted or refused here must lose nothing already written and, resumed, give the
  * uninterrupted run's metrics byte for byte. */
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
-const EXP = {
-  name: "fault-toy",
-  method: "adapt-relax",
-  density: 0.2,
-  iterations: 300,
-  model: { name: "mlp2d", hidden: 64 },
-  data: { name: "ring8" },
-  train: { batchSize: 128, lrG: 0.002, lrD: 0.0005, betas: [0.5, 0.9] },
-  generator: { dst: { every: 50 } },
-  discriminator: { controller: { every: 60, window: 50 } },
-  log: { every: 10 },
-  checkpoint: { every: 100 },
-};
+const EXP = durableToy("fault-toy");
 
 const run = (args: string[], env?: Record<string, string>) => execa("node", [CLI, "run", ...args], { reject: false, env });
 const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8");

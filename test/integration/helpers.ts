@@ -6,6 +6,23 @@ import { DataSpec, ModelSpec } from "../../src/vocabulary/networks.js";
 
 export const tempDir = (prefix = "ddst-test-") => mkdtempSync(join(tmpdir(), prefix));
 
+/** The experiment file of the durability tests (resume.test.ts, faults.test.ts): 300 toy iterations with G's DST
+ * step, D's controller, a loss record every 10 iterations and a checkpoint every 100, so interruptions and
+ * resumes land between all of them. */
+export const durableToy = (name: string) => ({
+  name,
+  method: "adapt-relax",
+  density: 0.2,
+  iterations: 300,
+  model: { name: "mlp2d", hidden: 64 },
+  data: { name: "ring8" },
+  train: { batchSize: 128, lrG: 0.002, lrD: 0.0005, betas: [0.5, 0.9] },
+  generator: { dst: { every: 50 } },
+  discriminator: { controller: { every: 60, window: 50 } },
+  log: { every: 10 },
+  checkpoint: { every: 100 },
+});
+
 /** A toy `build` request as `ddst run` sends it: the specs parsed, so every default is filled in. */
 export const toyBuild = {
   seed: 0,

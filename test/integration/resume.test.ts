@@ -3,22 +3,10 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricRecord, Summary } from "../../src/run/records.js";
-import { isAlive, spawnCli, tempDir, waitFor } from "./helpers.js";
+import { durableToy, isAlive, spawnCli, tempDir, waitFor } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
-const EXP = {
-  name: "resume-toy",
-  method: "adapt-relax",
-  density: 0.2,
-  iterations: 300,
-  model: { name: "mlp2d", hidden: 64 },
-  data: { name: "ring8" },
-  train: { batchSize: 128, lrG: 0.002, lrD: 0.0005, betas: [0.5, 0.9] },
-  generator: { dst: { every: 50 } },
-  discriminator: { controller: { every: 60, window: 50 } },
-  log: { every: 10 },
-  checkpoint: { every: 100 },
-};
+const EXP = durableToy("resume-toy");
 
 const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8");
 const records = (dir: string) => metrics(dir).trim().split("\n").map((l) => MetricRecord.parse(JSON.parse(l)));

@@ -1,23 +1,11 @@
 #!/usr/bin/env node
-import { ConfigError } from "./config/experiment.js";
-import { RunDirError } from "./run/run-dir.js";
-import { BuildRefusedError } from "./run/run-experiment.js";
 import { UsageError } from "./commands/args.js";
-import { cmdBench } from "./commands/bench.js";
-import { cmdDoctor } from "./commands/doctor.js";
-import { cmdFlops } from "./commands/flops.js";
-import { cmdInspect } from "./commands/inspect.js";
-import { cmdLs, cmdShow } from "./commands/ls.js";
-import { cmdReport } from "./commands/report.js";
-import { cmdRun } from "./commands/run.js";
-import { cmdTable } from "./commands/table.js";
+import { InputError } from "./input-error.js";
 import { COMMANDS, USAGE, wantsHelp, type CommandName } from "./commands/usage.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PROTOCOL_VERSION } from "./protocol/messages.js";
 import { packageRoot } from "./worker/paths.js";
-import { TableError } from "./table/run-table.js";
-import { WorkerEnvironmentError } from "./worker/worker.js";
 
 /** The package version (package.json) and the worker protocol it speaks. */
 function version(): string {
@@ -34,23 +22,23 @@ async function main(argv: string[]): Promise<number> {
     }
     switch (cmd) {
       case "run":
-        return await cmdRun(rest);
+        return await (await import("./commands/run.js")).cmdRun(rest);
       case "table":
-        return await cmdTable(rest);
+        return await (await import("./commands/table.js")).cmdTable(rest);
       case "inspect":
-        return await cmdInspect(rest);
+        return await (await import("./commands/inspect.js")).cmdInspect(rest);
       case "flops":
-        return await cmdFlops(rest);
+        return await (await import("./commands/flops.js")).cmdFlops(rest);
       case "bench":
-        return await cmdBench(rest);
+        return await (await import("./commands/bench.js")).cmdBench(rest);
       case "doctor":
-        return await cmdDoctor();
+        return await (await import("./commands/doctor.js")).cmdDoctor();
       case "ls":
-        return await cmdLs(rest);
+        return await (await import("./commands/ls.js")).cmdLs(rest);
       case "show":
-        return await cmdShow(rest);
+        return await (await import("./commands/ls.js")).cmdShow(rest);
       case "report":
-        return await cmdReport(rest);
+        return await (await import("./commands/report.js")).cmdReport(rest);
       case "--version":
       case "-V":
       case "version":
@@ -66,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command '${cmd}'`);
     }
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof RunDirError || e instanceof TableError || e instanceof WorkerEnvironmentError || e instanceof BuildRefusedError) {
+    if (e instanceof InputError) {
       console.error(`ddst: ${e.message}`);
       return 2;
     }

@@ -4,6 +4,7 @@ import { withoutDefaults } from "../vocabulary/schema-shapes.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
 import { policyConflicts } from "./method-policies.js";
 import { MethodName, presetPolicies } from "./presets.js";
+import { InputError } from "../input-error.js";
 
 /** When the run is written to disk so that it can be resumed. */
 export const Checkpointing = z.strictObject({
@@ -132,7 +133,7 @@ export function defineExperiment(spec: ExperimentInput): ExperimentInput {
   return spec;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends InputError {
   constructor(
     readonly source: string,
     readonly issues: { path: string; message: string }[],

@@ -18,6 +18,7 @@ import type { RunDir } from "./run-dir.js";
 import type { RunOptions } from "./run-options.js";
 import type { RunState } from "./run-state.js";
 import { segmentRecords } from "./segment-records.js";
+import { InputError } from "../input-error.js";
 
 /** One run in its directory, read like the method: train to the next event, decide, apply, and again.
  * A `train` command runs up to the next event (G DST step, D controller decision, log line, evaluation,
@@ -34,7 +35,7 @@ export class RunAborted extends Error {
 
 /** The worker refused to build the experiment (a malformed data file, a model that does not fit the data):
  * bad input, exit 2, with the worker's message naming the file or the field. */
-export class BuildRefusedError extends Error {
+export class BuildRefusedError extends InputError {
   constructor(message: string) {
     super(`the worker cannot build this experiment: ${message}`);
     this.name = "BuildRefusedError";

@@ -3,6 +3,7 @@ import { basename, dirname, join } from "node:path";
 import type { MetricRecord } from "./records.js";
 import { holderText, takeLock } from "./dir-lock.js";
 import { CheckpointPointer, type SavedCheckpoint } from "./run-state.js";
+import { InputError } from "../input-error.js";
 
 /** The run directory: config.json, metrics.jsonl, summary.json, worker.log, checkpoint.json and
  * checkpoints/. Every JSON file is written to a temporary name and renamed, so a reader never sees half a file
@@ -166,7 +167,7 @@ export function ioError(action: string, file: string, e: unknown): RunDirError {
   return new RunDirError(`cannot ${action} ${file}: ${cause}`);
 }
 
-export class RunDirError extends Error {
+export class RunDirError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = "RunDirError";

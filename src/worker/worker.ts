@@ -8,6 +8,7 @@ import { newKey } from "../protocol/signing.js";
 import { findPython } from "./discover.js";
 import { packageRoot } from "./paths.js";
 import { privateSocketDir } from "./socket-dir.js";
+import { InputError } from "../input-error.js";
 
 /** Starting, handshaking and supervising one `python -m ddst_worker` process. */
 
@@ -38,7 +39,7 @@ export class WorkerHungError extends Error {
 }
 
 /** The machine cannot host a worker as asked (e.g. a socket path too long): exit 2, no stack trace. */
-export class WorkerEnvironmentError extends Error {
+export class WorkerEnvironmentError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = "WorkerEnvironmentError";

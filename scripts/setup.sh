@@ -3,7 +3,7 @@
 #   - npm packages (npm ci, from package-lock.json)
 #   - the Python environment .venv with torch, pyzmq, numpy, jsonschema, pytest (unless DDST_PYTHON is set)
 #   - the compiled TypeScript in dist/
-#   - with --tests: what only the tests need (Debian's chromium, headless, for the report's browser test)
+#   - with --tests: the Debian packages only the tests need (scripts/test-deps.sh: chromium, a one-node Slurm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,15 +33,8 @@ else
   fi
 fi
 
-if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing chromium (headless, for the report's browser test)"
-    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }
-    apt_install || { apt-get update -qq >/dev/null 2>&1 && apt_install; } ||
-      say "could not install chromium: the report's browser test will be skipped"
-  else
-    say "chromium is missing and needs root and apt-get to install: the report's browser test will be skipped"
-  fi
+if [ "${1:-}" = "--tests" ]; then
+  bash scripts/test-deps.sh
 fi
 
 if [ ! -f dist/cli.js ] || [ -n "$(find src -name '*.ts' -newer dist/cli.js | head -n 1)" ] || [ tsconfig.json -nt dist/cli.js ]; then

@@ -11,8 +11,12 @@ import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
 import { intOption, UsageError } from "./args.js";
 import { onInterrupt } from "./signals.js";
+import { printStatus, refuseLocalTraining, submitTable } from "./table-slurm.js";
 
-/** `ddst table SPEC [--out DIR] [--jobs N] [--devices LIST] [--plan]`: a paper table in one command. */
+const SLURM_ONLY = ["partition", "account", "time", "gpus-per-cell", "cells-per-gpu", "sbatch-arg", "dry-run"] as const;
+
+/** `ddst table SPEC [--out DIR] [--jobs N] [--devices LIST] [--plan]`: a paper table in one command; with
+ * `--slurm` a job array of its cells, with `--status` where each cell stands. */
 export async function cmdTable(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -24,6 +28,17 @@ export async function cmdTable(argv: string[]): Promise<number> {
       plan: { type: "boolean", default: false },
       "plan-iterations": { type: "string", default: "5" },
       "status-every": { type: "string", default: "30" },
+      cells: { type: "string" },
+      local: { type: "boolean", default: false },
+      status: { type: "boolean", default: false },
+      slurm: { type: "boolean", default: false },
+      partition: { type: "string" },
+      account: { type: "string" },
+      time: { type: "string" },
+      "gpus-per-cell": { type: "string" },
+      "cells-per-gpu": { type: "string" },
+      "sbatch-arg": { type: "string", multiple: true, default: [] },
+      "dry-run": { type: "boolean", default: false },
     },
   });
   if (positionals.length !== 1) throw new UsageError("ddst table takes exactly one table file");
@@ -31,10 +46,26 @@ export async function cmdTable(argv: string[]): Promise<number> {
   const jobs = intOption("jobs", values.jobs)!;
   const statusEvery = intOption("status-every", values["status-every"])!;
   if (statusEvery < 1) throw new UsageError("--status-every is in seconds and must be at least 1");
+  const modes = (["plan", "status", "slurm", "cells"] as const).filter((m) => values[m] !== undefined && values[m] !== false);
+  if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} do not go together`);
+  if (!values.slurm) {
+    const stray = SLURM_ONLY.filter((f) => values[f] !== undefined && values[f] !== false && !(Array.isArray(values[f]) && values[f].length === 0));
+    if (stray.length) throw new UsageError(`--${stray[0]} goes with --slurm`);
+  }
   const spec = await loadTableSpec(file);
   const out = values.out ?? `runs/${spec.name}`;
   // Where the plan runs is not known before the cells are, so validate the cells first (exit 2 on any error).
-  const plan = await planTable(spec, file, out, !values.plan);
+  const plan = await planTable(spec, file, out, !values.plan && !values.status);
+  if (values.status) {
+    console.log(`ddst table ${spec.name}: ${plan.cells.length} cells in ${out}`);
+    return await printStatus(plan);
+  }
+  if (values.slurm) {
+    console.log(`ddst table ${spec.name}: ${plan.cells.length} cells -> ${out} (Slurm job array)`);
+    return await submitTable(plan, file, values);
+  }
+  const only = values.cells === undefined ? undefined : selectCells(plan, values.cells);
+  if (!only && !values.plan && !values.local) await refuseLocalTraining(plan);
   let slots: Slot[];
   try {
     let devices = parseDevices(values.devices ?? plan.cells[0]!.experiment.device);
@@ -44,18 +75,20 @@ export async function cmdTable(argv: string[]): Promise<number> {
       devices = resolveAuto(devices, cuda === true);
       console.log(`devices auto: ${devices.join(",")} (torch ${cuda ? "sees a GPU" : "sees no GPU"})`);
     }
-    slots = assignSlots(devices, jobs, availableParallelism());
+    // Inside a Slurm allocation, the CPUs it granted (the node may have more).
+    slots = assignSlots(devices, jobs, Number(process.env.SLURM_CPUS_PER_TASK) || availableParallelism());
   } catch (e) {
     if (e instanceof DeviceListError) throw new UsageError(e.message);
     throw e;
   }
-  const states = inspectCells(plan);
+  const mine = only ? { ...plan, cells: plan.cells.filter((c) => only.has(c.id)) } : plan;
+  const states = inspectCells(mine);
   const done = [...states.values()].filter((s) => s.kind === "finished").length;
   const resumable = [...states.values()].filter((s) => s.kind === "interrupted").length;
   const { methods, densities, seeds } = spec;
   console.log(
-    `ddst table ${spec.name}: ${plan.cells.length} cells (${count(methods.length, "method")} x ${count(densities.length, "density", "densities")} x ${count(seeds.length, "seed")}) -> ${out}\n` +
-      `  ${done} finished, ${resumable} to resume, ${plan.cells.length - done - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
+    `ddst table ${spec.name}: ${only ? `${count(only.size, "cell")} of ${plan.cells.length}` : `${plan.cells.length} cells`} (${count(methods.length, "method")} x ${count(densities.length, "density", "densities")} x ${count(seeds.length, "seed")}) -> ${out}\n` +
+      `  ${done} finished, ${resumable} to resume, ${mine.cells.length - done - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
   );
   printDropped(plan);
   const planIterations = intOption("plan-iterations", values["plan-iterations"])!;
@@ -68,9 +101,9 @@ export async function cmdTable(argv: string[]): Promise<number> {
     () => controller.abort(),
     () => undefined,
   );
-  const progress = new TableProgress(process.stdout, spec.name, plan.cells.length, done, plan.cells[0]!.experiment.iterations, statusEvery * 1000);
+  const progress = new TableProgress(process.stdout, spec.name, mine.cells.length, done, plan.cells[0]!.experiment.iterations, statusEvery * 1000);
   try {
-    const outcome = await runTable(plan, { slots, progress, signal: controller.signal, python });
+    const outcome = await runTable(plan, { slots, progress, signal: controller.signal, python, only });
     console.log(`\n${tableMarkdown(outcome.result)}`);
     console.log(`results: ${out}/table.md, ${out}/table.csv, ${out}/table.json; cells in ${out}/cells/`);
     if (outcome.interrupted) {
@@ -89,6 +122,15 @@ export async function cmdTable(argv: string[]): Promise<number> {
 }
 
 const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** --cells a,b: the cells an array task trains (ids as in DIR/cells). */
+function selectCells(plan: TablePlan, list: string): Set<string> {
+  const ids = list.split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = ids.filter((id) => !plan.cells.some((c) => c.id === id));
+  if (ids.length === 0 || unknown.length)
+    throw new UsageError(`--cells: ${unknown.length ? `no cell ${unknown.map((u) => `'${u}'`).join(", ")} in this table` : "name at least one cell"}; its cells are ${plan.cells.map((c) => c.id).join(", ")}`);
+  return new Set(ids);
+}
 
 /** One notice per method for base fields that tune a policy the method does not have. */
 function printDropped(plan: TablePlan): void {

@@ -1,18 +1,24 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { currentSlurmJob, slurmJobQueued } from "../slurm/job-id.js";
 
-/** An exclusive lock held by this process: a file holding "pid host", created only if absent. A lock left by
- * a process that is gone (same host, pid not running) is stale and taken over; one from another host cannot
- * be checked and is respected. */
+/** An exclusive lock held by this process: a file holding "pid host [slurm-job]", created only if absent. A lock
+ * left by a process that is gone is stale and taken over: on this host, its pid no longer runs; on another
+ * host, its pid cannot be checked, so only a lock taken inside a Slurm job can be judged there, by the job:
+ * gone from the queue, or this very job (a requeued array task starts again, often on another node, and Slurm
+ * runs a job once at a time). Any other lock from another host is respected. */
 
 export interface LockHolder {
   pid: number;
   host: string;
+  /** The Slurm job ("123_4" for an array task) the holder ran in, if any. */
+  job?: string;
 }
 
 /** Takes the lock `file`, or throws `refuse(holder)`. Returns the release function. */
 export function takeLock(file: string, refuse: (holder: LockHolder) => Error): () => void {
-  const me = `${process.pid} ${hostname()}\n`;
+  const job = currentSlurmJob();
+  const me = `${process.pid} ${hostname()}${job ? ` ${job}` : ""}\n`;
   for (;;) {
     try {
       writeFileSync(file, me, { flag: "wx" });
@@ -32,14 +38,17 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
 /** Who holds the lock `file`, unless nobody does: no file, an unreadable one, or a process gone from this host. */
 export function liveHolder(file: string): LockHolder | null {
   const holder = readLock(file);
-  return holder && (holder.host !== hostname() || alive(holder.pid)) ? holder : null;
+  if (!holder) return null;
+  if (holder.host === hostname()) return alive(holder.pid) ? holder : null;
+  if (holder.job && (holder.job === currentSlurmJob() || slurmJobQueued(holder.job) === false)) return null;
+  return holder;
 }
 
 function readLock(file: string): LockHolder | null {
   try {
-    const [pid, host] = readFileSync(file, "utf8").trim().split(/\s+/);
+    const [pid, host, job] = readFileSync(file, "utf8").trim().split(/\s+/);
     const n = Number(pid);
-    return Number.isInteger(n) && n > 0 ? { pid: n, host: host ?? hostname() } : null;
+    return Number.isInteger(n) && n > 0 ? { pid: n, host: host ?? hostname(), ...(job ? { job } : {}) } : null;
   } catch {
     return null;
   }
@@ -55,4 +64,5 @@ function alive(pid: number): boolean {
 }
 
 /** "pid 123" on this host, "pid 123 on node7" elsewhere. */
-export const holderText = (h: LockHolder) => (h.host === hostname() ? `pid ${h.pid}` : `pid ${h.pid} on ${h.host}`);
+export const holderText = (h: LockHolder) =>
+  (h.host === hostname() ? `pid ${h.pid}` : `pid ${h.pid} on ${h.host}`) + (h.job ? `, Slurm job ${h.job}` : "");

@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { holderText, takeLock } from "../run/dir-lock.js";
+import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
 import { cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
@@ -9,6 +9,7 @@ import type { Slot } from "./devices.js";
 import type { TableProgress } from "./progress.js";
 import { tableCsv, tableMarkdown } from "./render.js";
 import { tableResult, type FinishedCell, type TableResult } from "./results.js";
+import { InputError } from "../input-error.js";
 
 /** Runs a table's cells, `slots.length` at a time: each cell is an ordinary durable run in DIR/cells/<id>, so
  * re-running the command skips finished cells and resumes interrupted ones from their checkpoints. Results
@@ -21,6 +22,9 @@ export interface TableRunOptions {
   /** Aborting interrupts every running cell with a checkpoint and starts no more. */
   signal?: AbortSignal;
   python?: string;
+  /** Run only these cells, without the table's lock: the array tasks of a Slurm job run side by side on one
+   * table directory, each on its own cells, and each cell's run.lock keeps two writers of a cell apart. */
+  only?: ReadonlySet<string>;
 }
 
 export interface TableOutcome {
@@ -29,7 +33,7 @@ export interface TableOutcome {
   interrupted: boolean;
 }
 
-export class TableError extends Error {
+export class TableError extends InputError {
   constructor(message: string) {
     super(message);
     this.name = "TableError";
@@ -57,12 +61,13 @@ export function inspectCells(plan: TablePlan): Map<string, CellState> {
 
 /** One command at a time per table directory: a second one (a requeued job while the first still runs, say)
  * would restart cells under the first one's workers. A lock whose process is gone is taken over. */
-function lockTable(out: string): () => void {
+export function lockTable(out: string): () => void {
   mkdirSync(out, { recursive: true });
   return takeLock(join(out, "table.lock"), (h) => new TableError(`${out} is being run by another ddst table (${holderText(h)}); wait for it, or stop it first`));
 }
 
 export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {
+  if (opts.only) return await runLocked(plan, opts);
   const unlock = lockTable(plan.out);
   try {
     return await runLocked(plan, opts);
@@ -72,18 +77,27 @@ export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<
 }
 
 async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {
+  const mine = opts.only ? { ...plan, cells: plan.cells.filter((c) => opts.only!.has(c.id)) } : plan;
   // Read again under the lock, whatever the caller saw before: another command may have moved the cells since.
-  const states = inspectCells(plan);
+  const states = inspectCells(mine);
   mkdirSync(join(plan.out, "cells"), { recursive: true });
   writeAtomic(join(plan.out, "table-spec.json"), JSON.stringify({ source: plan.source, spec: plan.spec }, null, 2) + "\n");
+  const failed: TableOutcome["failed"] = [];
   const queue: Cell[] = [];
-  for (const cell of plan.cells) {
+  for (const cell of mine.cells) {
     const s = states.get(cell.id)!;
-    // A directory without a checkpoint holds no training; starting it again is the only way forward.
-    if (s.kind === "unstarted") rmSync(cell.dir, { recursive: true, force: true });
+    if (s.kind === "unstarted") {
+      // Another process starting this cell holds its run.lock: never delete under it.
+      const holder = liveHolder(join(cell.dir, "run.lock"));
+      if (holder) {
+        failed.push({ id: cell.id, error: `${cell.dir} is being started by another ddst (${holderText(holder)})` });
+        continue;
+      }
+      // A directory without a checkpoint holds no training; starting it again is the only way forward.
+      rmSync(cell.dir, { recursive: true, force: true });
+    }
     if (s.kind !== "finished") queue.push(cell);
   }
-  const failed: TableOutcome["failed"] = [];
   const { progress, signal } = opts;
 
   const runCell = async (cell: Cell, slot: Slot): Promise<void> => {
@@ -154,7 +168,8 @@ export function writeResults(plan: TablePlan): TableResult {
 }
 
 function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp`;
+  // Per process: the array tasks of one table write its files side by side.
+  const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, text);
   renameSync(tmp, file);
 }

@@ -1,0 +1,161 @@
+import { execa } from "execa";
+import { copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { runStatus } from "../run/run-status.js";
+import { cellStatus, statusText, type CellStatus } from "../slurm/cell-status.js";
+import { SlurmOptions } from "../slurm/options.js";
+import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
+import { groupCells, sbatchScript } from "../slurm/sbatch-script.js";
+import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
+import type { TablePlan } from "../table/cells.js";
+import { inspectCells, lockTable, TableError, writeResults } from "../table/run-table.js";
+import { findPython } from "../worker/discover.js";
+import { packageRoot } from "../worker/paths.js";
+import { intOption, UsageError } from "./args.js";
+
+/** `ddst table --slurm` (write and submit the job array of the pending cells) and `--status` (each cell's
+ * state, with Slurm's job and task). */
+
+export interface SlurmFlags {
+  partition?: string;
+  account?: string;
+  time?: string;
+  "gpus-per-cell"?: string;
+  "cells-per-gpu"?: string;
+  "sbatch-arg": string[];
+  "dry-run": boolean;
+}
+
+function slurmOptions(flags: SlurmFlags): SlurmOptions {
+  const parsed = SlurmOptions.safeParse({
+    partition: flags.partition,
+    account: flags.account,
+    time: flags.time,
+    gpusPerCell: intOption("gpus-per-cell", flags["gpus-per-cell"]) ?? 1,
+    cellsPerGpu: intOption("cells-per-gpu", flags["cells-per-gpu"]) ?? 1,
+    sbatchArgs: flags["sbatch-arg"],
+  });
+  if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => i.message).join("; "));
+  return parsed.data;
+}
+
+/** Slurm's view of the tasks of every submission of this table. */
+async function slurmView(plan: TablePlan) {
+  const submissions = readSubmissions(plan.out);
+  const jobs = submissions.map((s) => s.job);
+  const queue = await queuedTasks(jobs);
+  return { submissions, jobs, queue, where: lastTaskOfCells(submissions) };
+}
+
+/** Cells not finished whose last array task is not in Slurm's queue (or that were never submitted). */
+function pendingCells(plan: TablePlan, where: Map<string, string>, queue: Map<string, TaskInQueue>) {
+  const states = inspectCells(plan);
+  const finished = plan.cells.filter((c) => states.get(c.id)!.kind === "finished");
+  const inQueue = plan.cells.filter((c) => states.get(c.id)!.kind !== "finished" && queue.has(where.get(c.id) ?? ""));
+  const pending = plan.cells.filter((c) => !finished.includes(c) && !inQueue.includes(c));
+  return { finished, inQueue, pending };
+}
+
+const pythonPath = (p: string) => (p.includes("/") ? resolve(p) : p);
+
+export async function submitTable(plan: TablePlan, tableFile: string, flags: SlurmFlags): Promise<number> {
+  const slurm = slurmOptions(flags);
+  // One submission at a time, and none while a local `ddst table` trains this table.
+  const unlock = lockTable(plan.out);
+  try {
+    const { jobs, queue, where } = await slurmView(plan);
+    const { finished, inQueue, pending } = pendingCells(plan, where, queue);
+    console.log(`  ${finished.length} finished, ${inQueue.length} queued or running in Slurm${jobs.length ? ` (job ${jobs.join(", ")})` : ""}, ${pending.length} to submit`);
+    if (pending.length === 0) {
+      console.log(finished.length === plan.cells.length ? "every cell is finished: run the same command without --slurm to write the table" : "nothing to submit");
+      return 0;
+    }
+    const out = resolve(plan.out);
+    const tasks = groupCells(
+      pending.map((c) => c.id),
+      slurm.cellsPerGpu,
+    );
+    const script = sbatchScript({
+      name: plan.spec.name,
+      tableFile: resolve(tableFile),
+      out,
+      node: process.execPath,
+      cli: join(packageRoot(), "dist", "cli.js"),
+      python: pythonPath((await findPython()).path),
+      tasks,
+      slurm,
+    });
+    mkdirSync(join(slurmDir(out), "logs"), { recursive: true });
+    const file = join(slurmDir(out), "table.sbatch");
+    writeFileSync(`${file}.tmp`, script, { mode: 0o755 });
+    renameSync(`${file}.tmp`, file);
+    if (flags["dry-run"]) {
+      console.log(`\n${script}`);
+      console.log(`written to ${file}; not submitted (--dry-run). Submit it with the same command without --dry-run.`);
+      return 0;
+    }
+    const r = await execa("sbatch", ["--parsable", file], { reject: false, timeout: 120_000 });
+    if (r.failed) {
+      const why = r.code === "ENOENT" ? "sbatch is not installed here: run this on the cluster's login node" : String(r.stderr || r.message).trim();
+      throw new SlurmCommandError(`sbatch did not accept ${file}: ${why}`);
+    }
+    const job = String(r.stdout).trim().split(";")[0]!;
+    if (!/^\d+$/.test(job)) throw new SlurmCommandError(`sbatch printed '${String(r.stdout).trim()}' where a job id was expected; check squeue before submitting again`);
+    const kept = join(slurmDir(out), `job-${job}.sbatch`);
+    copyFileSync(file, kept);
+    appendSubmission(out, { job, at: new Date().toISOString(), tasks, script: kept });
+    console.log(`submitted job array ${job}: ${tasks.length} task(s) for ${pending.length} cell(s); logs in ${join(slurmDir(out), "logs")}`);
+    console.log(`watch it with: ddst table ${tableFile} --out ${plan.out} --status`);
+    console.log(`when it is done, the same command without --slurm or --status writes table.md, table.csv and table.json`);
+    return 0;
+  } finally {
+    unlock();
+  }
+}
+
+/** Each cell's state, from its directory and Slurm's queue (and accounting, where the cluster keeps it). */
+export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmCommandError) => void): Promise<CellStatus[]> {
+  const submissions = readSubmissions(plan.out);
+  const jobs = submissions.map((s) => s.job);
+  const where = lastTaskOfCells(submissions);
+  let queue = new Map<string, TaskInQueue>();
+  try {
+    queue = await queuedTasks(jobs);
+  } catch (e) {
+    if (!(e instanceof SlurmCommandError) || !onSlurmError) throw e;
+    onSlurmError(e);
+  }
+  const accounted = await accountedTasks(jobs);
+  return plan.cells.map((cell) => {
+    const task = where.get(cell.id) ?? null;
+    const log = task ? join(slurmDir(plan.out), "logs", `${task}.out`) : null;
+    return cellStatus(cell.id, runStatus(cell.dir), task, queue.get(task ?? ""), accounted?.get(task ?? ""), log);
+  });
+}
+
+export async function printStatus(plan: TablePlan): Promise<number> {
+  // Without Slurm (results copied off the cluster, say) the cells' own files still tell most of it.
+  const rows = await tableStatus(plan, (e) => console.error(`ddst: ${e.message}\nshowing what the cell directories hold`));
+  console.log(statusText(rows));
+  return 0;
+}
+
+/** A local `ddst table` on a directory whose cells went to Slurm: it only writes the results once every cell is
+ * finished; unfinished cells are trained here only with --local (a login node is no place for training). */
+export async function refuseLocalTraining(plan: TablePlan): Promise<void> {
+  if (readSubmissions(plan.out).length === 0) return;
+  const rows = await tableStatus(plan).catch((e: Error) => {
+    if (e instanceof SlurmCommandError) return null;
+    throw e;
+  });
+  const states = inspectCells(plan);
+  const unfinished = plan.cells.filter((c) => states.get(c.id)!.kind !== "finished");
+  if (unfinished.length === 0) return;
+  writeResults(plan);
+  const shown = rows ? `\n${statusText(rows.filter((r) => r.state !== "done"))}` : " (Slurm cannot be asked from here)";
+  throw new TableError(
+    `${plan.out} was submitted to Slurm and ${unfinished.length} of its ${plan.cells.length} cells are not finished:${shown}\n` +
+      `${plan.out}/table.md holds the finished ones. Wait for the array (--status), submit the unfinished cells again with --slurm, ` +
+      `or add --local to train them on this machine`,
+  );
+}

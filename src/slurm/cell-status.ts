@@ -1,0 +1,63 @@
+import type { RunStatus } from "../run/run-status.js";
+import type { TaskInQueue } from "./queue.js";
+
+/** A table cell's state on a cluster, from what its directory holds and what Slurm says about the array task
+ * it was last submitted in. Pure: the caller reads the directory and asks Slurm. */
+
+export type ClusterState = "done" | "running" | "queued" | "failed" | "stopped" | "new";
+
+export interface CellStatus {
+  id: string;
+  state: ClusterState;
+  /** "123_4": the array task the cell was last submitted in. */
+  task: string | null;
+  /** "300/600" where the cell has a checkpoint or a summary. */
+  progress: string | null;
+  detail: string;
+}
+
+/** sacct states of a task that ended without finishing its cells. */
+const ENDED_BADLY = new Set(["FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"]);
+const ACTIVE = new Set(["RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"]);
+
+export function cellStatus(
+  id: string,
+  run: RunStatus | null,
+  task: string | null,
+  queued: TaskInQueue | undefined,
+  accounted: { state: string; exitCode: string } | undefined,
+  log: string | null,
+): CellStatus {
+  const progress = run ? `${run.iter}/${run.planned}` : null;
+  const at = { id, task, progress };
+  // Finished training counts as done even while its process is still writing the table files and exiting.
+  if (run?.kind === "finished" || (run?.summary && run.iter >= run.planned)) return { ...at, state: "done", detail: "" };
+  if (queued && ACTIVE.has(queued.state)) return { ...at, state: "running", detail: `on ${queued.reason}` };
+  if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
+  if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };
+  if (run?.kind === "failed") return { ...at, state: "failed", detail: `${run.failure.error.split("\n")[0]}${log ? `; log ${log}` : ""}` };
+  if (accounted && ENDED_BADLY.has(accounted.state))
+    return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${log ? `; log ${log}` : ""}` };
+  if (task)
+    return {
+      ...at,
+      state: "stopped",
+      detail: `${run ? "interrupted" : "never started"} and no longer queued${log ? `; log ${log}` : ""}; --slurm submits it again`,
+    };
+  return { ...at, state: run ? "stopped" : "new", detail: run ? "interrupted (not submitted to Slurm)" : "not submitted" };
+}
+
+/** The status table as text. */
+export function statusText(rows: readonly CellStatus[]): string {
+  const w = Math.max(4, ...rows.map((r) => r.id.length));
+  const t = Math.max(10, ...rows.map((r) => (r.task ?? "-").length));
+  const head = `  ${"cell".padEnd(w)}  ${"state".padEnd(8)}  ${"slurm task".padEnd(t)}  ${"iteration".padEnd(13)}  detail`;
+  const lines = rows.map(
+    (r) => `  ${r.id.padEnd(w)}  ${r.state.padEnd(8)}  ${(r.task ?? "-").padEnd(t)}  ${(r.progress ?? "-").padEnd(13)}  ${r.detail}`.trimEnd(),
+  );
+  const counts = (["done", "running", "queued", "failed", "stopped", "new"] as const)
+    .map((s) => [s, rows.filter((r) => r.state === s).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([s, n]) => `${n} ${s}`);
+  return `${head}\n${lines.join("\n")}\n  ${counts.join(", ")}`;
+}

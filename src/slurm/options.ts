@@ -1,0 +1,43 @@
+import { z } from "zod";
+
+/** The Slurm side of `ddst table --slurm`, as the flags give it. */
+
+/** Slurm's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S. */
+const TIME = /^(?:(\d+)-(\d+)(?::(\d+)(?::(\d+))?)?|(\d+)(?::(\d+)(?::(\d+))?)?)$/;
+
+/** Seconds in a Slurm time limit, or null when `text` is not one. */
+export function timeLimitSeconds(text: string): number | null {
+  const m = TIME.exec(text);
+  if (!m) return null;
+  const n = (s: string | undefined) => (s === undefined ? 0 : Number(s));
+  if (m[1] !== undefined) return ((n(m[1]) * 24 + n(m[2])) * 60 + n(m[3])) * 60 + n(m[4]);
+  // M, M:S, H:M:S
+  if (m[7] !== undefined) return (n(m[5]) * 60 + n(m[6])) * 60 + n(m[7]);
+  if (m[6] !== undefined) return n(m[5]) * 60 + n(m[6]);
+  return n(m[5]) * 60;
+}
+
+const oneLine = (what: string) => z.string().min(1).regex(/^[^\n\r]*$/, `${what} must be one line`);
+
+export const SlurmOptions = z.strictObject({
+  partition: oneLine("--partition").optional(),
+  account: oneLine("--account").optional(),
+  time: oneLine("--time")
+    .refine((t) => (timeLimitSeconds(t) ?? 0) > 0, "--time must be a Slurm time limit: minutes, H:M:S or D-H:M:S (e.g. 24:00:00)")
+    .optional(),
+  /** A cell trains on one device: one GPU, or none for a CPU partition. */
+  gpusPerCell: z.union([z.literal(0), z.literal(1)], {
+    error: "--gpus-per-cell must be 1 (a cell trains on one GPU) or 0 (a CPU partition); to share a GPU, use --cells-per-gpu",
+  }),
+  /** Cells that share one array task and its GPU (or its CPUs when gpusPerCell is 0). */
+  cellsPerGpu: z.number().int().min(1, "--cells-per-gpu must be at least 1").max(64, "--cells-per-gpu above 64 is surely a mistake"),
+  sbatchArgs: z.array(oneLine("--sbatch-arg").regex(/^-/, "--sbatch-arg takes an sbatch option such as --mem=32G")),
+});
+export type SlurmOptions = z.infer<typeof SlurmOptions>;
+
+/** Seconds before the time limit at which a task is told to checkpoint and requeue itself: two minutes, or a
+ * fifth of a short limit. */
+export function signalLead(time: string | undefined): number {
+  const limit = time === undefined ? null : timeLimitSeconds(time);
+  return limit === null ? 120 : Math.max(5, Math.min(120, Math.floor(limit / 5)));
+}

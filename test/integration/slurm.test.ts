@@ -1,0 +1,136 @@
+import { execa } from "execa";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { tempDir, waitFor } from "./helpers.js";
+import { startCluster } from "./slurm-cluster.js";
+
+const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
+
+const cluster = await startCluster();
+if ("skip" in cluster) console.warn(`SKIPPED test/integration/slurm.test.ts: ${cluster.skip}`);
+afterAll(async () => {
+  if (!("skip" in cluster)) await cluster.stop();
+});
+
+const env = "skip" in cluster ? {} : cluster.env;
+const ddst = (args: string[]) => execa("node", [CLI, ...args], { env, reject: false });
+const slurm = (cmd: string, args: string[]) => execa(cmd, args, { env, reject: false });
+
+/** Two toy cells; adapt-relax runs long enough to be requeued mid-training. */
+function writeSpec(dir: string): string {
+  const file = join(dir, "toy-table.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      name: "toy",
+      base: {
+        method: "adapt-relax",
+        density: 0.5,
+        iterations: 1200,
+        model: { name: "mlp2d", hidden: 64, latentDim: 2 },
+        data: { name: "ring8", std: 0.2 },
+        train: { batchSize: 64, nCritic: 1, lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: null },
+        generator: { dst: { every: 50 } },
+        discriminator: { controller: { every: 100, window: 100 } },
+        log: { every: 20 },
+        checkpoint: { every: 200 },
+        eval: { samples: 500 },
+      },
+      methods: ["static-balance", "adapt-relax"],
+      densities: [0.5],
+      seeds: [0],
+    }),
+  );
+  return file;
+}
+
+const ADAPT = "adapt-relax-d0.5-s0";
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).length : 0);
+
+describe.skipIf("skip" in cluster)("ddst table --slurm on a one-node Slurm", () => {
+  it("--dry-run writes a job array script that sbatch accepts, and submits nothing", async () => {
+    const dir = tempDir();
+    const spec = writeSpec(dir);
+    const out = join(dir, "table");
+    const r = await ddst(["table", spec, "--out", out, "--slurm", "--dry-run", "--gpus-per-cell", "0", "--cells-per-gpu", "2", "--partition", "debug", "--time", "10:00", "--sbatch-arg=--cpus-per-task=1"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const script = readFileSync(join(out, "slurm", "table.sbatch"), "utf8");
+    expect(r.stdout).toContain(script.trim());
+    for (const line of ["--array=0-0", "--requeue", "--signal=B:USR1@120", "--partition=debug", "--time=10:00", "--cpus-per-task=1", "--open-mode=append"])
+      expect(script).toContain(`#SBATCH ${line}`);
+    expect(script).toContain(`'static-balance-d0.5-s0,${ADAPT}' # task 0`);
+    expect(script).toMatch(/--cells "\$cells" --devices cpu --jobs 2/);
+    const test = await slurm("sbatch", ["--test-only", join(out, "slurm", "table.sbatch")]);
+    expect(test.exitCode, test.stderr).toBe(0);
+    expect(test.stderr).toMatch(/to start at/);
+    expect(existsSync(join(out, "slurm", "submissions.jsonl"))).toBe(false);
+
+    const bad = await ddst(["table", spec, "--out", out, "--slurm", "--gpus-per-cell", "2", "--time", "soon"]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/--time must be a Slurm time limit/);
+    expect(bad.stderr).toMatch(/--gpus-per-cell must be 1 .* or 0/);
+  });
+
+  it("runs the cells as a job array, resumes a requeued task from its checkpoint, and builds the table from the cells", async () => {
+    const dir = tempDir();
+    const spec = writeSpec(dir);
+    const out = join(dir, "table");
+    // The uninterrupted reference of the cell that will be requeued, trained here meanwhile with the one thread
+    // an array task gets (--cpus-per-task=1): CPU results depend on torch's thread count.
+    const reference = execa("node", [CLI, "table", spec, "--out", join(dir, "reference"), "--cells", ADAPT, "--devices", "cpu"], {
+      env: { ...env, SLURM_CPUS_PER_TASK: "1" },
+      reject: false,
+    });
+
+    const sub = await ddst(["table", spec, "--out", out, "--slurm", "--gpus-per-cell", "0", "--sbatch-arg=--cpus-per-task=1"]);
+    expect(sub.exitCode, sub.stderr + sub.stdout).toBe(0);
+    const job = /submitted job array (\d+): 2 task\(s\) for 2 cell\(s\)/.exec(sub.stdout)?.[1];
+    expect(job, sub.stdout).toBeDefined();
+
+    // Just submitted: a local table command refuses to train cells that went to Slurm.
+    const local = await ddst(["table", spec, "--out", out]);
+    expect(local.exitCode, local.stdout + local.stderr).toBe(2);
+    expect(local.stderr).toMatch(/was submitted to Slurm and 2 of its 2 cells are not finished/);
+    // While the array runs, --status names each cell's task.
+    const metrics = join(out, "cells", ADAPT, "metrics.jsonl");
+    expect(await waitFor(() => lines(metrics) >= 5, 60_000, 100)).toBe(true);
+    const running = await ddst(["table", spec, "--out", out, "--status"]);
+    expect(running.stdout).toMatch(new RegExp(`${ADAPT} +running +${job}_1 +\\d+/1200`));
+
+    // Preemption: Slurm requeues the running task (TERM to its processes, then the task pends again).
+    const requeue = await slurm("scontrol", ["requeue", `${job}_1`]);
+    expect(requeue.exitCode, requeue.stderr).toBe(0);
+    const pending = async () => String((await slurm("squeue", ["-h", "-j", `${job}_1`, "-o", "%T"])).stdout).trim();
+    const deadline = Date.now() + 60_000;
+    while ((await pending()) !== "PENDING" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(await pending()).toBe("PENDING");
+    const queued = await ddst(["table", spec, "--out", out, "--status"]);
+    expect(queued.stdout).toMatch(new RegExp(`${ADAPT} +queued +${job}_1 +\\d+/1200 +pending`));
+    // Slurm holds a requeued job back for two minutes (BeginTime); the test does not wait that long.
+    expect((await slurm("scontrol", ["update", `jobid=${job}_1`, "starttime=now"])).exitCode).toBe(0);
+
+    const done = () => ["static-balance-d0.5-s0", ADAPT].every((c) => existsSync(join(out, "cells", c, "summary.json")));
+    expect(await waitFor(done, 90_000, 250)).toBe(true);
+    const left = async () => String((await slurm("squeue", ["-h", "-j", job!])).stdout).trim();
+    for (let end = Date.now() + 30_000; (await left()) !== "" && Date.now() < end; ) await new Promise((r) => setTimeout(r, 250));
+    expect(await left()).toBe("");
+    const log = readFileSync(join(out, "slurm", "logs", `${job}_1.out`), "utf8");
+    expect(log).toMatch(/CANCELLED AT .* DUE TO JOB REQUEUE/);
+    expect(log).toMatch(/interrupted adapt-relax-d0.5-s0 at iteration (\d+) \(checkpoint written\)/);
+    expect(log).toMatch(/start 2,[\s\S]*start adapt-relax-d0.5-s0 on cpu, resuming from iteration \d+/);
+    expect((await reference).exitCode).toBe(0);
+    expect(readFileSync(metrics, "utf8")).toBe(readFileSync(join(dir, "reference", "cells", ADAPT, "metrics.jsonl"), "utf8"));
+
+    const status = await ddst(["table", spec, "--out", out, "--status"]);
+    expect(status.stdout).toMatch(new RegExp(`static-balance-d0.5-s0 +done +${job}_0 +1200/1200`));
+    expect(status.stdout).toMatch(new RegExp(`${ADAPT} +done +${job}_1 +1200/1200`));
+    // After the array: the plain command writes the table from the cells, training nothing.
+    const table = await ddst(["table", spec, "--out", out]);
+    expect(table.exitCode, table.stderr).toBe(0);
+    expect(table.stdout).toContain("2 finished, 0 to resume, 0 new");
+    expect(table.stdout).not.toMatch(/^start /m);
+    const result = JSON.parse(readFileSync(join(out, "table.json"), "utf8"));
+    expect(result.entries.map((e: { method: string }) => e.method).sort()).toEqual(["adapt-relax", "static-balance"]);
+  });
+});

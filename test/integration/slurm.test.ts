@@ -46,6 +46,7 @@ function writeSpec(dir: string): string {
 }
 
 const ADAPT = "adapt-relax-d0.5-s0";
+const STATIC = "static-balance-d0.5-s0";
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).length : 0);
 
 describe.skipIf("skip" in cluster)("ddst table --slurm on a one-node Slurm", () => {
@@ -72,14 +73,14 @@ describe.skipIf("skip" in cluster)("ddst table --slurm on a one-node Slurm", () 
     expect(bad.stderr).toMatch(/--gpus-per-cell must be 1 .* or 0/);
   });
 
-  it("runs the cells as a job array, resumes a requeued task from its checkpoint, and builds the table from the cells", async () => {
+  it("runs the cells as a job array; a requeued task and one warned of its time limit resume from their checkpoints; the table is built from the cells", async () => {
     const dir = tempDir();
     const spec = writeSpec(dir);
     const out = join(dir, "table");
-    // The uninterrupted reference of the cell that will be requeued, trained here meanwhile with the one thread
-    // an array task gets (--cpus-per-task=1): CPU results depend on torch's thread count.
-    const reference = execa("node", [CLI, "table", spec, "--out", join(dir, "reference"), "--cells", ADAPT, "--devices", "cpu"], {
-      env: { ...env, SLURM_CPUS_PER_TASK: "1" },
+    // The uninterrupted references of both cells, trained here meanwhile with the one thread an array task gets
+    // (--cpus-per-task=1): CPU results depend on torch's thread count.
+    const reference = execa("node", [CLI, "table", spec, "--out", join(dir, "reference"), "--cells", `${STATIC},${ADAPT}`, "--devices", "cpu", "--jobs", "2"], {
+      env: { ...env, SLURM_CPUS_PER_TASK: "2" },
       reject: false,
     });
 
@@ -93,37 +94,46 @@ describe.skipIf("skip" in cluster)("ddst table --slurm on a one-node Slurm", () 
     expect(local.exitCode, local.stdout + local.stderr).toBe(2);
     expect(local.stderr).toMatch(/was submitted to Slurm and 2 of its 2 cells are not finished/);
     // While the array runs, --status names each cell's task.
-    const metrics = join(out, "cells", ADAPT, "metrics.jsonl");
-    expect(await waitFor(() => lines(metrics) >= 5, 60_000, 100)).toBe(true);
+    const metrics = (cell: string, table = out) => join(table, "cells", cell, "metrics.jsonl");
+    expect(await waitFor(() => lines(metrics(ADAPT)) >= 5 && lines(metrics(STATIC)) >= 5, 60_000, 100)).toBe(true);
     const running = await ddst(["table", spec, "--out", out, "--status"]);
     expect(running.stdout).toMatch(new RegExp(`${ADAPT} +running +${job}_1 +\\d+/1200`));
 
-    // Preemption: Slurm requeues the running task (TERM to its processes, then the task pends again).
+    // Preemption: Slurm requeues task 1 (TERM to its processes, then the task pends again). Task 0 gets the
+    // time-limit warning, USR1 to its batch shell alone as --signal=B:USR1 sends it: it checkpoints and requeues itself.
     const requeue = await slurm("scontrol", ["requeue", `${job}_1`]);
     expect(requeue.exitCode, requeue.stderr).toBe(0);
-    const pending = async () => String((await slurm("squeue", ["-h", "-j", `${job}_1`, "-o", "%T"])).stdout).trim();
-    const deadline = Date.now() + 60_000;
-    while ((await pending()) !== "PENDING" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-    expect(await pending()).toBe("PENDING");
+    const warn = await slurm("scancel", ["--batch", "--signal=USR1", `${job}_0`]);
+    expect(warn.exitCode, warn.stderr).toBe(0);
+    const pending = async (task: number) => String((await slurm("squeue", ["-h", "-j", `${job}_${task}`, "-o", "%T"])).stdout).trim();
+    for (const task of [1, 0]) {
+      for (let end = Date.now() + 60_000; (await pending(task)) !== "PENDING" && Date.now() < end; ) await new Promise((r) => setTimeout(r, 250));
+      expect(await pending(task)).toBe("PENDING");
+    }
     const queued = await ddst(["table", spec, "--out", out, "--status"]);
     expect(queued.stdout).toMatch(new RegExp(`${ADAPT} +queued +${job}_1 +\\d+/1200 +pending`));
+    expect(queued.stdout).toMatch(new RegExp(`${STATIC} +queued +${job}_0 +\\d+/1200 +pending`));
     // Slurm holds a requeued job back for two minutes (BeginTime); the test does not wait that long.
-    expect((await slurm("scontrol", ["update", `jobid=${job}_1`, "starttime=now"])).exitCode).toBe(0);
+    for (const task of [0, 1]) expect((await slurm("scontrol", ["update", `jobid=${job}_${task}`, "starttime=now"])).exitCode).toBe(0);
 
-    const done = () => ["static-balance-d0.5-s0", ADAPT].every((c) => existsSync(join(out, "cells", c, "summary.json")));
+    const done = () => [STATIC, ADAPT].every((c) => existsSync(join(out, "cells", c, "summary.json")));
     expect(await waitFor(done, 90_000, 250)).toBe(true);
     const left = async () => String((await slurm("squeue", ["-h", "-j", job!])).stdout).trim();
     for (let end = Date.now() + 30_000; (await left()) !== "" && Date.now() < end; ) await new Promise((r) => setTimeout(r, 250));
     expect(await left()).toBe("");
-    const log = readFileSync(join(out, "slurm", "logs", `${job}_1.out`), "utf8");
-    expect(log).toMatch(/CANCELLED AT .* DUE TO JOB REQUEUE/);
-    expect(log).toMatch(/interrupted adapt-relax-d0.5-s0 at iteration (\d+) \(checkpoint written\)/);
-    expect(log).toMatch(/start 2,[\s\S]*start adapt-relax-d0.5-s0 on cpu, resuming from iteration \d+/);
-    expect((await reference).exitCode).toBe(0);
-    expect(readFileSync(metrics, "utf8")).toBe(readFileSync(join(dir, "reference", "cells", ADAPT, "metrics.jsonl"), "utf8"));
+    const log = (task: number) => readFileSync(join(out, "slurm", "logs", `${job}_${task}.out`), "utf8");
+    expect(log(1)).toMatch(/CANCELLED AT .* DUE TO JOB REQUEUE/);
+    expect(log(0)).toMatch(/time limit near; cells checkpointed, requeueing/);
+    for (const [task, cell] of [[0, STATIC], [1, ADAPT]] as const) {
+      expect(log(task)).toMatch(new RegExp(`interrupted ${cell} at iteration \\d+ \\(checkpoint written\\)`));
+      expect(log(task)).toMatch(new RegExp(`start 2,[\\s\\S]*start ${cell} on cpu, resuming from iteration \\d+`));
+    }
+    const ref = await reference;
+    expect(ref.exitCode, ref.stderr).toBe(0);
+    for (const cell of [STATIC, ADAPT]) expect(readFileSync(metrics(cell), "utf8")).toBe(readFileSync(metrics(cell, join(dir, "reference")), "utf8"));
 
     const status = await ddst(["table", spec, "--out", out, "--status"]);
-    expect(status.stdout).toMatch(new RegExp(`static-balance-d0.5-s0 +done +${job}_0 +1200/1200`));
+    expect(status.stdout).toMatch(new RegExp(`${STATIC} +done +${job}_0 +1200/1200`));
     expect(status.stdout).toMatch(new RegExp(`${ADAPT} +done +${job}_1 +1200/1200`));
     // After the array: the plain command writes the table from the cells, training nothing.
     const table = await ddst(["table", spec, "--out", out]);

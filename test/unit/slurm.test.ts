@@ -1,0 +1,175 @@
+import { execa } from "execa";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { liveHolder } from "../../src/run/dir-lock.js";
+import type { RunStatus } from "../../src/run/run-status.js";
+import { cellStatus, statusText } from "../../src/slurm/cell-status.js";
+import { currentSlurmJob } from "../../src/slurm/job-id.js";
+import { signalLead, SlurmOptions, timeLimitSeconds } from "../../src/slurm/options.js";
+import { parseSacct, parseSqueue } from "../../src/slurm/queue.js";
+import { groupCells, sbatchScript, shellQuote, type ArrayJob } from "../../src/slurm/sbatch-script.js";
+import { appendSubmission, lastTaskOfCells, readSubmissions } from "../../src/slurm/submissions.js";
+import { toyExperiment } from "../toy.js";
+
+const options = (extra: Partial<SlurmOptions> = {}): SlurmOptions => SlurmOptions.parse({ gpusPerCell: 1, cellsPerGpu: 1, sbatchArgs: [], ...extra });
+
+const job = (extra: Partial<ArrayJob> = {}): ArrayJob => ({
+  name: "cifar",
+  tableFile: "/shared/tables/cifar.json",
+  out: "/shared/runs/it's here",
+  node: "/usr/bin/node",
+  cli: "/opt/ddst/dist/cli.js",
+  python: "/opt/ddst/.venv/bin/python",
+  tasks: [["a-s0", "b-s0"], ["c-s0"]],
+  slurm: options(),
+  ...extra,
+});
+
+describe("Slurm time limits and options", () => {
+  it("reads every --time format Slurm accepts", () => {
+    expect(timeLimitSeconds("30")).toBe(1800);
+    expect(timeLimitSeconds("30:15")).toBe(1815);
+    expect(timeLimitSeconds("2:00:00")).toBe(7200);
+    expect(timeLimitSeconds("1-0")).toBe(86400);
+    expect(timeLimitSeconds("1-2:30")).toBe(86400 + 2 * 3600 + 1800);
+    expect(timeLimitSeconds("1-2:30:05")).toBe(86400 + 2 * 3600 + 1805);
+    for (const bad of ["", "1h", "1:2:3:4", "-5", "1-", "abc"]) expect(timeLimitSeconds(bad)).toBeNull();
+  });
+
+  it("warns two minutes before the limit, or a fifth of a short one", () => {
+    expect(signalLead(undefined)).toBe(120);
+    expect(signalLead("24:00:00")).toBe(120);
+    expect(signalLead("5")).toBe(60);
+    expect(signalLead("0:10")).toBe(5);
+  });
+
+  it("refuses GPUs per cell other than 0 and 1, bad limits and multi-line arguments, naming the flag", () => {
+    const issues = (x: object) => SlurmOptions.safeParse({ gpusPerCell: 1, cellsPerGpu: 1, sbatchArgs: [], ...x }).error?.issues.map((i) => i.message) ?? [];
+    expect(issues({ gpusPerCell: 2 })).toEqual([expect.stringMatching(/--gpus-per-cell must be 1 .* or 0/)]);
+    expect(issues({ cellsPerGpu: 0 })).toEqual(["--cells-per-gpu must be at least 1"]);
+    expect(issues({ time: "0" })).toEqual([expect.stringMatching(/--time must be a Slurm time limit/)]);
+    expect(issues({ partition: "gpu\n#SBATCH --exclusive" })).toEqual(["--partition must be one line"]);
+    expect(issues({ sbatchArgs: ["mem=4G"] })).toEqual([expect.stringMatching(/--sbatch-arg takes an sbatch option/)]);
+  });
+});
+
+describe("the job-array script", () => {
+  it("groups cells in order, K to a task", () => {
+    expect(groupCells(["a", "b", "c", "d", "e"], 2)).toEqual([["a", "b"], ["c", "d"], ["e"]]);
+    expect(groupCells(["a"], 4)).toEqual([["a"]]);
+  });
+
+  it("asks for one GPU per task, requeues, warns before the limit, and quotes every path", () => {
+    const s = sbatchScript(job({ slurm: options({ partition: "gpu", time: "12:00:00", account: "lab", sbatchArgs: ["--mem=32G"] }) }));
+    const directives = s.split("\n").filter((l) => l.startsWith("#SBATCH")).map((l) => l.slice(8));
+    expect(directives).toEqual([
+      "--job-name=ddst-cifar",
+      "--array=0-1",
+      "--ntasks=1",
+      "--gres=gpu:1",
+      "--requeue",
+      "--signal=B:USR1@120",
+      "--output=/shared/runs/it's here/slurm/logs/%A_%a.out",
+      "--open-mode=append",
+      "--partition=gpu",
+      "--account=lab",
+      "--time=12:00:00",
+      "--mem=32G",
+    ]);
+    expect(s).toContain(`TABLE_DIR='/shared/runs/it'\\''s here'`);
+    expect(s).toContain(`'a-s0,b-s0' # task 0\n  'c-s0' # task 1\n)`);
+    expect(s).toContain(`--cells "$cells" --devices cuda --jobs 2 &`);
+    expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
+    const cpu = sbatchScript(job({ slurm: options({ gpusPerCell: 0 }), tasks: [["a"]] }));
+    expect(cpu).not.toContain("--gres");
+    expect(cpu).toContain("--devices cpu --jobs 1 &");
+  });
+
+  it("is a script bash accepts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-sbatch-"));
+    const file = join(dir, "t.sbatch");
+    writeFileSync(file, sbatchScript(job()));
+    const r = await execa("bash", ["-n", file], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+  });
+});
+
+describe("what Slurm says", () => {
+  it("parses squeue and sacct lines of array tasks", () => {
+    expect(parseSqueue("12_0|RUNNING|node3\n12_1|PENDING|(Priority)\n\n")).toEqual(
+      new Map([
+        ["12_0", { state: "RUNNING", reason: "node3" }],
+        ["12_1", { state: "PENDING", reason: "Priority" }],
+      ]),
+    );
+    expect(parseSacct("12_0|COMPLETED|0:0\n12_1|CANCELLED by 0|0:15\n12_1.batch|CANCELLED|0:15\n")).toEqual(
+      new Map([
+        ["12_0", { state: "COMPLETED", exitCode: "0:0" }],
+        ["12_1", { state: "CANCELLED", exitCode: "0:15" }],
+      ]),
+    );
+  });
+
+  it("knows the job it runs in", () => {
+    expect(currentSlurmJob({ SLURM_ARRAY_JOB_ID: "7", SLURM_ARRAY_TASK_ID: "3", SLURM_JOB_ID: "9" })).toBe("7_3");
+    expect(currentSlurmJob({ SLURM_JOB_ID: "9" })).toBe("9");
+    expect(currentSlurmJob({})).toBeNull();
+  });
+});
+
+describe("submissions", () => {
+  it("remembers which task each cell was last submitted in; a torn last line is ignored, a bad earlier one named", () => {
+    const out = mkdtempSync(join(tmpdir(), "ddst-subs-"));
+    mkdirSync(join(out, "slurm"));
+    appendSubmission(out, { job: "10", at: "t", tasks: [["a"], ["b"]], script: "s" });
+    appendSubmission(out, { job: "11", at: "t", tasks: [["b"]], script: "s" });
+    expect(lastTaskOfCells(readSubmissions(out))).toEqual(new Map([["a", "10_0"], ["b", "11_0"]]));
+    writeFileSync(join(out, "slurm", "submissions.jsonl"), `{"job":"10","at":"t","tasks":[["a"]],"script":"s"}\n{"job":"1`);
+    expect(readSubmissions(out).map((s) => s.job)).toEqual(["10"]);
+    writeFileSync(join(out, "slurm", "submissions.jsonl"), `garbage\n{"job":"10","at":"t","tasks":[["a"]],"script":"s"}\n`);
+    expect(() => readSubmissions(out)).toThrow(/submissions.jsonl, line 1, is not a ddst submission record/);
+  });
+});
+
+describe("a cell's state on the cluster", () => {
+  const experiment = toyExperiment({ iterations: 100 });
+  const run = (kind: RunStatus["kind"], iter: number, extra: object = {}) => ({ dir: "d", experiment, iter, planned: 100, summary: null, kind, ...extra }) as RunStatus;
+
+  it("takes the queue's word while a task is queued or running, and the cell's files after", () => {
+    expect(cellStatus("c", null, "5_0", { state: "PENDING", reason: "Priority" }, undefined, null)).toMatchObject({ state: "queued", detail: "pending (Priority)" });
+    expect(cellStatus("c", run("interrupted", 40), "5_0", { state: "RUNNING", reason: "node1" }, undefined, null)).toMatchObject({ state: "running", progress: "40/100", detail: "on node1" });
+    expect(cellStatus("c", run("finished", 100), "5_0", undefined, undefined, null).state).toBe("done");
+    const failed = cellStatus("c", run("failed", 40, { failure: { error: "worker died\nstack", iter: 40, at: "t" } }), "5_0", undefined, undefined, "L");
+    expect(failed).toMatchObject({ state: "failed", detail: "worker died; log L" });
+    expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, { state: "TIMEOUT", exitCode: "0:15" }, "L")).toMatchObject({ state: "failed", detail: "Slurm: TIMEOUT (exit 0:15); log L" });
+    expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, undefined, "L").state).toBe("stopped");
+    expect(cellStatus("c", null, null, undefined, undefined, null).state).toBe("new");
+    const text = statusText([cellStatus("c", null, null, undefined, undefined, null), cellStatus("d", run("finished", 100), "5_1", undefined, undefined, null)]);
+    expect(text).toMatch(/^ {2}d +done +5_1 +100\/100$/m);
+    expect(text).toMatch(/1 done, 1 new$/);
+  });
+});
+
+describe("run.lock left by a Slurm job on another node", () => {
+  it("is taken over by the same array task after a requeue, and respected otherwise", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-lock-"));
+    const file = join(dir, "run.lock");
+    writeFileSync(file, `4242 some-other-node 77_3\n`);
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, { SLURM_ARRAY_JOB_ID: "77", SLURM_ARRAY_TASK_ID: "3", SLURM_JOB_ID: "80" });
+      expect(liveHolder(file)).toBeNull();
+      process.env.SLURM_ARRAY_TASK_ID = "4";
+      // Another task's lock: squeue is asked; where it cannot answer (here: no squeue on PATH), the lock stands.
+      process.env.PATH = dir;
+      expect(liveHolder(file)).toEqual({ pid: 4242, host: "some-other-node", job: "77_3" });
+      writeFileSync(file, `4242 some-other-node\n`);
+      expect(liveHolder(file)).toEqual({ pid: 4242, host: "some-other-node" });
+      expect(hostname()).not.toBe("some-other-node");
+    } finally {
+      process.env = saved;
+    }
+  });
+});

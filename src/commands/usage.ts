@@ -20,13 +20,25 @@ SIGINT, SIGTERM and SIGHUP write a checkpoint and exit 130, 143, 129; exit 2 mea
     summary: "a paper table (methods x densities x seeds); the same command skips finished cells and resumes the rest",
     usage: `usage:
   ddst table <table.json|.ts> [--out DIR] [--jobs N] [--devices cpu|cuda|cuda:0,cuda:1] [--plan] [--plan-iterations N] [--status-every S]
+  ddst table <table.json|.ts> --out DIR --slurm [--partition P] [--time T] [--account A] [--gpus-per-cell 0|1]
+             [--cells-per-gpu K] [--sbatch-arg ARG ...] [--dry-run]
+  ddst table <table.json|.ts> --out DIR --status
 
   --out DIR            the table directory (default runs/<name>)
   --jobs N             cells trained at once (default 1)
   --devices LIST       where cells run: auto, cpu, cuda, or cuda:0,cuda:1 (default: the experiments' device)
   --plan               list the cells with FLOPs and a time estimate, training nothing
   --plan-iterations N  iterations timed per method for the estimate (default 5)
-  --status-every S     seconds between status lines (default 30)`,
+  --status-every S     seconds between status lines (default 30)
+  --cells ID,ID        train only these cells (what a Slurm array task runs)
+  --local              train here the cells of a directory that was submitted to Slurm
+  --slurm              submit the unfinished cells as a Slurm job array (docs/cluster.md)
+  --partition, --time, --account   the array's #SBATCH settings
+  --gpus-per-cell G    1 (default) or 0 for a CPU partition
+  --cells-per-gpu K    cells sharing one array task and its GPU (default 1)
+  --sbatch-arg ARG     any other sbatch option, e.g. --sbatch-arg=--mem=32G (repeatable)
+  --dry-run            write and print the script, submit nothing
+  --status             each cell's state, with its Slurm job and task`,
   },
   inspect: {
     summary: "a model's layers, parameters and MACs at given densities",

@@ -72,3 +72,30 @@ export function spawnCli(cli: string, args: string[]) {
   };
   return { child, pids, firstWorker };
 }
+
+/** One torch thread for every worker this test file starts, in process or through a spawned `ddst` (both inherit
+ * DDST_THREADS), unless the environment already sets it. torch's default is a thread per core, and two workers
+ * side by side then spin against each other: on two cores, two 300-iteration toy runs at once took 24 s with the
+ * default and 7 s with one thread each (one alone: 6.0 s and 5.6 s). What the tests check does not depend on it:
+ * the threads setting is passed on, not interpreted, by the orchestrator. Call it at the top of a test file. */
+export function oneTorchThread(): void {
+  process.env.DDST_THREADS ??= "1";
+}
+
+/** At most `n` of the tasks given to the returned function run at a time; the others wait their turn, in order.
+ * For tests marked concurrent whose work is CPU-bound: one worker per core. */
+export function limit(n: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active < n) active++;
+    else await new Promise<void>((r) => waiting.push(r)); // the slot is handed over, `active` unchanged
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}

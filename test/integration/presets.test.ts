@@ -5,7 +5,12 @@ import { MethodName } from "../../src/config/presets.js";
 import { MetricRecord } from "../../src/run/records.js";
 import { runExperiment } from "../../src/run/run-experiment.js";
 import { toyExperiment } from "../toy.js";
-import { tempDir } from "./helpers.js";
+import { limit, oneTorchThread, tempDir } from "./helpers.js";
+
+// Each test is one short run, nearly all of it CPU in its worker (start-up, then training): two at a time, one
+// torch thread each, keeps both cores busy without the runs spinning against each other.
+oneTorchThread();
+const oneWorkerPerCore = limit(2);
 
 /** Every row of the paper as a short toy run: each produces the records its method implies. */
 const toy = (method: MethodName) =>
@@ -21,12 +26,12 @@ const toy = (method: MethodName) =>
     checkpoint: { every: 100 },
   });
 
-describe("every preset on the toy data", () => {
+describe.concurrent("every preset on the toy data", () => {
   for (const method of MethodName.options) {
     it(method, async () => {
       const exp = toy(method);
       const out = join(tempDir(), method);
-      const summary = await runExperiment(exp, { out });
+      const summary = await oneWorkerPerCore(() => runExperiment(exp, { out }));
       const records = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => MetricRecord.parse(JSON.parse(l)));
       const kinds = (k: string) => records.filter((r) => r.kind === k);
       expect(kinds("loss")).toHaveLength(10);
@@ -49,7 +54,7 @@ describe("every preset on the toy data", () => {
   }
 });
 
-describe("the strict rule at the cap", () => {
+describe.concurrent("the strict rule at the cap", () => {
   it("grows D to d_max, then runs D's own DST step instead", async () => {
     // Bounds below any BR: every decision asks for more density.
     const exp = toyExperiment({
@@ -63,7 +68,7 @@ describe("the strict rule at the cap", () => {
       log: { every: 20 },
     });
     const out = join(tempDir(), "strict");
-    const summary = await runExperiment(exp, { out });
+    const summary = await oneWorkerPerCore(() => runExperiment(exp, { out }));
     const records = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => MetricRecord.parse(JSON.parse(l)));
     const decisions = records.filter((r) => r.kind === "controller").map((r) => (r.kind === "controller" ? [r.decision, r.densityD] : []));
     expect(decisions).toEqual([["increase", 0.35], ["increase", 0.4], ["dst", 0.4], ["dst", 0.4]]);

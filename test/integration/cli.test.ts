@@ -6,10 +6,14 @@ import { describe, expect, it } from "vitest";
 import { MetricRecord, Summary } from "../../src/run/records.js";
 import { COMMANDS } from "../../src/commands/usage.js";
 import { toyExperiment } from "../toy.js";
-import { isAlive, spawnCli, tempDir, waitFor } from "./helpers.js";
+import { isAlive, oneTorchThread, spawnCli, tempDir, waitFor } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
 const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "ring8-adapt.json");
+
+// The tests share nothing and run three at a time: most of them wait on a worker starting or on the CLI, and the
+// longest trains in one worker. One torch thread per worker keeps the workers from spinning against each other.
+oneTorchThread();
 
 const readRecords = (dir: string) =>
   readFileSync(join(dir, "metrics.jsonl"), "utf8")
@@ -17,7 +21,7 @@ const readRecords = (dir: string) =>
     .split("\n")
     .map((l) => MetricRecord.parse(JSON.parse(l)));
 
-describe("ddst run", () => {
+describe.concurrent("ddst run", () => {
   it("runs the ADAPT toy example for 400 iterations and writes config, metrics, pictures and summary", async () => {
     const out = join(tempDir(), "run");
     const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "400", "--set", "model.hidden=128", "--out", out], { reject: false });

@@ -3,24 +3,31 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricRecord, Summary } from "../../src/run/records.js";
-import { durableToy, isAlive, spawnCli, tempDir, waitFor } from "./helpers.js";
+import { durableToy, isAlive, oneTorchThread, spawnCli, tempDir, waitFor } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
 const EXP = durableToy("resume-toy");
 
+// The tests run side by side (each with runs of its own, nearly all CPU in one worker at a time): one torch
+// thread per worker, so that they share the cores instead of spinning against each other (see oneTorchThread).
+oneTorchThread();
+
 const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8");
 const records = (dir: string) => metrics(dir).trim().split("\n").map((l) => MetricRecord.parse(JSON.parse(l)));
 
-describe("durable runs", () => {
+describe.concurrent("durable runs", () => {
   let file: string;
-  let reference: string;
-  beforeAll(async () => {
+  /** The uninterrupted run's metrics, needed by the tests only at their end: the run goes on beside them. */
+  let reference: Promise<string>;
+  beforeAll(() => {
     file = join(tempDir(), "exp.json");
     writeFileSync(file, JSON.stringify(EXP));
     const out = join(tempDir(), "ref");
-    const r = await execa("node", [CLI, "run", file, "--out", out], { reject: false });
-    expect(r.exitCode, r.stderr).toBe(0);
-    reference = metrics(out);
+    reference = execa("node", [CLI, "run", file, "--out", out], { reject: false }).then((r) => {
+      if (r.exitCode !== 0) throw new Error(`the reference run failed (exit ${r.exitCode}): ${r.stderr}`);
+      return metrics(out);
+    });
+    reference.catch(() => undefined); // reported by the tests that await it, not as an unhandled rejection
   });
 
   it("stopped with --until and resumed, gives the uninterrupted run's metrics bitwise", async () => {
@@ -31,10 +38,10 @@ describe("durable runs", () => {
     expect(existsSync(join(out, "summary.json"))).toBe(false);
     const b = await execa("node", [CLI, "run", "--resume", out], { reject: false });
     expect(b.exitCode, b.stderr).toBe(0);
-    expect(metrics(out)).toBe(reference);
+    expect(metrics(out)).toBe(await reference);
     const again = await execa("node", [CLI, "run", "--resume", out], { reject: false });
     expect(again.exitCode).toBe(0);
-    expect(metrics(out)).toBe(reference);
+    expect(metrics(out)).toBe(await reference);
   });
 
   it("Ctrl-C writes a checkpoint and exits 130; resuming gives the same metrics", async () => {
@@ -53,7 +60,7 @@ describe("durable runs", () => {
     expect(pointer.iter).toBeGreaterThan(0);
     const b = await execa("node", [CLI, "run", "--resume", out], { reject: false });
     expect(b.exitCode, b.stderr).toBe(0);
-    expect(metrics(out)).toBe(reference);
+    expect(metrics(out)).toBe(await reference);
   });
 
   it("restarts a killed worker from the last checkpoint and records no iteration twice", async () => {
@@ -74,7 +81,7 @@ describe("durable runs", () => {
     expect(losses).toEqual(Array.from({ length: 30 }, (_, i) => (i + 1) * 10));
     // Apart from the restart record, the run is the uninterrupted one.
     const withoutRestart = recs.filter((x) => x.kind !== "restart").map((x) => JSON.stringify(x)).join("\n") + "\n";
-    expect(withoutRestart).toBe(reference);
+    expect(withoutRestart).toBe(await reference);
     const summary = Summary.parse(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")));
     expect(summary.restarts).toBe(1);
   });

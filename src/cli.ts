@@ -58,7 +58,8 @@ async function main(argv: string[]): Promise<number> {
       console.error(`ddst: ${e.message}`);
       return 2;
     }
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    const code = (e as { code?: unknown }).code;
+    if (e instanceof UsageError || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))) {
       const usage = cmd && Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd as CommandName].usage : USAGE;
       console.error(`ddst: ${(e as Error).message}\n${usage}`);
       return 2;

@@ -8,6 +8,18 @@ export { erkDensities, uniformDensities } from "./sparsity/erk.js";
 export { deathRate } from "./sparsity/schedule.js";
 export { BrWindow, probeRatio } from "./controller/br-window.js";
 export { decideDensity } from "./controller/density-rule.js";
+export {
+  defineController,
+  ControllerAction,
+  ControllerError,
+  type Controller,
+  type ControllerView,
+  type ControllerActionInput,
+  type ControllerDecisionInput,
+  type Json,
+  type NetDensities,
+} from "./controller/controller.js";
+export { builtInControllers } from "./controller/built-in.js";
 export type { MetricRecord, Summary } from "./run/records.js";
 export { openRun, type OpenedRun } from "./analysis/open-run.js";
 export { streamExperiment } from "./run/stream.js";

@@ -112,6 +112,12 @@ export function progressPrinter(opts: ProgressOptions): ProgressPrinter {
         );
       if (r.kind === "controller")
         line(`  iter ${String(r.iter).padStart(7)}  controller: BR ${r.br.toFixed(3)} in (${r.lower}, ${r.upper})? -> ${r.decision}, d_D ${r.densityD.toFixed(3)}`);
+      if (r.kind === "decision" && r.actions.length)
+        line(
+          `  iter ${String(r.iter).padStart(7)}  ${r.controller}: ` +
+            r.actions.map((a) => (a.op === "setDensity" ? `d_${a.net === "generator" ? "G" : "D"} -> ${a.target}` : a.op === "dstStep" ? `DST step on ${a.net} (drop ${a.dropRate})` : `stop`)).join(", "),
+        );
+      if (r.kind === "stop") line(`  iter ${String(r.iter).padStart(7)}  ${r.controller} stops the run: ${r.reason}`);
       if (r.kind === "loss") {
         loss = { d: r.d, g: r.g };
         seen(r.iter);

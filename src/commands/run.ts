@@ -74,9 +74,10 @@ async function drive(out: string, total: number, start: (opts: RunOptions) => Pr
     });
     printer.done();
     const f = summary.final;
-    const finished = summary.iterations >= total;
+    const finished = summary.iterations >= total || summary.stopped !== undefined;
+    const how = summary.stopped ? `stopped by ${summary.stopped.controller} at iteration ${summary.stopped.iter} (${summary.stopped.reason})` : finished ? "done" : `stopped at iteration ${summary.iterations} (--until)`;
     console.log(
-      `${finished ? "done" : `stopped at iteration ${summary.iterations} (--until)`} after ${summary.wallSeconds.toFixed(1)} s: ` +
+      `${how} after ${summary.wallSeconds.toFixed(1)} s: ` +
         `d_G ${f.densityG.toFixed(3)}, d_D ${f.densityD.toFixed(3)}, BR ${f.br === null ? "n/a" : f.br.toFixed(3)}, ` +
         `training FLOPs ${summary.flops.total.toExponential(3)} (${(100 * summary.flops.ratio).toFixed(2)}% of dense)` +
         (summary.restarts ? `, ${summary.restarts} worker restart(s)` : ""),

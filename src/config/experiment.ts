@@ -5,6 +5,8 @@ import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, Generat
 import { policyConflicts } from "./method-policies.js";
 import { MethodName, presetPolicies } from "./presets.js";
 import { InputError } from "../input-error.js";
+import { BUILT_IN_NAMES } from "../controller/built-in.js";
+import { isController, type Controller } from "../controller/controller.js";
 
 /** When the run is written to disk so that it can be resumed. */
 export const Checkpointing = z.strictObject({
@@ -73,7 +75,16 @@ export const ExperimentInput = z.strictObject({
   checkpoint: Checkpointing.default(Checkpointing.parse({})),
   supervision: Supervision.default(Supervision.parse({})),
   eval: EvalSpec.nullable().default(null).describe("null: no evaluation"),
+  controllers: z
+    .array(z.unknown())
+    .optional()
+    .describe("the experiment's own controllers (docs/controllers.md): Controller objects, so TypeScript or JavaScript experiment modules only"),
 });
+
+/** How config.json names an experiment's own controller: the module that exports the experiment, and the
+ * controller's name in its `controllers`. A resume imports the module again to get the code. */
+export const ControllerRef = z.strictObject({ name: z.string().min(1), module: z.string().min(1) });
+export type ControllerRef = z.infer<typeof ControllerRef>;
 
 /** The fully expanded experiment, as written to config.json. */
 export const Experiment = z
@@ -93,6 +104,7 @@ export const Experiment = z
     checkpoint: Checkpointing,
     supervision: Supervision,
     eval: EvalSpec.nullable(),
+    controllers: z.array(ControllerRef).optional(),
   })
   .superRefine((e, ctx) => {
     const c = e.discriminator.controller;
@@ -128,8 +140,12 @@ export function defaultMetrics(data: string): ("fid" | "is" | "classifier" | "to
 export type ExperimentInput = z.input<typeof ExperimentInput>;
 export type Experiment = z.infer<typeof Experiment>;
 
+/** An experiment as a module exports it: the JSON fields, and its own controllers as code. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ExperimentModule = Omit<ExperimentInput, "controllers"> & { controllers?: readonly Controller<any>[] };
+
 /** Identity with types: lets a TypeScript experiment module get completion and checking. */
-export function defineExperiment(spec: ExperimentInput): ExperimentInput {
+export function defineExperiment<T extends ExperimentModule>(spec: T): T {
   return spec;
 }
 
@@ -148,13 +164,38 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
 }
 
+/** The experiment's own controllers must be Controller objects with distinct names of their own, from a module
+ * a resume can import again. */
+function checkControllers(list: unknown[], module: string | undefined): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  const seen = new Set<string>();
+  list.forEach((c, i) => {
+    const path = `controllers.${i}`;
+    if (!isController(c)) {
+      issues.push({ path, message: "a controller is an object with a name, initialState() and decide(); they come from TypeScript or JavaScript experiment modules" });
+      return;
+    }
+    if (!/^[\w.-]+$/.test(c.name)) issues.push({ path: `${path}.name`, message: `'${c.name}': letters, digits, '.', '_' and '-' only` });
+    if (BUILT_IN_NAMES.has(c.name)) issues.push({ path: `${path}.name`, message: `'${c.name}' is a built-in controller's name; choose another` });
+    if (seen.has(c.name)) issues.push({ path: `${path}.name`, message: `'${c.name}' is used twice` });
+    seen.add(c.name);
+    if (c.every !== undefined && !(Number.isInteger(c.every) && c.every >= 1)) issues.push({ path: `${path}.every`, message: `must be a positive integer of iterations, got ${c.every}` });
+    if (c.every === undefined && !c.atEvaluations) issues.push({ path, message: "give it `every` (iterations between calls) or `atEvaluations: true`, or it is never called" });
+    if (c.timeoutMs !== undefined && !(c.timeoutMs > 0)) issues.push({ path: `${path}.timeoutMs`, message: `must be positive, got ${c.timeoutMs}` });
+  });
+  if (list.length && !module) issues.push({ path: "controllers", message: "controllers come from an experiment module (a .ts or .js file), so a resume can load them again" });
+  return issues;
+}
+
 /** Validates user input and expands the preset; throws ConfigError naming every offending field, including
  * tuning of a policy the method does not have (method-policies.ts). */
-export function resolveExperiment(input: unknown, source = "experiment"): Experiment {
+export function resolveExperiment(input: unknown, source = "experiment", module?: string): Experiment {
   const parsed = ExperimentInput.safeParse(input);
   const method = MethodName.safeParse((input as { method?: unknown } | null)?.method);
   const conflicts = method.success && typeof input === "object" && input !== null ? policyConflicts(method.data, input) : [];
-  if (!parsed.success || conflicts.length) throw new ConfigError(source, [...(parsed.success ? [] : issuesOf(parsed.error)), ...conflicts]);
+  const controllerIssues = parsed.success ? checkControllers(parsed.data.controllers ?? [], module) : [];
+  if (!parsed.success || conflicts.length || controllerIssues.length)
+    throw new ConfigError(source, [...(parsed.success ? [] : issuesOf(parsed.error)), ...conflicts, ...controllerIssues]);
   const x = parsed.data;
   const preset = presetPolicies(x.method, x.density);
   const generatorOverride = x.generator ?? {};
@@ -184,7 +225,8 @@ export function resolveExperiment(input: unknown, source = "experiment"): Experi
       controller: mergeController(preset.discriminator.controller, discriminatorOverride.controller),
     },
   };
-  const full = Experiment.safeParse({ ...candidate, log: x.log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval });
+  const controllers = x.controllers?.length ? { controllers: (x.controllers as Controller[]).map((c) => ({ name: c.name, module: module! })) } : {};
+  const full = Experiment.safeParse({ ...candidate, log: x.log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval, ...controllers });
   if (!full.success) throw new ConfigError(source, issuesOf(full.error));
   return full.data;
 }

@@ -19,13 +19,16 @@ export async function loadExperiment(file: string, sets: readonly string[] = [],
     if (e instanceof SetOverrideError) throw new ConfigError(file, [{ path: "", message: e.message }]);
     throw e;
   }
-  return experimentFrom(input, file, checkPaths);
+  return experimentFrom(input, file, checkPaths, isModule(file) ? resolve(file) : undefined);
 }
 
+/** A JavaScript or TypeScript module (whose default export is the experiment or table), not JSON. */
+export const isModule = (file: string) => [".js", ".mjs", ".ts", ".mts"].includes(extname(file));
+
 /** Validates and expands a raw experiment (ConfigError naming `source` and every offending field); with
- * `checkPaths`, its data paths must resolve too. */
-export function experimentFrom(input: unknown, source: string, checkPaths = true): Experiment {
-  const exp = resolveExperiment(input, source);
+ * `checkPaths`, its data paths must resolve too. `module`: the file it came from, where its own controllers are. */
+export function experimentFrom(input: unknown, source: string, checkPaths = true, module?: string): Experiment {
+  const exp = resolveExperiment(input, source, module);
   if (checkPaths) {
     try {
       resolveDataPaths(exp.data);
@@ -40,7 +43,7 @@ export function experimentFrom(input: unknown, source: string, checkPaths = true
 /** The raw content of a JSON file, or the default export of a JavaScript / TypeScript module. */
 export async function readRaw(file: string): Promise<unknown> {
   const ext = extname(file);
-  if ([".js", ".mjs", ".ts", ".mts"].includes(ext)) {
+  if (isModule(file)) {
     let mod: { default?: unknown };
     try {
       // TypeScript modules go through tsx's loader; plain modules through Node's own import.

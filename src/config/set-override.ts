@@ -32,14 +32,23 @@ export function applySets(input: Record<string, unknown>, sets: readonly string[
     const { path, value } = parseSet(arg);
     out = setPath(out, path, value);
   }
-  return out === input ? structuredClone(input) : out;
+  return out === input ? copyOf(input) : out;
+}
+
+/** A deep copy of an experiment's data; its own controllers (code, which cannot be cloned) are shared. */
+function copyOf(input: Record<string, unknown>): Record<string, unknown> {
+  const { controllers, ...data } = input;
+  const out = structuredClone(data);
+  if (controllers !== undefined) out.controllers = controllers;
+  return out;
 }
 
 /** Returns a copy of `input` with `value` at the dotted `path` (objects created on the way). */
 export function setPath(input: Record<string, unknown>, path: readonly string[], value: unknown): Record<string, unknown> {
   if (path.length === 0 || path.some((p) => p === "" || p === "__proto__" || p === "constructor" || p === "prototype"))
     throw new SetOverrideError(`'${path.join(".")}' is not a valid dotted path`);
-  const out = structuredClone(input);
+  if (path[0] === "controllers") throw new SetOverrideError("controllers are code: change them in the experiment module");
+  const out = copyOf(input);
   let node: Record<string, unknown> = out;
   for (const [i, key] of path.slice(0, -1).entries()) {
     const next = node[key];

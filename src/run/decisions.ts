@@ -1,21 +1,18 @@
 import type { Experiment } from "../config/experiment.js";
-import type { CapDstPolicy } from "../config/policies.js";
-import { decideDensity } from "../controller/density-rule.js";
-import { deathRate } from "../sparsity/schedule.js";
-import type { DensityGrowth, NetName } from "../vocabulary/criteria.js";
-import { isControllerIter, isGeneratorDstIter } from "./events.js";
+import { builtInControllers } from "../controller/built-in.js";
+import { controllerEvent, type ControllerView, type MaskAction } from "../controller/controller.js";
 import type { MetricRecord } from "./records.js";
 
-/** What is due after iteration t, decided without the worker: G's DST step, then D's density controller.
- * Pure, so every method's cadence and rule are tested without Python; the run loop carries the actions out. */
+/** What the paper's rules decide after iteration t, as a pure function of the BR window and D's density: the
+ * built-in controllers (src/controller/) called as the run loop calls them, without a worker. The cadence
+ * and rule tests use it; the run loop calls the same controllers through the general mechanism. */
 
-export type Action =
-  | { op: "dstStep"; net: NetName; policy: CapDstPolicy; dropRate: number }
-  | { op: "setDensity"; net: "discriminator"; target: number; growth: DensityGrowth };
+/** The built-in rules never stop a run. */
+export type Action = MaskAction;
 
 export interface Decisions {
   actions: Action[];
-  /** The controller's record (a hold included) when it decided at t, written after the actions' records. */
+  /** The balance rule's record (a hold included) when it decided at t. */
   controller: Extract<MetricRecord, { kind: "controller" }> | null;
   /** D's density after the decisions. */
   densityD: number;
@@ -27,23 +24,25 @@ export interface WindowView {
 }
 
 export function decisionsAfter(exp: Experiment, t: number, window: WindowView, densityD: number): Decisions {
-  const T = exp.iterations;
-  const actions: Action[] = [];
-  const g = exp.generator.dst;
-  if (g && isGeneratorDstIter(exp, t)) actions.push({ op: "dstStep", net: "generator", policy: g, dropRate: deathRate(g.schedule, g.deathRate, g.floor, t, T) });
-  const c = exp.discriminator.controller;
-  if (!c || !isControllerIter(exp, t) || !window.full) return { actions, controller: null, densityD };
-  const br = window.value;
-  const d = decideDensity(c, br, densityD);
-  if (d.decision === "increase" || d.decision === "decrease") actions.push({ op: "setDensity", net: "discriminator", target: d.densityD, growth: c.growth });
-  else if (d.decision === "dst" && c.capDst) {
-    // D's own schedule counts D steps.
-    const n = exp.train.nCritic;
-    actions.push({ op: "dstStep", net: "discriminator", policy: c.capDst, dropRate: deathRate(c.capDst.schedule, c.capDst.deathRate, c.capDst.floor, t * n, T * n) });
-  }
-  return {
-    actions,
-    controller: { iter: t, kind: "controller", br, lower: c.lower, upper: c.upper, decision: d.decision, densityD: d.densityD },
-    densityD: d.densityD,
+  const net = (d: number) => ({ density: d, target: d, layers: [] });
+  const view: ControllerView = {
+    iteration: t,
+    iterations: exp.iterations,
+    event: "cadence",
+    experiment: exp,
+    br: { value: window.value, full: window.full, count: 0, size: 0, latest: null },
+    loss: null,
+    densities: { generator: net(exp.generator.density), discriminator: net(densityD) },
+    evaluations: [],
+    flops: { total: 0, ratio: 0 },
   };
+  const out: Decisions = { actions: [], controller: null, densityD };
+  for (const c of builtInControllers(exp)) {
+    if (!controllerEvent(c, t, exp.iterations, false)) continue;
+    const d: { actions?: Action[]; band?: Omit<Extract<MetricRecord, { kind: "controller" }>, "iter" | "kind"> } = c.decide(view);
+    out.actions.push(...(d.actions ?? []));
+    if (d.band) out.controller = { iter: t, kind: "controller", ...d.band };
+    for (const a of d.actions ?? []) if (a.op === "setDensity" && a.net === "discriminator") out.densityD = a.target;
+  }
+  return out;
 }

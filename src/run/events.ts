@@ -25,9 +25,10 @@ export function isLogIter(e: Experiment, t: number): boolean {
   return t % e.log.every === 0 || t === e.iterations;
 }
 
-/** The next iteration after `t` at which anything happens (always <= iterations). */
-export function nextEventIter(e: Experiment, t: number): number {
-  const candidates = [e.iterations];
+/** The next iteration after `t` at which anything happens (always <= iterations); `cadences` are the
+ * experiment's own controllers' (the built-in rules' come from the policies). */
+export function nextEventIter(e: Experiment, t: number, cadences: readonly number[] = []): number {
+  const candidates = [e.iterations, ...cadences.map((every) => nextMultiple(t, every))];
   const g = e.generator.dst;
   if (g) candidates.push(nextMultiple(t, g.every));
   const c = e.discriminator.controller;

@@ -9,7 +9,8 @@ import { trainArgs } from "../vocabulary/networks.js";
 import { BuildResult, DstStepResult, EvalResult, LoadResult, SaveResult, SetDensityResult, StatsResult, TrainResult } from "../protocol/messages.js";
 import { startingMasks } from "../sparsity/erk.js";
 import { Worker, WorkerDiedError, WorkerHungError } from "../worker/worker.js";
-import { decisionsAfter, type Action } from "./decisions.js";
+import { BUILT_IN_NAMES, builtInControllers } from "../controller/built-in.js";
+import { callController, controllerEvent, ControllerAction, ControllerError, frozenCopy, Json, type Controller, type ControllerView } from "../controller/controller.js";
 import { evaluateArgs, recordEvaluation } from "./evaluation.js";
 import { isEvalIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
 import { FlopsLedger } from "./flops-ledger.js";
@@ -53,13 +54,21 @@ export class ExperimentRun {
   private state: RunState;
   private readonly started = Date.now();
   private baseWall = 0;
+  /** The paper's rules the method calls for, then the experiment's own controllers: the only deciders. */
+  private readonly controllers: Controller[];
+  /** Both networks' measured densities, as of the last change (mask changes happen only at decisions). */
+  private stats_: StatsResult | null = null;
+  /** Set when a controller ends the run early. */
+  private stopped: { iter: number; controller: string; reason: string } | null = null;
 
   constructor(
     exp: Experiment,
     private readonly dir: RunDir,
     private readonly opts: RunOptions,
+    custom: readonly Controller[] = [],
   ) {
     this.exp = exp;
+    this.controllers = [...builtInControllers(exp), ...custom];
     this.window = new BrWindow(windowProbes(exp));
     this.state = {
       iter: 0,
@@ -71,6 +80,10 @@ export class ExperimentRun {
       eval: { final: null, best: null },
       wallSeconds: 0,
       metricsBytes: 0,
+      densityG: exp.generator.density,
+      lastLoss: null,
+      evals: [],
+      controllers: Object.fromEntries(custom.map((c) => [c.name, initialState(c, exp)])),
     };
   }
 
@@ -82,7 +95,7 @@ export class ExperimentRun {
       if (resume) await this.restore();
       else await this.begin();
       const stop = Math.min(this.opts.until ?? this.exp.iterations, this.exp.iterations);
-      while (this.state.iter < stop) {
+      while (this.state.iter < stop && !this.stopped) {
         if (this.opts.signal?.aborted) await this.abort();
         try {
           await this.segment(stop);
@@ -93,8 +106,8 @@ export class ExperimentRun {
           await this.restart(e as Error);
         }
       }
-      if (this.opts.signal?.aborted && this.state.iter < this.exp.iterations) await this.abort();
-      if (this.state.iter >= this.exp.iterations) return await this.finish();
+      if (this.opts.signal?.aborted && this.state.iter < this.exp.iterations && !this.stopped) await this.abort();
+      if (this.state.iter >= this.exp.iterations || this.stopped) return await this.finish();
       await this.checkpoint();
       return this.summary(await this.stats());
     } finally {
@@ -108,7 +121,8 @@ export class ExperimentRun {
   /** Trains up to the next event (or an interruption), then carries out what is due there. */
   private async segment(stop: number): Promise<void> {
     const t0 = this.state.iter;
-    const next = Math.min(nextEventIter(this.exp, t0), this.nextCheckpointIter(t0), stop);
+    const cadences = this.controllers.flatMap((c) => (c.every === undefined ? [] : [c.every]));
+    const next = Math.min(nextEventIter(this.exp, t0, cadences), this.nextCheckpointIter(t0), stop);
     const onProgress = this.opts.onProgress && ((p: { iter: number }) => this.opts.onProgress!({ iter: p.iter }));
     const reply = await this.worker.call("train", { start: t0 + 1, iterations: next - t0, probeEvery: probeEvery(this.exp) }, { onProgress });
     const result = TrainResult.parse(reply.result);
@@ -119,36 +133,92 @@ export class ExperimentRun {
     const rate = this.ledger.perIteration();
     for (const r of records) if (r.kind === "loss") r.flopsPerIteration = rate;
     this.state.iter = result.end;
+    for (const r of records) if (r.kind === "loss") this.state.lastLoss = { iter: r.iter, d: r.d, g: r.g };
     const reached = result.end === next;
-    if (reached && next < this.exp.iterations && isEvalIter(this.exp, next)) records.push(await this.evaluate(next));
-    if (reached) records.push(...(await this.decideAndApply(next)));
+    const evaluated = reached && next < this.exp.iterations && isEvalIter(this.exp, next);
+    if (evaluated) records.push(await this.evaluate(next));
+    if (reached) {
+      try {
+        await this.decideAndApply(next, evaluated, records);
+      } catch (e) {
+        if (!(e instanceof ControllerError)) throw e;
+        // What was trained and decided before the failure is kept: the records, then a checkpoint.
+        this.emit(records);
+        await this.checkpoint();
+        e.message += `\n(a checkpoint at iteration ${next} was written; the controllers' decisions at ${next} after this one were not taken. Fix the controller and continue with --resume)`;
+        throw e;
+      }
+    }
     this.emit(records);
     if (reached && (next % this.exp.checkpoint.every === 0 || next === stop) && next < this.exp.iterations) await this.checkpoint();
   }
 
-  /** The decisions due after iteration t (decisions.ts), carried out by the worker. */
-  private async decideAndApply(t: number): Promise<MetricRecord[]> {
-    const due = decisionsAfter(this.exp, t, this.window, this.state.densityD);
-    const records: MetricRecord[] = [];
-    let stats: StatsResult | null = null;
-    for (const action of due.actions) {
-      const applied = await this.apply(action, t);
-      if (applied.record) records.push(applied.record);
-      stats = applied.stats;
+  /** Every controller due after iteration t, in order, each seeing what the ones before it did; their actions
+   * carried out by the worker and their records appended to `records`. */
+  private async decideAndApply(t: number, evaluated: boolean, records: MetricRecord[]): Promise<void> {
+    for (const c of this.controllers) {
+      const event = controllerEvent(c, t, this.exp.iterations, evaluated);
+      if (!event) continue;
+      const states = (this.state.controllers ??= {});
+      const decision = await callController(c, this.view(t, event), states[c.name] ?? null);
+      if (decision.state !== undefined) states[c.name] = decision.state;
+      if (c.records !== "effects" && (decision.actions.length || decision.note))
+        records.push({ iter: t, kind: "decision", controller: c.name, event, actions: decision.actions, note: decision.note ?? null });
+      let changed = false;
+      let setDensity = false;
+      for (const action of decision.actions) {
+        if (action.op === "stop") {
+          this.stopped ??= { iter: t, controller: c.name, reason: action.reason };
+          records.push({ iter: t, kind: "stop", controller: c.name, reason: action.reason });
+          continue;
+        }
+        const applied = await this.apply(action, t);
+        if (applied.record) records.push(applied.record);
+        this.stats_ = applied.stats;
+        changed = true;
+        if (action.op === "setDensity") {
+          setDensity = true;
+          if (action.net === "discriminator") this.state.densityD = action.target;
+          else this.state.densityG = action.target;
+        }
+      }
+      if (decision.band) records.push({ iter: t, kind: "controller", ...decision.band });
+      if (changed) {
+        // Global criteria move weights between layers, which changes the cost per sample even at a fixed count.
+        this.ledger.setDensities(this.stats_!);
+        if (setDensity) records.push({ iter: t, kind: "density", generator: this.stats_!.generator.density, discriminator: this.stats_!.discriminator.density });
+      }
     }
-    this.state.densityD = due.densityD;
-    if (due.controller) records.push(due.controller);
-    if (stats) {
-      // Global criteria move weights between layers, which changes the cost per sample even at a fixed count.
-      this.ledger.setDensities(stats);
-      if (due.actions.some((a) => a.op === "setDensity"))
-        records.push({ iter: t, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
-    }
-    return records;
+  }
+
+  /** What a controller sees after iteration t: copies, frozen. */
+  private view(t: number, event: ControllerView["event"]): ControllerView {
+    const s = this.stats_!;
+    const net = (n: "generator" | "discriminator", target: number) => ({
+      density: s[n].density,
+      target,
+      layers: s[n].layers.map((l) => ({ name: l.name, density: l.density, active: l.active, total: l.total })),
+    });
+    const ratios = this.window.state().ratios;
+    const flops = this.ledger.summary(this.state.flops);
+    return frozenCopy({
+      iteration: t,
+      iterations: this.exp.iterations,
+      event,
+      experiment: this.exp,
+      br: { value: this.window.count ? this.window.value : null, full: this.window.full, count: this.window.count, size: this.window.size, latest: ratios.at(-1) ?? null },
+      loss: this.state.lastLoss ?? null,
+      densities: {
+        generator: net("generator", this.state.densityG ?? this.exp.generator.density),
+        discriminator: net("discriminator", this.state.densityD),
+      },
+      evaluations: this.state.evals ?? [],
+      flops: { total: flops.total, ratio: flops.ratio },
+    });
   }
 
   /** One action, with both networks' stats after it; a DST step also returns its `dst` record. */
-  private async apply(action: Action, t: number): Promise<{ record: MetricRecord | null; stats: StatsResult }> {
+  private async apply(action: Exclude<ControllerAction, { op: "stop" }>, t: number): Promise<{ record: MetricRecord | null; stats: StatsResult }> {
     if (action.op === "setDensity") {
       const r = await this.worker.ask("setDensity", { net: action.net, target: action.target, growth: action.growth }, SetDensityResult);
       return { record: null, stats: r.stats };
@@ -160,6 +230,7 @@ export class ExperimentRun {
 
   private async evaluate(t: number): Promise<MetricRecord> {
     const r = await this.worker.ask("evaluate", evaluateArgs(this.exp, this.dir.path, t), EvalResult);
+    (this.state.evals ??= []).push({ iter: t, metrics: r.metrics });
     return recordEvaluation(this.state.eval, t, r.metrics, Boolean(r.picture));
   }
 
@@ -210,6 +281,7 @@ export class ExperimentRun {
     await this.startWorker();
     const stats = await this.worker.ask("setMasks", startingMasks(this.ledger.layerTable, this.exp), StatsResult);
     this.watch();
+    this.stats_ = stats;
     this.ledger.setDensities(stats);
     this.emit([{ iter: 0, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density }]);
     await this.checkpoint();
@@ -242,7 +314,9 @@ export class ExperimentRun {
     this.window = BrWindow.restore(this.state.window);
     this.baseWall = this.state.wallSeconds;
     this.dir.truncateMetrics(this.state.metricsBytes);
+    for (const c of this.controllers) if (!BUILT_IN_NAMES.has(c.name) && !(c.name in (this.state.controllers ??= {}))) this.state.controllers[c.name] = initialState(c, this.exp);
     const stats = await this.stats();
+    this.stats_ = stats;
     this.ledger.setDensities(stats);
     this.opts.onProgress?.({ iter: this.state.iter, densityG: stats.generator.density, densityD: stats.discriminator.density });
   }
@@ -311,7 +385,21 @@ export class ExperimentRun {
       final: { densityG: stats.generator.density, densityD: stats.discriminator.density, br: this.window.count ? this.window.value : null },
       flops: this.ledger.summary(this.state.flops),
       restarts: this.state.restarts,
+      ...(this.stopped ? { stopped: this.stopped } : {}),
       eval: this.exp.eval ? { final: ev.final, best: ev.best, primary: ev.final ? primaryMetric(ev.final.metrics) : null } : null,
     };
   }
+}
+
+/** A controller's first state, checked to be plain JSON (it goes into every checkpoint). */
+function initialState(c: Controller, exp: Experiment): Json {
+  let s: unknown;
+  try {
+    s = c.initialState(exp);
+  } catch (e) {
+    throw new ControllerError(c.name, 0, `initialState threw: ${(e as Error)?.stack ?? String(e)}`);
+  }
+  const parsed = Json.safeParse(s ?? null);
+  if (!parsed.success) throw new ControllerError(c.name, 0, `initialState must return plain JSON (it is saved in checkpoints): ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
 }

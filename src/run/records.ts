@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ControllerAction, Json } from "../controller/controller.js";
 
 /** The records of metrics.jsonl: one JSON object per line, each with an integer `iter` and a `kind`. */
 
@@ -57,7 +58,30 @@ export const EvalRecord = z.object({
   picture: z.string().nullable().describe("sample grid or scatter plot, relative to the run directory"),
 });
 
-export const MetricRecord = z.discriminatedUnion("kind", [LossRecord, BrRecord, ControllerRecord, DensityRecord, DstRecord, RestartRecord, EvalRecord]);
+/** A call of an experiment's own controller that returned actions or a note (docs/controllers.md). */
+export const DecisionRecord = z.object({
+  ...Base,
+  kind: z.literal("decision"),
+  controller: z.string(),
+  event: z.enum(["cadence", "evaluation"]),
+  actions: z.array(ControllerAction),
+  note: z.record(z.string(), Json).nullable(),
+});
+
+/** A controller ended the run before its planned iterations. */
+export const StopRecord = z.object({ ...Base, kind: z.literal("stop"), controller: z.string(), reason: z.string() });
+
+export const MetricRecord = z.discriminatedUnion("kind", [
+  LossRecord,
+  BrRecord,
+  ControllerRecord,
+  DensityRecord,
+  DstRecord,
+  RestartRecord,
+  EvalRecord,
+  DecisionRecord,
+  StopRecord,
+]);
 export type MetricRecord = z.infer<typeof MetricRecord>;
 
 export const EvalPoint = z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) });
@@ -87,6 +111,10 @@ export const Summary = z.object({
     executed: z.object({ generator: z.number(), discriminator: z.number(), total: z.number(), ratio: z.number() }),
   }),
   restarts: z.number().int(),
+  stopped: z
+    .object({ iter: z.number().int(), controller: z.string(), reason: z.string() })
+    .optional()
+    .describe("a controller ended the run here, before its planned iterations"),
   eval: z
     .object({
       final: EvalPoint.nullable(),

@@ -2,6 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { findPython } from "../worker/discover.js";
+import { controllersOf } from "../controller/registry.js";
 import { ExperimentRun, RunAborted } from "./experiment-run.js";
 import type { FailedRecord } from "./run-status.js";
 import { preflight } from "./preflight.js";
@@ -33,11 +34,12 @@ export async function runExperiment(experiment: Experiment, opts: RunOptions): P
   preflight(exp, exp.name);
   // Find the interpreter before creating anything, so a machine without one leaves no half-made run.
   const python = opts.worker?.python ?? (await findPython()).path;
+  const controllers = await controllersOf(exp);
   const dir = RunDir.create(opts.out);
   const unlock = dir.lock(); // before anything can remove the directory: a second writer leaves it alone
   try {
     dir.writeJson("config.json", exp);
-    return await new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }).drive(false);
+    return await new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }, controllers).drive(false);
   } catch (e) {
     // A run that failed before its first checkpoint (unreadable data, a model that cannot be built) holds
     // nothing worth keeping; removing it lets the same command run again once the cause is fixed.
@@ -60,9 +62,10 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     let exp = parsed.data;
     const done = dir.readPointer().iter;
     const target = opts.iterations ?? exp.iterations;
-    if (done >= target && existsSync(join(dir.path, "summary.json"))) {
-      // Nothing left to do: hand back what the finished run reported.
-      return Summary.parse(dir.readJson("summary.json"));
+    if (existsSync(join(dir.path, "summary.json"))) {
+      const summary = Summary.parse(dir.readJson("summary.json"));
+      // Nothing left to do (a controller may have ended it early): hand back what the finished run reported.
+      if (done >= target || (summary.stopped && summary.iterations === done)) return summary;
     }
     if (done > target)
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past the requested ${target}; resume it with --iterations ${done} or more`);
@@ -73,7 +76,8 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
       exp = { ...exp, iterations: opts.iterations };
       dir.writeJson("config.json", exp);
     }
-    return await new ExperimentRun(exp, dir, opts).drive(true).catch((e: unknown) => {
+    const controllers = await controllersOf(exp);
+    return await new ExperimentRun(exp, dir, opts, controllers).drive(true).catch((e: unknown) => {
       recordFailure(dir, e);
       throw e;
     });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Json } from "../controller/controller.js";
 
 /** Everything the orchestrator must remember to continue a run exactly where a checkpoint left it. The
  * orchestrator draws no random numbers, so it has no RNG state; the worker's RNG streams are in its file. */
@@ -19,6 +20,13 @@ export const RunState = z.object({
   }),
   /** Length of metrics.jsonl when the checkpoint was taken: a resume cuts the file back to it. */
   metricsBytes: z.number().int(),
+  /** What the experiment's own controllers see and keep (absent in checkpoints from before controllers were
+   * plug-ins, which had none): G's density as last set, the newest loss record, every evaluation, and each
+   * controller's state by name. */
+  densityG: z.number().optional(),
+  lastLoss: z.object({ iter: z.number().int(), d: z.number(), g: z.number() }).nullable().optional(),
+  evals: z.array(z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) })).optional(),
+  controllers: z.record(z.string(), Json).optional(),
 });
 export type RunState = z.infer<typeof RunState>;
 

@@ -41,10 +41,11 @@ export function cellState(cell: Cell): CellState {
   const pointer = CheckpointPointer.safeParse(readJson(pointerFile, cell.id));
   if (!pointer.success) throw new CellStateError(cell.id, `${pointerFile} is not a ddst checkpoint pointer`);
   const summaryFile = join(cell.dir, "summary.json");
-  if (pointer.data.iter >= cell.experiment.iterations && existsSync(summaryFile)) {
+  if (existsSync(summaryFile)) {
     const summary = Summary.safeParse(readJson(summaryFile, cell.id));
     if (!summary.success) throw new CellStateError(cell.id, `${summaryFile} is not a ddst summary: ${summary.error.issues[0]?.message}`);
-    return { kind: "finished", summary: summary.data };
+    // Finished: all its iterations, or ended early by one of its controllers.
+    if (pointer.data.iter >= cell.experiment.iterations || summary.data.stopped?.iter === pointer.data.iter) return { kind: "finished", summary: summary.data };
   }
   return { kind: "interrupted", iter: pointer.data.iter };
 }

@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from "node:path";
 import { ConfigError, type Experiment } from "../config/experiment.js";
-import { experimentFrom, readRaw } from "../config/load.js";
+import { experimentFrom, isModule, readRaw } from "../config/load.js";
 import { dropInapplicable } from "../config/method-policies.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
@@ -45,7 +45,7 @@ export async function loadTableSpec(file: string): Promise<TableSpec> {
  * partly done table has whole rows of early seeds; the dense baseline once per seed. With `checkPaths`, data
  * paths must resolve. */
 export async function planTable(spec: TableSpec, source: string, out: string, checkPaths = true): Promise<TablePlan> {
-  const base = await baseExperiment(spec, source);
+  const { base, module } = await baseExperiment(spec, source);
   const cells: Cell[] = [];
   for (const seed of spec.seeds)
     for (const column of spec.densities)
@@ -54,7 +54,7 @@ export async function planTable(spec: TableSpec, source: string, out: string, ch
         const id = cellId(method, density, seed);
         if (cells.some((c) => c.id === id)) continue;
         const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
-        const experiment = experimentFrom(input, `${source} (cell ${id})`, checkPaths);
+        const experiment = experimentFrom(input, `${source} (cell ${id})`, checkPaths, module);
         if (experiment.generator.density !== density)
           throw new ConfigError(source, [
             { path: "generator.density", message: `the base (or set) fixes d_G at ${experiment.generator.density}, which would override the table's column ${column}; remove it: the columns are d_G` },
@@ -64,7 +64,8 @@ export async function planTable(spec: TableSpec, source: string, out: string, ch
   return { spec, source, out, cells };
 }
 
-async function baseExperiment(spec: TableSpec, source: string): Promise<Record<string, unknown>> {
+/** The base with `set` applied, and the module it came from (where its own controllers are), if one. */
+async function baseExperiment(spec: TableSpec, source: string): Promise<{ base: Record<string, unknown>; module?: string }> {
   let base: unknown = spec.base;
   let from = source;
   if (typeof base === "string") {
@@ -81,5 +82,5 @@ async function baseExperiment(spec: TableSpec, source: string): Promise<Record<s
       throw e;
     }
   }
-  return out;
+  return { base: out, module: from !== source && isModule(from) ? from : undefined };
 }

@@ -1,0 +1,190 @@
+import { z } from "zod";
+import type { Experiment } from "../config/experiment.js";
+import { DensityGrowth, GrowthCriterion, NetName, PruneCriterion } from "../vocabulary/criteria.js";
+
+/** The decision layer's plug-in point (docs/controllers.md). A controller is called by the run loop after
+ * iterations of its own cadence (and, if it asks, after evaluations) with a read-only view of what the
+ * orchestrator knows, and answers with actions from a closed set. Its state is plain JSON, saved in every
+ * checkpoint, so a run with any controller resumes exactly. The paper's own rules (G's DST schedule, the
+ * relaxed and strict BR rules, DDA) are controllers too (built-in.ts). */
+
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+export const Json: z.ZodType<Json> = z.lazy(() =>
+  z.union([z.string(), z.number().refine(Number.isFinite), z.boolean(), z.null(), z.array(Json), z.record(z.string(), Json)], {
+    error: "must be plain JSON: strings, finite numbers, booleans, null, arrays and objects of them",
+  }),
+);
+
+/** What a controller may do. Densities and drop rates are fractions in (0, 1]. */
+export const ControllerAction = z.discriminatedUnion("op", [
+  z.strictObject({
+    op: z.literal("setDensity"),
+    net: NetName,
+    target: z.number().gt(0).max(1),
+    /** Going down prunes the smallest weights across the network; going up grows by this criterion. */
+    growth: DensityGrowth.default("global_gradient"),
+    prune: z.literal("global_magnitude").default("global_magnitude"),
+  }),
+  z.strictObject({
+    op: z.literal("dstStep"),
+    net: NetName,
+    dropRate: z.number().gt(0).max(1),
+    /** Prune-and-regrow criteria; other fields of a DST policy may ride along (the built-in rules pass theirs). */
+    policy: z.object({
+      prune: PruneCriterion.default("global_magnitude"),
+      growth: GrowthCriterion.default("global_gradient"),
+      alpha: z.number().min(0).max(1).default(0.5).describe("hybrid growth: share grown by gradient"),
+    }),
+  }),
+  z.strictObject({ op: z.literal("stop"), reason: z.string().min(1).max(500) }),
+]);
+export type ControllerActionInput = z.input<typeof ControllerAction>;
+export type ControllerAction = z.infer<typeof ControllerAction>;
+/** An action that changes masks (every one but stop). */
+export type MaskAction = Exclude<ControllerActionInput, { op: "stop" }>;
+
+/** A decision of the BR band rules in the paper's form, written as a `controller` record (reports draw it). */
+export const BandDecision = z.strictObject({
+  br: z.number(),
+  lower: z.number(),
+  upper: z.number(),
+  decision: z.enum(["increase", "decrease", "hold", "dst"]),
+  densityD: z.number(),
+});
+
+export const ControllerDecision = z.strictObject({
+  actions: z.array(ControllerAction).default([]),
+  /** The controller's new state (plain JSON); absent keeps the old one. */
+  state: Json.optional(),
+  /** Anything worth keeping about the decision: written, with the actions, as a `decision` record. */
+  note: z.record(z.string(), Json).optional(),
+  band: BandDecision.optional(),
+});
+export type ControllerDecisionInput = z.input<typeof ControllerDecision>;
+export type ControllerDecision = z.infer<typeof ControllerDecision>;
+
+export interface NetDensities {
+  /** Measured: active weights over all prunable weights. */
+  readonly density: number;
+  /** What the network was last set to: its starting density, or the target of the last setDensity. */
+  readonly target: number;
+  readonly layers: readonly { readonly name: string; readonly density: number; readonly active: number; readonly total: number }[];
+}
+
+/** What a controller sees. Everything in it is a copy, frozen: changing it changes nothing. */
+export interface ControllerView {
+  /** The iteration just finished (1-based); the controller decides what happens before the next. */
+  readonly iteration: number;
+  readonly iterations: number;
+  /** Why it is called now: its own cadence, or an evaluation that just finished (cadence wins if both). */
+  readonly event: "cadence" | "evaluation";
+  readonly experiment: Experiment;
+  /** The balance-ratio window: its value (mean of the per-probe ratios held), whether it is full, the newest ratio. */
+  readonly br: { readonly value: number | null; readonly full: boolean; readonly count: number; readonly size: number; readonly latest: number | null };
+  /** The newest loss record (means since the record before it). */
+  readonly loss: { readonly iter: number; readonly d: number; readonly g: number } | null;
+  readonly densities: { readonly generator: NetDensities; readonly discriminator: NetDensities };
+  /** Every evaluation so far, oldest first. */
+  readonly evaluations: readonly { readonly iter: number; readonly metrics: Readonly<Record<string, number>> }[];
+  /** Training FLOPs so far (paper convention) and their share of the dense run of the whole plan. */
+  readonly flops: { readonly total: number; readonly ratio: number };
+}
+
+export interface Controller<S extends Json = Json> {
+  /** Names it in records and error messages; unique in a run. */
+  readonly name: string;
+  /** Iterations between calls: after every iteration t with t % every === 0, never after the last. */
+  readonly every?: number;
+  /** Also called after each evaluation during training (not after the final one). */
+  readonly atEvaluations?: boolean;
+  /** How long one call may take, in milliseconds (default 10 000). A call still running then fails the run. */
+  readonly timeoutMs?: number;
+  /** What metrics.jsonl keeps of its calls. "decisions" (the default): a `decision` record for each call that
+   * returned actions or a note, before the records of what the actions did (`dst`, `density`, `stop`).
+   * "effects": only the latter (and a `band` answer as a `controller` record), the paper's rules' layout. */
+  readonly records?: "decisions" | "effects";
+  /** The state before its first call. */
+  initialState(experiment: Experiment): S;
+  decide(view: ControllerView, state: S): ControllerDecisionInput | Promise<ControllerDecisionInput>;
+}
+
+/** Identity with types, for experiment modules: `controllers: [defineController({...})]`. */
+export function defineController<S extends Json>(c: Controller<S>): Controller<S> {
+  return c;
+}
+
+export function isController(x: unknown): x is Controller {
+  const c = x as Partial<Controller> | null;
+  return typeof c === "object" && c !== null && typeof c.name === "string" && typeof c.decide === "function" && typeof c.initialState === "function";
+}
+
+/** A controller failed: it threw, answered with something not in the closed set, or took too long. */
+export class ControllerError extends Error {
+  constructor(
+    readonly controller: string,
+    readonly iter: number,
+    message: string,
+  ) {
+    super(`controller '${controller}' at iteration ${iter}: ${message}`);
+    this.name = "ControllerError";
+  }
+}
+
+/** Whether `c` is due after iteration t (and after an evaluation there, if it wants those). */
+export function controllerEvent(c: Pick<Controller, "every" | "atEvaluations">, t: number, iterations: number, evaluated: boolean): ControllerView["event"] | null {
+  if (t >= iterations) return null;
+  if (c.every !== undefined && t % c.every === 0) return "cadence";
+  if (c.atEvaluations && evaluated) return "evaluation";
+  return null;
+}
+
+/** One call, held to its time limit, its answer checked against the closed set of actions. */
+export async function callController(c: Controller, view: ControllerView, state: Json): Promise<ControllerDecision> {
+  const t = view.iteration;
+  const ms = c.timeoutMs ?? 10_000;
+  let timer: NodeJS.Timeout | undefined;
+  let answer: unknown;
+  try {
+    answer = await Promise.race([
+      Promise.resolve().then(() => c.decide(view, structuredClone(state))),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new ControllerError(c.name, t, `no answer within ${ms} ms (its timeoutMs)`)), ms);
+      }),
+    ]);
+  } catch (e) {
+    if (e instanceof ControllerError) throw e;
+    throw new ControllerError(c.name, t, `it threw: ${(e as Error)?.stack ?? String(e)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  const parsed = ControllerDecision.safeParse(answer ?? {});
+  if (!parsed.success)
+    throw new ControllerError(
+      c.name,
+      t,
+      `invalid answer ${short(answer)}: ${parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "(answer)"}: ${i.message}`).join("; ")}`,
+    );
+  return parsed.data;
+}
+
+const short = (x: unknown) => {
+  let s: string;
+  try {
+    s = JSON.stringify(x) ?? String(x);
+  } catch {
+    s = String(x);
+  }
+  return s.length > 300 ? `${s.slice(0, 300)}...` : s;
+};
+
+/** A deep-frozen copy, so a controller cannot reach the run's own objects. */
+export function frozenCopy<T>(x: T): T {
+  const freeze = (v: unknown): unknown => {
+    if (v && typeof v === "object") {
+      for (const k of Object.keys(v)) freeze((v as Record<string, unknown>)[k]);
+      Object.freeze(v);
+    }
+    return v;
+  };
+  return freeze(structuredClone(x)) as T;
+}

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { builtInControllers } from "../../src/controller/built-in.js";
+import { callController, controllerEvent, ControllerError, frozenCopy, type Controller, type ControllerView } from "../../src/controller/controller.js";
+import { toyExperiment } from "../toy.js";
+
+const exp = toyExperiment({ method: "adapt-relax", density: 0.3, iterations: 10_000 });
+const view = (over: Partial<ControllerView> = {}): ControllerView =>
+  frozenCopy({
+    iteration: 1000,
+    iterations: 10_000,
+    event: "cadence" as const,
+    experiment: exp,
+    br: { value: 0.9, full: true, count: 100, size: 100, latest: 0.8 },
+    loss: { iter: 1000, d: 1.2, g: 0.3 },
+    densities: {
+      generator: { density: 0.3, target: 0.3, layers: [] },
+      discriminator: { density: 0.3, target: 0.3, layers: [{ name: "fc1", density: 0.3, active: 3, total: 10 }] },
+    },
+    evaluations: [],
+    flops: { total: 1e12, ratio: 0.4 },
+    ...over,
+  });
+const controller = (decide: Controller["decide"], extra: Partial<Controller> = {}): Controller => ({ name: "c", every: 10, initialState: () => null, decide, ...extra });
+
+describe("calling a controller", () => {
+  it("checks the answer against the closed set and fills the defaults", async () => {
+    const d = await callController(controller(() => ({ actions: [{ op: "setDensity", net: "discriminator", target: 0.4 }], state: { n: 1 } })), view(), null);
+    expect(d).toEqual({ actions: [{ op: "setDensity", net: "discriminator", target: 0.4, growth: "global_gradient", prune: "global_magnitude" }], state: { n: 1 } });
+    expect((await callController(controller(() => undefined as never), view(), null)).actions).toEqual([]);
+  });
+
+  it("names the controller and the iteration when it throws, answers outside the set, or takes too long", async () => {
+    await expect(callController(controller(() => { throw new Error("boom"); }), view(), null)).rejects.toThrow(/controller 'c' at iteration 1000: it threw: Error: boom/);
+    await expect(callController(controller(() => ({ actions: [{ op: "grow" }] }) as never), view(), null)).rejects.toThrow(/invalid answer .*actions\.0\.op/);
+    await expect(callController(controller(() => ({ state: { x: Number.NaN } })), view(), null)).rejects.toThrow(/state: must be plain JSON/);
+    await expect(callController(controller(() => ({ actions: [], extra: 1 }) as never), view(), null)).rejects.toThrow(/Unrecognized key/);
+    const slow = controller(() => new Promise(() => undefined), { timeoutMs: 50 });
+    await expect(callController(slow, view(), null)).rejects.toBeInstanceOf(ControllerError);
+    await expect(callController(slow, view(), null)).rejects.toThrow(/no answer within 50 ms/);
+  });
+
+  it("hands out a frozen view and a copy of the state: a controller cannot change the run", async () => {
+    const state = { seen: [1] };
+    await expect(callController(controller((v) => { (v.br as { value: number }).value = 0; return {}; }), view(), null)).rejects.toThrow(/read only|read-only|Cannot assign/);
+    await callController(controller((_v, s) => { (s as { seen: number[] }).seen.push(2); return {}; }), view(), state);
+    expect(state.seen).toEqual([1]);
+  });
+
+  it("is called at its cadence and, if it asks, after evaluations; never after the last iteration", () => {
+    expect(controllerEvent({ every: 100 }, 200, 1000, false)).toBe("cadence");
+    expect(controllerEvent({ every: 100 }, 250, 1000, true)).toBeNull();
+    expect(controllerEvent({ every: 100, atEvaluations: true }, 250, 1000, true)).toBe("evaluation");
+    expect(controllerEvent({ every: 100, atEvaluations: true }, 200, 1000, true)).toBe("cadence");
+    expect(controllerEvent({ every: 100 }, 1000, 1000, false)).toBeNull();
+  });
+
+  it("the paper's rules are controllers on the same interface", async () => {
+    const [g, d] = builtInControllers(exp);
+    expect([g!.name, d!.name]).toEqual(["generator-dst", "balance-rule"]);
+    const decision = await callController(d!, view(), null);
+    expect(decision.actions).toEqual([{ op: "setDensity", net: "discriminator", target: 0.35, growth: "global_gradient", prune: "global_magnitude" }]);
+    expect(decision.band).toEqual({ br: 0.9, lower: 0.45, upper: 0.55, decision: "increase", densityD: 0.35 });
+    expect((await callController(d!, view({ br: { value: 0.9, full: false, count: 3, size: 100, latest: 0.9 } }), null)).actions).toEqual([]);
+    expect(builtInControllers(toyExperiment({ method: "static-balance", density: 0.3 }))).toEqual([]);
+  });
+});

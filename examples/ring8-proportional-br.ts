@@ -5,7 +5,7 @@
 import { defineController, defineExperiment } from "ddst";
 
 /** Knobs of the controller, kept apart so a table can vary them. */
-export const settings = { target: 0.5, gain: 0.5, maxStep: 0.1, floor: 0.05, every: 100, smoothing: 0.5 };
+export const settings = { target: 0.5, gain: 0.5, maxStep: 0.02, floor: 0.05, every: 100, smoothing: 0.5 };
 
 type State = { smoothed: number | null; decisions: number };
 
@@ -32,7 +32,7 @@ export const proportionalBr = defineController<State>({
 export default defineExperiment({
   name: "ring8-proportional-br",
   method: "sdst-balance-rigl",
-  density: 0.1,
+  density: 0.3,
   iterations: 1500,
   model: { name: "mlp2d", hidden: 256, depth: 2, latentDim: 2 },
   data: { name: "ring8" },

@@ -47,9 +47,22 @@ export function brPlot(records: readonly MetricRecord[], band: { lower: number; 
         tooltip: [{ field: "iter" }, { field: "decision" }, { field: "br", format: ".3f" }, { field: "densityD", format: ".3f" }],
       },
     });
+  // An experiment's own controllers: each call that acted, as a solid rule named by its controller.
+  const acted = of(records, "decision")
+    .filter((r) => r.actions.length)
+    .map((r) => ({ iter: r.iter, controller: r.controller, actions: r.actions.map((a) => (a.op === "setDensity" ? `${a.net} -> ${a.target}` : a.op)).join(", ") }));
+  if (acted.length)
+    layer.push({
+      data: { values: acted },
+      mark: { type: "rule", opacity: 0.6 },
+      encoding: { x: iterAxis, color: { field: "controller", type: "nominal", title: "controllers" }, tooltip: [{ field: "iter" }, { field: "controller" }, { field: "actions" }] },
+    });
   const hidden = ratios.length - shown.length;
-  const title = `Balance ratio: the window (blue), each probe (grey${hidden ? `; ${hidden} outside the range not drawn` : ""})${band ? ", band [B-, B+] shaded" : ""}, D's decisions dashed`;
-  return { id: "br", title, spec: { ...base("Balance ratio"), layer } as TopLevelSpec };
+  const title =
+    `Balance ratio: the window (blue), each probe (grey${hidden ? `; ${hidden} outside the range not drawn` : ""})${band ? ", band [B-, B+] shaded" : ""}` +
+    `${decisions.length ? ", D's decisions dashed" : ""}${acted.length ? ", the experiment's controllers' actions as rules" : ""}`;
+  // D's decisions and the controllers' actions have colour legends of their own.
+  return { id: "br", title, spec: { ...base("Balance ratio"), layer, resolve: { scale: { color: "independent" } } } as TopLevelSpec };
 }
 
 /** d_G and d_D over iterations, as steps: a density holds until the record that changes it. */

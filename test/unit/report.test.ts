@@ -33,6 +33,20 @@ describe("report plots", () => {
     expect(count(svg, "rect mark")).toBe(1);
   });
 
+  it("BR: an experiment's own controller's actions as rules of their own colour", async () => {
+    const own: MetricRecord[] = [
+      ...records,
+      { iter: 150, kind: "decision", controller: "mine", event: "cadence", actions: [{ op: "setDensity", net: "generator", target: 0.2, growth: "global_gradient", prune: "global_magnitude" }], note: null },
+      { iter: 180, kind: "decision", controller: "mine", event: "cadence", actions: [], note: { why: "nothing to do" } },
+    ];
+    const plot = brPlot(own, { lower: 0.45, upper: 0.55 });
+    const layers = (plot.spec as { layer: { data: { values: { actions?: string }[] }; mark: { type: string } }[] }).layer;
+    expect(layers.map((l) => l.mark.type)).toEqual(["rect", "point", "line", "rule", "rule"]);
+    expect(layers[4]!.data.values).toEqual([{ iter: 150, controller: "mine", actions: "generator -> 0.2" }]);
+    expect(plot.title).toMatch(/the experiment's controllers' actions as rules/);
+    expect(count(await toSvg(plot), "rule mark")).toBe(3);
+  });
+
   it("densities as steps from the density and controller records; losses; one plot per metric", async () => {
     const d = densityPlot(records);
     expect((d.spec as { data: { values: unknown[] } }).data.values).toEqual([

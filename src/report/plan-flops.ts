@@ -24,6 +24,8 @@ export interface Cost {
 
 /** Why a plan's cost can only be known from a run, or null when it is known ahead. */
 export function whyNeedsRun(exp: Experiment): string | null {
+  if (exp.controllers?.length)
+    return `its own controllers (${exp.controllers.map((c) => c.name).join(", ")}) may change densities during training, so its FLOPs need a run`;
   if (exp.discriminator.controller)
     return `${exp.method} adjusts D's density from the balance ratio during training, so its FLOPs ratio needs a run (ddst run reports it in summary.json)`;
   const dst = exp.generator.dst;

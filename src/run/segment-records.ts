@@ -6,7 +6,8 @@ import type { RunState } from "./run-state.js";
 
 /** The records of one trained segment, from the worker's rows: a `loss` record at every log iteration (the mean
  * since the previous one, carried across segments in `lossSum`), and a `br` record for every probe, which also
- * enters the BR window. */
+ * enters the BR window. In iteration order (a loss record before a probe of the same iteration), so a segment
+ * cut short by an interruption and its continuation write the same lines as the uncut segment. */
 export function segmentRecords(exp: Experiment, state: RunState, window: BrWindow, losses: number[][], probes: number[][]): MetricRecord[] {
   const records: MetricRecord[] = [];
   for (const [iter, d, g] of losses) {
@@ -29,5 +30,6 @@ export function segmentRecords(exp: Experiment, state: RunState, window: BrWindo
       probe: { fakePre: probe.fakePre, fakePost: probe.fakePost, real: probe.real },
     });
   }
-  return records;
+  // Stable: at one iteration the loss record stays before the probe's.
+  return records.map((r, i) => ({ r, i })).sort((a, b) => a.r.iter - b.r.iter || a.i - b.i).map(({ r }) => r);
 }

@@ -57,7 +57,8 @@ const SCRIPTED = `{
   },
 }`;
 
-describe("an experiment's own controller", () => {
+// Two runs at a time (one torch thread each, two cores): the tests share nothing.
+describe.concurrent("an experiment's own controller", () => {
   it("reaches the worker: densities measured after each action are what it asked; stop ends the run; a stopped and resumed run equals the uninterrupted one", async () => {
     const dir = tempDir();
     const file = writeModule(dir, SCRIPTED);

@@ -27,7 +27,7 @@ function writeSpec(dir: string): string {
       base: {
         method: "adapt-relax",
         density: 0.5,
-        iterations: 1200,
+        iterations: 800,
         model: { name: "mlp2d", hidden: 64, latentDim: 2 },
         data: { name: "ring8", std: 0.2 },
         train: { batchSize: 64, nCritic: 1, lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: null },
@@ -97,7 +97,7 @@ describe.skipIf("skip" in cluster)("ddst table --slurm on a one-node Slurm", () 
     const metrics = (cell: string, table = out) => join(table, "cells", cell, "metrics.jsonl");
     expect(await waitFor(() => lines(metrics(ADAPT)) >= 5 && lines(metrics(STATIC)) >= 5, 60_000, 100)).toBe(true);
     const running = await ddst(["table", spec, "--out", out, "--status"]);
-    expect(running.stdout).toMatch(new RegExp(`${ADAPT} +running +${job}_1 +\\d+/1200`));
+    expect(running.stdout).toMatch(new RegExp(`${ADAPT} +running +${job}_1 +\\d+/800`));
 
     // Preemption: Slurm requeues task 1 (TERM to its processes, then the task pends again). Task 0 gets the
     // time-limit warning, USR1 to its batch shell alone as --signal=B:USR1 sends it: it checkpoints and requeues itself.
@@ -111,8 +111,8 @@ describe.skipIf("skip" in cluster)("ddst table --slurm on a one-node Slurm", () 
       expect(await pending(task)).toBe("PENDING");
     }
     const queued = await ddst(["table", spec, "--out", out, "--status"]);
-    expect(queued.stdout).toMatch(new RegExp(`${ADAPT} +queued +${job}_1 +\\d+/1200 +pending`));
-    expect(queued.stdout).toMatch(new RegExp(`${STATIC} +queued +${job}_0 +\\d+/1200 +pending`));
+    expect(queued.stdout).toMatch(new RegExp(`${ADAPT} +queued +${job}_1 +\\d+/800 +pending`));
+    expect(queued.stdout).toMatch(new RegExp(`${STATIC} +queued +${job}_0 +\\d+/800 +pending`));
     // Slurm holds a requeued job back for two minutes (BeginTime); the test does not wait that long.
     for (const task of [0, 1]) expect((await slurm("scontrol", ["update", `jobid=${job}_${task}`, "starttime=now"])).exitCode).toBe(0);
 
@@ -133,8 +133,8 @@ describe.skipIf("skip" in cluster)("ddst table --slurm on a one-node Slurm", () 
     for (const cell of [STATIC, ADAPT]) expect(readFileSync(metrics(cell), "utf8")).toBe(readFileSync(metrics(cell, join(dir, "reference")), "utf8"));
 
     const status = await ddst(["table", spec, "--out", out, "--status"]);
-    expect(status.stdout).toMatch(new RegExp(`${STATIC} +done +${job}_0 +1200/1200`));
-    expect(status.stdout).toMatch(new RegExp(`${ADAPT} +done +${job}_1 +1200/1200`));
+    expect(status.stdout).toMatch(new RegExp(`${STATIC} +done +${job}_0 +800/800`));
+    expect(status.stdout).toMatch(new RegExp(`${ADAPT} +done +${job}_1 +800/800`));
     // After the array: the plain command writes the table from the cells, training nothing.
     const table = await ddst(["table", spec, "--out", out]);
     expect(table.exitCode, table.stderr).toBe(0);

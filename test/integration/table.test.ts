@@ -11,7 +11,7 @@ const METHODS = ["static-balance", "adapt-relax"];
 const SEEDS = [0, 1];
 
 /** A 2-method x 1-density x 2-seed toy table; the base tunes ADAPT's controller, which static-balance lacks. */
-function writeSpec(dir: string, iterations = 600): string {
+function writeSpec(dir: string, iterations = 400): string {
   const file = join(dir, "toy-table.json");
   writeFileSync(
     file,
@@ -111,7 +111,7 @@ describe("ddst table", () => {
     const changed = writeSpec(dir, 800);
     const r3 = await execa("node", [CLI, "table", changed, "--out", out, "--plan"], { reject: false });
     expect(r3.exitCode).toBe(2);
-    expect(r3.stderr).toMatch(/cell static-balance-d0.5-s0: .* another configuration .*iterations: 600 -> 800/);
+    expect(r3.stderr).toMatch(/cell static-balance-d0.5-s0: .* another configuration .*iterations: 400 -> 800/);
   });
 
   it("--plan lists the cells with known FLOPs and a time estimate, training nothing", async () => {

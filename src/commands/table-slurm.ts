@@ -1,6 +1,7 @@
 import { execa } from "execa";
 import { copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { liveHolder } from "../run/dir-lock.js";
 import { runStatus } from "../run/run-status.js";
 import { cellStatus, statusText, type CellStatus } from "../slurm/cell-status.js";
 import { SlurmOptions } from "../slurm/options.js";
@@ -51,7 +52,8 @@ async function slurmView(plan: TablePlan) {
 function pendingCells(plan: TablePlan, where: Map<string, string>, queue: Map<string, TaskInQueue>) {
   const states = inspectCells(plan);
   const finished = plan.cells.filter((c) => states.get(c.id)!.kind === "finished");
-  const inQueue = plan.cells.filter((c) => states.get(c.id)!.kind !== "finished" && queue.has(where.get(c.id) ?? ""));
+  // Queued or running in an earlier array, or trained right now by a ddst on this machine (--local).
+  const inQueue = plan.cells.filter((c) => states.get(c.id)!.kind !== "finished" && (queue.has(where.get(c.id) ?? "") || liveHolder(join(c.dir, "run.lock")) !== null));
   const pending = plan.cells.filter((c) => !finished.includes(c) && !inQueue.includes(c));
   return { finished, inQueue, pending };
 }

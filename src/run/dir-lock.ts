@@ -1,35 +1,40 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { currentSlurmJob, slurmJobQueued } from "../slurm/job-id.js";
+import { currentSlurmJob, slurmJobQueued, slurmRestartCount } from "../slurm/job-id.js";
 
-/** An exclusive lock held by this process: a file holding "pid host [slurm-job]", created only if absent. A lock
- * left by a process that is gone is stale and taken over: on this host, its pid no longer runs; on another
- * host, its pid cannot be checked, so only a lock taken inside a Slurm job can be judged there, by the job:
- * gone from the queue, or this very job (a requeued array task starts again, often on another node, and Slurm
- * runs a job once at a time). Any other lock from another host is respected. */
+/** An exclusive lock held by this process: a file holding "pid host [slurm-job@restart]", created only if absent.
+ * A lock left by a process that is gone is stale and taken over: on this host, its pid no longer runs; on
+ * another host, its pid cannot be checked, so only a lock taken inside a Slurm job can be judged there, by the
+ * job: gone from the queue, or an earlier start of this very job (a requeued task starts again, often on another
+ * node, with a higher SLURM_RESTART_COUNT; Slurm runs a job once at a time). Any other lock from another host is
+ * respected. */
 
 export interface LockHolder {
   pid: number;
   host: string;
-  /** The Slurm job ("123_4" for an array task) the holder ran in, if any. */
+  /** The Slurm job ("123_4" for an array task) the holder ran in, if any, and its restart count then. */
   job?: string;
+  restart?: number;
 }
+
+const isMe = (h: LockHolder) => h.pid === process.pid && h.host === hostname();
 
 /** Takes the lock `file`, or throws `refuse(holder)`. Returns the release function. */
 export function takeLock(file: string, refuse: (holder: LockHolder) => Error): () => void {
   const job = currentSlurmJob();
-  const me = `${process.pid} ${hostname()}${job ? ` ${job}` : ""}\n`;
+  const me = `${process.pid} ${hostname()}${job ? ` ${job}@${slurmRestartCount()}` : ""}\n`;
   for (;;) {
     try {
       writeFileSync(file, me, { flag: "wx" });
       return () => {
         // Released only if still ours: a stale-lock takeover by another process must not be undone.
-        if (readLock(file)?.pid === process.pid) rmSync(file, { force: true });
+        const holder = readLock(file);
+        if (holder && isMe(holder)) rmSync(file, { force: true });
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const holder = liveHolder(file);
-      if (holder && holder.pid !== process.pid) throw refuse(holder);
+      if (holder && !isMe(holder)) throw refuse(holder);
       rmSync(file, { force: true }); // stale (or unreadable, i.e. written half by a process that died)
     }
   }
@@ -40,15 +45,18 @@ export function liveHolder(file: string): LockHolder | null {
   const holder = readLock(file);
   if (!holder) return null;
   if (holder.host === hostname()) return alive(holder.pid) ? holder : null;
-  if (holder.job && (holder.job === currentSlurmJob() || slurmJobQueued(holder.job) === false)) return null;
+  const earlierStartOfMine = holder.job === currentSlurmJob() && (holder.restart ?? 0) < slurmRestartCount();
+  if (holder.job && (earlierStartOfMine || slurmJobQueued(holder.job) === false)) return null;
   return holder;
 }
 
 function readLock(file: string): LockHolder | null {
   try {
-    const [pid, host, job] = readFileSync(file, "utf8").trim().split(/\s+/);
+    const [pid, host, slurm] = readFileSync(file, "utf8").trim().split(/\s+/);
     const n = Number(pid);
-    return Number.isInteger(n) && n > 0 ? { pid: n, host: host ?? hostname(), ...(job ? { job } : {}) } : null;
+    if (!Number.isInteger(n) || n <= 0) return null;
+    const [job, restart] = (slurm ?? "").split("@");
+    return { pid: n, host: host ?? hostname(), ...(job ? { job, restart: Number(restart) || 0 } : {}) };
   } catch {
     return null;
   }

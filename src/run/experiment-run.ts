@@ -83,7 +83,7 @@ export class ExperimentRun {
       densityG: exp.generator.density,
       lastLoss: null,
       evals: [],
-      controllers: Object.fromEntries(custom.map((c) => [c.name, initialState(c, exp)])),
+      controllers: {},
     };
   }
 
@@ -145,7 +145,9 @@ export class ExperimentRun {
         // What was trained and decided before the failure is kept: the records, then a checkpoint.
         this.emit(records);
         await this.checkpoint();
-        e.message += `\n(a checkpoint at iteration ${next} was written; the controllers' decisions at ${next} after this one were not taken. Fix the controller and continue with --resume)`;
+        e.message +=
+          `\n(a checkpoint at iteration ${next} was written, with the decisions taken before this one; this controller's and` +
+          ` those after it at ${next} were not taken. --resume continues training from iteration ${next + 1}, with the module as it is then)`;
         throw e;
       }
     }
@@ -169,6 +171,7 @@ export class ExperimentRun {
       for (const action of decision.actions) {
         if (action.op === "stop") {
           this.stopped ??= { iter: t, controller: c.name, reason: action.reason };
+          this.state.stopped = this.stopped;
           records.push({ iter: t, kind: "stop", controller: c.name, reason: action.reason });
           continue;
         }
@@ -278,6 +281,7 @@ export class ExperimentRun {
   }
 
   private async begin(): Promise<void> {
+    for (const c of this.controllers) if (!BUILT_IN_NAMES.has(c.name)) this.state.controllers![c.name] = initialState(c, this.exp);
     await this.startWorker();
     const stats = await this.worker.ask("setMasks", startingMasks(this.ledger.layerTable, this.exp), StatsResult);
     this.watch();
@@ -311,6 +315,7 @@ export class ExperimentRun {
     if (loaded !== pointer) this.dir.point({ ...loaded!, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });
     this.watch();
     this.state = structuredClone(loaded!.state);
+    this.stopped = this.state.stopped ?? null;
     this.window = BrWindow.restore(this.state.window);
     this.baseWall = this.state.wallSeconds;
     this.dir.truncateMetrics(this.state.metricsBytes);

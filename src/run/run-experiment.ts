@@ -63,9 +63,10 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     const done = dir.readPointer().iter;
     const target = opts.iterations ?? exp.iterations;
     if (existsSync(join(dir.path, "summary.json"))) {
-      const summary = Summary.parse(dir.readJson("summary.json"));
+      // A summary from an older ddst that today's schema does not read only means the run is not finished here.
+      const summary = Summary.safeParse(dir.readJson("summary.json"));
       // Nothing left to do (a controller may have ended it early): hand back what the finished run reported.
-      if (done >= target || (summary.stopped && summary.iterations === done)) return summary;
+      if (summary.success && (done >= target || (summary.data.stopped && summary.data.iterations === done))) return summary.data;
     }
     if (done > target)
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past the requested ${target}; resume it with --iterations ${done} or more`);

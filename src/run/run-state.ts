@@ -27,6 +27,8 @@ export const RunState = z.object({
   lastLoss: z.object({ iter: z.number().int(), d: z.number(), g: z.number() }).nullable().optional(),
   evals: z.array(z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) })).optional(),
   controllers: z.record(z.string(), Json).optional(),
+  /** A controller's stop, once decided: a resume goes straight to the end of the run. */
+  stopped: z.object({ iter: z.number().int(), controller: z.string(), reason: z.string() }).optional(),
 });
 export type RunState = z.infer<typeof RunState>;
 

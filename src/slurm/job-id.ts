@@ -11,6 +11,12 @@ export function currentSlurmJob(env: NodeJS.ProcessEnv = process.env): string | 
   return job || null;
 }
 
+/** How many times Slurm has requeued the job this process runs in (0 for its first start). */
+export function slurmRestartCount(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.SLURM_RESTART_COUNT ?? 0);
+  return Number.isInteger(n) && n >= 0 ? n : 0;
+}
+
 /** Whether `job` ("123" or "123_4") is pending or running; null when squeue cannot tell (not installed, or
  * the controller does not answer). */
 export function slurmJobQueued(job: string): boolean | null {

@@ -19,9 +19,12 @@ export function timeLimitSeconds(text: string): number | null {
 
 const oneLine = (what: string) => z.string().min(1).regex(/^[^\n\r]*$/, `${what} must be one line`);
 
+/** Slurm names (partitions, accounts): no spaces or anything a #SBATCH line would read differently. */
+const slurmName = (what: string) => z.string().regex(/^[\w.,:+-]+$/, `${what} must be a Slurm name (letters, digits and . , : + - _)`);
+
 export const SlurmOptions = z.strictObject({
-  partition: oneLine("--partition").optional(),
-  account: oneLine("--account").optional(),
+  partition: slurmName("--partition").optional(),
+  account: slurmName("--account").optional(),
   time: oneLine("--time")
     .refine((t) => (timeLimitSeconds(t) ?? 0) > 0, "--time must be a Slurm time limit: minutes, H:M:S or D-H:M:S (e.g. 24:00:00)")
     .optional(),

@@ -1,3 +1,4 @@
+import { InputError } from "../input-error.js";
 import type { SlurmOptions } from "./options.js";
 import { signalLead } from "./options.js";
 
@@ -18,6 +19,8 @@ export interface ArrayJob {
   slurm: SlurmOptions;
 }
 
+export class SbatchPathError extends InputError {}
+
 /** Consecutive groups of `size`: cells of one seed row share a task, so a partly done array still fills rows. */
 export function groupCells(ids: readonly string[], size: number): string[][] {
   const groups: string[][] = [];
@@ -34,11 +37,15 @@ export function sbatchScript(job: ArrayJob): string {
   const lead = signalLead(slurm.time);
   const device = slurm.gpusPerCell ? "cuda" : "cpu";
   const perTask = Math.max(...tasks.map((t) => t.length));
+  // #SBATCH lines are not shell: a path there cannot be quoted, and % starts a file name pattern.
+  if (/[\s%]/.test(job.out)) throw new SbatchPathError(`the table directory ${job.out} holds a space or a %, which an #SBATCH --output line cannot carry; use a path without them`);
+  // A CPU task's cells each train on a core of their own, unless the user says otherwise.
+  const cpus = !slurm.gpusPerCell && !slurm.sbatchArgs.some((a) => /^(--cpus-per-task|-c)\b/.test(a)) ? [`--cpus-per-task=${perTask}`] : [];
   const directives = [
     `--job-name=ddst-${job.name}`,
     `--array=0-${tasks.length - 1}`,
     "--ntasks=1",
-    ...(slurm.gpusPerCell ? ["--gres=gpu:1"] : []),
+    ...(slurm.gpusPerCell ? ["--gres=gpu:1"] : cpus),
     // A requeued task (preemption, node failure, or its own time-limit requeue) resumes its cells.
     "--requeue",
     // Only this shell gets USR1: it asks ddst to checkpoint, then requeues the task.
@@ -72,12 +79,14 @@ echo "ddst: array task \${SLURM_ARRAY_JOB_ID}_\${SLURM_ARRAY_TASK_ID} on $(hostn
 
 # scancel, preemption and requeue send TERM to every process of the task: ddst checkpoints its cells and exits.
 # This shell only notes it and waits, because the task ends (and Slurm kills what is left) when the shell does.
-# USR1 comes ${lead} s before the time limit to this shell alone: ddst is asked to checkpoint, then the task
-# requeues itself and continues in a new allocation.
+# USR1 comes ${lead} s before the time limit to this shell alone: ddst is asked to checkpoint (once: a second TERM
+# would stop it without one), then the task requeues itself and continues in a new allocation.
+pid=
 signalled=0
+term_seen=0
 near_limit=0
-trap 'signalled=1' TERM
-trap 'signalled=1; near_limit=1; kill -TERM "$pid" 2>/dev/null' USR1
+trap 'signalled=1; term_seen=1' TERM
+trap 'signalled=1; if [ "$term_seen$near_limit" = 00 ] && [ -n "$pid" ]; then near_limit=1; kill -TERM "$pid" 2>/dev/null; fi' USR1
 "$DDST_NODE" "$DDST_CLI" table "$TABLE_FILE" --out "$TABLE_DIR" --cells "$cells" --devices ${device} --jobs ${perTask} &
 pid=$!
 rc=
@@ -91,7 +100,7 @@ while :; do
   # A trapped signal ends \`wait\` early while ddst still writes its checkpoints: wait again.
   [ "$signalled" = 1 ] || break
 done
-if [ "$near_limit" = 1 ] && [ "$rc" = 143 ]; then
+if [ "$near_limit" = 1 ] && [ "$term_seen" = 0 ] && [ "$rc" = 143 ]; then
   echo "ddst: time limit near; cells checkpointed, requeueing \${SLURM_ARRAY_JOB_ID}_\${SLURM_ARRAY_TASK_ID}"
   scontrol requeue "\${SLURM_ARRAY_JOB_ID}_\${SLURM_ARRAY_TASK_ID}"
 fi

@@ -1,4 +1,5 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
@@ -168,8 +169,8 @@ export function writeResults(plan: TablePlan): TableResult {
 }
 
 function writeAtomic(file: string, text: string): void {
-  // Per process: the array tasks of one table write its files side by side.
-  const tmp = `${file}.${process.pid}.tmp`;
+  // Per process and host: the array tasks of one table write its files side by side, from several nodes.
+  const tmp = `${file}.${hostname()}.${process.pid}.tmp`;
   writeFileSync(tmp, text);
   renameSync(tmp, file);
 }

@@ -18,7 +18,7 @@ const options = (extra: Partial<SlurmOptions> = {}): SlurmOptions => SlurmOption
 const job = (extra: Partial<ArrayJob> = {}): ArrayJob => ({
   name: "cifar",
   tableFile: "/shared/tables/cifar.json",
-  out: "/shared/runs/it's here",
+  out: "/shared/runs/it's-here",
   node: "/usr/bin/node",
   cli: "/opt/ddst/dist/cli.js",
   python: "/opt/ddst/.venv/bin/python",
@@ -50,7 +50,8 @@ describe("Slurm time limits and options", () => {
     expect(issues({ gpusPerCell: 2 })).toEqual([expect.stringMatching(/--gpus-per-cell must be 1 .* or 0/)]);
     expect(issues({ cellsPerGpu: 0 })).toEqual(["--cells-per-gpu must be at least 1"]);
     expect(issues({ time: "0" })).toEqual([expect.stringMatching(/--time must be a Slurm time limit/)]);
-    expect(issues({ partition: "gpu\n#SBATCH --exclusive" })).toEqual(["--partition must be one line"]);
+    expect(issues({ partition: "gpu\n#SBATCH --exclusive" })).toEqual([expect.stringMatching(/--partition must be a Slurm name/)]);
+    expect(issues({ account: "my lab" })).toEqual([expect.stringMatching(/--account must be a Slurm name/)]);
     expect(issues({ sbatchArgs: ["mem=4G"] })).toEqual([expect.stringMatching(/--sbatch-arg takes an sbatch option/)]);
   });
 });
@@ -71,20 +72,23 @@ describe("the job-array script", () => {
       "--gres=gpu:1",
       "--requeue",
       "--signal=B:USR1@120",
-      "--output=/shared/runs/it's here/slurm/logs/%A_%a.out",
+      "--output=/shared/runs/it's-here/slurm/logs/%A_%a.out",
       "--open-mode=append",
       "--partition=gpu",
       "--account=lab",
       "--time=12:00:00",
       "--mem=32G",
     ]);
-    expect(s).toContain(`TABLE_DIR='/shared/runs/it'\\''s here'`);
+    expect(s).toContain(`TABLE_DIR='/shared/runs/it'\\''s-here'`);
     expect(s).toContain(`'a-s0,b-s0' # task 0\n  'c-s0' # task 1\n)`);
     expect(s).toContain(`--cells "$cells" --devices cuda --jobs 2 &`);
     expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
-    const cpu = sbatchScript(job({ slurm: options({ gpusPerCell: 0 }), tasks: [["a"]] }));
+    const cpu = sbatchScript(job({ slurm: options({ gpusPerCell: 0 }), tasks: [["a", "b"]] }));
     expect(cpu).not.toContain("--gres");
-    expect(cpu).toContain("--devices cpu --jobs 1 &");
+    expect(cpu).toContain("#SBATCH --cpus-per-task=2\n"); // a core per cell, unless the user names a count
+    expect(cpu).toContain("--devices cpu --jobs 2 &");
+    expect(sbatchScript(job({ slurm: options({ gpusPerCell: 0, sbatchArgs: ["--cpus-per-task=8"] }) }))).not.toContain("--cpus-per-task=2");
+    expect(() => sbatchScript(job({ out: "/shared/my runs" }))).toThrow(/holds a space or a %/);
   });
 
   it("is a script bash accepts", async () => {
@@ -156,15 +160,18 @@ describe("run.lock left by a Slurm job on another node", () => {
   it("is taken over by the same array task after a requeue, and respected otherwise", () => {
     const dir = mkdtempSync(join(tmpdir(), "ddst-lock-"));
     const file = join(dir, "run.lock");
-    writeFileSync(file, `4242 some-other-node 77_3\n`);
+    writeFileSync(file, `4242 some-other-node 77_3@0\n`);
     const saved = { ...process.env };
     try {
-      Object.assign(process.env, { SLURM_ARRAY_JOB_ID: "77", SLURM_ARRAY_TASK_ID: "3", SLURM_JOB_ID: "80" });
+      // Another task's lock, or this task's from a start that is not earlier (two steps of one job): squeue is
+      // asked; where it cannot answer (here: no squeue on PATH), the lock stands.
+      process.env.PATH = dir;
+      Object.assign(process.env, { SLURM_ARRAY_JOB_ID: "77", SLURM_ARRAY_TASK_ID: "3", SLURM_JOB_ID: "80", SLURM_RESTART_COUNT: "0" });
+      expect(liveHolder(file)).toEqual({ pid: 4242, host: "some-other-node", job: "77_3", restart: 0 });
+      process.env.SLURM_RESTART_COUNT = "1";
       expect(liveHolder(file)).toBeNull();
       process.env.SLURM_ARRAY_TASK_ID = "4";
-      // Another task's lock: squeue is asked; where it cannot answer (here: no squeue on PATH), the lock stands.
-      process.env.PATH = dir;
-      expect(liveHolder(file)).toEqual({ pid: 4242, host: "some-other-node", job: "77_3" });
+      expect(liveHolder(file)).toEqual({ pid: 4242, host: "some-other-node", job: "77_3", restart: 0 });
       writeFileSync(file, `4242 some-other-node\n`);
       expect(liveHolder(file)).toEqual({ pid: 4242, host: "some-other-node" });
       expect(hostname()).not.toBe("some-other-node");

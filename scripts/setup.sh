@@ -37,7 +37,8 @@ if [ "${1:-}" = "--tests" ]; then
   bash scripts/test-deps.sh
 fi
 
-if [ ! -f dist/cli.js ] || [ -n "$(find src -name '*.ts' -newer dist/cli.js | head -n 1)" ] || [ tsconfig.json -nt dist/cli.js ]; then
+# scripts/test.sh compiles dist/ itself, beside the type check.
+if [ -z "${DDST_SETUP_NO_BUILD:-}" ] && { [ ! -f dist/cli.js ] || [ -n "$(find src -name '*.ts' -newer dist/cli.js | head -n 1)" ] || [ tsconfig.json -nt dist/cli.js ]; }; then
   say "compiling TypeScript"
   npx tsc -p tsconfig.json
 fi

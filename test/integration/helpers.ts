@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DataSpec, ModelSpec } from "../../src/vocabulary/networks.js";
@@ -98,4 +98,34 @@ export function limit(n: number) {
       else active--;
     }
   };
+}
+
+/** A toy table file in `dir` (ring8, 2-D MLP): one density column 0.5, the base tuning ADAPT's controller, which
+ * static-balance lacks (the table tests and the Slurm tests). */
+export function writeToyTable(dir: string, t: { iterations: number; checkpointEvery: number; methods: string[]; seeds: number[]; paper?: Record<string, number> }): string {
+  const file = join(dir, "toy-table.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      name: "toy",
+      base: {
+        method: "adapt-relax",
+        density: 0.5,
+        iterations: t.iterations,
+        model: { name: "mlp2d", hidden: 64, latentDim: 2 },
+        data: { name: "ring8", std: 0.2 },
+        train: { batchSize: 64, nCritic: 1, lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: null },
+        generator: { dst: { every: 50 } },
+        discriminator: { controller: { every: 100, window: 100 } },
+        log: { every: 20 },
+        checkpoint: { every: t.checkpointEvery },
+        eval: { samples: 500 },
+      },
+      methods: t.methods,
+      densities: [0.5],
+      seeds: t.seeds,
+      ...(t.paper ? { paper: t.paper } : {}),
+    }),
+  );
+  return file;
 }

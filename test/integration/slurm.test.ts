@@ -1,8 +1,8 @@
 import { execa } from "execa";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { tempDir, waitFor } from "./helpers.js";
+import { tempDir, waitFor, writeToyTable } from "./helpers.js";
 import { startCluster } from "./slurm-cluster.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
@@ -18,32 +18,7 @@ const ddst = (args: string[]) => execa("node", [CLI, ...args], { env, reject: fa
 const slurm = (cmd: string, args: string[]) => execa(cmd, args, { env, reject: false });
 
 /** Two toy cells; adapt-relax runs long enough to be requeued mid-training. */
-function writeSpec(dir: string): string {
-  const file = join(dir, "toy-table.json");
-  writeFileSync(
-    file,
-    JSON.stringify({
-      name: "toy",
-      base: {
-        method: "adapt-relax",
-        density: 0.5,
-        iterations: 800,
-        model: { name: "mlp2d", hidden: 64, latentDim: 2 },
-        data: { name: "ring8", std: 0.2 },
-        train: { batchSize: 64, nCritic: 1, lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: null },
-        generator: { dst: { every: 50 } },
-        discriminator: { controller: { every: 100, window: 100 } },
-        log: { every: 20 },
-        checkpoint: { every: 200 },
-        eval: { samples: 500 },
-      },
-      methods: ["static-balance", "adapt-relax"],
-      densities: [0.5],
-      seeds: [0],
-    }),
-  );
-  return file;
-}
+const writeSpec = (dir: string) => writeToyTable(dir, { iterations: 800, checkpointEvery: 200, methods: ["static-balance", "adapt-relax"], seeds: [0] });
 
 const ADAPT = "adapt-relax-d0.5-s0";
 const STATIC = "static-balance-d0.5-s0";

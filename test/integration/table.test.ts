@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Summary } from "../../src/run/records.js";
-import { tempDir, waitFor } from "./helpers.js";
+import { tempDir, waitFor, writeToyTable } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
 
@@ -11,33 +11,8 @@ const METHODS = ["static-balance", "adapt-relax"];
 const SEEDS = [0, 1];
 
 /** A 2-method x 1-density x 2-seed toy table; the base tunes ADAPT's controller, which static-balance lacks. */
-function writeSpec(dir: string, iterations = 400): string {
-  const file = join(dir, "toy-table.json");
-  writeFileSync(
-    file,
-    JSON.stringify({
-      name: "toy",
-      base: {
-        method: "adapt-relax",
-        density: 0.5,
-        iterations,
-        model: { name: "mlp2d", hidden: 64, latentDim: 2 },
-        data: { name: "ring8", std: 0.2 },
-        train: { batchSize: 64, nCritic: 1, lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: null },
-        generator: { dst: { every: 50 } },
-        discriminator: { controller: { every: 100, window: 100 } },
-        log: { every: 20 },
-        checkpoint: { every: 100 },
-        eval: { samples: 500 },
-      },
-      methods: METHODS,
-      densities: [0.5],
-      seeds: SEEDS,
-      paper: { "adapt-relax@0.5": 1.5 },
-    }),
-  );
-  return file;
-}
+const writeSpec = (dir: string, iterations = 400) =>
+  writeToyTable(dir, { iterations, checkpointEvery: 100, methods: METHODS, seeds: SEEDS, paper: { "adapt-relax@0.5": 1.5 } });
 
 const cellDir = (out: string, method: string, seed: number) => join(out, "cells", `${method}-d0.5-s${seed}`);
 const fingerprint = (dir: string) =>

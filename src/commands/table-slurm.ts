@@ -40,11 +40,18 @@ function slurmOptions(flags: SlurmFlags): SlurmOptions {
   return parsed.data;
 }
 
-/** Slurm's view of the tasks of every submission of this table. */
-async function slurmView(plan: TablePlan) {
+/** Slurm's view of the tasks of every submission of this table. With `onSlurmError`, a squeue that cannot be
+ * asked is reported there and the queue taken as empty. */
+async function slurmView(plan: TablePlan, onSlurmError?: (e: SlurmCommandError) => void) {
   const submissions = readSubmissions(plan.out);
   const jobs = submissions.map((s) => s.job);
-  const queue = await queuedTasks(jobs);
+  let queue = new Map<string, TaskInQueue>();
+  try {
+    queue = await queuedTasks(jobs);
+  } catch (e) {
+    if (!(e instanceof SlurmCommandError) || !onSlurmError) throw e;
+    onSlurmError(e);
+  }
   return { submissions, jobs, queue, where: lastTaskOfCells(submissions) };
 }
 
@@ -117,16 +124,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
 
 /** Each cell's state, from its directory and Slurm's queue (and accounting, where the cluster keeps it). */
 export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmCommandError) => void): Promise<CellStatus[]> {
-  const submissions = readSubmissions(plan.out);
-  const jobs = submissions.map((s) => s.job);
-  const where = lastTaskOfCells(submissions);
-  let queue = new Map<string, TaskInQueue>();
-  try {
-    queue = await queuedTasks(jobs);
-  } catch (e) {
-    if (!(e instanceof SlurmCommandError) || !onSlurmError) throw e;
-    onSlurmError(e);
-  }
+  const { jobs, queue, where } = await slurmView(plan, onSlurmError);
   const accounted = await accountedTasks(jobs);
   return plan.cells.map((cell) => {
     const task = where.get(cell.id) ?? null;

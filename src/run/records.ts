@@ -124,3 +124,9 @@ export const Summary = z.object({
     .nullable(),
 });
 export type Summary = z.infer<typeof Summary>;
+
+/** Whether a run whose newest checkpoint is at `iter` has finished, by its summary: all `planned` iterations
+ * done, or ended there by one of its controllers. */
+export function isFinishedRun(summary: Summary | null | undefined, iter: number, planned: number): summary is Summary {
+  return !!summary && (iter >= planned || summary.stopped?.iter === iter);
+}

@@ -6,7 +6,7 @@ import { controllersOf } from "../controller/registry.js";
 import { ExperimentRun, RunAborted } from "./experiment-run.js";
 import type { FailedRecord } from "./run-status.js";
 import { preflight } from "./preflight.js";
-import { Summary } from "./records.js";
+import { isFinishedRun, Summary } from "./records.js";
 import type { RunOptions } from "./run-options.js";
 import { RunDir, RunDirError } from "./run-dir.js";
 
@@ -66,7 +66,7 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
       // A summary from an older ddst that today's schema does not read only means the run is not finished here.
       const summary = Summary.safeParse(dir.readJson("summary.json"));
       // Nothing left to do (a controller may have ended it early): hand back what the finished run reported.
-      if (summary.success && (done >= target || (summary.data.stopped && summary.data.iterations === done))) return summary.data;
+      if (summary.success && isFinishedRun(summary.data, done, target)) return summary.data;
     }
     if (done > target)
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past the requested ${target}; resume it with --iterations ${done} or more`);

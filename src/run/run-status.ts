@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { Experiment } from "../config/experiment.js";
 import { liveHolder } from "./dir-lock.js";
-import { Summary } from "./records.js";
+import { isFinishedRun, Summary } from "./records.js";
 import { CheckpointPointer } from "./run-state.js";
 
 /** Where a run directory stands, read from its files alone (`ddst ls`, `ddst show`): nothing is started. */
@@ -43,7 +43,7 @@ export function runStatus(dir: string): RunStatus | null {
   const base = { dir, experiment, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
   const holder = liveHolder(join(dir, "run.lock"));
   if (holder) return { ...base, kind: "running", pid: holder.pid };
-  if (summary && (base.iter >= experiment.iterations || summary.stopped?.iter === base.iter)) return { ...base, kind: "finished" };
+  if (isFinishedRun(summary, base.iter, experiment.iterations)) return { ...base, kind: "finished" };
   const failure = read(join(dir, "failed.json"), FailedRecord);
   if (failure) return { ...base, kind: "failed", failure };
   return { ...base, kind: pointer ? "interrupted" : "unstarted" };

@@ -1,3 +1,4 @@
+import { isFinishedRun } from "../run/records.js";
 import type { RunStatus } from "../run/run-status.js";
 import type { TaskInQueue } from "./queue.js";
 
@@ -31,7 +32,7 @@ export function cellStatus(
   const progress = run ? `${run.iter}/${run.planned}` : null;
   const at = { id, task, progress };
   // Finished training counts as done even while its process is still writing the table files and exiting.
-  if (run?.kind === "finished" || (run?.summary && run.iter >= run.planned)) return { ...at, state: "done", detail: "" };
+  if (run?.kind === "finished" || isFinishedRun(run?.summary, run?.iter ?? 0, run?.planned ?? 0)) return { ...at, state: "done", detail: "" };
   if (queued && ACTIVE.has(queued.state)) return { ...at, state: "running", detail: `on ${queued.reason}` };
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
   if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };

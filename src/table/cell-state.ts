@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
-import { Summary } from "../run/records.js";
+import { isFinishedRun, Summary } from "../run/records.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import type { Cell } from "./cells.js";
@@ -45,7 +45,7 @@ export function cellState(cell: Cell): CellState {
     const summary = Summary.safeParse(readJson(summaryFile, cell.id));
     if (!summary.success) throw new CellStateError(cell.id, `${summaryFile} is not a ddst summary: ${summary.error.issues[0]?.message}`);
     // Finished: all its iterations, or ended early by one of its controllers.
-    if (pointer.data.iter >= cell.experiment.iterations || summary.data.stopped?.iter === pointer.data.iter) return { kind: "finished", summary: summary.data };
+    if (isFinishedRun(summary.data, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary: summary.data };
   }
   return { kind: "interrupted", iter: pointer.data.iter };
 }

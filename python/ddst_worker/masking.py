@@ -196,6 +196,7 @@ class MaskSet:
                        for name, w in maskable_layers(model)]
         self.by_name = {l.name: l for l in self.layers}
         self.sparse_layers: list[Layer] = []  # layers with at least one inactive weight: the only ones training masks
+        self.version = 0  # moves at every change of what the training path reads (CUDA graphs re-capture on it)
 
     def follow(self, model: nn.Module) -> None:
         """Make `model`'s maskable weights (a copy of this network, e.g. the generator's EMA) follow the
@@ -240,6 +241,7 @@ class MaskSet:
         for l in self.layers:
             l.inactive = ~l.mask if l.active < l.numel else None
         self.sparse_layers = [l for l in self.layers if l.inactive is not None]
+        self.version += 1
 
     @torch.no_grad()
     def mask_grads(self) -> None:

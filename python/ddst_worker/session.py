@@ -23,7 +23,9 @@ from .flops import parameter_macs
 from .losses import LOSSES
 from .masking import MaskSet, maskable_layers
 from .models import build_model
-from .train import Gan, growth_gradients, train
+from .profiling import profiled
+from .precision import PRECISIONS, fp32_spectral_norm, set_tf32
+from .train import Gan, growth_gradients, train, use_graphs
 
 NETS = ("generator", "discriminator")
 PROGRESS_OPS = ("train", "evaluate")  # ops that take the server's progress callback (its LONG_OPS)
@@ -115,6 +117,11 @@ class Session:
         decay = t["ema"]
         if decay is not None and not 0 <= decay < 1:
             raise _bad("ema must be a decay in [0, 1) or null", ema=decay)
+        if t["precision"] not in PRECISIONS:
+            raise _bad(f"precision must be one of {PRECISIONS}", precision=t["precision"])
+        graphs = bool(t["cudaGraphs"]) and device == "cuda"  # a CPU run ignores it, as it ignores tf32
+        if device == "cuda":
+            set_tf32(bool(t["tf32"]))
 
         # Independent streams from one seed: model init, data, noise z, masks/random growth.
         init_seed, data_seed, noise_seed, mask_seed = (
@@ -124,10 +131,13 @@ class Session:
             data = build_data(args["data"], data_seed, device)
         G, D, latent = build_model(args["model"], data.shape)
         G, D = G.to(device), D.to(device)
+        if t["precision"] == "bf16":
+            fp32_spectral_norm(G), fp32_spectral_norm(D)
         # float(): JSON writes the default beta1 0.0 as `0`, and Adam refuses an int beta next to a float.
+        # capturable: a graph-captured Adam keeps its step count on the device (no host value to bake in).
         betas = tuple(float(b) for b in t["betas"])
-        opt_g = torch.optim.Adam(G.parameters(), lr=float(t["lrG"]), betas=betas)
-        opt_d = torch.optim.Adam(D.parameters(), lr=float(t["lrD"]), betas=betas)
+        opt_g = torch.optim.Adam(G.parameters(), lr=float(t["lrG"]), betas=betas, capturable=graphs)
+        opt_d = torch.optim.Adam(D.parameters(), lr=float(t["lrD"]), betas=betas, capturable=graphs)
         layers = layer_table("generator", G, (latent,)) + layer_table("discriminator", D, data.shape)
         masks_g = MaskSet(G, opt_g)
         ema = None
@@ -137,7 +147,9 @@ class Session:
         self.gan = Gan(G=G, D=D, opt_g=opt_g, opt_d=opt_d, masks_g=masks_g, masks_d=MaskSet(D, opt_d),
                        data=data, noise=torch.Generator(device=device).manual_seed(noise_seed),
                        latent_dim=latent, batch_size=t["batchSize"], gen_batch_size=gen_batch,
-                       n_critic=t["nCritic"], loss=t["loss"], device=device, ema=ema)
+                       n_critic=t["nCritic"], loss=t["loss"], device=device, ema=ema, precision=t["precision"])
+        if graphs:
+            use_graphs(self.gan)
         self.mask_gen = torch.Generator().manual_seed(mask_seed)
         self.iter = 0
         self.build_args, self.data_shape = copy.deepcopy(args), tuple(data.shape)
@@ -170,13 +182,16 @@ class Session:
             return self.interrupt_requested
 
         self.interrupt_requested = False  # only an interrupt sent while this train runs counts
+        run = lambda: train(gan, start, iterations, every, on_iteration)  # noqa: E731
         try:
-            losses, probes = train(gan, start, iterations, every, on_iteration)
+            (losses, probes), totals = profiled(run, gan.device) if args.get("profile") else (run(), None)
         finally:
             self.interrupt_requested = False
         done = len(losses)
-        return ({"end": start + done - 1, "iterations": done, "interrupted": done < iterations},
-                [("losses", losses), ("probes", probes)])
+        result = {"end": start + done - 1, "iterations": done, "interrupted": done < iterations}
+        if totals is not None:
+            result["profile"] = totals
+        return result, [("losses", losses), ("probes", probes)]
 
     def op_interrupt(self, args):
         """Stop the running train after the iteration in progress; with nothing running, nothing happens

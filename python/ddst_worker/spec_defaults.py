@@ -52,6 +52,12 @@ def complete_data(spec: dict) -> dict:
     return _complete(_experiment()["properties"]["data"], spec)
 
 
+def complete_train(spec: dict) -> dict:
+    props = _experiment()["properties"]["train"]["properties"]
+    return {**{k: p["default"] for k, p in props.items() if "default" in p}, **spec}
+
+
 def complete_build(args: dict) -> dict:
-    """`build` arguments with the model and data specs completed."""
-    return {**args, "model": complete_model(args["model"]), "data": complete_data(args["data"])}
+    """`build` arguments with the model, data and train specs completed."""
+    return {**args, "model": complete_model(args["model"]), "data": complete_data(args["data"]),
+            "train": complete_train(args["train"])}

@@ -5,8 +5,15 @@ moments there at 0 the step then moves nothing there, so the weights stay exactl
 re-masked (MaskSet.mask_grads says why). Layers with full masks are skipped, so a network nobody masked
 does no mask work at all. D steps use `batch_size` samples, the G step `gen_batch_size` (the paper: 64
 and 128). After each G step the generator's EMA, if any, is updated.
+
+Each step is split into drawing its inputs (the real batch, z) and its body (`d_update`, `g_update`: from the
+inputs to the optimizer step). The body runs eagerly, or as a CUDA graph replay when `train.cudaGraphs` is on
+(step_graphs.py); the inputs are drawn eagerly either way, in the same order, so both paths see the same
+batches. Under `train.precision: "bf16"` the forward passes run in autocast (precision.py); the losses are
+taken in fp32.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +23,7 @@ from torch import nn
 from .ema import Ema
 from .losses import LOSSES
 from .masking import MaskSet
+from .step_graphs import StepGraphs
 
 
 @dataclass
@@ -45,6 +53,13 @@ class Gan:
     loss: str
     device: str
     ema: Ema | None = None      # the generator's moving average, None when off
+    precision: str = "fp32"     # "bf16": forward passes under autocast
+    graphs: StepGraphs | None = None  # the steps as CUDA graphs (train.cudaGraphs); None: eager
+
+    def autocast(self):
+        if self.precision == "bf16":  # a graph must not capture autocast's weight cache
+            return torch.autocast(self.device, dtype=torch.bfloat16, cache_enabled=self.graphs is None)
+        return contextlib.nullcontext()
 
     def nets(self) -> dict[str, Net]:
         return {"generator": Net("generator", self.G, self.opt_g, self.masks_g),
@@ -59,28 +74,29 @@ def set_requires_grad(model: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def d_step(gan: Gan):
-    """One D update on a fresh real batch and a fresh fake batch; returns (loss, real batch)."""
+def d_update(gan: Gan, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor]:
+    """The D step's body: one D update on the real batch x and G(z) -> (loss,)."""
     d_loss = LOSSES[gan.loss][0]
-    x = gan.data.sample(gan.batch_size)
-    with torch.no_grad():
-        fake = gan.G(gan.z(gan.batch_size))
-    loss = d_loss(gan.D(x), gan.D(fake))
+    with gan.autocast():
+        with torch.no_grad():
+            fake = gan.G(z)
+        loss = d_loss(gan.D(x).float(), gan.D(fake).float())
     gan.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     gan.masks_d.mask_grads()
     gan.opt_d.step()
-    return loss.detach(), x
+    return (loss.detach(),)
 
 
-def g_step(gan: Gan, z: torch.Tensor):
-    """One G update through a frozen D (D's weights get no gradient), then the EMA update.
-    -> (loss, mean D(G(z))): the mean logit of the very forward whose loss G minimizes, taken before
+def g_update(gan: Gan, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The G step's body: one G update through a frozen D (D's weights get no gradient), then the EMA
+    update. -> (loss, mean D(G(z))): the mean logit of the very forward whose loss G minimizes, taken before
     G's step; it is the BR probe's fakePre, so a probe costs no extra pass and changes nothing here."""
     g_loss = LOSSES[gan.loss][1]
     set_requires_grad(gan.D, False)
     try:
-        logits = gan.D(gan.G(z))
+        with gan.autocast():
+            logits = gan.D(gan.G(z)).float()
         loss = g_loss(logits)
         gan.opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -91,6 +107,25 @@ def g_step(gan: Gan, z: torch.Tensor):
     if gan.ema is not None:
         gan.ema.update()
     return loss.detach(), logits.detach().mean()
+
+
+def d_step(gan: Gan):
+    """One D update on a fresh real batch and a fresh fake batch; returns (loss, real batch)."""
+    x = gan.data.sample(gan.batch_size)
+    z = gan.z(gan.batch_size)
+    (loss,) = gan.graphs.d(x, z) if gan.graphs is not None else d_update(gan, x, z)
+    return loss, x
+
+
+def g_step(gan: Gan, z: torch.Tensor):
+    """One G update on z -> (loss, mean D(G(z)) before the update); see g_update."""
+    return gan.graphs.g(z) if gan.graphs is not None else g_update(gan, z)
+
+
+def use_graphs(gan: Gan) -> None:
+    """Replay the steps as CUDA graphs from now on, re-captured whenever either network's masks change."""
+    gan.graphs = StepGraphs(lambda x, z: d_update(gan, x, z), lambda z: g_update(gan, z),
+                            key=lambda: (gan.masks_g.version, gan.masks_d.version))
 
 
 def iteration(gan: Gan, probe: bool):
@@ -106,9 +141,9 @@ def iteration(gan: Gan, probe: bool):
     loss_g, fake_pre = g_step(gan, z)
     if not probe:
         return loss_d, loss_g, None
-    with torch.no_grad():  # raw logits, the nets left in training mode as the steps run them
-        fake_post = gan.D(gan.G(z)).mean()
-        real = gan.D(x).mean()
+    with torch.no_grad(), gan.autocast():  # raw logits, the nets left in training mode as the steps run them
+        fake_post = gan.D(gan.G(z)).float().mean()
+        real = gan.D(x).float().mean()
     return loss_d, loss_g, torch.stack([fake_pre, fake_post, real])
 
 
@@ -152,13 +187,17 @@ def growth_gradients(gan: Gan, net: str) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     if net == "discriminator":
         x = gan.data.sample(gan.batch_size)
-        with torch.no_grad():
-            fake = gan.G(gan.z(gan.batch_size))
-        d_loss(gan.D(x), gan.D(fake)).backward()
+        with gan.autocast():
+            with torch.no_grad():
+                fake = gan.G(gan.z(gan.batch_size))
+            loss = d_loss(gan.D(x).float(), gan.D(fake).float())
+        loss.backward()
     else:
         set_requires_grad(gan.D, False)
         try:
-            g_loss(gan.D(gan.G(gan.z(gan.gen_batch_size)))).backward()
+            with gan.autocast():
+                loss = g_loss(gan.D(gan.G(gan.z(gan.gen_batch_size))).float())
+            loss.backward()
         finally:
             set_requires_grad(gan.D, True)
     # No copy needed: zero_grad(set_to_none) below detaches these tensors from the parameters.

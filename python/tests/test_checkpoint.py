@@ -215,12 +215,14 @@ def test_cuda_checkpoint_restores_exactly_and_keeps_tensors_where_they_were(tmp_
 
 def test_checkpoints_from_before_resolved_args_still_load(tmp_path):
     """Older checkpoints recorded build args without the fields the worker then filled in itself (G's batch,
-    the EMA decay, the latent size, the toy std); a worker built with those meanings explicit loads them."""
+    the EMA decay, the latent size, the toy std) or did not have (precision, TF32, CUDA graphs); a worker
+    built with those meanings explicit loads them."""
     explicit = {**MLP, "train": {**MLP["train"], "ema": 0.999}}
     path = str(tmp_path / "old.pt")
     built(explicit).op_save({"path": path})
     ckpt = torch.load(path, weights_only=True)
-    ckpt["build"] = {**MLP, "train": {k: v for k, v in MLP["train"].items() if k not in ("genBatchSize", "ema")},
+    newer = ("genBatchSize", "ema", "precision", "tf32", "cudaGraphs")
+    ckpt["build"] = {**MLP, "train": {k: v for k, v in MLP["train"].items() if k not in newer},
                      "model": {k: v for k, v in MLP["model"].items() if k != "latentDim"},
                      "data": {k: v for k, v in MLP["data"].items() if k != "std"}}
     torch.save(ckpt, path)

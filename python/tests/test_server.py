@@ -13,13 +13,15 @@ from client import Client
 from conftest import WorkerProcess
 from ddst_worker import PROTOCOL_VERSION
 from ddst_worker.frames import encode
+from ddst_worker.spec_defaults import complete_build
 
 MAX_BYTES = 64 * 1024
 NONE_DROPPED = {"unsigned": 0, "replayed": 0}
-BUILD = {"seed": 3, "device": "cpu", "model": {"name": "mlp2d", "hidden": 64, "depth": 2, "latentDim": 2},
+# As `ddst run` sends it: every field named (the train block's numerics settings at their defaults).
+BUILD = complete_build({"seed": 3, "device": "cpu", "model": {"name": "mlp2d", "hidden": 64, "depth": 2, "latentDim": 2},
          "data": {"name": "ring8", "std": 0.02, "radius": 2.0},
          "train": {"batchSize": 64, "genBatchSize": 64, "nCritic": 2, "loss": "hinge", "lrG": 1e-3, "lrD": 1e-3,
-                   "betas": [0.5, 0.9], "ema": 0.999}}
+                   "betas": [0.5, 0.9], "ema": 0.999}})
 
 
 @pytest.fixture(scope="module")

@@ -51,8 +51,8 @@ def test_errors_name_each_offending_path(validator):
 
 
 def test_build_names_every_model_and_data_field(validator):
-    """The worker has no defaults of its own: a model or data spec leaving a field out is refused by the
-    schema, and the spec `ddst run` sends (every default filled in) passes."""
+    """The worker has no defaults of its own: a model, data or train spec leaving a field out is refused by
+    the schema, and the spec `ddst run` sends (every default filled in) passes."""
     from ddst_worker.spec_defaults import complete_build
     train = {"batchSize": 8, "genBatchSize": 8, "nCritic": 1, "loss": "hinge", "lrG": 2e-4, "lrD": 2e-4,
              "betas": [0.0, 0.9], "ema": 0.999}
@@ -61,7 +61,8 @@ def test_build_names_every_model_and_data_field(validator):
     validator.validate({"v": V, "id": "a", "seq": 1, "op": "build", "args": complete_build(build)})
     errs = errors_of(validator, {"v": V, "id": "a", "seq": 1, "op": "build", "args": build})
     assert {e["path"] for e in errs} == {"args.model.latentDim", "args.model.spectralNorm", "args.data.std",
-                                         "args.data.radius"}
+                                         "args.data.radius", "args.train.precision", "args.train.tf32",
+                                         "args.train.cudaGraphs"}
     lottery = complete_build({**build, "model": {"name": "sngan48"}})
     assert lottery["model"]["gChannels"] == 256
     errs = errors_of(validator, {"v": V, "id": "a", "seq": 1, "op": "build", "args": {

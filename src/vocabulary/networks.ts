@@ -109,6 +109,9 @@ export const TrainSpec = z.strictObject({
   lrD: z.number().positive().max(1).default(2e-4),
   betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.0, 0.9]),
   ema: z.number().min(0).lt(1).nullable().default(0.999).describe("generator EMA decay (null: no EMA)"),
+  precision: z.enum(["fp32", "bf16"]).default("fp32").describe("fp32, or bf16 autocast for the forward passes (opt-in: not the paper's numerics; spectral norm's power iteration stays fp32)"),
+  tf32: z.boolean().default(true).describe("CUDA only: TF32 tensor cores for matmuls and convolutions, as the reference code ran them (torch 1.10 had TF32 on); no effect on the CPU"),
+  cudaGraphs: z.boolean().default(false).describe("CUDA only: replay the D step and the G step (optimizer included) as CUDA graphs, re-captured after every mask change; the same algorithm, less launch overhead; no effect on the CPU"),
 });
 
 /** G's batch: its own, or D's when the experiment leaves it out. The one place that fallback is written. */

@@ -2,7 +2,7 @@ import { execa } from "execa";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DataSpec, ModelSpec } from "../../src/vocabulary/networks.js";
+import { DataSpec, ModelSpec, TrainSpec, trainArgs } from "../../src/vocabulary/networks.js";
 
 export const tempDir = (prefix = "ddst-test-") => mkdtempSync(join(tmpdir(), prefix));
 
@@ -29,7 +29,7 @@ export const toyBuild = {
   device: "cpu",
   model: ModelSpec.parse({ name: "mlp2d", hidden: 64 }),
   data: DataSpec.parse({ name: "ring8" }),
-  train: { batchSize: 64, genBatchSize: 64, nCritic: 1, loss: "hinge", lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: 0.999 },
+  train: trainArgs(TrainSpec.parse({ batchSize: 64, nCritic: 1, loss: "hinge", lrG: 1e-3, lrD: 1e-3, betas: [0.5, 0.9], ema: 0.999 })),
 } as const;
 
 /** Whether `pid` still runs. A process that has exited but was not reaped yet (a zombie: an orphan whose new

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildResult, type LayerInfo } from "../../src/protocol/messages.js";
 import { erkDensities } from "../../src/sparsity/erk.js";
 import { FlopsAccount, perSampleMacs } from "../../src/sparsity/flops.js";
-import { ModelSpec } from "../../src/vocabulary/networks.js";
+import { ModelSpec, TrainSpec, trainArgs } from "../../src/vocabulary/networks.js";
 import { Worker } from "../../src/worker/worker.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
@@ -16,7 +16,7 @@ describe("the paper's SNGAN for CIFAR-10, measured by the worker", () => {
     w = await Worker.start();
     const built = await w.ask(
       "build",
-      { seed: 0, device: "cpu", model: ModelSpec.parse({ name: "sngan32" }), data: { name: "synthetic", shape: [3, 32, 32] }, train: { batchSize: 64, genBatchSize: 64, nCritic: 5, loss: "hinge", lrG: 2e-4, lrD: 2e-4, betas: [0, 0.9], ema: 0.999 } },
+      { seed: 0, device: "cpu", model: ModelSpec.parse({ name: "sngan32" }), data: { name: "synthetic", shape: [3, 32, 32] }, train: trainArgs(TrainSpec.parse({ batchSize: 64, nCritic: 5, loss: "hinge", lrG: 2e-4, lrD: 2e-4, betas: [0, 0.9], ema: 0.999 })) },
       BuildResult,
     );
     layers = built.layers;

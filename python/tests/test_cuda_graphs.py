@@ -1,0 +1,127 @@
+"""CUDA graphs, bf16 and the profile on the GPU (skipped where torch sees no CUDA device).
+
+Run on a GPU machine: `python -m pytest tests/test_cuda_graphs.py -q`. The graph path must be the eager path
+replayed: the same losses, probes, weights and masks through mask changes (setMasks, dstStep on both nets,
+setDensity), and no host synchronization while steps replay.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from ddst_worker.precision import Fp32SpectralNorm
+from ddst_worker.session import Session
+from ddst_worker.spec_defaults import complete_build
+from ddst_worker.train import iteration
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
+
+TRAIN = {"batchSize": 8, "genBatchSize": 12, "nCritic": 3, "loss": "hinge", "ema": 0.999}
+
+
+def build(graphs: bool, precision: str = "fp32", data=None) -> Session:
+    s = Session()
+    r = s.op_build(complete_build({"seed": 11, "device": "cuda", "model": {"name": "sngan32"},
+                                   "data": data or {"name": "synthetic", "shape": [3, 32, 32]},
+                                   "train": {**TRAIN, "precision": precision, "cudaGraphs": graphs}}))
+    if not graphs:  # the same Adam kernels as the graph path: a capturable Adam keeps its step on the device
+        for opt in (s.gan.opt_g, s.gan.opt_d):
+            for group in opt.param_groups:
+                group["capturable"] = True
+    s.op_setMasks({net: {l["name"]: 0.25 for l in r["layers"] if l["net"] == net and l["maskable"]}
+                   for net in ("generator", "discriminator")})
+    return s
+
+
+@pytest.fixture
+def deterministic():
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def train(s: Session, start: int, n: int):
+    _, tensors = s.handle("train", {"start": start, "iterations": n, "probeEvery": 2}, {})
+    return dict(tensors)
+
+
+def mask_ops(s: Session):
+    return [s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "gradient", "alpha": 0.5}),
+            s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "global_magnitude",
+                          "growth": "global_hybrid", "alpha": 0.5}),
+            s.op_setDensity({"net": "discriminator", "target": 0.4, "growth": "global_gradient"})]
+
+
+def test_graphs_replay_the_eager_steps(deterministic):
+    eager, graphed = build(False), build(True)
+    assert eager.gan.graphs is None and graphed.gan.graphs is not None
+    for start in (1, 7):
+        a, b = train(eager, start, 6), train(graphed, start, 6)
+        for key in ("losses", "probes"):
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+        assert mask_ops(eager)[-1]["active"] == mask_ops(graphed)[-1]["active"]
+    a, b = train(eager, 13, 4), train(graphed, 13, 4)
+    np.testing.assert_allclose(b["losses"], a["losses"], rtol=1e-5, atol=1e-6)
+    # Two mask versions trained after capture: each captured both steps once.
+    assert graphed.gan.graphs.captures >= 4
+    for net in ("generator", "discriminator"):
+        ea, gr = eager.gan.nets()[net], graphed.gan.nets()[net]
+        for la, lb in zip(ea.masks.layers, gr.masks.layers):
+            assert torch.equal(la.mask, lb.mask), (net, la.name)
+            assert (lb.weight.detach()[~lb.mask] == 0).all(), (net, lb.name)
+            torch.testing.assert_close(lb.weight.detach(), la.weight.detach(), rtol=1e-4, atol=1e-6)
+    for pa, pb in zip(eager.gan.ema.model.parameters(), graphed.gan.ema.model.parameters()):
+        torch.testing.assert_close(pb, pa, rtol=1e-4, atol=1e-6)
+
+
+def test_no_host_sync_while_steps_replay(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (64, 3, 32, 32), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    s = build(True, data={"name": "npy", "path": str(tmp_path / "x.npy")})  # the image path: pinned indices
+    for _ in range(3):  # warm-up and capture
+        iteration(s.gan, probe=False)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for probe in (False, True, False):
+            iteration(s.gan, probe)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
+def test_checkpoint_load_recaptures(tmp_path, deterministic):
+    s = build(True)
+    train(s, 1, 5)
+    s.op_save({"path": str(tmp_path / "c.pt")})
+    after = train(s, 6, 4)
+    captures = s.gan.graphs.captures
+    s.op_load({"path": str(tmp_path / "c.pt")})  # new optimizer state tensors: the old graphs must go
+    again = train(s, 6, 4)
+    assert s.gan.graphs.captures > captures
+    np.testing.assert_allclose(again["losses"], after["losses"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_bf16(graphs):
+    s = build(graphs, precision="bf16")
+    hooks = [h for m in s.gan.D.modules() for h in m._forward_pre_hooks.values()]
+    assert hooks and all(type(h) is Fp32SpectralNorm for h in hooks)
+    out = train(s, 1, 5)
+    assert np.isfinite(out["losses"]).all() and np.isfinite(out["probes"]).all()
+    assert all(p.dtype == torch.float32 for p in s.gan.G.parameters())
+    for l in s.gan.masks_g.layers:
+        assert (l.weight.detach()[~l.mask] == 0).all()
+
+
+def test_profile_counts_launches_and_busy_time():
+    per_iteration = {}
+    for graphs in (False, True):
+        s = build(graphs)
+        train(s, 1, 4)  # past warm-up and capture
+        r, _ = s.handle("train", {"start": 5, "iterations": 5, "probeEvery": 10, "profile": True}, {})
+        p = r["profile"]
+        assert p["kernels"] > 0 and 0 < p["busyS"] <= p["wallS"] and p["kernelS"] > 0 and p["syncs"] >= 0
+        per_iteration[graphs] = p["launches"] / 5
+    assert per_iteration[True] < per_iteration[False] / 5, per_iteration

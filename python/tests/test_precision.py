@@ -1,0 +1,80 @@
+"""Numerics settings and the profile on the CPU: bf16 autocast, CUDA-only switches that a CPU build ignores,
+and what `train` with `profile` answers. The GPU side is in test_cuda_graphs.py."""
+
+import numpy as np
+import pytest
+import torch
+
+from ddst_worker.precision import Fp32SpectralNorm
+from ddst_worker.profiling import busy_seconds
+from ddst_worker.session import Session
+from ddst_worker.spec_defaults import complete_build
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(**train):
+    """A small spectral-normed DCGAN, masked, 4 iterations with probes -> (session, losses, probes)."""
+    s = Session()
+    r = s.op_build(complete_build({
+        "seed": 3, "device": "cpu", "model": {"name": "dcgan32", "width": 8, "latentDim": 16, "spectralNorm": True},
+        "data": {"name": "synthetic", "shape": [3, 32, 32]},
+        "train": {"batchSize": 8, "genBatchSize": 8, "nCritic": 2, "ema": 0.9, **train}}))
+    s.op_setMasks({net: {l["name"]: 0.5 for l in r["layers"] if l["net"] == net and l["maskable"]}
+                   for net in ("generator", "discriminator")})
+    _, t = s.handle("train", {"start": 1, "iterations": 4, "probeEvery": 2}, {})
+    return s, dict(t)["losses"], dict(t)["probes"]
+
+
+def test_cuda_switches_change_nothing_on_the_cpu():
+    _, losses, probes = run()
+    s, l2, p2 = run(cudaGraphs=True, tf32=False)
+    assert s.gan.graphs is None and s.gan.opt_d.param_groups[0]["capturable"] is False
+    assert np.array_equal(losses, l2) and np.array_equal(probes, p2)
+
+
+def test_bf16_trains_near_fp32_with_fp32_spectral_norm():
+    _, losses, probes = run()
+    s, b16, p16 = run(precision="bf16")
+    hooks = [h for m in s.gan.D.modules() for h in m._forward_pre_hooks.values()]
+    assert hooks and all(type(h) is Fp32SpectralNorm for h in hooks)
+    assert not np.array_equal(losses, b16)  # it did run in bf16
+    np.testing.assert_allclose(b16, losses, rtol=0.05, atol=0.02)
+    np.testing.assert_allclose(p16, probes, rtol=0.05, atol=0.02)
+    assert all(p.dtype == torch.float32 for p in s.gan.D.parameters())
+    for masks in (s.gan.masks_g, s.gan.masks_d):
+        for l in masks.layers:
+            assert (l.weight.detach()[~l.mask] == 0).all()
+    _, again, _ = run(precision="bf16")
+    assert np.array_equal(b16, again)  # deterministic on the CPU, like fp32
+
+
+def test_fp32_spectral_norm_under_autocast_is_the_fp32_weight():
+    """The swapped hook computes exactly the weight plain fp32 spectral norm computes, autocast or not."""
+    conv = torch.nn.utils.spectral_norm(torch.nn.Conv2d(3, 4, 3))
+    hook = next(iter(conv._forward_pre_hooks.values()))
+    reference = hook.compute_weight(conv, do_power_iteration=False)
+    hook.__class__ = Fp32SpectralNorm
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        weight = hook.compute_weight(conv, do_power_iteration=False)
+    assert weight.dtype == torch.float32 and torch.equal(weight, reference)
+
+
+def test_profile_on_the_cpu():
+    s, *_ = run()
+    r, t = s.handle("train", {"start": 5, "iterations": 3, "probeEvery": 2, "profile": True}, {})
+    p = r["profile"]
+    assert r["iterations"] == 3 and dict(t)["losses"].shape == (3, 3)
+    assert p["wallS"] > 0 and p["cpuOps"] > 100
+    assert p["launches"] is None and p["kernels"] is None and p["busyS"] is None and p["syncs"] is None
+
+
+def test_busy_seconds_is_the_union_of_intervals():
+    assert busy_seconds([]) == 0
+    assert busy_seconds([(0, 10), (5, 15), (20, 30), (21, 22), (30, 31)]) == pytest.approx(26e-6)

@@ -7,7 +7,7 @@ scales them to float32 in [-1, 1] as x / 127.5 - 1 (0 -> -1, 255 -> 1), the rang
 
 Sampling: `sample(n)` draws n indices uniformly WITH replacement (torch.randint) from the data generator,
 a CPU torch.Generator seeded with the build seed, so the indices (and the batches, resizing aside) are the
-same on CPU and CUDA. With replacement rather than shuffled epochs: a GAN iteration draws a fresh batch for
+same on CPU and CUDA; they reach a GPU through pinned memory without blocking the host (`to_device`). With replacement rather than shuffled epochs: a GAN iteration draws a fresh batch for
 each D step, there is no notion of an epoch in the protocol, and the stream then does not depend on where
 an epoch ends.
 
@@ -33,6 +33,15 @@ import torch.nn.functional as F
 from ..errors import WorkerError
 
 RESIDENT_BYTES = 1 << 30  # in-memory data sets up to 1 GiB live on the device as one uint8 tensor
+
+
+def to_device(x: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on `device`. To a GPU through pinned memory and without blocking: a copy from pageable
+    memory makes the host wait for the GPU's queue to drain first, once per batch. The caching host
+    allocator keeps the pinned block until the copy has run."""
+    if torch.device(device).type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
 
 
 def bad(path, expected: str, found: str, **detail) -> WorkerError:
@@ -202,10 +211,10 @@ class ImageSource:
 
     def _batch(self, idx: torch.Tensor) -> torch.Tensor:
         if self._resident is not None:
-            x = self._resident.index_select(0, idx.to(self._resident.device))
+            x = self._resident.index_select(0, to_device(idx, self._resident.device))
         else:
             arr = self.data.gather(idx.numpy())
-            x = torch.from_numpy(arr.astype(np.float32, copy=False) if self.float_data else arr).to(self.device)
+            x = to_device(torch.from_numpy(arr.astype(np.float32, copy=False) if self.float_data else arr), self.device)
         if self.float_data:
             return x.float()
         return self.transform(x).div_(127.5).sub_(1.0)
@@ -217,7 +226,7 @@ class ImageSource:
     def sample_labeled(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Like sample, with the labels (int64 on the device; -1 unlabeled) of the images drawn."""
         idx = self._indices(n)
-        y = None if self.labels is None else torch.from_numpy(self.labels[idx.numpy()]).to(self.device)
+        y = None if self.labels is None else to_device(torch.from_numpy(self.labels[idx.numpy()]), self.device)
         return self._batch(idx), y
 
     # ---- reference data for metrics: uint8, after the same pad/resize as training batches ----
@@ -283,7 +292,7 @@ class PointSource:
 
     def sample(self, n: int) -> torch.Tensor:
         idx = torch.randint(self.count, (int(n),), generator=self.gen)
-        return self._data.index_select(0, idx.to(self._data.device))
+        return self._data.index_select(0, to_device(idx, self._data.device))
 
     def all_points(self) -> np.ndarray:
         return self.points

@@ -11,6 +11,7 @@ import math
 import torch
 
 from ..errors import WorkerError
+from .images import to_device
 
 
 class Mixture:
@@ -24,7 +25,7 @@ class Mixture:
     def sample(self, n: int) -> torch.Tensor:
         mode = torch.randint(len(self.centers), (n,), generator=self.gen)
         noise = torch.randn(n, 2, generator=self.gen)
-        return (self.centers[mode] + self.std * noise).to(self.device)
+        return to_device(self.centers[mode] + self.std * noise, self.device)
 
 
 def ring_centers(modes: int, radius: float) -> torch.Tensor:

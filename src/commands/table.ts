@@ -6,7 +6,7 @@ import { assignSlots, DeviceListError, parseDevices, resolveAuto, type Slot } fr
 import { duration, TableProgress } from "../table/progress.js";
 import { tableMarkdown } from "../table/render.js";
 import { inspectCells, runTable } from "../table/run-table.js";
-import { secondsPerIteration } from "../table/timing.js";
+import { secondsPerIteration } from "../bench/steady-state.js";
 import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
 import { intOption, UsageError } from "./args.js";

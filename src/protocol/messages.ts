@@ -35,6 +35,7 @@ export const OpArgs = {
     start: z.number().int().min(1),
     iterations: z.number().int().min(1).max(10_000_000),
     probeEvery: z.number().int().min(1),
+    profile: z.boolean().optional().describe("time the iterations under torch.profiler and answer with `profile` (benchmarks; slows the run)"),
   }),
   setDensity: z.strictObject({ net: NetName, target: Density, growth: DensityGrowth }),
   dstStep: z.strictObject({
@@ -178,6 +179,18 @@ export const TrainResult = z.strictObject({
   end: z.number().int().describe("the last iteration completed"),
   iterations: z.number().int().describe("iterations completed by this command"),
   interrupted: z.boolean().default(false).describe("stopped early by `interrupt`"),
+  profile: z
+    .strictObject({
+      wallS: z.number().describe("wall seconds of the profiled iterations (device synchronized at both ends)"),
+      cpuOps: z.number().int().describe("aten operators dispatched"),
+      launches: z.number().int().nullable().describe("host calls that start GPU work: kernel, graph (one per replay), memcpy and memset launches (null on the CPU)"),
+      kernels: z.number().int().nullable().describe("kernels the GPU ran, those of replayed graphs included (null on the CPU)"),
+      kernelS: z.number().nullable().describe("summed CUDA kernel time (null on the CPU)"),
+      busyS: z.number().nullable().describe("time at least one kernel ran: the union of kernel intervals (null on the CPU)"),
+      syncs: z.number().int().nullable().describe("host calls that wait for the GPU (stream, device and event synchronizes, synchronous memcpy; null on the CPU)"),
+    })
+    .optional()
+    .describe("only when the request asked for it"),
 });
 export const EvalResult = z.strictObject({
   metrics: z.record(z.string(), z.number()).describe("every number the requested metrics produced"),

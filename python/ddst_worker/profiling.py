@@ -1,0 +1,70 @@
+"""What a stretch of training costs in operators, kernel launches, GPU time and host waits (`train` with
+`profile: true`, for `ddst bench --paper`).
+
+torch.profiler records the host's operator calls and CUDA runtime calls and, through CUPTI, every kernel,
+copy and memset the GPU ran. From them:
+  cpuOps    aten operators dispatched (nested ones included: aten::linear and the aten::addmm it calls);
+  launches  host calls that start GPU work: kernel launches, graph launches (one per replayed CUDA graph),
+            memcpy/memset calls;
+  kernels   kernels the GPU ran (a replayed graph's kernels included);
+  kernelS   their summed duration; busyS: the time at least one GPU activity ran (the union of their
+            intervals), so busyS / wall time is the GPU's busy fraction;
+  syncs     host calls that wait for the GPU (stream, device and event synchronizes, synchronous memcpy),
+            less the one this module makes at the end.
+The profiler slows the host side; time iterations without it and take the fractions from these totals.
+"""
+
+import time
+
+import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
+
+SYNCS = {"cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
+         "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize"}
+
+
+def _launch(name: str) -> bool:
+    return name.startswith(("cudaLaunch", "cuLaunch", "cudaGraphLaunch", "cudaMemcpy", "cudaMemset", "cuMemcpy",
+                            "cuMemset"))
+
+
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of [start, end) intervals (microseconds in, seconds out)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if a > end:
+            total += b - a
+            end = b
+        elif b > end:
+            total += b - end
+            end = b
+    return total / 1e6
+
+
+def profiled(fn, device: str):
+    """-> (fn(), totals as the module docstring describes; the GPU's are None on the CPU)."""
+    cuda = device == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        out = fn()
+        if cuda:
+            torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    events = prof.events()
+    host = [e for e in events if e.device_type == DeviceType.CPU]
+    totals = {"wallS": wall, "cpuOps": sum(e.name.startswith("aten::") for e in host),
+              "launches": None, "kernels": None, "kernelS": None, "busyS": None, "syncs": None}
+    if cuda:
+        gpu = [e for e in events if e.device_type == DeviceType.CUDA]
+        kernels = [e for e in gpu if not e.name.startswith(("Memcpy", "Memset"))]
+        totals.update(
+            launches=sum(_launch(e.name) for e in host),
+            kernels=len(kernels),
+            kernelS=sum(e.time_range.elapsed_us() for e in kernels) / 1e6,
+            busyS=busy_seconds([(e.time_range.start, e.time_range.end) for e in gpu]),
+            syncs=max(0, sum(e.name in SYNCS for e in host) - 1))
+    return out, totals

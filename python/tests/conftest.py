@@ -9,6 +9,17 @@ sys.path.insert(0, str(PYTHON_DIR))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for a test's in-process training: tiny nets run several times faster on one thread
+    than contending for a busy machine's cores. Workers started as processes get theirs from worker_env."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def schemas() -> Path:
     """The committed request schema generated from the zod sources (`npm run schemas`),

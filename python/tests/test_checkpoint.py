@@ -24,13 +24,7 @@ DCGAN = complete_build({"seed": 5, "device": "cpu", "model": {"name": "dcgan28",
 MASKS = {"generator": {"net.0": 0.5, "net.2": 0.3, "net.4": 0.5}, "discriminator": {"net.2": 0.4}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets: one thread is several times faster than contending for a busy machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def built(args):

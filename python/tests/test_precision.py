@@ -11,12 +11,7 @@ from ddst_worker.session import Session
 from ddst_worker.spec_defaults import complete_build
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(**train):

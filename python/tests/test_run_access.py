@@ -18,9 +18,7 @@ BUILD = complete_build({"seed": 4, "device": "cpu", "model": {"name": "dcgan28",
 
 
 @pytest.fixture
-def run_dir(tmp_path):
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def run_dir(tmp_path, one_torch_thread):
     s = Session()
     s.build(BUILD, data=Synthetic((1, 28, 28), 0, "cpu"))  # trained on stand-in images of the run's shape
     s.op_setMasks({"generator": {"up1": 0.3}, "discriminator": {"conv2": 0.5}})
@@ -30,7 +28,6 @@ def run_dir(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"name": "t", "iterations": 10, **BUILD}))
     (tmp_path / "checkpoint.json").write_text(json.dumps({"iter": 3, "worker": "checkpoints/iter-000003.pt"}))
     yield tmp_path, s
-    torch.set_num_threads(torch_threads)
 
 
 def test_open_run_exposes_the_checkpointed_networks(run_dir):

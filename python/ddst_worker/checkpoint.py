@@ -170,8 +170,8 @@ def complete_legacy_build(build: dict) -> None:
         for key, value in _LEGACY_DATA.get(data.get("name"), {}).items():
             data.setdefault(key, value)
     t = build.get("train")
-    if isinstance(t, dict):  # G's batch was D's, the EMA decay 0.999; fp32 eager steps; TF32 is what such a run
-        t.setdefault("genBatchSize", t.get("batchSize"))  # resumes with (it had cudnn's default, TF32 convolutions)
+    if isinstance(t, dict):  # G's batch was D's, the EMA decay 0.999, fp32 eager steps; such a run resumes with
+        t.setdefault("genBatchSize", t.get("batchSize"))  # TF32 (it had cuDNN's default: TF32 convolutions)
         t.setdefault("ema", 0.999)
         t.setdefault("precision", "fp32")
         t.setdefault("tf32", True)

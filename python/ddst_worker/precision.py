@@ -28,16 +28,14 @@ class Fp32SpectralNorm(SpectralNorm):
             return super().compute_weight(module, do_power_iteration)
 
 
-def fp32_spectral_norm(model: nn.Module) -> int:
-    """Make every classic spectral-norm hook of `model` compute in fp32 under autocast; -> hooks changed.
-    The class swap keeps the hook's state and survives deepcopy (the EMA's copy) and state_dict."""
-    changed = 0
-    for m in model.modules():
-        for hook in m._forward_pre_hooks.values():
-            if type(hook) is SpectralNorm:
-                hook.__class__ = Fp32SpectralNorm
-                changed += 1
-    return changed
+def fp32_spectral_norm(*models: nn.Module) -> None:
+    """Make every classic spectral-norm hook of `models` compute in fp32 under autocast. The class swap keeps
+    the hook's state and survives deepcopy (the EMA's copy) and state_dict."""
+    for model in models:
+        for m in model.modules():
+            for hook in m._forward_pre_hooks.values():
+                if type(hook) is SpectralNorm:
+                    hook.__class__ = Fp32SpectralNorm
 
 
 def set_tf32(on: bool) -> None:

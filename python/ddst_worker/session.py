@@ -132,7 +132,7 @@ class Session:
         G, D, latent = build_model(args["model"], data.shape)
         G, D = G.to(device), D.to(device)
         if t["precision"] == "bf16":
-            fp32_spectral_norm(G), fp32_spectral_norm(D)
+            fp32_spectral_norm(G, D)
         # float(): JSON writes the default beta1 0.0 as `0`, and Adam refuses an int beta next to a float.
         # capturable: a graph-captured Adam keeps its step count on the device (no host value to bake in).
         betas = tuple(float(b) for b in t["betas"])

@@ -7,9 +7,9 @@ scales them to float32 in [-1, 1] as x / 127.5 - 1 (0 -> -1, 255 -> 1), the rang
 
 Sampling: `sample(n)` draws n indices uniformly WITH replacement (torch.randint) from the data generator,
 a CPU torch.Generator seeded with the build seed, so the indices (and the batches, resizing aside) are the
-same on CPU and CUDA; they reach a GPU through pinned memory without blocking the host (`to_device`). With replacement rather than shuffled epochs: a GAN iteration draws a fresh batch for
-each D step, there is no notion of an epoch in the protocol, and the stream then does not depend on where
-an epoch ends.
+same on CPU and CUDA; they reach a GPU through pinned memory without blocking the host (`to_device`).
+With replacement rather than shuffled epochs: a GAN iteration draws a fresh batch for each D step, there is
+no notion of an epoch in the protocol, and the stream then does not depend on where an epoch ends.
 
 Storage: a split of at most RESIDENT_BYTES (1 GiB; every split but STL-10's with unlabeled images) is kept
 as one tensor on the device, so a CUDA batch is an index_select on the GPU with no host copy of pixels.

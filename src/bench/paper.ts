@@ -3,7 +3,7 @@ import { resolveExperiment, type Experiment, type ExperimentInput } from "../con
 import { probeEvery } from "../run/events.js";
 import { genBatchSize, type TrainSpec } from "../vocabulary/networks.js";
 import { Worker } from "../worker/worker.js";
-import { prepareTiming, timeIterations } from "./steady-state.js";
+import { timeIterations, warmedUp } from "./steady-state.js";
 
 /** `ddst bench --paper`: the steady-state cost of one paper-setting iteration (SNGAN-32, D batch 64, G batch
  * 128, n_critic 5, hinge loss, EMA, the BR probe every 10 iterations, ADAPT's starting masks: ERK at d_G =
@@ -42,8 +42,7 @@ export interface BenchPlan {
 export async function benchSingle(exp: Experiment, plan: BenchPlan, python?: string) {
   const worker = await Worker.start({ python, hangTimeoutMs: 600_000 });
   try {
-    await prepareTiming(worker, exp, plan.device);
-    await timeIterations(worker, exp, 1, plan.warmup);
+    await warmedUp(worker, exp, plan.device, plan.warmup);
     const timed = await timeIterations(worker, exp, plan.warmup + 1, plan.iterations);
     const perIteration = timed.seconds / plan.iterations;
     const n = plan.profileIterations;
@@ -80,10 +79,7 @@ export async function benchConcurrent(exp: Experiment, plan: BenchPlan, runs: nu
   try {
     const failed = started.find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
-    await Promise.all(workers.map(async (w) => {
-      await prepareTiming(w, exp, plan.device);
-      await timeIterations(w, exp, 1, plan.warmup);
-    }));
+    await Promise.all(workers.map((w) => warmedUp(w, exp, plan.device, plan.warmup)));
     const t0 = performance.now();
     await Promise.all(workers.map((w) => timeIterations(w, exp, plan.warmup + 1, plan.iterations)));
     const seconds = (performance.now() - t0) / 1000;

@@ -28,10 +28,16 @@ export async function timeIterations(worker: Worker, exp: Experiment, start: num
   return { seconds: (performance.now() - t0) / 1000, profile: r.profile };
 }
 
-/** Seconds per iteration after a warm-up of `warmup` iterations, over `iterations` timed ones. */
-export async function secondsPerIteration(worker: Worker, exp: Experiment, device: "cpu" | "cuda", iterations: number, warmup = 2): Promise<{ seconds: number; layers: LayerInfo[] }> {
+/** prepareTiming, then iterations 1..warmup untimed (lazy set-up, CUDA graph capture); -> the layer table. */
+export async function warmedUp(worker: Worker, exp: Experiment, device: "cpu" | "cuda", warmup: number): Promise<LayerInfo[]> {
   const layers = await prepareTiming(worker, exp, device);
   if (warmup > 0) await timeIterations(worker, exp, 1, warmup);
+  return layers;
+}
+
+/** Seconds per iteration after a warm-up of `warmup` iterations, over `iterations` timed ones. */
+export async function secondsPerIteration(worker: Worker, exp: Experiment, device: "cpu" | "cuda", iterations: number, warmup = 2): Promise<{ seconds: number; layers: LayerInfo[] }> {
+  const layers = await warmedUp(worker, exp, device, warmup);
   const { seconds } = await timeIterations(worker, exp, warmup + 1, iterations);
   return { seconds: seconds / iterations, layers };
 }

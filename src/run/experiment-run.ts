@@ -194,6 +194,13 @@ export class ExperimentRun {
     }
   }
 
+  /** A first state for each of the experiment's own controllers that has none yet: all of them when a run
+   * begins, none on a resume (the checkpoint holds theirs) unless the run's state predates controllers. */
+  private initControllerStates(): void {
+    const states = (this.state.controllers ??= {});
+    for (const c of this.controllers) if (!BUILT_IN_NAMES.has(c.name) && !(c.name in states)) states[c.name] = initialState(c, this.exp);
+  }
+
   /** What a controller sees after iteration t: copies, frozen. */
   private view(t: number, event: ControllerView["event"]): ControllerView {
     const s = this.stats_!;
@@ -281,7 +288,7 @@ export class ExperimentRun {
   }
 
   private async begin(): Promise<void> {
-    for (const c of this.controllers) if (!BUILT_IN_NAMES.has(c.name)) this.state.controllers![c.name] = initialState(c, this.exp);
+    this.initControllerStates();
     await this.startWorker();
     const stats = await this.worker.ask("setMasks", startingMasks(this.ledger.layerTable, this.exp), StatsResult);
     this.watch();
@@ -319,7 +326,7 @@ export class ExperimentRun {
     this.window = BrWindow.restore(this.state.window);
     this.baseWall = this.state.wallSeconds;
     this.dir.truncateMetrics(this.state.metricsBytes);
-    for (const c of this.controllers) if (!BUILT_IN_NAMES.has(c.name) && !(c.name in (this.state.controllers ??= {}))) this.state.controllers[c.name] = initialState(c, this.exp);
+    this.initControllerStates();
     const stats = await this.stats();
     this.stats_ = stats;
     this.ledger.setDensities(stats);

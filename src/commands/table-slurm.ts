@@ -144,13 +144,13 @@ export async function printStatus(plan: TablePlan): Promise<number> {
  * finished; unfinished cells are trained here only with --local (a login node is no place for training). */
 export async function refuseLocalTraining(plan: TablePlan): Promise<void> {
   if (readSubmissions(plan.out).length === 0) return;
+  const states = inspectCells(plan);
+  const unfinished = plan.cells.filter((c) => states.get(c.id)!.kind !== "finished");
+  if (unfinished.length === 0) return; // Slurm need not be asked
   const rows = await tableStatus(plan).catch((e: Error) => {
     if (e instanceof SlurmCommandError) return null;
     throw e;
   });
-  const states = inspectCells(plan);
-  const unfinished = plan.cells.filter((c) => states.get(c.id)!.kind !== "finished");
-  if (unfinished.length === 0) return;
   writeResults(plan);
   const shown = rows ? `\n${statusText(rows.filter((r) => r.state !== "done"))}` : " (Slurm cannot be asked from here)";
   throw new TableError(

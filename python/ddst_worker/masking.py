@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .adam import MOMENTS, Adam
+
 MASKABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
             nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")  # Adam (and AMSGrad) per-weight state
 
 
 def count_for(density: float, n: int) -> int:
@@ -190,7 +191,7 @@ def grow(layers, criterion: str, grads, gen, candidates, fallback, k, alpha: flo
 class MaskSet:
     """The masks of one network, tied to its optimizer so moments can be zeroed with the weights."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None):
+    def __init__(self, model: nn.Module, optimizer: Adam | None = None):
         self.optimizer = optimizer
         self.layers = [Layer(name, w, torch.ones_like(w, dtype=torch.bool), torch.ones_like(w, dtype=torch.bool))
                        for name, w in maskable_layers(model)]
@@ -249,8 +250,7 @@ class MaskSet:
         masked_fill_ (not a multiply by a float mask) so an inf or nan gradient outside the mask still
         becomes exactly 0. Re-zeroing the weights after the optimizer step is not needed: at an inactive
         entry the gradient is 0 and Adam's moments are 0 (every mask change zeroes them), so Adam's update
-        there is lr * 0 / (sqrt(0) + eps) = 0 and the weight stays exactly 0. That holds with L2 weight
-        decay too (its term is wd * 0) and for AdamW's decoupled decay (0 * (1 - lr * wd)); it needs eps > 0."""
+        there is lr * 0 / (sqrt(0) + eps) = 0 and the weight stays exactly 0 (adam.py requires eps > 0)."""
         for l in self.sparse_layers:
             if l.weight.grad is not None:
                 l.weight.grad.masked_fill_(l.inactive, 0)

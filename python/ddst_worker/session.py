@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import PROTOCOL_VERSION, __version__, checkpoint
+from .adam import Adam
 from .data import build_data
 from .ema import Ema
 from .errors import WorkerError
@@ -133,11 +134,8 @@ class Session:
         G, D = G.to(device), D.to(device)
         if t["precision"] == "bf16":
             fp32_spectral_norm(G, D)
-        # float(): JSON writes the default beta1 0.0 as `0`, and Adam refuses an int beta next to a float.
-        # capturable: a graph-captured Adam keeps its step count on the device (no host value to bake in).
-        betas = tuple(float(b) for b in t["betas"])
-        opt_g = torch.optim.Adam(G.parameters(), lr=float(t["lrG"]), betas=betas, capturable=graphs)
-        opt_d = torch.optim.Adam(D.parameters(), lr=float(t["lrD"]), betas=betas, capturable=graphs)
+        opt_g = Adam(G.parameters(), lr=t["lrG"], betas=t["betas"])
+        opt_d = Adam(D.parameters(), lr=t["lrD"], betas=t["betas"])
         layers = layer_table("generator", G, (latent,)) + layer_table("discriminator", D, data.shape)
         masks_g = MaskSet(G, opt_g)
         ema = None

@@ -3,7 +3,7 @@
 A paper-setting iteration launches thousands of small kernels (spectral norm's power iterations, Adam,
 masking, the EMA) and the GPU idles between them; a graph replays a captured step with one launch. What is
 captured is a step's body from its inputs on: the forward passes, the backward, the gradient masking, the
-optimizer step (Adam with `capturable=True`: its step count lives on the device) and, for G, the EMA update.
+optimizer step (adam.py keeps Adam's step count on the device on CUDA) and, for G, the EMA update.
 Drawing the inputs (the real batch and z) stays outside, eager and in the same order as without graphs, so
 the random streams are the eager path's and a graph needs no generator of its own.
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .adam import Adam
 from .ema import Ema
 from .losses import LOSSES
 from .masking import MaskSet
@@ -32,7 +33,7 @@ class Net:
     gradients take instead of asking which network they were given."""
     name: str                   # "generator" | "discriminator"
     model: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: Adam
     masks: MaskSet
 
 
@@ -40,8 +41,8 @@ class Net:
 class Gan:
     G: nn.Module
     D: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
+    opt_g: Adam
+    opt_d: Adam
     masks_g: MaskSet
     masks_d: MaskSet
     data: object                # .sample(n) -> real batch on device
@@ -81,7 +82,7 @@ def d_update(gan: Gan, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor]:
         with torch.no_grad():
             fake = gan.G(z)
         loss = d_loss(gan.D(x).float(), gan.D(fake).float())
-    gan.opt_d.zero_grad(set_to_none=True)
+    gan.opt_d.zero_grad()
     loss.backward()
     gan.masks_d.mask_grads()
     gan.opt_d.step()
@@ -98,7 +99,7 @@ def g_update(gan: Gan, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with gan.autocast():
             logits = gan.D(gan.G(z)).float()
         loss = g_loss(logits)
-        gan.opt_g.zero_grad(set_to_none=True)
+        gan.opt_g.zero_grad()
         loss.backward()
     finally:
         set_requires_grad(gan.D, True)

@@ -24,10 +24,6 @@ def build(graphs: bool, precision: str = "fp32", data=None) -> Session:
     r = s.op_build(complete_build({"seed": 11, "device": "cuda", "model": {"name": "sngan32"},
                                    "data": data or {"name": "synthetic", "shape": [3, 32, 32]},
                                    "train": {**TRAIN, "precision": precision, "cudaGraphs": graphs}}))
-    if not graphs:  # the same Adam kernels as the graph path: a capturable Adam keeps its step on the device
-        for opt in (s.gan.opt_g, s.gan.opt_d):
-            for group in opt.param_groups:
-                group["capturable"] = True
     s.op_setMasks({net: {l["name"]: 0.25 for l in r["layers"] if l["net"] == net and l["maskable"]}
                    for net in ("generator", "discriminator")})
     return s

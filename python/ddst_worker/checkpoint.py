@@ -120,8 +120,8 @@ def _fsync_dir(folder: str) -> None:
 def read(path: str) -> dict:
     """The checkpoint as a dict, or bad_value naming the file and the fault. weights_only=True: a file
     holding anything but tensors and plain data is refused, never executed. Tensors land on the CPU:
-    load_state_dict copies them to wherever the session's tensors live, RNG states must be CPU tensors,
-    and Adam's step counts stay on the CPU as in a fresh optimizer (no device sync per step)."""
+    load_state_dict copies them to wherever the session's tensors live (Adam's step counts included: on the
+    host for a CPU run, on the device for a CUDA one, as adam.py keeps them), and RNG states must be CPU tensors."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of docs/gpu.md as one script, for a GPU machine lent for minutes: the CUDA tests first (are CUDA
-# graphs right?), then the paper-setting figures, most wanted first (eager, graphs, graphs with 1/2/4/8 runs
+# graphs and Adam's device path right?), then the paper-setting figures, most wanted first (eager, graphs, graphs with 1/2/4/8 runs
 # sharing the card, bf16, TF32 off). Every step has its own time limit and the script goes on past a step that
 # fails or runs out, so a short lease still brings back what finished. Output: DIR/log.txt (everything, as it
 # happens), one JSON per bench step, DIR/tests.txt. Expect about 5 minutes on an H100.
@@ -32,7 +32,7 @@ say "start; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=c
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())' 2>&1 | tee -a "$LOG"
 
 say "CUDA tests"
-(cd python && timeout --kill-after=10 150 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_graphs.py -q -rs 2>&1) > "$DIR/tests.txt"
+(cd python && timeout --kill-after=10 150 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_graphs.py tests/test_adam.py tests/test_checkpoint.py -q -rs 2>&1) > "$DIR/tests.txt"
 say "CUDA tests: exit $? ($(tail -1 "$DIR/tests.txt"))"
 
 BENCH=(node dist/cli.js bench --paper --device cuda --iters "$ITERS" --json)

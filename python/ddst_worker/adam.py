@@ -11,8 +11,10 @@ The arithmetic is torch's, op for op:
   - CUDA: torch's multi-tensor "capturable" path, with the step count and the bias corrections on the device.
     A CUDA graph can capture it (train.cudaGraphs), and the eager and the captured steps are the same kernels.
 The state is torch's too: `state[param]` holds "step", "exp_avg" and "exp_avg_sq" (masking zeroes the
-moments at mask changes), and `state_dict()` / `load_state_dict()` use torch.optim.Adam's format, so
-checkpoints written by either load into the other.
+moments at mask changes), and `state_dict()` / `load_state_dict()` use torch.optim.Adam's format: either
+loads the other's. (One torch limit: a state written on CUDA says capturable, and torch.optim.Adam refuses to
+step a capturable state on the CPU; this class places the step count by its own parameters' device instead.)
+`lr` may be changed between steps (a schedule), as torch's param_groups[0]["lr"].
 """
 
 from typing import Iterable
@@ -42,12 +44,11 @@ class Adam:
         for p in live:
             if p not in self.state:
                 self.state[p] = self._fresh_state(p)
-        if not live:
-            return
-        if live[0].device.type == "cuda":
-            self._step_on_device(live)
-        else:
-            self._step_single(live)
+        host = [p for p in live if not self._device_step(p)]
+        if host:
+            self._step_single(host)
+        if len(host) < len(live):
+            self._step_on_device([p for p in live if self._device_step(p)])
 
     def _device_step(self, p: torch.Tensor) -> bool:
         return p.device.type == "cuda"
@@ -74,12 +75,13 @@ class Adam:
 
     def _step_on_device(self, params: list[torch.Tensor]) -> None:
         """torch.optim.Adam's multi-tensor capturable path: no host value depends on the step, so nothing
-        synchronizes and a CUDA graph can capture it. Parameters are grouped by dtype as torch groups them."""
-        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+        synchronizes and a CUDA graph can capture it. Parameters are grouped by device and dtype as torch groups
+        them."""
+        groups: dict[tuple, list[torch.Tensor]] = {}
         for p in params:
-            by_dtype.setdefault(p.dtype, []).append(p)
+            groups.setdefault((p.device, p.dtype), []).append(p)
         b1, b2 = self.beta1, self.beta2
-        for group in by_dtype.values():
+        for group in groups.values():
             grads = [p.grad for p in group]
             exp_avgs = [self.state[p]["exp_avg"] for p in group]
             exp_avg_sqs = [self.state[p]["exp_avg_sq"] for p in group]
@@ -113,32 +115,48 @@ class Adam:
 
     def load_state_dict(self, saved: dict) -> None:
         """Moments and step counts from a torch.optim.Adam state dict (ours or torch's), checked before anything
-        changes: one group over exactly these parameters, each state with this parameter's shape, no weight
-        decay or AMSGrad. The hyperparameters stay this optimizer's (a checkpoint loads only into a build with
-        the same ones). Tensors are copied to the parameter's device and dtype; a step count goes where this
-        optimizer keeps it (host on the CPU, device on CUDA), whatever the writer did."""
+        changes: one group over exactly these parameters, each state with this parameter's shape, floating-point
+        moments, and no setting that changes what the state means (weight decay, AMSGrad, maximize). lr, betas
+        and eps stay this optimizer's: a worker checkpoint loads only into a build with the same ones. Tensors
+        are copied to the parameter's device and dtype; a step count goes where this optimizer keeps it (host on
+        the CPU, device on CUDA), whatever the writer did. An empty state (torch keeps one for a parameter
+        its user looked up but never stepped) is a parameter not stepped yet."""
         groups = saved.get("param_groups") if isinstance(saved, dict) else None
         if not isinstance(groups, list) or len(groups) != 1 or not isinstance(saved.get("state"), dict):
             raise ValueError("the optimizer state is not one Adam parameter group with its state")
-        group = groups[0]
-        if list(group.get("params", ())) != list(range(len(self.params))):
-            raise ValueError(f"the optimizer state covers {len(group.get('params', ()))} parameters; this network has "
-                             f"{len(self.params)}")
-        if group.get("weight_decay", 0) != 0 or group.get("amsgrad", False):
-            raise ValueError("the optimizer state is from Adam with weight decay or AMSGrad, which this worker does not run")
+        group, n = groups[0], len(self.params)
+        ids = list(group.get("params", ())) if isinstance(group, dict) else []
+        if len(ids) != n:
+            raise ValueError(f"the optimizer state covers {len(ids)} parameters; this network has {n}")
+        if ids != list(range(n)):
+            raise ValueError(f"the optimizer state numbers its parameters {ids}, not 0..{n - 1} in order")
+        for key in ("weight_decay", "amsgrad", "maximize"):
+            if group.get(key):
+                raise ValueError(f"the optimizer state is from Adam with {key}={group[key]!r}, which this worker "
+                                 "does not run")
         state = {}
         for i, s in saved["state"].items():
-            if not (isinstance(i, int) and 0 <= i < len(self.params)):
+            if not (isinstance(i, int) and 0 <= i < n):
                 raise ValueError(f"the optimizer state names parameter {i!r}, which this network does not have")
+            if isinstance(s, dict) and not s:
+                continue
             p = self.params[i]
             if not isinstance(s, dict) or set(s) != {"step", *MOMENTS}:
                 raise ValueError(f"the optimizer state of parameter {i} holds {sorted(s) if isinstance(s, dict) else s!r}, "
                                  "not step, exp_avg and exp_avg_sq")
             for key in MOMENTS:
-                if not isinstance(s[key], torch.Tensor) or s[key].shape != p.shape:
-                    raise ValueError(f"the optimizer state's {key} of parameter {i} has shape "
-                                     f"{tuple(getattr(s[key], 'shape', ()))}; the parameter has {tuple(p.shape)}")
-            step = torch.as_tensor(s["step"], dtype=torch.float32).reshape(())
-            state[p] = {"step": step.to(p.device, copy=True) if self._device_step(p) else step.cpu().clone(),
+                m = s[key]
+                if not isinstance(m, torch.Tensor) or not m.is_floating_point():
+                    raise ValueError(f"the optimizer state's {key} of parameter {i} is "
+                                     f"{m.dtype if isinstance(m, torch.Tensor) else type(m).__name__}, not a float tensor")
+                if m.shape != p.shape:
+                    raise ValueError(f"the optimizer state's {key} of parameter {i} has shape {tuple(m.shape)}; "
+                                     f"the parameter has {tuple(p.shape)}")
+            step = s["step"]
+            if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_complex():
+                step = float(step.detach().cpu().reshape(()))
+            if isinstance(step, bool) or not isinstance(step, (int, float)) or not (0 <= step < 2**24 and step == int(step)):
+                raise ValueError(f"the optimizer state's step of parameter {i} is {s['step']!r}, not a whole number of steps below 2**24")
+            state[p] = {"step": torch.tensor(float(step), device=p.device) if self._device_step(p) else torch.tensor(float(step)),
                         **{key: s[key].to(device=p.device, dtype=p.dtype, copy=True) for key in MOMENTS}}
         self.state = state

@@ -4,6 +4,7 @@ without importing TorchDynamo (the reason adam.py exists)."""
 
 import copy
 import json
+import re
 import subprocess
 import sys
 
@@ -46,6 +47,28 @@ def test_cpu_steps_are_torchs_bit_for_bit(betas):
         set_grads(ours, step, skip)
         set_grads(theirs, step, skip)
         a.step()
+        b.step()
+        assert same(ours, theirs), step
+        assert same(states(a, ours), states(b, theirs)), step
+
+
+def test_device_formula_is_torchs_capturable_path_bit_for_bit(monkeypatch):
+    """The formula CUDA runs, against torch's own capturable path, both on CPU tensors: torch refuses a
+    capturable Adam on the CPU, so its list of capturable devices is widened for the test."""
+    import torch.optim.adam as torch_adam
+    monkeypatch.setattr(torch_adam, "_get_capturable_supported_devices", lambda supports_xla=True: ["cpu"])
+    ours, theirs = params(), params()
+    a = Adam(ours, lr=1e-3, betas=(0.5, 0.9))
+    b = torch.optim.Adam(theirs, lr=1e-3, betas=(0.5, 0.9), capturable=True, foreach=True)
+    for step in range(12):
+        skip = 2 if step % 5 == 0 else None
+        set_grads(ours, step, skip)
+        set_grads(theirs, step, skip)
+        live = [p for p in ours if p.grad is not None]
+        for p in live:
+            a.state.setdefault(p, {**a._fresh_state(p), "step": torch.zeros(())})
+        with torch.no_grad():
+            a._step_on_device(live)
         b.step()
         assert same(ours, theirs), step
         assert same(states(a, ours), states(b, theirs)), step
@@ -102,21 +125,42 @@ def test_state_dicts_load_both_ways():
 @pytest.mark.parametrize("damage, message", [
     (lambda sd: sd["state"][0].update(exp_avg=torch.zeros(3)), "exp_avg of parameter 0 has shape (3,)"),
     (lambda sd: sd["param_groups"][0].update(params=[0, 1]), "covers 2 parameters; this network has 4"),
-    (lambda sd: sd["param_groups"][0].update(weight_decay=0.01), "weight decay or AMSGrad"),
+    (lambda sd: sd["param_groups"][0].update(weight_decay=0.01), "weight_decay=0.01, which this worker does not run"),
     (lambda sd: sd["state"].update({9: sd["state"][0]}), "names parameter 9"),
     (lambda sd: sd["state"][1].pop("exp_avg_sq"), "not step, exp_avg and exp_avg_sq"),
+    (lambda sd: sd["param_groups"][0].update(params=[1, 0, 2, 3]), "numbers its parameters [1, 0, 2, 3], not 0..3"),
+    (lambda sd: sd["param_groups"][0].update(maximize=True), "maximize=True"),
+    (lambda sd: sd["state"][0].update(step=None), "step of parameter 0 is None"),
+    (lambda sd: sd["state"][0].update(step=torch.tensor([1.0, 1.0])), "step of parameter 0 is tensor"),
+    (lambda sd: sd["state"][0].update(step=torch.tensor(1.5)), "not a whole number"),
+    (lambda sd: sd["state"][2].update(exp_avg=[0.0]), "exp_avg of parameter 2 is list, not a float tensor"),
+    (lambda sd: sd["state"][2].update(exp_avg_sq=torch.zeros(3, 4, 3, 3, dtype=torch.int64)), "is torch.int64"),
 ])
 def test_a_bad_state_is_refused_and_changes_nothing(damage, message):
     ps = params()
     a = Adam(ps, lr=1e-3, betas=(0.0, 0.9))
     set_grads(ps, 0)
     a.step()
-    before = [t.clone() for t in states(a, ps)]
+    held = states(a, ps)
+    before = [t.clone() for t in held]
     saved = copy.deepcopy(a.state_dict())
     damage(saved)
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         a.load_state_dict(saved)
-    assert same(states(a, ps), before)
+    # the same tensors (a captured CUDA graph holds their addresses), with the same values
+    assert all(x is y for x, y in zip(states(a, ps), held, strict=True)) and same(held, before)
+
+
+def test_an_empty_state_is_a_parameter_not_stepped_yet():
+    ps = params()
+    a = Adam(ps, lr=1e-3, betas=(0.0, 0.9))
+    set_grads(ps, 0)
+    a.step()
+    saved = copy.deepcopy(a.state_dict())
+    saved["state"][3] = {}
+    fresh = Adam(params(), lr=1e-3, betas=(0.0, 0.9))
+    fresh.load_state_dict(saved)
+    assert len(fresh.state) == 3 and fresh.params[3] not in fresh.state
 
 
 def test_bad_hyperparameters_are_refused():
@@ -142,3 +186,23 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("torch._dynamo"))
 """
     out = subprocess.run([sys.executable, "-c", code], env={**worker_env(), "DDST_SCHEMAS": str(schemas)}, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
+def test_cuda_steps_are_torchs_capturable_path():
+    """On the GPU, against torch.optim.Adam(capturable=True) of the torch installed there (to float rounding:
+    torch may fuse its foreach kernels differently from one version to the next)."""
+    ours = [p.detach().cuda().requires_grad_() for p in params()]
+    theirs = [p.detach().cuda().requires_grad_() for p in params()]
+    a = Adam(ours, lr=1e-3, betas=(0.0, 0.9))
+    b = torch.optim.Adam(theirs, lr=1e-3, betas=(0.0, 0.9), capturable=True)
+    for step in range(10):
+        set_grads(ours, step)
+        set_grads(theirs, step)
+        for p, q in zip(ours, theirs):
+            p.grad, q.grad = p.grad.cuda(), q.grad.cuda()
+        a.step()
+        b.step()
+    assert all(a.state[p]["step"].is_cuda for p in ours)
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-7)

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..adam import Adam
+
 # Bump whenever the network, the training recipe or `prepare` changes: it is part of the cache key.
 CODE_VERSION = "cnn2bn-v1"
 
@@ -84,17 +86,16 @@ def train_classifier(images, labels, epochs: int = 2, seed: int = 0, device="cpu
         torch.manual_seed(seed)
         model = DomainCNN(num_classes).to(device)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))  # torch.optim.Adam's defaults
     total, step = epochs * -(-len(x) // batch), 0
     model.train()
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=gen).split(batch):
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            opt.lr = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             step += 1
             idx = idx.to(device)
             loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             if on_step is not None:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of docs/gpu.md as one script, for a GPU machine lent for minutes: the CUDA tests first (are CUDA
-# graphs and Adam's device path right?), then the paper-setting figures, most wanted first (eager, graphs, graphs with 1/2/4/8 runs
-# sharing the card, bf16, TF32 off). Every step has its own time limit and the script goes on past a step that
-# fails or runs out, so a short lease still brings back what finished. Output: DIR/log.txt (everything, as it
+# graphs and Adam's device path right?), then the paper-setting figures, most wanted first (eager, graphs, graphs
+# with 1/2/4/8 runs sharing the card, bf16, TF32 off). Every step has its own time limit and the script goes on
+# past a step that fails or runs out, so a short lease still brings back what finished. Output: DIR/log.txt (everything, as it
 # happens), one JSON per bench step, DIR/tests.txt. Expect about 5 minutes on an H100.
 #
 #   bash scripts/gpu-check.sh [DIR]      # DIR defaults to $OUT, else gpu-check/

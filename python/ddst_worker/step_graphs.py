@@ -24,6 +24,8 @@ from typing import Callable, Hashable
 
 import torch
 
+from .errors import WorkerError
+
 WARMUP = 2  # eager calls before capture (PyTorch's whole-network capture recipe warms up on a side stream)
 
 
@@ -31,7 +33,8 @@ class StepGraph:
     """One step's body `body(*inputs) -> tuple of tensors`, replayed as a CUDA graph. Returns clones of the
     outputs: the static ones are overwritten by the next replay."""
 
-    def __init__(self, body: Callable[..., tuple], pool):
+    def __init__(self, name: str, body: Callable[..., tuple], pool):
+        self.name = name
         self.body = body
         self.pool = pool
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -53,8 +56,13 @@ class StepGraph:
     def _capture(self, inputs) -> None:
         self.inputs = [x.clone() for x in inputs]
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):  # the backward runs on autograd's device thread: global mode
-            self.outputs = self.body(*self.inputs)
+        try:
+            with torch.cuda.graph(graph, pool=self.pool):  # the backward runs on autograd's device thread: global mode
+                self.outputs = self.body(*self.inputs)
+        except Exception as e:  # nothing ran during the capture: the weights are as the last eager step left them
+            raise WorkerError("internal", f"capturing the {self.name} as a CUDA graph failed ({type(e).__name__}: {e}); "
+                              "train without graphs: set train.cudaGraphs to false",
+                              {"step": self.name, "error": type(e).__name__}) from e
         self.graph = graph
 
 
@@ -79,7 +87,7 @@ class StepGraphs:
     def _reset(self, key) -> None:
         self._key = key
         pool = torch.cuda.graph_pool_handle()
-        self._d, self._g = StepGraph(self.d_body, pool), StepGraph(self.g_body, pool)
+        self._d, self._g = StepGraph("D step", self.d_body, pool), StepGraph("G step", self.g_body, pool)
 
     def _current(self) -> None:
         key = self.key()

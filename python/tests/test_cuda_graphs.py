@@ -5,9 +5,14 @@ replayed: the same losses, probes, weights and masks through mask changes (setMa
 setDensity), and no host synchronization while steps replay.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
+
+from conftest import worker_env
 
 from ddst_worker.precision import Fp32SpectralNorm
 from ddst_worker.session import Session
@@ -121,3 +126,24 @@ def test_profile_counts_launches_and_busy_time():
         assert p["kernels"] > 0 and 0 < p["busyS"] <= p["wallS"] and p["kernelS"] > 0 and p["syncs"] >= 0
         per_iteration[graphs] = p["launches"] / 5
     assert per_iteration[True] < per_iteration[False] / 5, per_iteration
+
+
+def test_a_failed_capture_says_to_turn_graphs_off():
+    """A step that cannot be captured (here: it reads a value back to the host) fails with a message naming
+    the step and the setting. In its own process: a broken capture may leave the CUDA context unusable."""
+    code = """
+import torch
+from ddst_worker.errors import WorkerError
+from ddst_worker.step_graphs import StepGraph
+w = torch.ones(4, device="cuda")
+step = StepGraph("D step", lambda x: (w.mul_(x.sum().item()),), torch.cuda.graph_pool_handle())
+x = torch.ones(4, device="cuda")
+step(x); step(x)  # warm-up, eager
+try:
+    step(x)
+except WorkerError as e:
+    print("REFUSED", e.message)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=worker_env(), capture_output=True, text=True, timeout=300)
+    assert "REFUSED capturing the D step as a CUDA graph failed" in out.stdout, out.stdout + out.stderr
+    assert "set train.cudaGraphs to false" in out.stdout

@@ -70,18 +70,36 @@ class Gan:
         return torch.randn(n, self.latent_dim, generator=self.noise, device=self.device)
 
 
-def set_requires_grad(model: nn.Module, flag: bool) -> None:
+@contextlib.contextmanager
+def frozen(model: nn.Module):
+    """`model`'s parameters take no gradient inside: G's step and G's growth gradient go through D."""
     for p in model.parameters():
-        p.requires_grad_(flag)
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+
+
+def d_loss_on(gan: Gan, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """D's loss on the real batch x and G(z), G under no_grad: what the D step and D's growth gradient
+    differentiate."""
+    with gan.autocast():
+        with torch.no_grad():
+            fake = gan.G(z)
+        return LOSSES[gan.loss][0](gan.D(x).float(), gan.D(fake).float())
+
+
+def g_logits_on(gan: Gan, z: torch.Tensor) -> torch.Tensor:
+    """D(G(z)) in fp32, the forward under autocast when bf16: what G's loss is taken on."""
+    with gan.autocast():
+        return gan.D(gan.G(z)).float()
 
 
 def d_update(gan: Gan, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor]:
     """The D step's body: one D update on the real batch x and G(z) -> (loss,)."""
-    d_loss = LOSSES[gan.loss][0]
-    with gan.autocast():
-        with torch.no_grad():
-            fake = gan.G(z)
-        loss = d_loss(gan.D(x).float(), gan.D(fake).float())
+    loss = d_loss_on(gan, x, z)
     gan.opt_d.zero_grad()
     loss.backward()
     gan.masks_d.mask_grads()
@@ -93,16 +111,11 @@ def g_update(gan: Gan, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The G step's body: one G update through a frozen D (D's weights get no gradient), then the EMA
     update. -> (loss, mean D(G(z))): the mean logit of the very forward whose loss G minimizes, taken before
     G's step; it is the BR probe's fakePre, so a probe costs no extra pass and changes nothing here."""
-    g_loss = LOSSES[gan.loss][1]
-    set_requires_grad(gan.D, False)
-    try:
-        with gan.autocast():
-            logits = gan.D(gan.G(z)).float()
-        loss = g_loss(logits)
+    with frozen(gan.D):
+        logits = g_logits_on(gan, z)
+        loss = LOSSES[gan.loss][1](logits)
         gan.opt_g.zero_grad()
         loss.backward()
-    finally:
-        set_requires_grad(gan.D, True)
     gan.masks_g.mask_grads()
     gan.opt_g.step()
     if gan.ema is not None:
@@ -182,25 +195,15 @@ def growth_gradients(gan: Gan, net: str) -> dict[str, torch.Tensor]:
     training streams right before growing: for D, the D loss on a new real batch and a new fake
     batch (batch_size each); for G, the G loss on gen_batch_size new z through the current D.
     Nothing is stepped."""
-    d_loss, g_loss = LOSSES[gan.loss]
     handle = gan.nets()[net]
     model, masks = handle.model, handle.masks
     model.zero_grad(set_to_none=True)
     if net == "discriminator":
         x = gan.data.sample(gan.batch_size)
-        with gan.autocast():
-            with torch.no_grad():
-                fake = gan.G(gan.z(gan.batch_size))
-            loss = d_loss(gan.D(x).float(), gan.D(fake).float())
-        loss.backward()
+        d_loss_on(gan, x, gan.z(gan.batch_size)).backward()
     else:
-        set_requires_grad(gan.D, False)
-        try:
-            with gan.autocast():
-                loss = g_loss(gan.D(gan.G(gan.z(gan.gen_batch_size))).float())
-            loss.backward()
-        finally:
-            set_requires_grad(gan.D, True)
+        with frozen(gan.D):
+            LOSSES[gan.loss][1](g_logits_on(gan, gan.z(gan.gen_batch_size))).backward()
     # No copy needed: zero_grad(set_to_none) below detaches these tensors from the parameters.
     grads = {l.name: (l.weight.grad.detach() if l.weight.grad is not None
                       else torch.zeros_like(l.weight)) for l in masks.layers}

@@ -24,6 +24,12 @@ import torch
 MOMENTS = ("exp_avg", "exp_avg_sq")
 
 
+def _on_cuda(p: torch.Tensor) -> bool:
+    """Which formula a parameter takes: torch's capturable multi-tensor one on CUDA, its single-tensor one
+    elsewhere."""
+    return p.device.type == "cuda"
+
+
 class Adam:
     def __init__(self, params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float], eps: float = 1e-8):
         self.params = list(params)
@@ -44,18 +50,18 @@ class Adam:
         for p in live:
             if p not in self.state:
                 self.state[p] = self._fresh_state(p)
-        host = [p for p in live if not self._device_step(p)]
+        host = [p for p in live if not _on_cuda(p)]
+        device = [p for p in live if _on_cuda(p)]
         if host:
             self._step_single(host)
-        if len(host) < len(live):
-            self._step_on_device([p for p in live if self._device_step(p)])
+        if device:
+            self._step_on_device(device)
 
-    def _device_step(self, p: torch.Tensor) -> bool:
-        return p.device.type == "cuda"
-
-    def _fresh_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
-        step = torch.zeros((), dtype=torch.float32, device=p.device) if self._device_step(p) else torch.tensor(0.0)
-        return {"step": step, "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+    @staticmethod
+    def _fresh_state(p: torch.Tensor) -> dict[str, torch.Tensor]:
+        """As torch creates it: the step count beside its parameter (host or device), in the default dtype."""
+        return {"step": torch.tensor(0.0, device=p.device),
+                "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
 
     def _step_single(self, params: list[torch.Tensor]) -> None:
@@ -110,7 +116,7 @@ class Adam:
         return {"state": {index[p]: dict(s) for p, s in self.state.items()},
                 "param_groups": [{"lr": self.lr, "betas": (self.beta1, self.beta2), "eps": self.eps,
                                   "weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": None,
-                                  "capturable": any(map(self._device_step, self.params)), "differentiable": False,
+                                  "capturable": any(map(_on_cuda, self.params)), "differentiable": False,
                                   "fused": None, "params": list(range(len(self.params)))}]}
 
     def load_state_dict(self, saved: dict) -> None:
@@ -157,6 +163,6 @@ class Adam:
                 step = float(step.detach().cpu().reshape(()))
             if isinstance(step, bool) or not isinstance(step, (int, float)) or not (0 <= step < 2**24 and step == int(step)):
                 raise ValueError(f"the optimizer state's step of parameter {i} is {s['step']!r}, not a whole number of steps below 2**24")
-            state[p] = {"step": torch.tensor(float(step), device=p.device) if self._device_step(p) else torch.tensor(float(step)),
+            state[p] = {"step": torch.tensor(float(step), device=p.device),
                         **{key: s[key].to(device=p.device, dtype=p.dtype, copy=True) for key in MOMENTS}}
         self.state = state

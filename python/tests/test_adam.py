@@ -66,7 +66,7 @@ def test_device_formula_is_torchs_capturable_path_bit_for_bit(monkeypatch):
         set_grads(theirs, step, skip)
         live = [p for p in ours if p.grad is not None]
         for p in live:
-            a.state.setdefault(p, {**a._fresh_state(p), "step": torch.zeros(())})
+            a.state.setdefault(p, a._fresh_state(p))
         with torch.no_grad():
             a._step_on_device(live)
         b.step()

@@ -14,7 +14,9 @@ The state is torch's too: `state[param]` holds "step", "exp_avg" and "exp_avg_sq
 moments at mask changes), and `state_dict()` / `load_state_dict()` use torch.optim.Adam's format: either
 loads the other's. (One torch limit: a state written on CUDA says capturable, and torch.optim.Adam refuses to
 step a capturable state on the CPU; this class places the step count by its own parameters' device instead.)
-`lr` may be changed between steps (a schedule), as torch's param_groups[0]["lr"].
+`lr` may be changed between eager steps (a schedule), as torch's param_groups[0]["lr"]. A step replayed as a
+CUDA graph keeps the `lr` it was captured with: the GAN's optimizers have none (a schedule there would have to
+re-capture, as a mask change does).
 """
 
 from typing import Iterable

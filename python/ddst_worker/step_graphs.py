@@ -16,8 +16,10 @@ Lifecycle of one step's graph:
     also replaces the optimizer's state tensors), both graphs are dropped and the cycle starts again.
 A captured graph holds its tensors' addresses: the parameters, the optimizer state and the masks' tensors.
 Nothing between two replays may replace those tensors except through a mask change or a load, which moves
-the key; gradients are the graph's own (captured from `grad=None`), so an eager backward in between (growth
-gradients) does not disturb it.
+the key. Gradients are the graph's own (captured from `grad=None` into the graph's memory pool) and are
+written and read within one replay. An eager backward in between (growth gradients) replaces `p.grad` and
+returns the graph's gradient memory to the pool; nothing else allocates from that pool until the next
+capture, and growth gradients are only taken for a mask change, which drops both graphs and their pool.
 """
 
 from typing import Callable, Hashable

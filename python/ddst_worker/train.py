@@ -14,6 +14,7 @@ taken in fp32.
 """
 
 import contextlib
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,9 +138,12 @@ def g_step(gan: Gan, z: torch.Tensor):
 
 
 def use_graphs(gan: Gan) -> None:
-    """Replay the steps as CUDA graphs from now on, re-captured whenever either network's masks change."""
-    gan.graphs = StepGraphs(lambda x, z: d_update(gan, x, z), lambda z: g_update(gan, z),
-                            key=lambda: (gan.masks_g.version, gan.masks_d.version))
+    """Replay the steps as CUDA graphs from now on, re-captured whenever either network's masks change.
+    The graphs reach `gan` through a weak reference: a cycle gan -> graphs -> gan would keep a replaced
+    session's networks, optimizer state and graph memory on the GPU until Python's cycle collector ran."""
+    ref = weakref.ref(gan)
+    gan.graphs = StepGraphs(lambda x, z: d_update(ref(), x, z), lambda z: g_update(ref(), z),
+                            key=lambda: (ref().masks_g.version, ref().masks_d.version))
 
 
 def iteration(gan: Gan, probe: bool):

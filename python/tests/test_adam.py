@@ -21,10 +21,11 @@ def params(seed=0):
 
 
 def set_grads(ps, step, skip=None):
-    """Fresh gradients (including some exact zeros and a large one); the parameter at `skip` gets none."""
+    """Fresh gradients (including some exact zeros and a large one), drawn on the CPU and placed beside their
+    parameter (a CUDA parameter refuses a CPU gradient); the parameter at `skip` gets none."""
     g = torch.Generator().manual_seed(1000 + step)
     for i, p in enumerate(ps):
-        p.grad = None if i == skip else torch.randn(p.shape, generator=g) * (10.0 if i == 2 else 1.0)
+        p.grad = None if i == skip else (torch.randn(p.shape, generator=g) * (10.0 if i == 2 else 1.0)).to(p.device)
         if p.grad is not None:
             p.grad.view(-1)[0] = 0.0
 
@@ -199,8 +200,6 @@ def test_cuda_steps_are_torchs_capturable_path():
     for step in range(10):
         set_grads(ours, step)
         set_grads(theirs, step)
-        for p, q in zip(ours, theirs):
-            p.grad, q.grad = p.grad.cuda(), q.grad.cuda()
         a.step()
         b.step()
     assert all(a.state[p]["step"].is_cuda for p in ours)

@@ -5,8 +5,10 @@ replayed: the same losses, probes, weights and masks through mask changes (setMa
 setDensity), and no host synchronization while steps replay.
 """
 
+import gc
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -24,11 +26,15 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch see
 TRAIN = {"batchSize": 8, "genBatchSize": 12, "nCritic": 3, "loss": "hinge", "ema": 0.999}
 
 
+def spec(graphs: bool, precision: str = "fp32", data=None) -> dict:
+    return complete_build({"seed": 11, "device": "cuda", "model": {"name": "sngan32"},
+                           "data": data or {"name": "synthetic", "shape": [3, 32, 32]},
+                           "train": {**TRAIN, "precision": precision, "cudaGraphs": graphs}})
+
+
 def build(graphs: bool, precision: str = "fp32", data=None) -> Session:
     s = Session()
-    r = s.op_build(complete_build({"seed": 11, "device": "cuda", "model": {"name": "sngan32"},
-                                   "data": data or {"name": "synthetic", "shape": [3, 32, 32]},
-                                   "train": {**TRAIN, "precision": precision, "cudaGraphs": graphs}}))
+    r = s.op_build(spec(graphs, precision, data))
     s.op_setMasks({net: {l["name"]: 0.25 for l in r["layers"] if l["net"] == net and l["maskable"]}
                    for net in ("generator", "discriminator")})
     return s
@@ -147,3 +153,18 @@ except WorkerError as e:
     out = subprocess.run([sys.executable, "-c", code], env=worker_env(), capture_output=True, text=True, timeout=300)
     assert "REFUSED capturing the D step as a CUDA graph failed" in out.stdout, out.stdout + out.stderr
     assert "set train.cudaGraphs to false" in out.stdout
+
+
+def test_a_new_build_frees_the_graphed_one_at_once():
+    """The graphs hold their Gan weakly: a replaced build's networks, optimizer state and graph memory go
+    when the new build takes their place, not when Python's cycle collector next runs."""
+    s = build(True)
+    train(s, 1, 4)  # past warm-up and capture
+    assert s.gan.graphs.captures >= 2
+    old = weakref.ref(s.gan)
+    gc.disable()
+    try:
+        s.op_build(spec(True))
+        assert old() is None
+    finally:
+        gc.enable()

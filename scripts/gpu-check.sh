@@ -3,14 +3,21 @@
 # graphs and Adam's device path right?), then the paper-setting figures, most wanted first (eager, graphs, graphs
 # with 1/2/4/8 runs sharing the card, bf16, TF32 off). Every step has its own time limit and the script goes on
 # past a step that fails or runs out, so a short lease still brings back what finished. Output: DIR/log.txt
-# (everything, as it happens), one JSON per bench step, DIR/tests.txt. The limits add up to 11.5 minutes; give the
-# device call less (say 420 s) so a lease keeps time for a second try: what finished by then still comes back.
+# (everything, as it happens), one JSON per bench step, DIR/tests.txt.
 #
-#   bash scripts/gpu-check.sh [DIR]      # DIR defaults to $OUT, else gpu-check/
+#   bash scripts/gpu-check.sh [DIR] [STEP ...]   # DIR defaults to $OUT, else gpu-check/; STEP: tests eager
+#                                                # graphs concurrent bf16 tf32-off (default: all, in that order)
 #
+# The limits add up to 12 minutes, more than one device call may take (10): run it as two calls, on the same
+# warm machine, e.g. `... gpu-check.sh "$OUT" tests eager graphs` (6 min at most) and then
+# `... gpu-check.sh "$OUT" concurrent bf16 tf32-off` (6 min at most).
 # The machine needs CUDA torch, the worker's Python packages, Node.js and dist/ (see README "On a GPU").
 set -uo pipefail
+cd "$(dirname "$0")/.."
 DIR="${1:-${OUT:-gpu-check}}"
+shift || true
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(tests eager graphs concurrent bf16 tf32-off)
 mkdir -p "$DIR"
 LOG="$DIR/log.txt"
 ITERS="${GPU_CHECK_ITERS:-100}"
@@ -18,31 +25,47 @@ PY="${DDST_PYTHON:-python3}"   # .gpu/env.sh points it at the machine's CUDA tor
 export PYTHONUNBUFFERED=1
 
 say() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$LOG"; }
+overran() { [ "$1" = 124 ] || [ "$1" = 137 ] && echo " (ran past ${2}s)"; }
 
-# step NAME LIMIT_S COMMAND...: run with a time limit, stdout to DIR/NAME.json, everything else to the log.
-step() {
+# bench NAME LIMIT_S ARGS...: `ddst bench --paper --device cuda --json ARGS` with a time limit, its JSON to
+# DIR/NAME.json, everything else to the log.
+bench() {
   local name="$1" limit="$2"; shift 2
-  say "$name: $*"
-  timeout --kill-after=10 "$limit" "$@" > "$DIR/$name.json" 2>> "$LOG"
+  local cmd=(node dist/cli.js bench --paper --device cuda --iters "$ITERS" --profile-iters 10 --json "$@")
+  say "$name: ${cmd[*]}"
+  timeout --kill-after=10 "$limit" "${cmd[@]}" > "$DIR/$name.json" 2>> "$LOG" &
+  local pid=$!
+  wait "$pid"
   local rc=$?
-  say "$name: exit $rc$([ $rc = 124 ] || [ $rc = 137 ] && echo " (ran past ${limit}s)")"
+  # timeout leads its own process group, the workers included. A step cut off by its limit may leave workers
+  # behind (they ignore SIGTERM and outlive a killed orchestrator until their next parent check); they would
+  # share the GPU with the next step.
+  kill -KILL -- "-$pid" 2> /dev/null
+  say "$name: exit $rc$(overran $rc "$limit")"
   [ $rc = 0 ] || rm -f "$DIR/$name.json"
 }
 
-say "start; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
+tests() {
+  say "CUDA tests"
+  # -v: a run cut short by its limit still shows which tests passed.
+  (cd python && timeout --kill-after=10 150 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_graphs.py tests/test_adam.py \
+    tests/test_checkpoint.py tests/test_data.py::test_cuda_batches_match_cpu -v -rs 2>&1) > "$DIR/tests.txt"
+  local rc=$?
+  say "CUDA tests: exit $rc$(overran $rc 150) ($(tail -1 "$DIR/tests.txt"))"
+}
+
+say "start ${STEPS[*]}; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())' 2>&1 | tee -a "$LOG"
 
-say "CUDA tests"
-# -v: a run cut short by its limit still shows which tests passed.
-(cd python && timeout --kill-after=10 150 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_graphs.py tests/test_adam.py \
-  tests/test_checkpoint.py tests/test_data.py::test_cuda_batches_match_cpu -v -rs 2>&1) > "$DIR/tests.txt"
-rc=$?
-say "CUDA tests: exit $rc$([ $rc = 124 ] || [ $rc = 137 ] && echo " (ran past 150s)") ($(tail -1 "$DIR/tests.txt"))"
-
-BENCH=(node dist/cli.js bench --paper --device cuda --iters "$ITERS" --json)
-step eager 90 "${BENCH[@]}" --cuda-graphs off
-step graphs 90 "${BENCH[@]}" --cuda-graphs on
-step concurrent 180 "${BENCH[@]}" --cuda-graphs on --concurrent 1,2,4,8 --profile-iters 0
-step bf16 90 "${BENCH[@]}" --cuda-graphs on --precision bf16
-step tf32-off 90 "${BENCH[@]}" --cuda-graphs off --tf32 off
+for s in "${STEPS[@]}"; do
+  case "$s" in
+    tests) tests ;;
+    eager) bench eager 120 --cuda-graphs off ;;  # the only step with the masked/dense figures
+    graphs) bench graphs 90 --cuda-graphs on --masking off ;;
+    concurrent) bench concurrent 180 --cuda-graphs on --concurrent 1,2,4,8 --profile-iters 0 --masking off ;;
+    bf16) bench bf16 90 --cuda-graphs on --precision bf16 --masking off ;;
+    tf32-off) bench tf32-off 90 --cuda-graphs off --tf32 off --masking off ;;
+    *) say "unknown step '$s' (tests eager graphs concurrent bf16 tf32-off)"; exit 2 ;;
+  esac
+done
 say "done"

@@ -11,6 +11,10 @@ copy and memset the GPU ran. From them:
             intervals), so busyS / wall time is the GPU's busy fraction;
   syncs     host calls that wait for the GPU (stream, device and event synchronizes, synchronous memcpy),
             less the one this module makes at the end.
+Only what happens inside a marked window counts: from just before `fn` to the synchronize after it. The
+profiler's own start-up, its closing synchronize and its flush stay out of wallS and syncs, and a GPU record
+whose timestamps lie far outside the window (CUPTI has been seen to misdate the first records of a second
+profiling session in one process by ~1e14 ns) is dropped rather than summed.
 The profiler slows the host side; time iterations without it and take the fractions from these totals.
 """
 
@@ -18,10 +22,12 @@ import time
 
 import torch
 from torch.autograd import DeviceType
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
 
 SYNCS = {"cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
          "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize"}
+WINDOW = "ddst::profiled"
+SLACK_US = 1e6  # GPU records may straddle the window's ends by clock skew, never by a second
 
 
 def _launch(name: str) -> bool:
@@ -48,18 +54,23 @@ def profiled(fn, device: str):
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     if cuda:
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
     with profile(activities=activities) as prof:
-        out = fn()
-        if cuda:
-            torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+        with record_function(WINDOW):
+            t0 = time.perf_counter()
+            out = fn()
+            if cuda:
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - t0
     events = prof.events()
-    host = [e for e in events if e.device_type == DeviceType.CPU]
+    window = next(e.time_range for e in events if e.name == WINDOW)
+    lo, hi = window.start, window.end
+    host = [e for e in events if e.device_type == DeviceType.CPU and e.name != WINDOW
+            and lo <= e.time_range.start and e.time_range.end <= hi]
     totals = {"wallS": wall, "cpuOps": sum(e.name.startswith("aten::") for e in host),
               "launches": None, "kernels": None, "kernelS": None, "busyS": None, "syncs": None}
     if cuda:
-        gpu = [e for e in events if e.device_type == DeviceType.CUDA]
+        gpu = [e for e in events if e.device_type == DeviceType.CUDA
+               and lo - SLACK_US <= e.time_range.start and e.time_range.end <= hi + SLACK_US]
         kernels = [e for e in gpu if not e.name.startswith(("Memcpy", "Memset"))]
         totals.update(
             launches=sum(_launch(e.name) for e in host),

@@ -1,12 +1,14 @@
 """Numerics settings and the profile on the CPU: bf16 autocast, CUDA-only switches that a CPU build ignores,
 and what `train` with `profile` answers. The GPU side is in test_cuda_graphs.py."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
 
 from ddst_worker.precision import Fp32SpectralNorm
-from ddst_worker.profiling import busy_seconds
+from ddst_worker.profiling import busy_seconds, profiled
 from ddst_worker.session import Session
 from ddst_worker.spec_defaults import complete_build
 
@@ -68,6 +70,16 @@ def test_profile_on_the_cpu():
     assert r["iterations"] == 3 and dict(t)["losses"].shape == (3, 3)
     assert p["wallS"] > 0 and p["cpuOps"] > 100
     assert p["launches"] is None and p["kernels"] is None and p["busyS"] is None and p["syncs"] is None
+
+
+def test_profile_counts_only_what_runs_inside_its_window():
+    a, b = torch.ones(3), torch.ones(3)
+    for n in (1, 5):
+        t0 = time.perf_counter()
+        out, p = profiled(lambda: [torch.add(a, b) for _ in range(n)], "cpu")
+        outside = time.perf_counter() - t0
+        assert len(out) == n and p["cpuOps"] == n  # aten::add, nothing of the profiler's own
+        assert 0 < p["wallS"] < outside  # the profiler's start and flush are not fn's time
 
 
 def test_busy_seconds_is_the_union_of_intervals():

@@ -36,6 +36,8 @@ describe("ddst bench --paper", () => {
     for (const [args, message] of [
       [["--warmup", "3"], /--warmup goes with --paper/],
       [["--paper", "--cuda-graphs", "yes"], /--cuda-graphs must be on or off, got 'yes'/],
+      [["--masking", "off"], /--masking goes with --paper/],
+      [["--paper", "--masking", "no"], /--masking must be on or off, got 'no'/],
       [["--paper", "--precision", "fp16"], /--precision must be fp32 or bf16, got 'fp16'/],
       [["--paper", "--concurrent", "1,0"], /--concurrent takes run counts from 1 to 64/],
       [["--paper", "--device", "tpu"], /--device must be cpu or cuda, got 'tpu'/],

@@ -49,7 +49,8 @@ tests() {
   say "CUDA tests"
   # -v: a run cut short by its limit still shows which tests passed.
   (cd python && timeout --kill-after=10 150 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_graphs.py tests/test_adam.py \
-    tests/test_checkpoint.py tests/test_data.py::test_cuda_batches_match_cpu -v -rs 2>&1) > "$DIR/tests.txt"
+    tests/test_checkpoint.py tests/test_data.py::test_cuda_batches_match_cpu tests/test_metrics.py::test_metrics_on_cuda \
+    -v -rs 2>&1) > "$DIR/tests.txt"
   local rc=$?
   say "CUDA tests: exit $rc$(overran $rc 150) ($(tail -1 "$DIR/tests.txt"))"
 }

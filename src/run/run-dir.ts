@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { MetricRecord } from "./records.js";
 import { holderText, takeLock } from "./dir-lock.js";
@@ -8,6 +8,17 @@ import { InputError } from "../input-error.js";
 /** The run directory: config.json, metrics.jsonl, summary.json, worker.log, checkpoint.json and
  * checkpoints/. Every JSON file is written to a temporary name and renamed, so a reader never sees half a file
  * and an interrupted run keeps everything written before the interruption. */
+function lastByteBefore(path: string, end: number): number {
+  const fd = openSync(path, "r");
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, end - 1);
+    return b[0]!;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class RunDir {
   readonly metricsPath: string;
 
@@ -83,8 +94,23 @@ export class RunDir {
   }
 
   /** Drops whatever was appended after a checkpoint, so no iteration is recorded twice. */
+  /** Cuts metrics.jsonl back to the `bytes` a checkpoint recorded (dropping what was written after it). */
   truncateMetrics(bytes: number): void {
+    this.checkMetrics(bytes);
     if (this.metricsBytes() > bytes) truncateSync(this.metricsPath, bytes);
+  }
+
+  /** Refuses a metrics.jsonl that no longer holds what the checkpoint recorded: shorter than its `bytes`, or
+   * not ending a record there. Appending to it would glue new records onto a cut one, or leave a gap. */
+  checkMetrics(bytes: number): void {
+    // A file that is not a regular one (a pipe, a device) has no length to hold to.
+    if (existsSync(this.metricsPath) && !statSync(this.metricsPath).isFile()) return;
+    const size = this.metricsBytes();
+    const lost = `${this.metricsPath} has ${size} bytes, but the checkpoint it is resumed from recorded ${bytes}`;
+    const what = "nothing was changed; restore the file (a copy, a backup) to continue this run, or start it anew in another directory";
+    if (size < bytes) throw new RunDirError(`${lost}: records were lost (the file was cut short, emptied or removed); ${what}`);
+    if (bytes > 0 && lastByteBefore(this.metricsPath, bytes) !== 0x0a)
+      throw new RunDirError(`${lost}, and no record ends there: the file was edited; ${what}`);
   }
 
   workerCheckpoint(iter: number): { relative: string; absolute: string } {

@@ -60,7 +60,8 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     const parsed = Experiment.safeParse(dir.readJson("config.json"));
     if (!parsed.success) throw new RunDirError(`${dir.path}/config.json is not a valid experiment: ${parsed.error.issues[0]?.message}`);
     let exp = parsed.data;
-    const done = dir.readPointer().iter;
+    const pointer = dir.readPointer();
+    const done = pointer.iter;
     const target = opts.iterations ?? exp.iterations;
     if (existsSync(join(dir.path, "summary.json"))) {
       // A summary from an older ddst that today's schema does not read only means the run is not finished here.
@@ -70,6 +71,7 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     }
     if (done > target)
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past the requested ${target}; resume it with --iterations ${done} or more`);
+    dir.checkMetrics(pointer.state.metricsBytes);
     preflight(exp, `${dir.path}/config.json`);
     rmSync(join(dir.path, "failed.json"), { force: true }); // accepted: this attempt's outcome replaces the last one's
     if (opts.iterations !== undefined && opts.iterations !== exp.iterations) {

@@ -105,6 +105,32 @@ describe.concurrent("faults", () => {
     expect(readFileSync(join(out, "config.json"), "utf8")).toBe(config); // so a plain --resume still works
   });
 
+  it("3b. a metrics.jsonl cut short, removed or edited since its checkpoint is refused on resume, nothing changed", async () => {
+    const out = await stoppedAt(250, "cut");
+    const file = join(out, "metrics.jsonl");
+    const saved = readFileSync(file);
+    const pointer = readFileSync(join(out, "checkpoint.json"), "utf8");
+    const refused = async (content: Buffer | null, message: RegExp) => {
+      if (content === null) rmSync(file);
+      else writeFileSync(file, content);
+      const r = await run(["--resume", out]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(/nothing was changed; restore the file/);
+      expect(content === null ? existsSync(file) : readFileSync(file).equals(content)).toBe(content !== null);
+      expect(readFileSync(join(out, "checkpoint.json"), "utf8")).toBe(pointer);
+    };
+    const cut = new RegExp(`${out}/metrics.jsonl has (3000|0) bytes, but the checkpoint it is resumed from recorded ${saved.length}: records were lost`);
+    await refused(saved.subarray(0, 3000), cut);
+    await refused(null, cut);
+    // The last record's line continued: appending would glue the next record onto it.
+    await refused(Buffer.concat([saved.subarray(0, -1), Buffer.from(', "note": 1}\n')]), /no record ends there: the file was edited/);
+    writeFileSync(file, saved);
+    const r = await run(["--resume", out]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(metrics(out)).toBe(await reference);
+  });
+
   it("4. a TMPDIR too long for a socket path still runs, and the private directory goes even after SIGKILL", async () => {
     const long = join(tempDir(), "x".repeat(110));
     mkdirSync(long);

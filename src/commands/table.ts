@@ -5,7 +5,7 @@ import { planTable, loadTableSpec, type TablePlan } from "../table/cells.js";
 import { assignSlots, DeviceListError, parseDevices, resolveAuto, type Slot } from "../table/devices.js";
 import { duration, TableProgress } from "../table/progress.js";
 import { tableMarkdown } from "../table/render.js";
-import { inspectCells, runTable } from "../table/run-table.js";
+import { checkTableDir, inspectCells, runTable } from "../table/run-table.js";
 import { secondsPerIteration } from "../bench/steady-state.js";
 import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
@@ -56,6 +56,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
   const out = values.out ?? `runs/${spec.name}`;
   // Where the plan runs is not known before the cells are, so validate the cells first (exit 2 on any error).
   const plan = await planTable(spec, file, out, !values.plan && !values.status);
+  checkTableDir(out);
   if (values.status) {
     console.log(`ddst table ${spec.name}: ${plan.cells.length} cells in ${out}`);
     return await printStatus(plan);

@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
@@ -44,6 +44,7 @@ export class TableError extends InputError {
 /** Every cell's state, after checking that existing cells were trained with the configuration the table asks
  * for now (all conflicts are reported at once; nothing is touched before). */
 export function inspectCells(plan: TablePlan): Map<string, CellState> {
+  checkTableDir(plan.out);
   const states = new Map<string, CellState>();
   const problems: string[] = [];
   for (const cell of plan.cells) {
@@ -58,6 +59,22 @@ export function inspectCells(plan: TablePlan): Map<string, CellState> {
   }
   if (problems.length) throw new TableError(`${plan.out} cannot continue this table:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   return states;
+}
+
+/** What a table directory may hold before its first command has written table-spec.json: its lock, its
+ * cells, its Slurm files. */
+const TABLE_ENTRIES = new Set(["table-spec.json", "table.lock", "cells", "slurm"]);
+
+/** Refuses a directory that is not a table's (a run, a folder of the user's): the table would write its
+ * cells and overwrite table.md, table.csv and table.json there. Missing and empty directories are fine. */
+export function checkTableDir(out: string): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new TableError(`${out} is a file, not a directory; choose another --out`);
+  const entries = readdirSync(out);
+  if (entries.includes("table-spec.json") || entries.every((e) => TABLE_ENTRIES.has(e))) return;
+  const shown = entries.filter((e) => !TABLE_ENTRIES.has(e)).slice(0, 3).join(", ");
+  const what = entries.includes("config.json") ? "a ddst run" : `a directory holding ${shown}`;
+  throw new TableError(`${out} is ${what}, not a ddst table directory (it has no table-spec.json); choose another --out, or an empty directory`);
 }
 
 /** One command at a time per table directory: a second one (a requeued job while the first still runs, say)

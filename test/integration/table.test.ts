@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Summary } from "../../src/run/records.js";
@@ -115,5 +115,20 @@ describe("ddst table", () => {
     const missing = await execa("node", [CLI, "table", file], { reject: false });
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toMatch(/missing\.json[\s\S]*cannot read the file/);
+  });
+
+  it("refuses an --out that is not a table directory, before writing anything there", async () => {
+    const dir = tempDir();
+    const spec = writeSpec(dir);
+    const notes = join(dir, "notes");
+    mkdirSync(notes);
+    writeFileSync(join(notes, "table.md"), "my notes\n");
+    for (const args of [[], ["--plan"], ["--status"]]) {
+      const r = await execa("node", [CLI, "table", spec, "--out", notes, ...args], { reject: false });
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/notes is a directory holding table\.md, not a ddst table directory/);
+    }
+    expect(readdirSync(notes)).toEqual(["table.md"]);
+    expect(readFileSync(join(notes, "table.md"), "utf8")).toBe("my notes\n");
   });
 });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Summary } from "../../src/run/records.js";
 import { checkCellConfig, configChanges } from "../../src/table/cell-state.js";
+import { checkTableDir } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, parseDevices } from "../../src/table/devices.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
@@ -93,6 +94,27 @@ describe("planTable", () => {
   it("refuses a base that fixes d_G, which would override the columns", async () => {
     const s = TableSpec.parse({ name: "t", base: { ...base, generator: { density: 0.1 } }, methods: ["adapt-relax"], densities: [0.1, 0.5], seeds: [0] });
     await expect(planTable(s, "t.json", "out")).rejects.toThrow(/generator.density: the base \(or set\) fixes d_G at 0.1, which would override the table's column 0.5/);
+  });
+});
+
+describe("checkTableDir", () => {
+  it("takes a missing, empty or table directory and refuses a run's or the user's, naming what is there", () => {
+    const root = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const dir = (name: string, files: string[]) => {
+      const d = join(root, name);
+      mkdirSync(d);
+      for (const f of files) if (f.endsWith("/")) mkdirSync(join(d, f));
+      else writeFileSync(join(d, f), "x");
+      return d;
+    };
+    checkTableDir(join(root, "missing"));
+    checkTableDir(dir("empty", []));
+    checkTableDir(dir("started", ["table.lock", "cells/", "slurm/"])); // a first command stopped before its spec
+    checkTableDir(dir("table", ["table-spec.json", "table.md", "table.csv", "table.json", "cells/", "report.html"]));
+    expect(() => checkTableDir(dir("notes", ["table.md", "todo.txt"]))).toThrow(/notes is a directory holding table\.md, todo\.txt, not a ddst table directory .*choose another --out/);
+    expect(() => checkTableDir(dir("run", ["config.json", "metrics.jsonl", "checkpoints/"]))).toThrow(/run is a ddst run, not a ddst table directory/);
+    writeFileSync(join(root, "file"), "x");
+    expect(() => checkTableDir(join(root, "file"))).toThrow(/file is a file, not a directory/);
   });
 });
 

@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { findPython } from "../worker/discover.js";
@@ -35,6 +35,7 @@ export async function runExperiment(experiment: Experiment, opts: RunOptions): P
   // Find the interpreter before creating anything, so a machine without one leaves no half-made run.
   const python = opts.worker?.python ?? (await findPython()).path;
   const controllers = await controllersOf(exp);
+  const existed = existsSync(opts.out); // empty (checkFree): the user's own directory, e.g. `--out .`
   const dir = RunDir.create(opts.out);
   const unlock = dir.lock(); // before anything can remove the directory: a second writer leaves it alone
   try {
@@ -42,9 +43,17 @@ export async function runExperiment(experiment: Experiment, opts: RunOptions): P
     return await new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }, controllers).drive(false);
   } catch (e) {
     // A run that failed before its first checkpoint (unreadable data, a model that cannot be built) holds
-    // nothing worth keeping; removing it lets the same command run again once the cause is fixed.
-    if (!existsSync(join(dir.path, "checkpoint.json"))) rmSync(dir.path, { recursive: true, force: true });
-    else recordFailure(dir, e);
+    // nothing worth keeping; removing it lets the same command run again once the cause is fixed. A directory
+    // that existed before is emptied, not removed. The cause is what the user needs: a failed clean-up
+    // must not replace it.
+    if (!existsSync(join(dir.path, "checkpoint.json"))) {
+      try {
+        if (existed) for (const f of readdirSync(dir.path)) rmSync(join(dir.path, f), { recursive: true, force: true });
+        else rmSync(dir.path, { recursive: true, force: true });
+      } catch {
+        /* what is left is an unstarted run: `ddst ls` shows it so */
+      }
+    } else recordFailure(dir, e);
     throw e;
   } finally {
     unlock();

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -110,6 +110,13 @@ describe.concurrent("ddst run", () => {
     expect(empty.exitCode).toBe(2); // the worker's refusal to build: bad input too
     expect(empty.stderr).toMatch(/empty\/cifar-10-batches-bin: expected CIFAR-10 as cifar-10-batches-bin or cifar-10-batches-py .*found none of them/);
     expect(existsSync(out)).toBe(false);
+    // Into a directory the user made (here `--out .`): the same cause is named, and the directory stays, empty.
+    const mine = join(dir, "mine");
+    mkdirSync(mine);
+    const here = await execa("node", [CLI, "run", exp, "--out", "."], { reject: false, cwd: mine, env: { CIFAR_TEST_DIR: join(dir, "empty") } });
+    expect(here.exitCode).toBe(2);
+    expect(here.stderr).toMatch(/found none of them/);
+    expect(readdirSync(mine)).toEqual([]);
   });
 
   it("refuses to write into a non-empty run directory", async () => {

@@ -69,4 +69,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that went away (`ddst ls | head`) ends the output, not the command with a stack trace; a run
+// turns it into a clean stop (commands/signals.ts).
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+});
 process.exitCode = await main(process.argv.slice(2));

@@ -131,6 +131,25 @@ describe.concurrent("faults", () => {
     expect(metrics(out)).toBe(await reference);
   });
 
+  it("3c. standard output closed by its reader (`ddst run | head`) stops the run cleanly: a checkpoint, exit 141", async () => {
+    const out = join(tempDir(), "piped");
+    const child = execa("node", [CLI, "run", file, "--out", out], { reject: false });
+    let seen = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      seen += d.toString();
+      if (/iter +\d+\//.test(seen)) child.stdout!.destroy(); // as `head` exits once it has its lines
+    });
+    const r = await child;
+    expect(r.exitCode, String(r.stderr)).toBe(141);
+    expect(r.stderr).toMatch(/standard output was closed \(EPIPE\): interrupting; writing checkpoints/);
+    expect(r.stderr).not.toMatch(/Error: write EPIPE|at afterWriteDispatched/);
+    expect(existsSync(join(out, "run.lock"))).toBe(false);
+    expect(pointerIter(out)).toBeGreaterThan(0);
+    const resumed = await run(["--resume", out]);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(metrics(out)).toBe(await reference);
+  });
+
   it("4. a TMPDIR too long for a socket path still runs, and the private directory goes even after SIGKILL", async () => {
     const long = join(tempDir(), "x".repeat(110));
     mkdirSync(long);

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { finalMetric, runStatus, type RunStatus } from "../run/run-status.js";
+import { cellKeys, TableSpec } from "../table/spec.js";
 import { UsageError } from "./args.js";
 
 /** `ddst ls [DIR]` lists the runs and tables under DIR; `ddst show RUN|TABLE` prints one. Both only read files. */
@@ -16,6 +17,21 @@ function cellsOf(table: string): RunStatus[] {
     .map((c) => runStatus(join(cells, c)))
     .filter((s): s is RunStatus => s !== null);
 }
+
+/** How many cells the table has, started or not (its spec, as its last command recorded it); null when the
+ * spec cannot be read. */
+function plannedCells(table: string): number | null {
+  try {
+    const parsed = TableSpec.safeParse((JSON.parse(readFileSync(join(table, "table-spec.json"), "utf8")) as { spec?: unknown }).spec);
+    return parsed.success ? cellKeys(parsed.data).length : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A directory that holds a config.json nobody can read as an experiment: listed, not skipped, so a damaged
+ * run does not vanish from view. */
+const damagedRun = (dir: string) => existsSync(join(dir, "config.json"));
 
 function statusText(s: RunStatus): string {
   if (s.kind === "running") return `running (pid ${s.pid})`;
@@ -42,16 +58,19 @@ export async function cmdLs(argv: string[]): Promise<number> {
     if (isTable(dir)) {
       const cells = cellsOf(dir);
       const count = (k: RunStatus["kind"]) => cells.filter((c) => c.kind === k).length;
-      const status = ["finished", "running", "interrupted", "failed"]
-        .map((k) => [k, count(k as RunStatus["kind"])] as const)
+      const total = Math.max(plannedCells(dir) ?? 0, cells.length);
+      const status = [...(["finished", "running", "interrupted", "failed"] as const).map((k) => [k, count(k)] as const), ["not started", total - cells.length + count("unstarted")] as const]
         .filter(([, n]) => n > 0)
         .map(([k, n]) => `${n} ${k}`)
         .join(", ");
-      rows.push([name, "table", tableName(dir), "", `${count("finished")}/${cells.length} cells`, status || "no cells yet", ""]);
+      rows.push([name, "table", tableName(dir), "", `${count("finished")}/${total} cells`, status || "no cells", ""]);
       continue;
     }
     const s = runStatus(dir);
-    if (!s) continue;
+    if (!s) {
+      if (damagedRun(dir)) rows.push([name, "run", "?", "", "", "damaged: config.json unreadable", ""]);
+      continue;
+    }
     rows.push([name, "run", s.experiment.method, String(s.experiment.density), `${s.iter}/${s.planned}`, statusText(s), finalMetric(s.summary) ?? ""]);
   }
   if (rows.length === 0) {
@@ -75,7 +94,9 @@ export async function cmdShow(argv: string[]): Promise<number> {
     return 0;
   }
   const s = runStatus(dir);
-  if (!s) throw new UsageError(`${dir} is not a ddst run or table directory (no readable config.json or table-spec.json)`);
+  if (!s && damagedRun(dir))
+    throw new UsageError(`${dir}/config.json cannot be read as a ddst experiment (cut short or edited): the run's settings are lost; its metrics.jsonl and checkpoints are still there`);
+  if (!s) throw new UsageError(`${dir} is not a ddst run or table directory (no config.json or table-spec.json)`);
   const e = s.experiment;
   const lines = [
     `${e.name}: ${e.method} (d_G ${e.density}) on ${e.data.name} with ${e.model.name}, seed ${e.seed}, device ${e.device}`,

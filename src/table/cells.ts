@@ -4,7 +4,7 @@ import { experimentFrom, isModule, readRaw } from "../config/load.js";
 import { dropInapplicable } from "../config/method-policies.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
-import { cellDensity, cellId, TableSpec } from "./spec.js";
+import { cellKeys, TableSpec } from "./spec.js";
 
 /** From a table file to its cells: each (method, density, seed) is the base experiment with those three set,
  * the table's `set` applied, and the fields of policies that the method does not have dropped (one base
@@ -41,26 +41,20 @@ export async function loadTableSpec(file: string): Promise<TableSpec> {
   return parsed.data;
 }
 
-/** The cells of `spec` (read from `source`) under `out`, in the order they run: seed by seed, so that a
- * partly done table has whole rows of early seeds; the dense baseline once per seed. With `checkPaths`, data
- * paths must resolve. */
+/** The cells of `spec` (read from `source`) under `out`, in the order they run (cellKeys). With `checkPaths`,
+ * data paths must resolve. */
 export async function planTable(spec: TableSpec, source: string, out: string, checkPaths = true): Promise<TablePlan> {
   const { base, module } = await baseExperiment(spec, source);
   const cells: Cell[] = [];
-  for (const seed of spec.seeds)
-    for (const column of spec.densities)
-      for (const method of spec.methods) {
-        const density = cellDensity(method, column);
-        const id = cellId(method, density, seed);
-        if (cells.some((c) => c.id === id)) continue;
-        const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
-        const experiment = experimentFrom(input, `${source} (cell ${id})`, checkPaths, module);
-        if (experiment.generator.density !== density)
-          throw new ConfigError(source, [
-            { path: "generator.density", message: `the base (or set) fixes d_G at ${experiment.generator.density}, which would override the table's column ${column}; remove it: the columns are d_G` },
-          ]);
-        cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped });
-      }
+  for (const { id, method, density, seed, column } of cellKeys(spec)) {
+    const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
+    const experiment = experimentFrom(input, `${source} (cell ${id})`, checkPaths, module);
+    if (experiment.generator.density !== density)
+      throw new ConfigError(source, [
+        { path: "generator.density", message: `the base (or set) fixes d_G at ${experiment.generator.density}, which would override the table's column ${column}; remove it: the columns are d_G` },
+      ]);
+    cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped });
+  }
   return { spec, source, out, cells };
 }
 

@@ -65,3 +65,17 @@ export const cellDensity = (method: string, density: number) => (method === DENS
 /** A cell's directory name under DIR/cells. */
 export const cellId = (method: string, density: number, seed: number) =>
   method === DENSE ? `${DENSE}-s${seed}` : `${method}-d${density}-s${seed}`;
+
+/** The table's cells in the order they run: seed by seed, so that a partly done table has whole rows of early
+ * seeds; the dense baseline once per seed. */
+export function cellKeys(spec: Pick<TableSpec, "methods" | "densities" | "seeds">): { id: string; method: TableSpec["methods"][number]; density: number; seed: number; column: number }[] {
+  const keys: ReturnType<typeof cellKeys> = [];
+  for (const seed of spec.seeds)
+    for (const column of spec.densities)
+      for (const method of spec.methods) {
+        const density = cellDensity(method, column);
+        const id = cellId(method, density, seed);
+        if (!keys.some((k) => k.id === id)) keys.push({ id, method, density, seed, column });
+      }
+  return keys;
+}

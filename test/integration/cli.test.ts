@@ -193,16 +193,26 @@ describe.concurrent("ddst run", () => {
     make("b-interrupted", { "checkpoint.json": pointer });
     make("c-failed", { "checkpoint.json": pointer, "failed.json": { error: "the PyTorch worker was killed by SIGKILL", iter: 100, at: "2026-01-01T00:00:00Z" } });
     make("d-unstarted", {});
+    make("e-damaged", { "config.json": '{"name": "toy", "meth' });
+    // A table of 2 x 2 cells, one interrupted and three not started yet (no directories).
+    mkdirSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s0"), { recursive: true });
+    writeFileSync(join(root, "f-table", "table-spec.json"), JSON.stringify({ source: "t.json", spec: { name: "tt", base: "b.json", methods: ["adapt-relax", "dense"], densities: [0.1], seeds: [0, 1] } }));
+    for (const [f, v] of Object.entries({ "config.json": exp, "checkpoint.json": pointer })) writeFileSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s0", f), JSON.stringify(v));
     mkdirSync(join(root, "not-a-run"));
     const ls = await execa("node", [CLI, "ls", root], { reject: false });
     expect(ls.exitCode, ls.stderr).toBe(0);
     const rows = ls.stdout.split("\n").slice(1).map((l) => l.split(/ {2,}/));
-    expect(rows.map((r) => [r[0], r[4], r[5]])).toEqual([
+    expect(rows.slice(0, 4).map((r) => [r[0], r[4], r[5]])).toEqual([
       ["a-running", "100/400", `running (pid ${process.pid})`],
       ["b-interrupted", "100/400", "interrupted"],
       ["c-failed", "100/400", "failed"],
       ["d-unstarted", "0/400", "unstarted"],
     ]);
+    // Empty columns: the rest of these lines is matched whole.
+    expect(rows.slice(4).map((r) => r.join("  "))).toEqual(["e-damaged  run  ?  damaged: config.json unreadable", "f-table  table  tt  0/4 cells  1 interrupted, 3 not started"]);
+    const damaged = await execa("node", [CLI, "show", join(root, "e-damaged")], { reject: false });
+    expect(damaged.exitCode).toBe(2);
+    expect(damaged.stderr).toMatch(/e-damaged\/config.json cannot be read as a ddst experiment \(cut short or edited\)/);
     const show = await execa("node", [CLI, "show", join(root, "c-failed")], { reject: false });
     expect(show.stdout).toMatch(/failed after the checkpoint at 100: the PyTorch worker was killed by SIGKILL/);
     const interrupted = await execa("node", [CLI, "show", join(root, "b-interrupted")], { reject: false });

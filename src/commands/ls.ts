@@ -109,7 +109,7 @@ export async function cmdShow(argv: string[]): Promise<number> {
     lines.push(`final: d_G ${f.densityG.toFixed(3)}, d_D ${f.densityD.toFixed(3)}, BR ${f.br === null ? "n/a" : f.br.toFixed(3)}`);
     lines.push(`training FLOPs: ${sum.flops.total.toExponential(3)}, ${(100 * sum.flops.ratio).toFixed(2)}% of dense (paper convention)`);
     if (sum.eval?.final) lines.push(`eval at ${sum.eval.final.iter}: ${Object.entries(sum.eval.final.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ")}`);
-    if (sum.eval?.best && sum.eval.primary) lines.push(`best ${sum.eval.primary}: ${sum.eval.best.metrics[sum.eval.primary]!.toFixed(4)} at ${sum.eval.best.iter}`);
+    if (sum.eval?.best && sum.eval.primary && sum.eval.best.metrics[sum.eval.primary] !== undefined) lines.push(`best ${sum.eval.primary}: ${sum.eval.best.metrics[sum.eval.primary]!.toFixed(4)} at ${sum.eval.best.iter}`);
     lines.push(`wall time ${(sum.wallSeconds / 60).toFixed(1)} min, ${sum.restarts} worker restart(s); python ${sum.worker.python}, torch ${sum.worker.torch}`);
   } else if (s.kind === "interrupted") lines.push(`continue with: ddst run --resume ${dir}`);
   console.log(lines.join("\n"));

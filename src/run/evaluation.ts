@@ -27,6 +27,16 @@ export function evaluateArgs(exp: Experiment, runDir: string, t: number): z.infe
   };
 }
 
+/** The metric that ranks this experiment's evaluations, from the metrics it asks for (fid, else the classifier's
+ * FID, else the toy KL): a property of the run, so a final evaluation without a value for it (a generator
+ * with no high-quality sample has no KL) still names it, and a table counts that seed as finished without a
+ * value instead of losing it. */
+export function configuredPrimary(exp: Experiment): string | null {
+  if (!exp.eval) return null;
+  const asked: readonly string[] = exp.eval.metrics ?? defaultMetrics(exp.data.name);
+  return ([["fid", "fid"], ["classifier", "classifierFid"], ["toy", "kl"]] as const).find(([kind]) => asked.includes(kind))?.[1] ?? null;
+}
+
 /** Records an evaluation in the run's state (final, and best when its primary metric is lower) and returns its
  * record. Wall time stays out of metrics.jsonl, which is reproducible byte for byte; worker.log has it. */
 export function recordEvaluation(state: RunState["eval"], t: number, metrics: Record<string, number>, pictured: boolean): MetricRecord {

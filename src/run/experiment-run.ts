@@ -11,10 +11,10 @@ import { startingMasks } from "../sparsity/erk.js";
 import { Worker, WorkerDiedError, WorkerHungError } from "../worker/worker.js";
 import { BUILT_IN_NAMES, builtInControllers } from "../controller/built-in.js";
 import { callController, controllerEvent, ControllerAction, ControllerError, frozenCopy, Json, type Controller, type ControllerView } from "../controller/controller.js";
-import { evaluateArgs, recordEvaluation } from "./evaluation.js";
+import { configuredPrimary, evaluateArgs, recordEvaluation } from "./evaluation.js";
 import { isEvalIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
 import { FlopsLedger } from "./flops-ledger.js";
-import { primaryMetric, type MetricRecord, type Summary } from "./records.js";
+import { type MetricRecord, type Summary } from "./records.js";
 import type { RunDir } from "./run-dir.js";
 import type { RunOptions } from "./run-options.js";
 import type { RunState } from "./run-state.js";
@@ -398,7 +398,7 @@ export class ExperimentRun {
       flops: this.ledger.summary(this.state.flops),
       restarts: this.state.restarts,
       ...(this.stopped ? { stopped: this.stopped } : {}),
-      eval: this.exp.eval ? { final: ev.final, best: ev.best, primary: ev.final ? primaryMetric(ev.final.metrics) : null } : null,
+      eval: this.exp.eval ? { final: ev.final, best: ev.best, primary: ev.final ? configuredPrimary(this.exp) : null } : null,
     };
   }
 }

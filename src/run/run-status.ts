@@ -49,9 +49,11 @@ export function runStatus(dir: string): RunStatus | null {
   return { ...base, kind: pointer ? "interrupted" : "unstarted" };
 }
 
-/** "kl 0.1014" from a summary's final evaluation, or null. */
-export function finalMetric(summary: Summary | null): string | null {
+/** "kl 0.1014" from a summary's final evaluation; "kl n/a" when that evaluation has no value for it (a generator
+ * with no high-quality sample has no KL); null without an evaluation. */
+export function finalMetric(summary: Summary | null, digits = 4): string | null {
   const ev = summary?.eval;
   if (!ev?.final || !ev.primary) return null;
-  return `${ev.primary} ${ev.final.metrics[ev.primary]!.toFixed(4)}`;
+  const v = ev.final.metrics[ev.primary];
+  return `${ev.primary} ${v === undefined ? "n/a" : v.toFixed(digits)}`;
 }

@@ -11,10 +11,11 @@ export function num(x: number, like = x): string {
   return x.toFixed(a >= 100 ? 1 : a >= 1 ? 2 : 3);
 }
 
-function cellText(s: Stat, format: (x: number, like?: number) => string, e: TableEntry): string {
-  if (s.mean === null) return e.seeds.length ? "n/a" : "—";
+function cellText(s: Stat, format: (x: number, like?: number) => string, e: TableEntry, missing = 0): string {
+  const without = missing ? `${missing} without a value` : "";
+  if (s.mean === null) return e.seeds.length ? `n/a${without ? ` (${without})` : ""}` : "—";
   let text = format(s.mean) + (s.std === null ? "" : ` ± ${format(s.std, s.mean)}`);
-  if (s.values.length < e.planned) text += ` (${s.values.length}/${e.planned})`;
+  if (s.values.length < e.planned) text += ` (${s.values.length}/${e.planned}${without ? `; ${without}` : ""})`;
   return text;
 }
 
@@ -35,9 +36,12 @@ export function tableMarkdown(t: TableResult): string {
   if (metric) {
     parts.push(
       `${metric} of the final evaluation (lower is better), mean ± sample std over ${seeds}` +
-        `${hasPaper ? "; the paper's number in brackets" : ""}. (k/n): only k of n seeds have finished.`,
+        `${hasPaper ? "; the paper's number in brackets" : ""}. (k/n): only k of n seeds have a value.` +
+        (t.entries.some((e) => e.metricMissing > 0)
+          ? ` "m without a value": m seeds finished, but their final evaluation has no ${t.metric}${t.metric === "kl" ? " (no sample near any mode: a total collapse)" : ""}.`
+          : ""),
       "",
-      grid(t, (e) => cellText(e.metric, (x, like) => num(x, like), e) + (e.paper === null ? "" : ` [${num(e.paper)}]`)),
+      grid(t, (e) => cellText(e.metric, (x, like) => num(x, like), e, e.metricMissing) + (e.paper === null ? "" : ` [${num(e.paper)}]`)),
       "",
     );
   } else parts.push("No evaluation results yet.", "");
@@ -53,10 +57,10 @@ export function tableMarkdown(t: TableResult): string {
 }
 
 export function tableCsv(t: TableResult): string {
-  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "paper_flops_ratio", "density_d_mean", "density_d_std"];
+  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "paper_flops_ratio", "density_d_mean", "density_d_std", "seeds_without_metric"];
   const v = (x: number | null) => (x === null ? "" : String(x));
   const rows = t.entries.map((e) =>
-    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.paperFlops), v(e.densityD.mean), v(e.densityD.std)].join(","),
+    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.paperFlops), v(e.densityD.mean), v(e.densityD.std), e.metricMissing].join(","),
   );
   return [head.join(","), ...rows].join("\n") + "\n";
 }

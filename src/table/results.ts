@@ -18,6 +18,11 @@ export const TableEntry = z.object({
   seeds: z.array(z.number().int()).describe("the seeds whose cells finished"),
   planned: z.number().int().describe("how many seeds the table asks for"),
   metric: Stat.describe("the primary metric of the final evaluation"),
+  metricMissing: z
+    .number()
+    .int()
+    .default(0)
+    .describe("finished seeds whose final evaluation has no value of the metric (kl: no high-quality sample, a total collapse)"),
   flops: Stat.describe("normalized training FLOPs, paper convention"),
   densityD: Stat.describe("final discriminator density"),
   paper: z.number().nullable().describe("the published number, where the table file gives one"),
@@ -68,12 +73,15 @@ export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densitie
         .map((seed) => finished.find((c) => c.method === method && c.density === cellDensity(method, density) && c.seed === seed))
         .filter((c): c is FinishedCell => c !== undefined);
       const metricValues = cells.map((c) => (metric ? c.summary.eval?.final?.metrics[metric] : undefined)).filter((v): v is number => v !== undefined);
+      // Evaluated, but without a value: counted and shown, never silently left out of the comparison.
+      const missing = metric ? cells.filter((c) => c.summary.eval?.final && c.summary.eval.final.metrics[metric] === undefined).length : 0;
       return {
         method,
         density,
         seeds: cells.map((c) => c.seed),
         planned: spec.seeds.length,
         metric: stat(metricValues),
+        metricMissing: missing,
         flops: stat(cells.map((c) => c.summary.flops.ratio)),
         densityD: stat(cells.map((c) => c.summary.final.densityD)),
         paper: spec.paper[paperKey(method, density)] ?? null,

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
+import { finalMetric } from "../run/run-status.js";
 import { cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
 import type { Cell, TablePlan } from "./cells.js";
 import type { Slot } from "./devices.js";
@@ -161,9 +162,8 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
 }
 
 function describe(s: Summary): string {
-  const primary = s.eval?.primary;
-  const metric = primary ? `${primary} ${s.eval!.final!.metrics[primary]!.toFixed(3)}, ` : "";
-  return `${metric}FLOPs ${(100 * s.flops.ratio).toFixed(2)}% of dense, d_D ${s.final.densityD.toFixed(3)}, ${(s.wallSeconds / 60).toFixed(1)} min`;
+  const metric = finalMetric(s, 3);
+  return `${metric ? `${metric}, ` : ""}FLOPs ${(100 * s.flops.ratio).toFixed(2)}% of dense, d_D ${s.final.densityD.toFixed(3)}, ${(s.wallSeconds / 60).toFixed(1)} min`;
 }
 
 /** The finished cells as they are on disk now. */

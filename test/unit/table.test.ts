@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Summary } from "../../src/run/records.js";
+import { configuredPrimary } from "../../src/run/evaluation.js";
+import { finalMetric } from "../../src/run/run-status.js";
 import { checkCellConfig, configChanges } from "../../src/table/cell-state.js";
 import { checkTableDir } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
@@ -11,7 +13,7 @@ import { duration, TableProgress } from "../../src/table/progress.js";
 import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
 import { stat, tableResult, type FinishedCell } from "../../src/table/results.js";
 import { TableSpec } from "../../src/table/spec.js";
-import { toyInput } from "../toy.js";
+import { toyExperiment, toyInput } from "../toy.js";
 
 const base = toyInput({ iterations: 100, discriminator: { controller: { every: 50, window: 50 } } });
 
@@ -159,24 +161,39 @@ describe("results", () => {
       { method: "adapt-relax", density: 0.1, seed: 1, summary: summary("adapt-relax", 3.0, 0.6, 0.3) },
       { method: "static-balance", density: 0.1, seed: 0, summary: summary("static-balance", null, 0.1, 0.1) },
       { method: "static-balance", density: 0.3, seed: 1, summary: summary("static-balance", 5.0, 0.3, 0.3) },
+      // Finished, evaluated, and without a KL (no high-quality sample), as a run's summary names it.
+      { method: "static-balance", density: 0.3, seed: 0, summary: { ...summary("static-balance", null, 0.3, 0.3), eval: { final: { iter: 100, metrics: { modes: 0 } }, best: null, primary: "kl" } } },
     ];
     const t = tableResult(spec({ paper: { "adapt-relax@0.1": 2.5 }, paperFlops: { "adapt-relax@0.1": 0.45 } }), finished);
     expect(t.metric).toBe("kl");
     const e = (m: string, d: number) => t.entries.find((x) => x.method === m && x.density === d)!;
     expect(e("adapt-relax", 0.1)).toMatchObject({ seeds: [0, 1], planned: 2, metric: { values: [1, 3], mean: 2 }, flops: { mean: 0.5 }, paper: 2.5, paperFlops: 0.45 });
     expect(e("adapt-relax", 0.1).metric.std).toBeCloseTo(Math.SQRT2, 12);
-    // A finished cell without the metric still counts for FLOPs and d_D.
-    expect(e("static-balance", 0.1)).toMatchObject({ seeds: [0], metric: { values: [], mean: null }, flops: { mean: 0.1 }, paper: null });
+    // A finished cell without the metric still counts for FLOPs and d_D, and is counted as without a value.
+    expect(e("static-balance", 0.1)).toMatchObject({ seeds: [0], metric: { values: [], mean: null }, metricMissing: 1, flops: { mean: 0.1 }, paper: null });
+    expect(e("static-balance", 0.3)).toMatchObject({ seeds: [0, 1], metric: { values: [5] }, metricMissing: 1 });
+    expect(e("adapt-relax", 0.1).metricMissing).toBe(0);
     expect(e("adapt-relax", 0.3)).toMatchObject({ seeds: [], metric: { mean: null }, flops: { mean: null } });
 
     const md = tableMarkdown(t);
     expect(md).toContain("| method | d_G 0.1 | d_G 0.3 |");
     expect(md).toContain("| adapt-relax | 2.00 ± 1.41 [2.50] | — |");
-    expect(md).toContain("| static-balance | n/a | 5.00 (1/2) |");
+    expect(md).toContain("| static-balance | n/a (1 without a value) | 5.00 (1/2; 1 without a value) |");
+    expect(md).toContain('"m without a value": m seeds finished, but their final evaluation has no kl (no sample near any mode: a total collapse)');
     expect(md).toContain("| adapt-relax | 50.00% ± 14.14% [45.00%] | — |");
     const csv = tableCsv(t).trim().split("\n");
-    expect(csv[0]).toBe("method,density,seeds_done,seeds_planned,metric,mean,std,paper,flops_ratio_mean,flops_ratio_std,paper_flops_ratio,density_d_mean,density_d_std");
-    expect(csv).toContain(`adapt-relax,0.1,2,2,kl,2,${Math.SQRT2},2.5,0.5,${stat([0.4, 0.6]).std},0.45,0.25,${stat([0.2, 0.3]).std}`);
+    expect(csv[0]).toBe("method,density,seeds_done,seeds_planned,metric,mean,std,paper,flops_ratio_mean,flops_ratio_std,paper_flops_ratio,density_d_mean,density_d_std,seeds_without_metric");
+    expect(csv).toContain(`adapt-relax,0.1,2,2,kl,2,${Math.SQRT2},2.5,0.5,${stat([0.4, 0.6]).std},0.45,0.25,${stat([0.2, 0.3]).std},0`);
+    expect(csv).toContain("static-balance,0.3,2,2,kl,5,,,0.3,0,,0.3,0,1");
+  });
+
+  it("names a run's metric by what it asks for, so a collapsed final evaluation still names it", () => {
+    expect(configuredPrimary(toyExperiment({ eval: { every: 100 } }))).toBe("kl");
+    expect(configuredPrimary(toyExperiment({ eval: null }))).toBeNull();
+    expect(configuredPrimary(toyExperiment({ eval: { every: 100, metrics: ["fid", "toy"], inception: "/w.pth" } }))).toBe("fid");
+    const collapsed = { ...summary("x", null, 0.3, 0.3), eval: { final: { iter: 100, metrics: { modes: 0 } }, best: null, primary: "kl" } };
+    expect(finalMetric(collapsed)).toBe("kl n/a");
+    expect(finalMetric(summary("x", 0.12345, 0.3, 0.3), 3)).toBe("kl 0.123");
   });
 
   it("shows the dense baseline, run once per seed, in every column", () => {

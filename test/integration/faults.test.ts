@@ -102,6 +102,10 @@ describe.concurrent("faults", () => {
     const r = await run(["--resume", out, "--iterations", "150"]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/already at iteration 200, past the requested 150/);
+    const until = await run(["--resume", out, "--until", "120"]);
+    expect(until.exitCode).toBe(2);
+    expect(until.stderr).toMatch(/already at iteration 200, past --until 120; give --until 201 or more/);
+    expect(until.stdout).not.toMatch(/worker: pid/);
     expect(readFileSync(join(out, "config.json"), "utf8")).toBe(config); // so a plain --resume still works
   });
 

@@ -359,11 +359,15 @@ export class ExperimentRun {
 
   private async finish(): Promise<Summary> {
     const stats = await this.stats();
-    const last: MetricRecord[] = [];
-    if (this.exp.eval && this.state.eval.final?.iter !== this.state.iter) last.push(await this.evaluate(this.state.iter));
-    last.push({ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
-    this.emit(last);
-    await this.checkpoint();
+    // Resumed from the checkpoint that recorded the end (summary.json was lost or damaged): only the summary is due.
+    if (this.state.finishedAt !== this.state.iter) {
+      const last: MetricRecord[] = [];
+      if (this.exp.eval && this.state.eval.final?.iter !== this.state.iter) last.push(await this.evaluate(this.state.iter));
+      last.push({ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
+      this.emit(last);
+      this.state.finishedAt = this.state.iter;
+      await this.checkpoint();
+    }
     const summary = this.summary(stats);
     this.dir.writeJson("summary.json", summary);
     return summary;

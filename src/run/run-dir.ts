@@ -68,6 +68,15 @@ export class RunDir {
     }
   }
 
+  /** The file's JSON, or undefined when it cannot be read or parsed. */
+  tryReadJson(name: string): unknown {
+    try {
+      return this.readJson(name);
+    } catch {
+      return undefined;
+    }
+  }
+
   writeJson(name: string, value: unknown): void {
     const tmp = join(this.path, `.${name}.tmp`);
     const file = join(this.path, name);

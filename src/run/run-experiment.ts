@@ -73,10 +73,12 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     const done = pointer.iter;
     const target = opts.iterations ?? exp.iterations;
     if (existsSync(join(dir.path, "summary.json"))) {
-      // A summary from an older ddst that today's schema does not read only means the run is not finished here.
-      const summary = Summary.safeParse(dir.readJson("summary.json"));
+      // A summary that cannot be read (damaged, or from an older ddst that today's schema does not read) only
+      // means the run is not finished here: finishing writes it again from the checkpoint.
+      const summary = Summary.safeParse(dir.tryReadJson("summary.json"));
       // Nothing left to do (a controller may have ended it early): hand back what the finished run reported.
       if (summary.success && isFinishedRun(summary.data, done, target)) return summary.data;
+      if (!summary.success) opts.onNotice?.(`${dir.path}/summary.json cannot be read as a run summary; it is written again when the run finishes`);
     }
     if (done > target)
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past the requested ${target}; resume it with --iterations ${done} or more`);

@@ -29,6 +29,9 @@ export const RunState = z.object({
   controllers: z.record(z.string(), Json).optional(),
   /** A controller's stop, once decided: a resume goes straight to the end of the run. */
   stopped: z.object({ iter: z.number().int(), controller: z.string(), reason: z.string() }).optional(),
+  /** The iteration at which the run's end was recorded (the last evaluation and densities, then this
+   * checkpoint): resuming there only writes summary.json again, and adds no record twice. */
+  finishedAt: z.number().int().optional(),
 });
 export type RunState = z.infer<typeof RunState>;
 

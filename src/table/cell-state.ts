@@ -42,10 +42,17 @@ export function cellState(cell: Cell): CellState {
   if (!pointer.success) throw new CellStateError(cell.id, `${pointerFile} is not a ddst checkpoint pointer`);
   const summaryFile = join(cell.dir, "summary.json");
   if (existsSync(summaryFile)) {
-    const summary = Summary.safeParse(readJson(summaryFile, cell.id));
-    if (!summary.success) throw new CellStateError(cell.id, `${summaryFile} is not a ddst summary: ${summary.error.issues[0]?.message}`);
+    // A summary that cannot be read (damaged, or of an older ddst) leaves the cell to be resumed: finishing
+    // writes it again from the checkpoint, as `ddst ls` and `ddst show` suggest.
+    let raw: unknown;
+    try {
+      raw = readJson(summaryFile, cell.id);
+    } catch {
+      raw = undefined;
+    }
+    const summary = Summary.safeParse(raw);
     // Finished: all its iterations, or ended early by one of its controllers.
-    if (isFinishedRun(summary.data, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary: summary.data };
+    if (summary.success && isFinishedRun(summary.data, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary: summary.data };
   }
   return { kind: "interrupted", iter: pointer.data.iter };
 }

@@ -133,6 +133,14 @@ describe.concurrent("faults", () => {
     const r = await run(["--resume", out]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(metrics(out)).toBe(await reference);
+    // A damaged summary.json of the finished run: resuming writes it again and adds no record twice.
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(out, "summary.json"), '{"name": "fault-toy", "meth');
+    const again = await run(["--resume", out]);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/summary.json cannot be read as a run summary; it is written again when the run finishes/);
+    expect({ ...JSON.parse(readFileSync(join(out, "summary.json"), "utf8")), wallSeconds: 0 }).toEqual({ ...summary, wallSeconds: 0 });
+    expect(metrics(out)).toBe(await reference);
   });
 
   it("3c. standard output closed by its reader (`ddst run | head`) stops the run cleanly: a checkpoint, exit 141", async () => {

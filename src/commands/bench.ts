@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { paperBench, paperExperiment, type Numerics } from "../bench/paper.js";
 import { MODEL_NAMES, ModelSpec } from "../vocabulary/networks.js";
-import { findPython } from "../worker/discover.js";
+import { InputError } from "../input-error.js";
+import { findPython, probePython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { intOption, UsageError } from "./args.js";
 
@@ -40,7 +41,10 @@ export async function cmdBench(argv: string[]): Promise<number> {
   // The masked/dense figures run at the default numerics whatever --precision, --tf32 and --cuda-graphs say:
   // `--masking off` leaves them out of a run that varies those (and saves their time on a lent GPU).
   const withMasking = onOff("masking", values.masking) ?? true;
-  const python = (await findPython()).path;
+  const found = await findPython();
+  const python = found.path;
+  if (device === "cuda" && (await probePython(python, found.source, true)).cuda !== true)
+    throw new InputError(`--device cuda: torch sees no CUDA device with ${python} (${found.source}); use --device cpu, or run where a GPU is (ddst doctor says which Python is used)`);
 
   const cuda = device === "cuda";
   const iters = intOption("iters", values.iters) ?? (values.paper ? (cuda ? 200 : 3) : 3);

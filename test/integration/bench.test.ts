@@ -1,4 +1,5 @@
 import { execa } from "execa";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PAPER_SETTING, paperBench, paperExperiment } from "../../src/bench/paper.js";
@@ -41,6 +42,8 @@ describe("ddst bench --paper", () => {
       [["--paper", "--precision", "fp16"], /--precision must be fp32 or bf16, got 'fp16'/],
       [["--paper", "--concurrent", "1,0"], /--concurrent takes run counts from 1 to 64/],
       [["--paper", "--device", "tpu"], /--device must be cpu or cuda, got 'tpu'/],
+      // (on a machine without a GPU, as CI's)
+      ...(existsSync("/dev/nvidia0") ? [] : ([[["--device", "cuda"], /--device cuda: torch sees no CUDA device with .*; use --device cpu/]] as const)),
     ] as const) {
       const r = await execa("node", [CLI, "bench", ...args], { reject: false });
       expect(r.exitCode, r.stderr).toBe(2);

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
@@ -6,6 +6,7 @@ import { toPng, toSvg } from "../report/render-plots.js";
 import { runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
 import { MetricRecord } from "../run/records.js";
+import { InputError } from "../input-error.js";
 import { RunDirError } from "../run/run-dir.js";
 import { finalMetric, runStatus } from "../run/run-status.js";
 import { UsageError } from "./args.js";
@@ -91,9 +92,17 @@ export async function cmdReport(argv: string[]): Promise<number> {
   const dir = positionals[0]!;
   const out = values.out ?? join(dir, "report.html");
   const png = values.png ? join(dirname(out), basename(out).replace(/\.html?$/, "")) : null;
+  // Before any rendering: the PNG files are written beside the report as they are made.
+  if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory())
+    throw new InputError(`cannot write the report to ${out}: ${dirname(out)} is not a directory; choose another --out`);
   const isTable = existsSync(join(dir, "table-spec.json"));
   const { html, written } = isTable ? await tableReport(dir, png) : await runReport(dir, png);
-  writeFileSync(out, html);
+  try {
+    writeFileSync(out, html);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new InputError(`cannot write the report to ${out}: ${err.message}; choose another --out`);
+  }
   console.log(`report: ${out}${written.length ? `\nplots as PNG: ${written.join(", ")}` : ""}`);
   return 0;
 }

@@ -12,6 +12,8 @@ export async function loadExperiment(file: string, sets: readonly string[] = [],
   const raw = await readRaw(file);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw new ConfigError(file, [{ path: "", message: "an experiment must be a JSON object" }]);
+  if (["base", "methods", "densities", "seeds"].every((k) => k in raw))
+    throw new ConfigError(file, [{ path: "", message: `this is a table file (base, methods, densities, seeds), not an experiment: run it with \`ddst table ${file}\`; \`ddst table ${file} --plan\` lists its cells with their FLOPs` }]);
   let input: Record<string, unknown>;
   try {
     input = applySets(raw as Record<string, unknown>, sets);

@@ -83,6 +83,16 @@ describe.concurrent("ddst run", () => {
     expect(r.stderr).toMatch(/colour/);
     expect(r.stderr).toMatch(/data/);
     expect(existsSync(out)).toBe(false);
+    const table = await execa("node", [CLI, "flops", join(import.meta.dirname, "..", "..", "tables", "mnist-mini.json")], { reject: false });
+    expect(table.exitCode).toBe(2);
+    expect(table.stderr).toMatch(/this is a table file \(base, methods, densities, seeds\), not an experiment: run it with `ddst table /);
+    const zero = await execa("node", [CLI, "run", EXAMPLE, "--out", out, "--iterations", "0"], { reject: false });
+    expect(zero.exitCode).toBe(2);
+    expect(zero.stderr).toMatch(/--iterations must be at least 1, got 0/);
+    const report = await execa("node", [CLI, "report", dir, "--out", join(dir, "nowhere", "r.html")], { reject: false });
+    expect(report.exitCode).toBe(2);
+    expect(report.stderr).toMatch(/cannot write the report to .*nowhere\/r\.html: .*nowhere is not a directory; choose another --out/);
+    expect(existsSync(out)).toBe(false);
   });
 
   it("refuses a method that does not have the policies the experiment tunes (exit 2, naming field and method)", async () => {

@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import { DataPathError, resolveDataPaths } from "./data-paths.js";
 import { applySets, SetOverrideError } from "./set-override.js";
 import { ConfigError, resolveExperiment, type Experiment } from "./experiment.js";
+import { packageRoot } from "../worker/paths.js";
 
 /** Reads an experiment file: JSON, or a JavaScript module whose default export is the experiment.
  * `sets` (`path=value`, from the command line) are applied to the raw input before validation. With
@@ -53,7 +54,13 @@ export async function readRaw(file: string): Promise<unknown> {
         ? ((await (await import("tsx/esm/api")).tsImport(pathToFileURL(resolve(file)).href, import.meta.url)) as { default?: unknown })
         : ((await import(pathToFileURL(resolve(file)).href)) as { default?: unknown });
     } catch (e) {
-      throw new ConfigError(file, [{ path: "", message: `cannot load the module: ${(e as Error).message}` }]);
+      const message = (e as Error).message.split("\n")[0]!; // not the require stack
+      // Inside the checkout "ddst" names the package itself; elsewhere it must be installed beside the file, and
+      // as an ES module package (its dependencies have no CommonJS entry).
+      const hint = /Cannot find (module|package) 'ddst'|No "exports" main defined/.test(message)
+        ? `; outside the ddst checkout, install it where the module is (\`npm install ${packageRoot()}\` there) and make the module ESM: "type": "module" in that package.json, or name the file .mts`
+        : "";
+      throw new ConfigError(file, [{ path: "", message: `cannot load the module: ${message}${hint}` }]);
     }
     // Outside an ESM package (no "type": "module" above the file) tsx compiles to CommonJS, and the default
     // export arrives wrapped as { __esModule, default }.

@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadExperiment } from "../../src/config/load.js";
 import { ConfigError, resolveExperiment } from "../../src/config/experiment.js";
 import { generateSchemas } from "../../src/schemas/generate.js";
 
@@ -91,5 +94,17 @@ describe("generated JSON Schema", () => {
     for (const [name, text] of Object.entries(generateSchemas())) {
       expect(readFileSync(new URL(`../../schemas/${name}`, import.meta.url), "utf8"), `schemas/${name} is stale`).toBe(text);
     }
+  });
+});
+
+describe("experiment modules outside the checkout", () => {
+  it("a module that cannot import ddst is told how to install it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-module-"));
+    const file = join(dir, "mine.ts");
+    writeFileSync(file, 'import { defineExperiment } from "ddst";\nexport default defineExperiment({ method: "dense", density: 1, iterations: 1, model: { name: "mlp2d" }, data: { name: "ring8" } });\n');
+    const e = await loadExperiment(file).then(() => null, (err: unknown) => err);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toMatch(/cannot load the module: Cannot find (module|package) 'ddst'.*; outside the ddst checkout, install it where the module is \(`npm install .*` there\) and make the module ESM/);
+    expect((e as Error).message).not.toMatch(/Require stack/);
   });
 });

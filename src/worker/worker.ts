@@ -12,6 +12,10 @@ import { InputError } from "../input-error.js";
 
 /** Starting, handshaking and supervising one `python -m ddst_worker` process. */
 
+/** A worker's last stderr lines, on lines of their own below the message's first line (which a restart record
+ * keeps as its reason). */
+const lastWordsText = (lines: string[]) => `\nIts last stderr lines:\n${lines.map((l) => `  | ${l}`).join("\n") || "  | (nothing)"}`;
+
 export class WorkerDiedError extends Error {
   constructor(
     readonly exitCode: number | undefined,
@@ -19,7 +23,7 @@ export class WorkerDiedError extends Error {
     readonly lastWords: string[],
   ) {
     const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
-    super(`the PyTorch worker ${how}. Its last stderr lines:\n${lastWords.map((l) => `  | ${l}`).join("\n") || "  | (nothing)"}`);
+    super(`the PyTorch worker ${how}.${lastWordsText(lastWords)}`);
     this.name = "WorkerDiedError";
   }
 }
@@ -32,7 +36,7 @@ export class WorkerHungError extends Error {
   ) {
     super(
       `the PyTorch worker did not answer for ${(silentMs / 1000).toFixed(1)} s and was stopped (raise ${setting} if ` +
-        `that legitimately takes longer). Its last stderr lines:\n${lastWords.map((l) => `  | ${l}`).join("\n") || "  | (nothing)"}`,
+        `that legitimately takes longer).${lastWordsText(lastWords)}`,
     );
     this.name = "WorkerHungError";
   }
@@ -218,7 +222,7 @@ export class Worker {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`the PyTorch worker gave no ${what} within ${ms / 1000} s (raise ${this.hangSetting} if it legitimately takes longer). Its last stderr lines:\n${this.lastWords().map((l) => `  | ${l}`).join("\n")}`)),
+        () => reject(new Error(`the PyTorch worker gave no ${what} within ${ms / 1000} s (raise ${this.hangSetting} if it legitimately takes longer).${lastWordsText(this.lastWords())}`)),
         ms,
       );
     });

@@ -75,7 +75,7 @@ describe.concurrent("durable runs", () => {
     const recs = records(out);
     const restarts = recs.filter((x) => x.kind === "restart");
     expect(restarts).toHaveLength(1);
-    expect(restarts[0]).toMatchObject({ attempt: 1 });
+    expect(restarts[0]).toMatchObject({ attempt: 1, reason: "the PyTorch worker was killed by SIGKILL." });
     expect([100, 200]).toContain((restarts[0] as { fromCheckpoint: number }).fromCheckpoint);
     const losses = recs.filter((x) => x.kind === "loss").map((x) => x.iter);
     expect(losses).toEqual(Array.from({ length: 30 }, (_, i) => (i + 1) * 10));

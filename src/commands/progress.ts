@@ -51,6 +51,7 @@ export function progressPrinter(opts: ProgressOptions): ProgressPrinter {
   let from: { iter: number; at: number } | null = null;
   let nextStride = stride;
   let lastLine = -Infinity;
+  let lastLineIter = -1;
   let lastDraw = -Infinity;
   let drawn = false;
 
@@ -79,8 +80,10 @@ export function progressPrinter(opts: ProgressOptions): ProgressPrinter {
       lastDraw = t;
       return;
     }
+    if (iter === lastLineIter) return; // one plain status line per iteration: progress and its loss record meet
     line(status());
     lastLine = t;
+    lastLineIter = iter;
   };
   const seen = (i: number) => {
     iter = Math.max(iter, i);
@@ -129,6 +132,7 @@ export function progressPrinter(opts: ProgressOptions): ProgressPrinter {
     progress(p) {
       if (p.densityG !== undefined) dG = p.densityG;
       if (p.densityD !== undefined) dD = p.densityD;
+      if (p.br !== undefined) br = p.br;
       seen(p.iter);
       maybeStatus(false);
     },

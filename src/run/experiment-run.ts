@@ -330,7 +330,12 @@ export class ExperimentRun {
     const stats = await this.stats();
     this.stats_ = stats;
     this.ledger.setDensities(stats);
-    this.opts.onProgress?.({ iter: this.state.iter, densityG: stats.generator.density, densityD: stats.discriminator.density });
+    this.opts.onProgress?.({
+      iter: this.state.iter,
+      densityG: stats.generator.density,
+      densityD: stats.discriminator.density,
+      ...(this.window.count ? { br: this.window.value } : {}),
+    });
   }
 
   private async restart(cause: Error): Promise<void> {

@@ -8,6 +8,8 @@ export interface RunProgress {
   iter: number;
   densityG?: number;
   densityD?: number;
+  /** The BR window's value, when known without a new probe (a resumed run's restored window). */
+  br?: number;
 }
 
 /** How a run is carried out (not what it trains: that is the experiment). */

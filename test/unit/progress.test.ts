@@ -35,6 +35,16 @@ describe("progress", () => {
     expect(h.text()).not.toMatch(/NaN/);
   });
 
+  it("plain: a resumed run shows its restored BR, and one iteration never gets two status lines", () => {
+    const h = harness(false, 300);
+    h.p.progress({ iter: 100, densityG: 0.2, densityD: 0.1, br: 0.42 });
+    h.at(2500);
+    h.p.progress({ iter: 120 }); // the first line, from progress: overdue
+    h.p.record({ iter: 120, kind: "loss", d: 1, g: 2, n: 10 } as never); // a stride record for the same iteration
+    expect(h.out).toHaveLength(1);
+    expect(h.out[0]).toMatch(/iter {5}120\/300 .* BR 0\.420 /);
+  });
+
   it("plain: about twenty status lines a run at loss records, and every decision on its own line", () => {
     const h = harness(false);
     for (let i = 10; i <= 1000; i += 10) {

@@ -194,8 +194,13 @@ export function resolveExperiment(input: unknown, source = "experiment", module?
   const method = MethodName.safeParse((input as { method?: unknown } | null)?.method);
   const conflicts = method.success && typeof input === "object" && input !== null ? policyConflicts(method.data, input) : [];
   const controllerIssues = parsed.success ? checkControllers(parsed.data.controllers ?? [], module) : [];
-  if (!parsed.success || conflicts.length || controllerIssues.length)
-    throw new ConfigError(source, [...(parsed.success ? [] : issuesOf(parsed.error)), ...conflicts, ...controllerIssues]);
+  // Dense trains both networks whole: another density would be recorded and shown, and mean nothing.
+  const denseIssues =
+    parsed.success && parsed.data.method === "dense" && parsed.data.density !== 1
+      ? [{ path: "density", message: `method dense trains both networks dense: density must be 1, got ${parsed.data.density}` }]
+      : [];
+  if (!parsed.success || conflicts.length || controllerIssues.length || denseIssues.length)
+    throw new ConfigError(source, [...(parsed.success ? [] : issuesOf(parsed.error)), ...conflicts, ...controllerIssues, ...denseIssues]);
   const x = parsed.data;
   const preset = presetPolicies(x.method, x.density);
   const generatorOverride = x.generator ?? {};

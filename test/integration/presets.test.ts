@@ -16,7 +16,7 @@ const oneWorkerPerCore = limit(2);
 const toy = (method: MethodName) =>
   toyExperiment({
     method,
-    density: 0.3,
+    density: method === "dense" ? 1 : 0.3,
     iterations: 200,
     model: { name: "mlp2d", hidden: 64 },
     train: { batchSize: 64, nCritic: 2, lrG: 0.002, lrD: 0.0005, betas: [0.5, 0.9] },

@@ -47,12 +47,13 @@ describe("experiment resolution", () => {
   });
 
   it("gives each row the reference's cadence (iterations) and criteria", () => {
-    const controller = (method: string) => resolveExperiment({ ...base, method }).discriminator.controller;
+    const row = (method: string) => ({ ...base, method, ...(method === "dense" ? { density: 1 } : {}) });
+    const controller = (method: string) => resolveExperiment(row(method)).discriminator.controller;
     expect(controller("adapt-relax")).toMatchObject({ rule: "relaxed", every: 1000, lower: 0.45, upper: 0.55 });
     expect(controller("ddst-relax")).toEqual(controller("adapt-relax"));
     expect(controller("adapt-strict")).toMatchObject({ rule: "strict", every: 2000, cap: 0.5, lower: 0.45, upper: 0.55 });
     expect(controller("dda")).toMatchObject({ rule: "relaxed", every: 2000, lower: 0.5, upper: 0.65 });
-    const dst = (method: string) => resolveExperiment({ ...base, method }).generator.dst;
+    const dst = (method: string) => resolveExperiment(row(method)).generator.dst;
     for (const m of ["sdst-balance-rigl", "sdst-strong-rigl", "adapt-relax", "adapt-strict"])
       expect(dst(m), m).toMatchObject({ every: 500, prune: "global_magnitude", growth: "global_gradient", deathRate: 0.5, schedule: "cosine" });
     for (const m of ["sdst-balance-set", "sdst-strong-set"]) expect(dst(m), m).toMatchObject({ every: 500, prune: "magnitude", growth: "random" });
@@ -65,7 +66,7 @@ describe("experiment resolution", () => {
     const s = resolveExperiment({ ...base, method: "adapt-strict", density: 0.7 });
     expect(s.discriminator.density).toBe(0.5);
     expect(s.discriminator.controller).toMatchObject({ rule: "strict", cap: 0.5, every: 2000, capDst: { deathRate: 0.5 } });
-    expect(resolveExperiment({ ...base, method: "dense" }).generator.density).toBe(1);
+    expect(resolveExperiment({ ...base, method: "dense", density: 1 }).generator.density).toBe(1);
   });
 
   it("names every offending field", () => {
@@ -77,6 +78,8 @@ describe("experiment resolution", () => {
       ["discriminator.controller.lower", "method"].sort(),
     );
     expect(issuesOf({ ...base, discriminator: { controller: { lower: 0.6, upper: 0.5 } } })).toEqual(["discriminator.controller.lower"]);
+    expect(issuesOf({ ...base, method: "dense", density: 0.2 })).toEqual(["density"]);
+    expect(issuesOf({ ...base, method: "dense", density: 1 })).toEqual([]);
   });
 
   it("reports unknown keys by name", () => {

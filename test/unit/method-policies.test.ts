@@ -80,7 +80,7 @@ describe("dropInapplicable", () => {
     const input = { ...base, method: "adapt-strict", generator: { dst: { every: 50 } }, discriminator: { controller: { every: 100, window: 100, cap: 0.4, capDst: { deathRate: 0.3 } } } };
     for (const method of MethodName.options) {
       const { input: kept } = dropInapplicable(method, input);
-      expect(() => resolveExperiment({ ...kept, method }), method).not.toThrow();
+      expect(() => resolveExperiment({ ...kept, method, ...(method === "dense" ? { density: 1 } : {}) }), method).not.toThrow();
     }
   });
 });

@@ -35,6 +35,7 @@ const damagedRun = (dir: string) => existsSync(join(dir, "config.json"));
 
 function statusText(s: RunStatus): string {
   if (s.kind === "running") return `running (pid ${s.pid})`;
+  if (s.kind === "damaged") return `damaged: ${s.damage}`;
   return s.kind;
 }
 
@@ -59,7 +60,7 @@ export async function cmdLs(argv: string[]): Promise<number> {
       const cells = cellsOf(dir);
       const count = (k: RunStatus["kind"]) => cells.filter((c) => c.kind === k).length;
       const total = Math.max(plannedCells(dir) ?? 0, cells.length);
-      const status = [...(["finished", "running", "interrupted", "failed"] as const).map((k) => [k, count(k)] as const), ["not started", total - cells.length + count("unstarted")] as const]
+      const status = [...(["finished", "running", "interrupted", "failed", "damaged"] as const).map((k) => [k, count(k)] as const), ["not started", total - cells.length + count("unstarted")] as const]
         .filter(([, n]) => n > 0)
         .map(([k, n]) => `${n} ${k}`)
         .join(", ");

@@ -8,6 +8,12 @@ import { InputError } from "../input-error.js";
 /** The run directory: config.json, metrics.jsonl, summary.json, worker.log, checkpoint.json and
  * checkpoints/. Every JSON file is written to a temporary name and renamed, so a reader never sees half a file
  * and an interrupted run keeps everything written before the interruption. */
+/** "train.batchSize: Too small: expected number to be >=1": a zod issue with the field it is about. */
+export function issueText(issue: { path: PropertyKey[]; message: string } | undefined): string {
+  if (!issue) return "invalid";
+  return issue.path.length ? `${issue.path.map(String).join(".")}: ${issue.message}` : issue.message;
+}
+
 function lastByteBefore(path: string, end: number): number {
   const fd = openSync(path, "r");
   try {
@@ -128,9 +134,20 @@ export class RunDir {
   }
 
   readPointer(): CheckpointPointer {
-    const parsed = CheckpointPointer.safeParse(this.readJson("checkpoint.json"));
-    if (!parsed.success) throw new RunDirError(`${join(this.path, "checkpoint.json")} is not a ddst checkpoint pointer: ${parsed.error.issues[0]?.message}`);
-    return parsed.data;
+    const file = join(this.path, "checkpoint.json");
+    let reason: string;
+    try {
+      const parsed = CheckpointPointer.safeParse(JSON.parse(readFileSync(file, "utf8")));
+      if (parsed.success) return parsed.data;
+      reason = issueText(parsed.error.issues[0]);
+    } catch (e) {
+      reason = (e as Error).message;
+    }
+    // It is written whole (renamed into place), so only damage from outside gets here.
+    throw new RunDirError(
+      `${file} cannot be read as a checkpoint pointer (${reason}): it holds the run's own state (BR window, controllers, ` +
+        `FLOPs), without which the worker files in ${join(this.path, "checkpoints")} cannot be resumed; restore it from a copy, or start the run anew in another directory`,
+    );
   }
 
   /** The newest checkpoint's iteration, or null when there is none readable. */

@@ -8,7 +8,7 @@ import type { FailedRecord } from "./run-status.js";
 import { preflight } from "./preflight.js";
 import { isFinishedRun, Summary } from "./records.js";
 import type { RunOptions } from "./run-options.js";
-import { RunDir, RunDirError } from "./run-dir.js";
+import { issueText, RunDir, RunDirError } from "./run-dir.js";
 
 export { BuildRefusedError, RunAborted } from "./experiment-run.js";
 export type { RunOptions } from "./run-options.js";
@@ -67,7 +67,7 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
   const unlock = dir.lock();
   try {
     const parsed = Experiment.safeParse(dir.readJson("config.json"));
-    if (!parsed.success) throw new RunDirError(`${dir.path}/config.json is not a valid experiment: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success) throw new RunDirError(`${dir.path}/config.json is not a valid experiment (${issueText(parsed.error.issues[0])}); the run cannot be resumed with it: restore it from a copy, or start the run anew in another directory`);
     let exp = parsed.data;
     const pointer = dir.readPointer();
     const done = pointer.iter;

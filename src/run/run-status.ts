@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { Experiment } from "../config/experiment.js";
@@ -23,6 +23,8 @@ export type RunStatus = {
   | { kind: "finished" | "interrupted" | "unstarted" }
   | { kind: "running"; pid: number }
   | { kind: "failed"; failure: FailedRecord }
+  /** A bookkeeping file the run cannot go on without is unreadable (damaged from outside: ddst writes whole files). */
+  | { kind: "damaged"; damage: string }
 );
 
 const read = <T>(file: string, schema: z.ZodType<T>): T | null => {
@@ -38,12 +40,14 @@ const read = <T>(file: string, schema: z.ZodType<T>): T | null => {
 export function runStatus(dir: string): RunStatus | null {
   const experiment = read(join(dir, "config.json"), Experiment);
   if (!experiment) return null;
-  const pointer = read(join(dir, "checkpoint.json"), CheckpointPointer);
+  const pointerFile = join(dir, "checkpoint.json");
+  const pointer = read(pointerFile, CheckpointPointer);
   const summary = read(join(dir, "summary.json"), Summary);
   const base = { dir, experiment, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
   const holder = liveHolder(join(dir, "run.lock"));
   if (holder) return { ...base, kind: "running", pid: holder.pid };
   if (isFinishedRun(summary, base.iter, experiment.iterations)) return { ...base, kind: "finished" };
+  if (!pointer && existsSync(pointerFile)) return { ...base, kind: "damaged", damage: "checkpoint.json unreadable, so --resume cannot continue it" };
   const failure = read(join(dir, "failed.json"), FailedRecord);
   if (failure) return { ...base, kind: "failed", failure };
   return { ...base, kind: pointer ? "interrupted" : "unstarted" };

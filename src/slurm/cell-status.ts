@@ -37,6 +37,7 @@ export function cellStatus(
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
   if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };
   if (run?.kind === "failed") return { ...at, state: "failed", detail: `${run.failure.error.split("\n")[0]}${log ? `; log ${log}` : ""}` };
+  if (run?.kind === "damaged") return { ...at, state: "failed", detail: `damaged: ${run.damage}` };
   if (accounted && ENDED_BADLY.has(accounted.state))
     return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${log ? `; log ${log}` : ""}` };
   if (task)

@@ -4,6 +4,7 @@ import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import { CheckpointPointer } from "../run/run-state.js";
+import { issueText } from "../run/run-dir.js";
 import type { Cell } from "./cells.js";
 
 /** What a cell's directory holds, so that re-running a table skips finished cells, resumes interrupted ones
@@ -26,11 +27,14 @@ export class CellStateError extends Error {
   }
 }
 
-function readJson(file: string, cell: string): unknown {
+/** What to do about a cell whose bookkeeping is damaged: it cannot be resumed, only trained again. */
+const anew = (dir: string) => `; the cell cannot be resumed: remove ${dir} to train it anew`;
+
+function readJson(file: string, cell: string, dir: string): unknown {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as unknown;
   } catch (e) {
-    throw new CellStateError(cell, `cannot read ${file}: ${(e as Error).message}`);
+    throw new CellStateError(cell, `cannot read ${file}: ${(e as Error).message}${anew(dir)}`);
   }
 }
 
@@ -38,15 +42,15 @@ export function cellState(cell: Cell): CellState {
   if (!existsSync(cell.dir) || readdirSync(cell.dir).length === 0) return { kind: "new" };
   const pointerFile = join(cell.dir, "checkpoint.json");
   if (!existsSync(pointerFile)) return { kind: "unstarted" };
-  const pointer = CheckpointPointer.safeParse(readJson(pointerFile, cell.id));
-  if (!pointer.success) throw new CellStateError(cell.id, `${pointerFile} is not a ddst checkpoint pointer`);
+  const pointer = CheckpointPointer.safeParse(readJson(pointerFile, cell.id, cell.dir));
+  if (!pointer.success) throw new CellStateError(cell.id, `${pointerFile} is not a ddst checkpoint pointer (${issueText(pointer.error.issues[0])})${anew(cell.dir)}`);
   const summaryFile = join(cell.dir, "summary.json");
   if (existsSync(summaryFile)) {
     // A summary that cannot be read (damaged, or of an older ddst) leaves the cell to be resumed: finishing
     // writes it again from the checkpoint, as `ddst ls` and `ddst show` suggest.
     let raw: unknown;
     try {
-      raw = readJson(summaryFile, cell.id);
+      raw = readJson(summaryFile, cell.id, cell.dir);
     } catch {
       raw = undefined;
     }
@@ -78,8 +82,8 @@ export function configChanges(stored: unknown, planned: unknown, path = ""): str
 export function checkCellConfig(cell: Cell): void {
   const file = join(cell.dir, "config.json");
   if (!existsSync(file)) return;
-  const stored = Experiment.safeParse(readJson(file, cell.id));
-  if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment: ${stored.error.issues[0]?.message}`);
+  const stored = Experiment.safeParse(readJson(file, cell.id, cell.dir));
+  if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment (${issueText(stored.error.issues[0])})${anew(cell.dir)}`);
   const changes = configChanges(JSON.parse(JSON.stringify(stored.data)), JSON.parse(JSON.stringify(cell.experiment)));
   if (changes.length)
     throw new CellStateError(

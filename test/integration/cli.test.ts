@@ -204,6 +204,7 @@ describe.concurrent("ddst run", () => {
     make("c-failed", { "checkpoint.json": pointer, "failed.json": { error: "the PyTorch worker was killed by SIGKILL", iter: 100, at: "2026-01-01T00:00:00Z" } });
     make("d-unstarted", {});
     make("e-damaged", { "config.json": '{"name": "toy", "meth' });
+    make("e-lost-pointer", { "checkpoint.json": '{"iter": 100, "wor' });
     // A table of 2 x 2 cells, one interrupted and three not started yet (no directories).
     mkdirSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s0"), { recursive: true });
     writeFileSync(join(root, "f-table", "table-spec.json"), JSON.stringify({ source: "t.json", spec: { name: "tt", base: "b.json", methods: ["adapt-relax", "dense"], densities: [0.1], seeds: [0, 1] } }));
@@ -219,7 +220,14 @@ describe.concurrent("ddst run", () => {
       ["d-unstarted", "0/400", "unstarted"],
     ]);
     // Empty columns: the rest of these lines is matched whole.
-    expect(rows.slice(4).map((r) => r.join("  "))).toEqual(["e-damaged  run  ?  damaged: config.json unreadable", "f-table  table  tt  0/4 cells  1 interrupted, 3 not started"]);
+    expect(rows.slice(4).map((r) => r.join("  "))).toEqual([
+      "e-damaged  run  ?  damaged: config.json unreadable",
+      "e-lost-pointer  run  adapt-relax  0.1  0/400  damaged: checkpoint.json unreadable, so --resume cannot continue it",
+      "f-table  table  tt  0/4 cells  1 interrupted, 3 not started",
+    ]);
+    const resume = await execa("node", [CLI, "run", "--resume", join(root, "e-lost-pointer")], { reject: false });
+    expect(resume.exitCode).toBe(2);
+    expect(resume.stderr).toMatch(/checkpoint.json cannot be read as a checkpoint pointer \(.*\): it holds the run's own state .*restore it from a copy, or start the run anew/);
     const damaged = await execa("node", [CLI, "show", join(root, "e-damaged")], { reject: false });
     expect(damaged.exitCode).toBe(2);
     expect(damaged.stderr).toMatch(/e-damaged\/config.json cannot be read as a ddst experiment \(cut short or edited\)/);

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { Summary } from "../../src/run/records.js";
 import { configuredPrimary } from "../../src/run/evaluation.js";
 import { finalMetric } from "../../src/run/run-status.js";
-import { checkCellConfig, configChanges } from "../../src/table/cell-state.js";
+import { cellState, checkCellConfig, configChanges } from "../../src/table/cell-state.js";
 import { checkTableDir } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, parseDevices } from "../../src/table/devices.js";
@@ -131,6 +131,25 @@ describe("checkCellConfig", () => {
     expect(() => checkCellConfig(cell)).not.toThrow();
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, iterations: 99 }));
     expect(() => checkCellConfig(cell)).toThrow(/iterations: 99 -> 100/);
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, iterations: "many" }));
+    expect(() => checkCellConfig(cell)).toThrow(/config.json is not a valid experiment \(iterations: .*\); the cell cannot be resumed: remove .* to train it anew/);
+  });
+});
+
+describe("cellState", () => {
+  it("takes a damaged summary for an unfinished cell and names the way out of a damaged pointer", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const cell = (await planTable(spec(), join(dir, "t.json"), join(dir, "out"))).cells[0]!;
+    expect(cellState(cell)).toEqual({ kind: "new" });
+    mkdirSync(cell.dir, { recursive: true });
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify(cell.experiment));
+    expect(cellState(cell)).toEqual({ kind: "unstarted" });
+    const state = { iter: 100, densityD: 0.1, window: { size: 10, ratios: [] }, lossSum: { d: 0, g: 0, n: 0 }, flops: { paper: { generator: 0, discriminator: 0 }, executed: { generator: 0, discriminator: 0 } }, restarts: 0, wallSeconds: 1, eval: { final: null, best: null }, metricsBytes: 0 };
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state }));
+    writeFileSync(join(cell.dir, "summary.json"), '{"name": "x", "me');
+    expect(cellState(cell)).toEqual({ kind: "interrupted", iter: 100 });
+    writeFileSync(join(cell.dir, "checkpoint.json"), '{"iter": 10');
+    expect(() => cellState(cell)).toThrow(/cannot read .*checkpoint.json: .*; the cell cannot be resumed: remove .* to train it anew/);
   });
 });
 

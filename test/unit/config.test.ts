@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadExperiment } from "../../src/config/load.js";
+import { experimentFrom, loadExperiment } from "../../src/config/load.js";
 import { ConfigError, resolveExperiment } from "../../src/config/experiment.js";
 import { generateSchemas } from "../../src/schemas/generate.js";
 
@@ -109,5 +109,20 @@ describe("experiment modules outside the checkout", () => {
     expect(e).toBeInstanceOf(ConfigError);
     expect((e as Error).message).toMatch(/cannot load the module: Cannot find (module|package) 'ddst'.*; outside the ddst checkout, install it where the module is \(`npm install .*` there\) and make the module ESM/);
     expect((e as Error).message).not.toMatch(/Require stack/);
+  });
+});
+
+describe("paths an experiment needs", () => {
+  it("are all named at once when their variables are unset", () => {
+    const saved = { c: process.env.DDST_TEST_DATA, w: process.env.DDST_TEST_WEIGHTS };
+    delete process.env.DDST_TEST_DATA;
+    delete process.env.DDST_TEST_WEIGHTS;
+    try {
+      const input = { ...base, data: { name: "cifar10", path: "${DDST_TEST_DATA}" }, model: { name: "sngan32" }, eval: { every: 100, inception: "${DDST_TEST_WEIGHTS}/w.pth" } };
+      expect(() => experimentFrom(input, "exp.json")).toThrow(/data\.path uses \$\{DDST_TEST_DATA\}[\s\S]*eval\.inception uses \$\{DDST_TEST_WEIGHTS\}/);
+    } finally {
+      if (saved.c !== undefined) process.env.DDST_TEST_DATA = saved.c;
+      if (saved.w !== undefined) process.env.DDST_TEST_WEIGHTS = saved.w;
+    }
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
-import { toPng, toSvg } from "../report/render-plots.js";
+import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
 import { MetricRecord } from "../run/records.js";
@@ -44,7 +44,8 @@ async function plotSections(plots: Plot[], png: string | null): Promise<{ sectio
     sections.push({ title: plot.title, html: svg });
     if (png) {
       const file = `${png}-${plot.id}.png`;
-      writeFileSync(file, await toPng(svg));
+      // A PNG leaves the page behind: it carries the page's caption (what is shown, what was left out) itself.
+      writeFileSync(file, await toPng(await toSvg(captioned(plot))));
       written.push(file);
     }
   }

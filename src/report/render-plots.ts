@@ -18,3 +18,15 @@ export async function toPng(svg: string): Promise<Buffer> {
   const { Resvg } = await import("@resvg/resvg-js");
   return Buffer.from(new Resvg(svg, { background: "white", fitTo: { mode: "zoom", value: 2 } }).render().asPng());
 }
+
+/** The plot with its caption as the chart's subtitle, in lines short enough for the chart's width. */
+export function captioned(plot: Plot): Plot {
+  const lines: string[] = [];
+  for (const word of plot.title.split(" ")) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last]!.length + word.length < 90) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  const text = (plot.spec as { title?: unknown }).title;
+  return { ...plot, spec: { ...plot.spec, title: { text: typeof text === "string" ? text : "", subtitle: lines } } as Plot["spec"] };
+}

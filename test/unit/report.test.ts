@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { markdownTable } from "../../src/report/html.js";
-import { toSvg } from "../../src/report/render-plots.js";
+import { captioned, toSvg } from "../../src/report/render-plots.js";
 import { brPlot, densityPlot, evalPlots, flopsPlot, lossPlot } from "../../src/report/run-plots.js";
 import { tablePlots } from "../../src/report/table-plots.js";
 import type { MetricRecord } from "../../src/run/records.js";
@@ -31,6 +31,12 @@ describe("report plots", () => {
     expect(count(svg, "rule mark")).toBe(2);
     expect(count(svg, "line mark")).toBe(1);
     expect(count(svg, "rect mark")).toBe(1);
+    // A PNG carries the caption itself, in lines, since it leaves the page behind.
+    const title = (captioned(plot).spec as { title: { text: string; subtitle: string[] } }).title;
+    expect(title.text).toBe("Balance ratio");
+    expect(title.subtitle.join(" ")).toBe(plot.title);
+    expect(Math.max(...title.subtitle.map((l) => l.length))).toBeLessThanOrEqual(100);
+    expect(await toSvg(captioned(plot))).toContain("outside the range not drawn");
   });
 
   it("BR: an experiment's own controller's actions as rules of their own colour", async () => {

@@ -19,6 +19,8 @@ export interface InspectNet {
   totalParams: number;
   maskableParams: number;
   activeParams: number;
+  /** Of the maskable weights only: what the density is a fraction of. */
+  activeMaskable: number;
   macsDense: number;
   macsSparse: number;
   layers: InspectLayer[];
@@ -39,6 +41,7 @@ export function inspectNet(layers: readonly LayerInfo[], net: NetName, density: 
     maskableParams: sum((x) => numel(x.shape), out.filter((x) => x.maskable)),
     // Active counts as the worker sets them: round(density * numel) per layer.
     activeParams: sum((x) => (x.maskable ? Math.round(x.density * numel(x.shape)) : numel(x.shape))),
+    activeMaskable: sum((x) => Math.round(x.density * numel(x.shape)), out.filter((x) => x.maskable)),
     macsDense: sum((x) => x.macs),
     macsSparse: sum((x) => x.macsSparse),
     layers: out,
@@ -67,7 +70,7 @@ export function formatInspect(name: string, nets: Record<NetName, InspectNet>, d
   for (const net of ["generator", "discriminator"] as const) {
     const r = nets[net];
     lines.push(
-      `${name} ${net}: ${fmt(r.totalParams)} parameters, ${fmt(r.maskableParams)} maskable; ${init} at density ${densities[net]}: ${fmt(r.activeParams)} active`,
+      `${name} ${net}: ${fmt(r.totalParams)} parameters, ${fmt(r.maskableParams)} maskable; ${init} at density ${densities[net]}: ${fmt(r.activeMaskable)} of them active (${((100 * r.activeMaskable) / r.maskableParams).toFixed(2)}%), ${fmt(r.activeParams)} parameters in all`,
       `  per-sample forward MACs: dense ${fmt(r.macsDense)}, at these densities ${fmt(r.macsSparse)} (${((100 * r.macsSparse) / r.macsDense).toFixed(2)}%)`,
       `  ${"layer".padEnd(44)} ${"shape".padEnd(18)} ${"density".padStart(8)} ${"MACs dense".padStart(15)} ${"MACs sparse".padStart(15)}`,
     );

@@ -31,6 +31,9 @@ describe("the paper's SNGAN for CIFAR-10, measured by the worker", () => {
     expect(j.generator.macsDense).toBe(1_683_553_280);
     expect(j.discriminator.macsDense).toBe(272_498_816);
     expect(j.discriminator.macsSparse).toBeLessThan(j.discriminator.macsDense);
+    // The density is a fraction of the maskable weights; the dense parameters (biases, norms) come on top.
+    expect(j.generator.activeMaskable / j.generator.maskableParams).toBeCloseTo(0.1, 3);
+    expect(j.generator.activeParams - j.generator.activeMaskable).toBe(j.generator.totalParams - j.generator.maskableParams);
     for (const net of [j.generator, j.discriminator])
       for (const l of net.layers) expect(Object.keys(l)).toEqual(expect.arrayContaining(["name", "shape", "maskable", "density", "macs"]));
   });

@@ -9,7 +9,7 @@ import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from
 import { groupCells, sbatchScript } from "../slurm/sbatch-script.js";
 import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
 import type { TablePlan } from "../table/cells.js";
-import { inspectCells, lockTable, TableError, writeResults } from "../table/run-table.js";
+import { inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { intOption, UsageError } from "./args.js";
@@ -94,6 +94,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       tasks,
       slurm,
     });
+    recordSpec(plan);
     mkdirSync(join(slurmDir(out), "logs"), { recursive: true });
     const file = join(slurmDir(out), "table.sbatch");
     writeFileSync(`${file}.tmp`, script, { mode: 0o755 });

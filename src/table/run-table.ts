@@ -100,7 +100,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
   // Read again under the lock, whatever the caller saw before: another command may have moved the cells since.
   const states = inspectCells(mine);
   mkdirSync(join(plan.out, "cells"), { recursive: true });
-  writeAtomic(join(plan.out, "table-spec.json"), JSON.stringify({ source: plan.source, spec: plan.spec }, null, 2) + "\n");
+  recordSpec(plan);
   const failed: TableOutcome["failed"] = [];
   const queue: Cell[] = [];
   for (const cell of mine.cells) {
@@ -176,8 +176,16 @@ export function finishedCells(plan: TablePlan): FinishedCell[] {
   return out;
 }
 
+/** table-spec.json: what marks the directory as this table's (checkTableDir, `ddst ls`), written by every
+ * command that puts anything else there. */
+export function recordSpec(plan: TablePlan): void {
+  mkdirSync(plan.out, { recursive: true });
+  writeAtomic(join(plan.out, "table-spec.json"), JSON.stringify({ source: plan.source, spec: plan.spec }, null, 2) + "\n");
+}
+
 /** Writes table.json, table.md and table.csv from the finished cells' summaries. */
 export function writeResults(plan: TablePlan): TableResult {
+  recordSpec(plan);
   const result = tableResult(plan.spec, finishedCells(plan));
   writeAtomic(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
   writeAtomic(join(plan.out, "table.md"), tableMarkdown(result));

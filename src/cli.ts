@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { UsageError } from "./commands/args.js";
 import { InputError } from "./input-error.js";
+import { droppedOutputError } from "./commands/signals.js";
 import { COMMANDS, USAGE, wantsHelp, type CommandName } from "./commands/usage.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -72,6 +73,6 @@ async function main(argv: string[]): Promise<number> {
 // A reader that went away (`ddst ls | head`) ends the output, not the command with a stack trace; a run
 // turns it into a clean stop (commands/signals.ts).
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-  if (e.code !== "EPIPE") throw e;
+  if (!droppedOutputError(e)) throw e;
 });
 process.exitCode = await main(process.argv.slice(2));

@@ -62,14 +62,19 @@ def profiled(fn, device: str):
                 torch.cuda.synchronize()
             wall = time.perf_counter() - t0
     events = prof.events()
-    window = next(e.time_range for e in events if e.name == WINDOW)
+    # The marker is recorded twice with CUDA on: on the host and as a GPU "user annotation" spanning the GPU work
+    # inside it. Only the host's bounds the window, and neither counts as work.
+    window = next((e.time_range for e in events if e.name == WINDOW and e.device_type == DeviceType.CPU), None)
+    if window is None:
+        raise RuntimeError("the profiler returned no record of its own window (a partial trace); profile again")
     lo, hi = window.start, window.end
     host = [e for e in events if e.device_type == DeviceType.CPU and e.name != WINDOW
             and lo <= e.time_range.start and e.time_range.end <= hi]
     totals = {"wallS": wall, "cpuOps": sum(e.name.startswith("aten::") for e in host),
               "launches": None, "kernels": None, "kernelS": None, "busyS": None, "syncs": None}
     if cuda:
-        gpu = [e for e in events if e.device_type == DeviceType.CUDA
+        gpu = [e for e in events if e.device_type == DeviceType.CUDA and e.name != WINDOW
+               and not getattr(e, "is_user_annotation", False)
                and lo - SLACK_US <= e.time_range.start and e.time_range.end <= hi + SLACK_US]
         kernels = [e for e in gpu if not e.name.startswith(("Memcpy", "Memset"))]
         totals.update(

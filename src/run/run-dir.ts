@@ -5,9 +5,6 @@ import { holderText, takeLock } from "./dir-lock.js";
 import { CheckpointPointer, type SavedCheckpoint } from "./run-state.js";
 import { InputError } from "../input-error.js";
 
-/** The run directory: config.json, metrics.jsonl, summary.json, worker.log, checkpoint.json and
- * checkpoints/. Every JSON file is written to a temporary name and renamed, so a reader never sees half a file
- * and an interrupted run keeps everything written before the interruption. */
 /** "train.batchSize: Too small: expected number to be >=1": a zod issue with the field it is about. */
 export function issueText(issue: { path: PropertyKey[]; message: string } | undefined): string {
   if (!issue) return "invalid";
@@ -25,6 +22,9 @@ function lastByteBefore(path: string, end: number): number {
   }
 }
 
+/** The run directory: config.json, metrics.jsonl, summary.json, worker.log, checkpoint.json and
+ * checkpoints/. Every JSON file is written to a temporary name and renamed, so a reader never sees half a file
+ * and an interrupted run keeps everything written before the interruption. */
 export class RunDir {
   readonly metricsPath: string;
 
@@ -108,8 +108,8 @@ export class RunDir {
     return existsSync(this.metricsPath) ? statSync(this.metricsPath).size : 0;
   }
 
-  /** Drops whatever was appended after a checkpoint, so no iteration is recorded twice. */
-  /** Cuts metrics.jsonl back to the `bytes` a checkpoint recorded (dropping what was written after it). */
+  /** Cuts metrics.jsonl back to the `bytes` a checkpoint recorded, dropping whatever was appended after it, so
+   * no iteration is recorded twice. */
   truncateMetrics(bytes: number): void {
     this.checkMetrics(bytes);
     if (this.metricsBytes() > bytes) truncateSync(this.metricsPath, bytes);

@@ -162,6 +162,16 @@ describe.concurrent("faults", () => {
     expect(pointerIter(out)).toBeGreaterThan(0);
   });
 
+  it("3d. a closed terminal (every write fails with EIO, then SIGHUP) still gets its checkpoint written", async () => {
+    // fixtures/hangup.py gives the run a terminal of its own and closes it as a window closing does. (Node itself
+    // may then abort at exit, restoring a terminal that is gone: the checkpoint is what must not be lost.)
+    const out = join(tempDir(), "hangup");
+    const r = await execa("python3", [join(import.meta.dirname, "fixtures", "hangup.py"), "it/s", "node", CLI, "run", file, "--out", out], { reject: false });
+    expect(r.stdout, r.stderr).toMatch(/^seen True/);
+    expect(pointerIter(out)).toBeGreaterThan(0);
+    expect(existsSync(join(out, "run.lock"))).toBe(false);
+  });
+
   it("4. a TMPDIR too long for a socket path still runs, and the private directory goes even after SIGKILL", async () => {
     const long = join(tempDir(), "x".repeat(110));
     mkdirSync(long);

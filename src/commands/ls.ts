@@ -10,12 +10,14 @@ import { UsageError } from "./args.js";
 const isTable = (dir: string) => existsSync(join(dir, "table-spec.json"));
 
 function cellsOf(table: string): RunStatus[] {
-  const cells = join(table, "cells");
-  if (!existsSync(cells)) return [];
-  return readdirSync(cells)
-    .sort()
-    .map((c) => runStatus(join(cells, c)))
+  return cellDirs(table)
+    .map((c) => runStatus(c))
     .filter((s): s is RunStatus => s !== null);
+}
+
+function cellDirs(table: string): string[] {
+  const cells = join(table, "cells");
+  return existsSync(cells) ? readdirSync(cells).sort().map((c) => join(cells, c)) : [];
 }
 
 /** How many cells the table has, started or not (its spec, as its last command recorded it); null when the
@@ -58,9 +60,12 @@ export async function cmdLs(argv: string[]): Promise<number> {
     if (!statSync(dir).isDirectory()) continue;
     if (isTable(dir)) {
       const cells = cellsOf(dir);
-      const count = (k: RunStatus["kind"]) => cells.filter((c) => c.kind === k).length;
-      const total = Math.max(plannedCells(dir) ?? 0, cells.length);
-      const status = [...(["finished", "running", "interrupted", "failed", "damaged"] as const).map((k) => [k, count(k)] as const), ["not started", total - cells.length + count("unstarted")] as const]
+      // A cell whose config.json cannot be read has no status of its own, but is started and damaged.
+      const unreadable = cellDirs(dir).filter((c) => runStatus(c) === null && damagedRun(c)).length;
+      const count = (k: RunStatus["kind"]) => cells.filter((c) => c.kind === k).length + (k === "damaged" ? unreadable : 0);
+      const started = cells.length + unreadable;
+      const total = Math.max(plannedCells(dir) ?? 0, started);
+      const status = [...(["finished", "running", "interrupted", "failed", "damaged"] as const).map((k) => [k, count(k)] as const), ["not started", total - started + count("unstarted")] as const]
         .filter(([, n]) => n > 0)
         .map(([k, n]) => `${n} ${k}`)
         .join(", ");

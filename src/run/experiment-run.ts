@@ -319,9 +319,12 @@ export class ExperimentRun {
         this.opts.onNotice?.(`${e.message.replace(/^worker load: bad_value: /, "")}${aside}. Falling back to the checkpoint of iteration ${next.iter}.`);
       }
     }
+    this.dir.checkMetrics(loaded!.state.metricsBytes); // before the pointer moves to a fallback
     if (loaded !== pointer) this.dir.point({ ...loaded!, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });
     this.watch();
     this.state = structuredClone(loaded!.state);
+    // Checkpoints from before finishedAt existed: only finish() checkpoints at the last iteration.
+    if (this.state.finishedAt === undefined && this.state.iter >= this.exp.iterations) this.state.finishedAt = this.state.iter;
     this.stopped = this.state.stopped ?? null;
     this.window = BrWindow.restore(this.state.window);
     this.baseWall = this.state.wallSeconds;

@@ -83,7 +83,7 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     if (done > target)
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past the requested ${target}; resume it with --iterations ${done} or more`);
     if (opts.until !== undefined && opts.until < done)
-      throw new RunDirError(`${dir.path} is already at iteration ${done}, past --until ${opts.until}; give --until ${done + 1} or more, or leave it out`);
+      throw new RunDirError(`${dir.path} is already at iteration ${done}, past --until ${opts.until}; give --until ${done} or more, or leave it out`);
     dir.checkMetrics(pointer.state.metricsBytes);
     preflight(exp, `${dir.path}/config.json`);
     rmSync(join(dir.path, "failed.json"), { force: true }); // accepted: this attempt's outcome replaces the last one's

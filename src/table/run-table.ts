@@ -71,9 +71,11 @@ const TABLE_ENTRIES = new Set(["table-spec.json", "table.lock", "cells", "slurm"
 export function checkTableDir(out: string): void {
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new TableError(`${out} is a file, not a directory; choose another --out`);
-  const entries = readdirSync(out);
-  if (entries.includes("table-spec.json") || entries.every((e) => TABLE_ENTRIES.has(e))) return;
-  const shown = entries.filter((e) => !TABLE_ENTRIES.has(e)).slice(0, 3).join(", ");
+  // Hidden files (.gitkeep) are nobody's results; a spec being written by a concurrent --cells task is this table's.
+  const entries = readdirSync(out).filter((e) => !e.startsWith("."));
+  const ours = (e: string) => TABLE_ENTRIES.has(e) || (e.startsWith("table-spec.json.") && e.endsWith(".tmp"));
+  if (entries.includes("table-spec.json") || entries.every(ours)) return;
+  const shown = entries.filter((e) => !ours(e)).slice(0, 3).join(", ");
   const what = entries.includes("config.json") ? "a ddst run" : `a directory holding ${shown}`;
   throw new TableError(`${out} is ${what}, not a ddst table directory (it has no table-spec.json); choose another --out, or an empty directory`);
 }

@@ -205,10 +205,12 @@ describe.concurrent("ddst run", () => {
     make("d-unstarted", {});
     make("e-damaged", { "config.json": '{"name": "toy", "meth' });
     make("e-lost-pointer", { "checkpoint.json": '{"iter": 100, "wor' });
-    // A table of 2 x 2 cells, one interrupted and three not started yet (no directories).
+    // A table of 2 x 2 cells: one interrupted, one damaged (its config.json cut), two not started (no directories).
     mkdirSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s0"), { recursive: true });
     writeFileSync(join(root, "f-table", "table-spec.json"), JSON.stringify({ source: "t.json", spec: { name: "tt", base: "b.json", methods: ["adapt-relax", "dense"], densities: [0.1], seeds: [0, 1] } }));
     for (const [f, v] of Object.entries({ "config.json": exp, "checkpoint.json": pointer })) writeFileSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s0", f), JSON.stringify(v));
+    mkdirSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s1"));
+    writeFileSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s1", "config.json"), "{");
     mkdirSync(join(root, "not-a-run"));
     const ls = await execa("node", [CLI, "ls", root], { reject: false });
     expect(ls.exitCode, ls.stderr).toBe(0);
@@ -223,7 +225,7 @@ describe.concurrent("ddst run", () => {
     expect(rows.slice(4).map((r) => r.join("  "))).toEqual([
       "e-damaged  run  ?  damaged: config.json unreadable",
       "e-lost-pointer  run  adapt-relax  0.1  0/400  damaged: checkpoint.json unreadable, so --resume cannot continue it",
-      "f-table  table  tt  0/4 cells  1 interrupted, 3 not started",
+      "f-table  table  tt  0/4 cells  1 interrupted, 1 damaged, 2 not started",
     ]);
     const resume = await execa("node", [CLI, "run", "--resume", join(root, "e-lost-pointer")], { reject: false });
     expect(resume.exitCode).toBe(2);

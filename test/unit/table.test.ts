@@ -112,6 +112,7 @@ describe("checkTableDir", () => {
     checkTableDir(join(root, "missing"));
     checkTableDir(dir("empty", []));
     checkTableDir(dir("started", ["table.lock", "cells/", "slurm/"])); // a first command stopped before its spec
+    checkTableDir(dir("writing", ["cells/", "table-spec.json.node1.4242.tmp", ".gitkeep"])); // a --cells task writing it
     checkTableDir(dir("table", ["table-spec.json", "table.md", "table.csv", "table.json", "cells/", "report.html"]));
     expect(() => checkTableDir(dir("notes", ["table.md", "todo.txt"]))).toThrow(/notes is a directory holding table\.md, todo\.txt, not a ddst table directory .*choose another --out/);
     expect(() => checkTableDir(dir("run", ["config.json", "metrics.jsonl", "checkpoints/"]))).toThrow(/run is a ddst run, not a ddst table directory/);

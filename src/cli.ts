@@ -72,7 +72,8 @@ async function main(argv: string[]): Promise<number> {
 
 // A reader that went away (`ddst ls | head`) ends the output, not the command with a stack trace; a run
 // turns it into a clean stop (commands/signals.ts).
-process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-  if (!droppedOutputError(e)) throw e;
-});
+for (const stream of [process.stdout, process.stderr])
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (!droppedOutputError(e)) throw e;
+  });
 process.exitCode = await main(process.argv.slice(2));

@@ -9,15 +9,14 @@ import { UsageError } from "./args.js";
 
 const isTable = (dir: string) => existsSync(join(dir, "table-spec.json"));
 
-function cellsOf(table: string): RunStatus[] {
-  return cellDirs(table)
-    .map((c) => runStatus(c))
-    .filter((s): s is RunStatus => s !== null);
+/** Each cell directory's status; null for one whose config.json cannot be read. */
+function cellStatuses(table: string): { dir: string; status: RunStatus | null }[] {
+  const cells = join(table, "cells");
+  return existsSync(cells) ? readdirSync(cells).sort().map((c) => ({ dir: join(cells, c), status: runStatus(join(cells, c)) })) : [];
 }
 
-function cellDirs(table: string): string[] {
-  const cells = join(table, "cells");
-  return existsSync(cells) ? readdirSync(cells).sort().map((c) => join(cells, c)) : [];
+function cellsOf(table: string): RunStatus[] {
+  return cellStatuses(table).flatMap((c) => (c.status ? [c.status] : []));
 }
 
 /** How many cells the table has, started or not (its spec, as its last command recorded it); null when the
@@ -59,9 +58,10 @@ export async function cmdLs(argv: string[]): Promise<number> {
     const dir = join(root, name);
     if (!statSync(dir).isDirectory()) continue;
     if (isTable(dir)) {
-      const cells = cellsOf(dir);
+      const all = cellStatuses(dir);
+      const cells = all.flatMap((c) => (c.status ? [c.status] : []));
       // A cell whose config.json cannot be read has no status of its own, but is started and damaged.
-      const unreadable = cellDirs(dir).filter((c) => runStatus(c) === null && damagedRun(c)).length;
+      const unreadable = all.filter((c) => c.status === null && damagedRun(c.dir)).length;
       const count = (k: RunStatus["kind"]) => cells.filter((c) => c.kind === k).length + (k === "damaged" ? unreadable : 0);
       const started = cells.length + unreadable;
       const total = Math.max(plannedCells(dir) ?? 0, started);

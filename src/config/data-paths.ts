@@ -38,3 +38,29 @@ export function resolveDataPaths(data: DataSpec, env: NodeJS.ProcessEnv = proces
   if ("path" in data && typeof data.path === "string") return { ...data, path: expandEnv(data.path, "data.path", env) };
   return data;
 }
+
+/** The files an experiment names (its data, its Inception weights), environment expanded and packages located,
+ * and the fields that cannot resolve: every one at once, so a second try does not find the next. */
+export function experimentPaths(exp: { data: DataSpec; eval: { inception?: string | null } | null }): {
+  paths: { field: string; path: string; kind: "file" | "directory or file" }[];
+  issues: { path: string; message: string }[];
+} {
+  const paths: ReturnType<typeof experimentPaths>["paths"] = [];
+  const issues: ReturnType<typeof experimentPaths>["issues"] = [];
+  const add = (field: string, kind: "file" | "directory or file", resolve: () => string | undefined) => {
+    try {
+      const path = resolve();
+      if (path !== undefined) paths.push({ field, path, kind });
+    } catch (e) {
+      if (!(e instanceof DataPathError)) throw e;
+      issues.push({ path: e.field, message: e.message });
+    }
+  };
+  add("data.path", "directory or file", () => {
+    const d = resolveDataPaths(exp.data);
+    return "path" in d && typeof d.path === "string" ? d.path : undefined;
+  });
+  const inception = exp.eval?.inception;
+  if (inception) add("eval.inception", "file", () => expandEnv(inception, "eval.inception"));
+  return { paths, issues };
+}

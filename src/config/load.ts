@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DataPathError, expandEnv, resolveDataPaths } from "./data-paths.js";
+import { experimentPaths } from "./data-paths.js";
 import { applySets, SetOverrideError } from "./set-override.js";
 import { ConfigError, resolveExperiment, type Experiment } from "./experiment.js";
 import { packageRoot } from "../worker/paths.js";
@@ -33,15 +33,7 @@ export const isModule = (file: string) => [".js", ".mjs", ".ts", ".mts"].include
 export function experimentFrom(input: unknown, source: string, checkPaths = true, module?: string): Experiment {
   const exp = resolveExperiment(input, source, module);
   if (checkPaths) {
-    // Every path that cannot resolve is named at once (a second try should not find the next one).
-    const issues: { path: string; message: string }[] = [];
-    for (const resolvePath of [() => resolveDataPaths(exp.data), () => exp.eval?.inception && expandEnv(exp.eval.inception, "eval.inception")])
-      try {
-        resolvePath();
-      } catch (e) {
-        if (!(e instanceof DataPathError)) throw e;
-        issues.push({ path: e.field, message: e.message });
-      }
+    const { issues } = experimentPaths(exp);
     if (issues.length) throw new ConfigError(source, issues);
   }
   return exp;

@@ -319,7 +319,7 @@ export class ExperimentRun {
         this.opts.onNotice?.(`${e.message.replace(/^worker load: bad_value: /, "")}${aside}. Falling back to the checkpoint of iteration ${next.iter}.`);
       }
     }
-    this.dir.checkMetrics(loaded!.state.metricsBytes); // before the pointer moves to a fallback
+    this.dir.truncateMetrics(loaded!.state.metricsBytes); // checked and cut before the pointer moves to a fallback
     if (loaded !== pointer) this.dir.point({ ...loaded!, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });
     this.watch();
     this.state = structuredClone(loaded!.state);
@@ -328,7 +328,6 @@ export class ExperimentRun {
     this.stopped = this.state.stopped ?? null;
     this.window = BrWindow.restore(this.state.window);
     this.baseWall = this.state.wallSeconds;
-    this.dir.truncateMetrics(this.state.metricsBytes);
     this.initControllerStates();
     const stats = await this.stats();
     this.stats_ = stats;

@@ -1,32 +1,17 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { ConfigError, type Experiment } from "../config/experiment.js";
-import { DataPathError, expandEnv, resolveDataPaths } from "../config/data-paths.js";
+import { experimentPaths } from "../config/data-paths.js";
 
 /** What a run will need, checked before iteration 1 (and before a new run creates its directory): the data
  * path and the InceptionV3 weights exist and can be read, and every `${VAR}` they use is set. Otherwise a
  * missing file would surface hours in, at the first evaluation. The worker still checks the files' contents
  * when it builds (a malformed file is refused then, before the first iteration too). */
 export function preflight(exp: Experiment, source: string): void {
-  const issues: { path: string; message: string }[] = [];
-  const check = (field: string, resolve: () => string | undefined, kind: "file" | "directory or file") => {
-    let path: string | undefined;
-    try {
-      path = resolve();
-    } catch (e) {
-      if (!(e instanceof DataPathError)) throw e;
-      issues.push({ path: field, message: e.message });
-      return;
-    }
-    if (path === undefined) return;
+  const { paths, issues } = experimentPaths(exp);
+  for (const { field, path, kind } of paths) {
     const problem = unreadable(path, kind);
     if (problem) issues.push({ path: field, message: `${path}: ${problem}` });
-  };
-  const dataPath = () => {
-    const d = resolveDataPaths(exp.data);
-    return "path" in d ? d.path : undefined;
-  };
-  check("data.path", dataPath, "directory or file");
-  if (exp.eval?.inception) check("eval.inception", () => expandEnv(exp.eval!.inception!, "eval.inception"), "file");
+  }
   if (issues.length) throw new ConfigError(source, issues);
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { UsageError } from "./commands/args.js";
 import { InputError } from "./input-error.js";
-import { droppedOutputError } from "./commands/signals.js";
+import { droppedOutputError, releaseLostTerminal } from "./commands/signals.js";
 import { COMMANDS, USAGE, wantsHelp, type CommandName } from "./commands/usage.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -76,4 +76,5 @@ for (const stream of [process.stdout, process.stderr])
   stream.on("error", (e: NodeJS.ErrnoException) => {
     if (!droppedOutputError(e)) throw e;
   });
+process.on("exit", releaseLostTerminal);
 process.exitCode = await main(process.argv.slice(2));

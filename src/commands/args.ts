@@ -2,9 +2,13 @@
 
 export class UsageError extends Error {}
 
-export function intOption(name: string, v: string | undefined): number | undefined {
+/** An integer option of at least `min`: one message for '-1', 'abc', '2.5' and '0' where 0 makes no sense. */
+export function intOption(name: string, v: string | undefined, min = 0): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a non-negative integer, got '${v}'`);
+  if (!/^\d+$/.test(v) || Number(v) < min) {
+    const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer of at least ${min}`;
+    throw new UsageError(`--${name} must be ${what}, got '${v}'`);
+  }
   return Number(v);
 }
 

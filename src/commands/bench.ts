@@ -33,8 +33,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   if (!model.success) throw new UsageError(`unknown model '${values.model}'; known: ${MODEL_NAMES.join(", ")}`);
   const device = values.device;
   if (device !== "cpu" && device !== "cuda") throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
-  const batch = intOption("batch", values.batch)!;
-  if (batch < 1) throw new UsageError(`--batch must be at least 1, got ${batch}`);
+  const batch = intOption("batch", values.batch, 1)!;
   const paperOnly = ["warmup", "profile-iters", "concurrent", "precision", "cuda-graphs", "tf32", "masking"] as const;
   const stray = paperOnly.filter((k) => values[k] !== undefined);
   if (!values.paper && stray.length) throw new UsageError(`--${stray[0]} goes with --paper`);
@@ -47,8 +46,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
     throw new InputError(`--device cuda: torch sees no CUDA device with ${python} (${found.source}); use --device cpu, or run where a GPU is (ddst doctor says which Python is used)`);
 
   const cuda = device === "cuda";
-  const iters = intOption("iters", values.iters) ?? (values.paper ? (cuda ? 200 : 3) : 3);
-  if (iters < 1) throw new UsageError(`--iters must be at least 1, got ${iters}`);
+  const iters = intOption("iters", values.iters, 1) ?? (values.paper ? (cuda ? 200 : 3) : 3);
   const paper = values.paper
     ? await paperBench(
         paperExperiment(numerics(values)),

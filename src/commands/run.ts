@@ -25,8 +25,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
   });
   const until = intOption("until", values.until);
   // (--until 0 is meaningful: build, set the masks, write the checkpoint at 0.)
-  if (values.iterations !== undefined && intOption("iterations", values.iterations)! < 1)
-    throw new UsageError(`--iterations must be at least 1, got ${values.iterations}`);
+  intOption("iterations", values.iterations, 1);
   if (values.resume !== undefined) {
     if (positionals.length > 0 || values.set.length || values.seed || values.device || values.out)
       throw new UsageError("--resume DIR continues a run as it was configured; only --iterations N and --until N may go with it");

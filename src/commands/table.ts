@@ -43,9 +43,8 @@ export async function cmdTable(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError("ddst table takes exactly one table file");
   const file = positionals[0]!;
-  const jobs = intOption("jobs", values.jobs)!;
-  const statusEvery = intOption("status-every", values["status-every"])!;
-  if (statusEvery < 1) throw new UsageError("--status-every is in seconds and must be at least 1");
+  const jobs = intOption("jobs", values.jobs, 1)!;
+  const statusEvery = intOption("status-every", values["status-every"], 1)!;
   const modes = (["plan", "status", "slurm", "cells"] as const).filter((m) => values[m] !== undefined && values[m] !== false);
   if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} do not go together`);
   if (!values.slurm) {
@@ -92,8 +91,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
       `  ${done} finished, ${resumable} to resume, ${mine.cells.length - done - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
   );
   printDropped(plan);
-  const planIterations = intOption("plan-iterations", values["plan-iterations"])!;
-  if (planIterations < 1) throw new UsageError("--plan-iterations must be at least 1");
+  const planIterations = intOption("plan-iterations", values["plan-iterations"], 1)!;
   if (values.plan) return await printPlan(plan, states, slots, planIterations);
 
   const python = (await findPython()).path;

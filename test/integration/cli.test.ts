@@ -88,7 +88,7 @@ describe.concurrent("ddst run", () => {
     expect(table.stderr).toMatch(/this is a table file \(base, methods, densities, seeds\), not an experiment: run it with `ddst table /);
     const zero = await execa("node", [CLI, "run", EXAMPLE, "--out", out, "--iterations", "0"], { reject: false });
     expect(zero.exitCode).toBe(2);
-    expect(zero.stderr).toMatch(/--iterations must be at least 1, got 0/);
+    expect(zero.stderr).toMatch(/--iterations must be a positive integer, got '0'/);
     const report = await execa("node", [CLI, "report", dir, "--out", join(dir, "nowhere", "r.html")], { reject: false });
     expect(report.exitCode).toBe(2);
     expect(report.stderr).toMatch(/cannot write the report to .*nowhere\/r\.html: .*nowhere is not a directory; choose another --out/);
@@ -187,7 +187,7 @@ describe.concurrent("ddst run", () => {
     expect(v.stdout).toBe(`ddst ${pkg.version} (worker protocol 2)`);
     const b = await execa("node", [CLI, "bench", "--iters", "0"], { reject: false });
     expect(b.exitCode).toBe(2);
-    expect(b.stderr).toMatch(/--iters must be at least 1/);
+    expect(b.stderr).toMatch(/--iters must be a positive integer/);
   });
 
   it("lists runs by status: running, interrupted, failed, unstarted", async () => {

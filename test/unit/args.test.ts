@@ -1,0 +1,17 @@
+import { describe, expect, it } from "vitest";
+import { intOption, UsageError } from "../../src/commands/args.js";
+
+describe("intOption", () => {
+  it("reads integers of at least its minimum and names the option and the value otherwise", () => {
+    expect(intOption("seed", "0")).toBe(0);
+    expect(intOption("jobs", "3", 1)).toBe(3);
+    expect(intOption("jobs", undefined, 1)).toBeUndefined();
+    // One message whether the value is not a number or a number below the minimum.
+    for (const bad of ["0", "abc", "2.5", "", "-1"]) {
+      expect(() => intOption("jobs", bad, 1)).toThrow(UsageError);
+      expect(() => intOption("jobs", bad, 1)).toThrow(`--jobs must be a positive integer, got '${bad}'`);
+    }
+    expect(() => intOption("seed", "x")).toThrow("--seed must be a non-negative integer, got 'x'");
+    expect(() => intOption("n", "2", 3)).toThrow("--n must be an integer of at least 3, got '2'");
+  });
+});

@@ -132,20 +132,12 @@ def random_scores(layers: list[Layer], gen: torch.Generator) -> list[torch.Tenso
     return [torch.rand(l.numel, generator=gen).to(l.weight.device) for l in layers]
 
 
-def pick_with_fallback(score, candidates, fallback, k) -> torch.Tensor:
-    """k best by score from `candidates`; if they are too few, the rest from `fallback` (same score)."""
-    n_candidates = int(candidates.sum())
-    chosen = top_k(score, candidates, min(k, n_candidates), largest=True)
-    if k > n_candidates:
-        chosen = torch.cat([chosen, top_k(score, fallback, k - n_candidates, largest=True)])
-    return chosen
-
-
-def pick(scores, candidates, fallback, k, per_layer: bool) -> list[torch.Tensor]:
-    """Per layer (k: one count per layer) or globally (k: one count over all layers at once)."""
+def pick(scores, candidates, k, per_layer: bool) -> list[torch.Tensor]:
+    """The k best by score among the candidates, per layer (k: one count per layer) or globally (k: one count
+    over all layers at once)."""
     if per_layer:
-        return [pick_with_fallback(s, c, f, n) for s, c, f, n in zip(scores, candidates, fallback, k)]
-    chosen = pick_with_fallback(torch.cat(scores), torch.cat(candidates), torch.cat(fallback), k)
+        return [top_k(s, c, n, largest=True) for s, c, n in zip(scores, candidates, k)]
+    chosen = top_k(torch.cat(scores), torch.cat(candidates), k, largest=True)
     return split(chosen, [s.numel() for s in scores])
 
 
@@ -156,13 +148,13 @@ def without(candidates: list[torch.Tensor], chosen: list[torch.Tensor]) -> list[
     return out
 
 
-def grow_hybrid(grad_scores, rand_scores, candidates, fallback, k, alpha: float, per_layer: bool):
+def grow_hybrid(grad_scores, rand_scores, candidates, k, alpha: float, per_layer: bool):
     """round(alpha * k) by gradient, then the rest uniformly at random among the candidates left
     (per layer: alpha applies to each layer's own count)."""
     by_grad = [count_for(alpha, n) for n in k] if per_layer else count_for(alpha, k)
     rest = [n - g for n, g in zip(k, by_grad)] if per_layer else k - by_grad
-    a = pick(grad_scores, candidates, fallback, by_grad, per_layer)
-    b = pick(rand_scores, without(candidates, a), without(fallback, a), rest, per_layer)
+    a = pick(grad_scores, candidates, by_grad, per_layer)
+    b = pick(rand_scores, without(candidates, a), rest, per_layer)
     return [torch.cat([x, y]) for x, y in zip(a, b)]
 
 
@@ -173,7 +165,7 @@ GROWERS = {name: name.removeprefix("global_") for name in
            ("random", "gradient", "hybrid", "global_random", "global_gradient", "global_hybrid")}
 
 
-def grow(layers, criterion: str, grads, gen, candidates, fallback, k, alpha: float | None):
+def grow(layers, criterion: str, grads, gen, candidates, k, alpha: float | None):
     """Indices to activate per layer under a growth criterion; `k` as in `pick`. Random scores are
     drawn only by random and hybrid criteria, and `grads()` is only called by gradient and hybrid ones;
     `alpha` (the share by gradient) is read by hybrid growth only."""
@@ -182,10 +174,9 @@ def grow(layers, criterion: str, grads, gen, candidates, fallback, k, alpha: flo
     per_layer = not criterion.startswith("global")
     kind = GROWERS[criterion]
     if kind == "hybrid":
-        return grow_hybrid(gradient_scores(layers, grads), random_scores(layers, gen), candidates, fallback, k, alpha,
-                           per_layer)
+        return grow_hybrid(gradient_scores(layers, grads), random_scores(layers, gen), candidates, k, alpha, per_layer)
     scores = gradient_scores(layers, grads) if kind == "gradient" else random_scores(layers, gen)
-    return pick(scores, candidates, fallback, k, per_layer)
+    return pick(scores, candidates, k, per_layer)
 
 
 class MaskSet:
@@ -294,32 +285,42 @@ class MaskSet:
         self._refresh()
 
     def dst_step(self, drop_rate: float, prune: str, growth: str, grads,
-                 gen: torch.Generator, alpha: float) -> tuple[int, int]:
-        """Drop round(drop_rate * active) weights (per layer, or over all layers for
-        global_magnitude), then regrow exactly as many among the weights that were inactive
-        before the prune (RigL). Per-layer growth refills each layer with what it lost; global
-        growth places the total anywhere; hybrid growth takes round(alpha * k) of them by gradient
-        and the rest at random. Only if too few were inactive do just-pruned weights become
-        candidates too (they restart at 0), so the count stays exact."""
+                 gen: torch.Generator, alpha: float) -> tuple[int, int, int]:
+        """Drop round(drop_rate * active) weights (per layer, or over all layers for global_magnitude),
+        then grow as many among the weights inactive after the drop, as the reference code and RigL do:
+        per-layer growth refills each layer with what it lost, global growth places the total anywhere,
+        hybrid growth takes round(alpha * k) of them by gradient and the rest at random. A weight dropped
+        and grown again in the same step stays as it was (its value, Adam moments and EMA entry): only
+        the weights that really leave are zeroed, and only those that really arrive start at 0. The
+        growth gradient (`grads()`) is taken before anything changes. Returns (pruned, grown, regrown):
+        the drop count, the growth count (equal), and how many grown weights were just dropped."""
         if prune not in PRUNERS:
             raise ValueError(f"unknown prune criterion {prune!r}; known: {sorted(PRUNERS)}")
         if growth not in GROWERS:  # checked before the prune changes anything
             raise ValueError(f"unknown growth criterion {growth!r}; known: {sorted(GROWERS)}")
-        before = [l.mask.flatten().clone() for l in self.layers]
         if PRUNERS[prune] == "global":
             removed = prune_global_magnitude(self.layers, count_for(drop_rate, self.active()))
         else:
             counts = [count_for(drop_rate, l.active) for l in self.layers]
             removed = (prune_set if prune == "set" else prune_magnitude)(self.layers, counts)
-        self._deactivate(removed)
-
-        candidates = [~b for b in before]  # inactive before the prune
-        fallback = [b & ~l.mask.flatten() for b, l in zip(before, self.layers)]  # just pruned
         n_removed = [int(r.numel()) for r in removed]
+        inactive_after_drop = [~l.mask.flatten() for l in self.layers]
+        for c, idx in zip(inactive_after_drop, removed):
+            c[idx] = True
         k = sum(n_removed) if growth.startswith("global") else n_removed
-        grown = grow(self.layers, growth, grads, gen, candidates, fallback, k, alpha)
-        self._activate(grown)
-        return sum(n_removed), sum(int(g.numel()) for g in grown)
+        grown = grow(self.layers, growth, grads, gen, inactive_after_drop, k, alpha)
+
+        leaving, arriving, regrown = [], [], 0
+        for l, r, g in zip(self.layers, removed, grown):
+            was_active = l.mask.flatten()
+            arriving.append(g[~was_active[g]])
+            regrown += int(was_active[g].sum())
+            chosen = torch.zeros_like(was_active)
+            chosen[g] = True
+            leaving.append(r[~chosen[r]])
+        self._deactivate(leaving)
+        self._activate(arriving)
+        return sum(n_removed), sum(int(g.numel()) for g in grown), regrown
 
     def set_density(self, target: float, growth: str, grads,
                     gen: torch.Generator) -> tuple[int, int]:
@@ -331,8 +332,7 @@ class MaskSet:
             return have - want, 0
         if want > have:
             inactive = [~l.mask.flatten() for l in self.layers]
-            nothing = [torch.zeros_like(m) for m in inactive]
-            self._activate(grow(self.layers, growth, grads, gen, inactive, nothing, want - have, None))
+            self._activate(grow(self.layers, growth, grads, gen, inactive, want - have, None))
             return 0, want - have
         return 0, 0
 

@@ -222,11 +222,11 @@ class Session:
         _check_unit("dropRate", rate)
         _check_unit("alpha", alpha)
         # prune and growth are the protocol's criteria: the request schema admits no other.
-        # The gradient is taken lazily, after the prune and right before growing (see growth_gradients).
-        pruned, grown = masks.dst_step(rate, prune, growth, lambda: growth_gradients(self.gan, net), self.mask_gen,
-                                       alpha)
-        return {"net": net, "pruned": pruned, "grown": grown, "active": masks.active(), "total": masks.total(),
-                "stats": self.op_stats({})}
+        # The gradient is taken lazily, only by gradient growth, before any weight changes (see growth_gradients).
+        pruned, grown, regrown = masks.dst_step(rate, prune, growth, lambda: growth_gradients(self.gan, net),
+                                                self.mask_gen, alpha)
+        return {"net": net, "pruned": pruned, "grown": grown, "regrown": regrown, "active": masks.active(),
+                "total": masks.total(), "stats": self.op_stats({})}
 
     def op_stats(self, args):
         gan = self._built()

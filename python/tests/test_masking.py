@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddst_worker.masking import MaskSet, count_for, maskable_layers
+from ddst_worker.masking import MaskSet, count_for, maskable_layers, prune_set
 
 
 def small_model(seed=0):
@@ -90,31 +90,44 @@ def test_set_densities_exact_counts_random_and_seeded():
     assert a.stats()["itop"] == a.density()
 
 
-def test_magnitude_prune_matches_brute_force():
+def after_step(before, removed, grown):
+    """The active set a DST step must leave: the reference's rule, where a weight dropped and grown again in the
+    same step stays."""
+    return (before - removed) | grown
+
+
+def test_magnitude_prune_and_per_layer_random_growth_match_brute_force():
     model, opt, masks = masked()
     fill_moments(model, opt)
     masks.apply()
     entries = flat(masks)
+    weights = {(n, i): w for n, i, w, _ in entries}
     before = active_set(masks)
-    pruned, grown = masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0), 0.5)
-    expected_removed = set()
+    pruned, grown, regrown = masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0), 0.5)
+    u = replay_uniform(masks, 0)
+    removed, chosen = set(), set()
     for name in ["0", "2", "4"]:
         layer_active = [((n, i), abs(w)) for n, i, w, m in entries if n == name and m]
-        expected_removed |= ref_lowest(layer_active, count_for(0.3, len(layer_active)))
+        k = count_for(0.3, len(layer_active))
+        dropped = ref_lowest(layer_active, k)
+        removed |= dropped
+        # candidates: inactive after the drop, the weights just dropped included
+        candidates = [(n, i) for n, i, _, m in entries if n == name and (not m or (n, i) in dropped)]
+        chosen |= ref_highest([(e, float(u[name][e[1]])) for e in candidates], k)
     after = active_set(masks)
-    assert pruned == grown == len(expected_removed)
-    assert before - after == expected_removed  # exactly these went, none came back
-    grown_set = after - before
-    assert len(grown_set) == len(expected_removed)
-    for n, i in grown_set:  # grown per layer, from previously inactive weights, at 0 with 0 moments
+    assert after == after_step(before, removed, chosen)
+    assert pruned == grown == len(removed) and regrown == len(chosen & removed) > 0
+    for n, i in after - before:  # arrivals: at 0 with 0 moments
         layer = masks.by_name[n]
         assert layer.weight.detach().flatten()[i] == 0
         assert opt.state[layer.weight]["exp_avg"].flatten()[i] == 0
         assert opt.state[layer.weight]["exp_avg_sq"].flatten()[i] == 0
-    for name in ["0", "2", "4"]:
-        assert sum(n == name for n, _ in grown_set) == sum(n == name for n, _ in expected_removed)
-    for n, i in before & after:  # survivors keep their moments
-        assert opt.state[masks.by_name[n].weight]["exp_avg"].flatten()[i] == 1
+    for n, i in before & after:  # survivors, the regrown among them, keep their values and moments
+        layer = masks.by_name[n]
+        assert layer.weight.detach().flatten()[i] == weights[(n, i)] != 0
+        assert opt.state[layer.weight]["exp_avg"].flatten()[i] == 1
+    for name in ["0", "2", "4"]:  # per-layer growth refills each layer with what it lost
+        assert sum(n == name for n, _ in after) == sum(n == name for n, _ in before)
     check_invariants(masks, opt)
 
 
@@ -125,11 +138,14 @@ def test_global_magnitude_prune_and_global_gradient_growth_match_brute_force():
     grads = {l.name: torch.randn(l.weight.shape, generator=torch.Generator().manual_seed(7 + j))
              for j, l in enumerate(masks.layers)}
     k = count_for(0.4, masks.active())
-    masks.dst_step(0.4, "global_magnitude", "global_gradient", lambda: grads, torch.Generator(), 0.5)
+    pruned, grown, regrown = masks.dst_step(0.4, "global_magnitude", "global_gradient", lambda: grads,
+                                            torch.Generator(), 0.5)
     removed = ref_lowest([((n, i), abs(w)) for n, i, w, m in entries if m], k)
-    grown = ref_highest([((n, i), abs(float(grads[n].flatten()[i]))) for n, i, w, m in entries if not m], k)
+    candidates = [(n, i) for n, i, w, m in entries if not m or (n, i) in removed]
+    chosen = ref_highest([((n, i), abs(float(grads[n].flatten()[i]))) for n, i in candidates], k)
     after = active_set(masks)
-    assert after == (before - removed) | grown
+    assert after == after_step(before, removed, chosen)
+    assert (pruned, grown, regrown) == (k, k, len(chosen & removed))
     assert len(after) == len(before)
     check_invariants(masks, opt)
 
@@ -140,33 +156,34 @@ def test_per_layer_gradient_growth_matches_brute_force():
     before = active_set(masks)
     grads = {l.name: torch.randn(l.weight.shape) for l in masks.layers}
     masks.dst_step(0.5, "magnitude", "gradient", lambda: grads, torch.Generator(), 0.5)
-    expected = set()
+    removed, chosen = set(), set()
     for name in ["0", "2", "4"]:
         act = [((n, i), abs(w)) for n, i, w, m in entries if n == name and m]
         k = count_for(0.5, len(act))
-        expected |= set(a for a, _ in act) - ref_lowest(act, k)
-        expected |= ref_highest([((n, i), abs(float(grads[n].flatten()[i])))
-                                 for n, i, w, m in entries if n == name and not m], k)
-    assert active_set(masks) == expected and len(expected) == len(before)
+        dropped = ref_lowest(act, k)
+        removed |= dropped
+        chosen |= ref_highest([((n, i), abs(float(grads[n].flatten()[i])))
+                               for n, i, w, m in entries if n == name and (not m or (n, i) in dropped)], k)
+    assert active_set(masks) == after_step(before, removed, chosen) and len(active_set(masks)) == len(before)
 
 
 def test_set_prune_splits_between_negatives_closest_to_zero_and_smallest_positives():
     model, opt, masks = masked(seed=5, densities=(1.0, 1.0, 1.0))
     entries = flat(masks)
-    masks.dst_step(0.3, "set", "random", None, torch.Generator().manual_seed(1), 0.5)
-    for name in ["0", "2", "4"]:
+    counts = [count_for(0.3, l.active) for l in masks.layers]
+    removed = prune_set(masks.layers, counts)
+    for name, k, idx in zip(["0", "2", "4"], counts, removed):
         act = [(i, w) for n, i, w, m in entries if n == name and m]
-        k = count_for(0.3, len(act))
         neg = [(i, -w) for i, w in act if w < 0]   # lowest -w = negative closest to zero
         pos = [(i, w) for i, w in act if w >= 0]
         k_neg = min(k // 2, len(neg))
         k_pos = k - k_neg
-        expected = ref_lowest(neg, k_neg) | ref_lowest(pos, k_pos)
-        # dense layer: every removed weight is regrown only if nothing else was inactive -> the
-        # fallback regrows just-pruned weights at 0; compare the zeroed set instead.
-        zeroed = {i for i, w in enumerate(masks.by_name[name].weight.detach().flatten().tolist()) if w == 0}
-        assert zeroed == expected
-        assert masks.by_name[name].active == len(act)
+        assert set(idx.tolist()) == ref_lowest(neg, k_neg) | ref_lowest(pos, k_pos)
+    # Dense layers: the only candidates for growth are the weights just dropped, so the step changes nothing.
+    weights = [l.weight.detach().clone() for l in masks.layers]
+    pruned, grown, regrown = masks.dst_step(0.3, "set", "random", None, torch.Generator().manual_seed(1), 0.5)
+    assert pruned == grown == regrown == sum(counts)
+    assert all(torch.equal(w, l.weight.detach()) and bool(l.mask.all()) for w, l in zip(weights, masks.layers))
 
 
 def test_set_prune_when_one_sign_runs_short():
@@ -174,9 +191,8 @@ def test_set_prune_when_one_sign_runs_short():
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[-0.1, 0.5, 0.2, 0.3], [0.4, 0.6, 0.7, 0.8]]))
     masks = MaskSet(model)
-    masks.dst_step(0.5, "set", "random", None, torch.Generator().manual_seed(0), 0.5)  # k=4, one negative
-    w = model[0].weight.detach().flatten().tolist()
-    assert [i for i, x in enumerate(w) if x == 0] == [0, 2, 3, 4]  # -0.1 and the 3 smallest positives
+    (idx,) = prune_set(masks.layers, [4])  # k=4, one negative
+    assert sorted(idx.tolist()) == [0, 2, 3, 4]  # -0.1 and the 3 smallest positives
 
 
 def test_ties_go_to_lower_index():
@@ -240,12 +256,17 @@ def test_itop_is_the_union_of_every_mask_seen():
     assert stats["active"] == sum(l["active"] for l in stats["layers"]) and stats["total"] == 42 + 35 + 15
 
 
-def test_dense_layer_drop_regrows_exact_count_via_fallback():
+def test_a_dense_layer_regrows_what_it_dropped_and_so_stays_as_it_was():
     model, opt, masks = masked(seed=10, densities=(1.0, 0.9, 1.0))
     counts = [l.active for l in masks.layers]
-    masks.dst_step(0.5, "magnitude", "gradient", lambda: {l.name: torch.randn(l.weight.shape) for l in masks.layers},
-                   torch.Generator(), 0.5)
+    weights = [l.weight.detach().clone() for l in masks.layers]
+    pruned, grown, regrown = masks.dst_step(
+        0.5, "magnitude", "gradient", lambda: {l.name: torch.randn(l.weight.shape) for l in masks.layers},
+        torch.Generator(), 0.5)
     assert [l.active for l in masks.layers] == counts
+    dense_drops = count_for(0.5, counts[0]) + count_for(0.5, counts[2])
+    assert pruned == grown and regrown >= dense_drops
+    assert torch.equal(weights[0], masks.layers[0].weight.detach()) and torch.equal(weights[2], masks.layers[2].weight.detach())
     check_invariants(masks, opt)
 
 
@@ -289,12 +310,11 @@ def test_global_hybrid_growth_matches_brute_force(alpha):
     k = count_for(0.5, masks.active())
     masks.dst_step(0.5, "global_magnitude", "global_hybrid", lambda: grads, torch.Generator().manual_seed(5), alpha)
     removed = ref_lowest([((n, i), abs(w)) for n, i, w, m in entries if m], k)
-    inactive = [(n, i) for n, i, w, m in entries if not m]
-    assert len(inactive) >= k  # no fallback to just-pruned weights in this case
+    inactive = [(n, i) for n, i, w, m in entries if not m or (n, i) in removed]  # after the drop
     by_grad = ref_highest([(e, abs(float(grads[e[0]].flatten()[e[1]]))) for e in inactive], half_up(alpha * k))
     u = replay_uniform(masks, 5)
     by_rand = ref_highest([(e, float(u[e[0]][e[1]])) for e in inactive if e not in by_grad], k - len(by_grad))
-    assert active_set(masks) == (before - removed) | by_grad | by_rand
+    assert active_set(masks) == after_step(before, removed, by_grad | by_rand)
     assert len(by_grad) == half_up(alpha * k) and len(active_set(masks)) == len(before)
     check_invariants(masks, opt)
 
@@ -309,11 +329,12 @@ def test_per_layer_hybrid_growth_matches_brute_force():
     expected = set()
     for name in ["0", "2", "4"]:
         act = [((n, i), abs(w)) for n, i, w, m in entries if n == name and m]
-        inactive = [(n, i) for n, i, w, m in entries if n == name and not m]
         k = count_for(0.5, len(act))
+        dropped = ref_lowest(act, k)
+        inactive = [(n, i) for n, i, w, m in entries if n == name and (not m or (n, i) in dropped)]
         by_grad = ref_highest([(e, abs(float(grads[name].flatten()[e[1]]))) for e in inactive], half_up(alpha * k))
         by_rand = ref_highest([(e, float(u[name][e[1]])) for e in inactive if e not in by_grad], k - len(by_grad))
-        expected |= ({a for a, _ in act} - ref_lowest(act, k)) | by_grad | by_rand
+        expected |= after_step({a for a, _ in act}, dropped, by_grad | by_rand)
     assert active_set(masks) == expected
     check_invariants(masks, opt)
 
@@ -335,16 +356,21 @@ def test_hybrid_random_share_is_not_the_gradient_ranking():
 # ---- followers (the generator's EMA) and the training path's bookkeeping
 
 def test_followers_are_zeroed_outside_the_mask_and_at_grown_positions():
-    model, opt, masks = masked(seed=14, densities=(1.0, 1.0, 1.0))
+    model, opt, masks = masked(seed=14)
     shadow = small_model(99)  # a copy with different, all-nonzero weights
     masks.follow(shadow)
-    assert masks.sparse_layers == [] and all((w != 0).all() for _, w in maskable_layers(shadow))
-    masks.dst_step(0.3, "magnitude", "random", None, torch.Generator().manual_seed(0), 0.5)  # dense: regrows the pruned
-    for l, (_, w) in zip(masks.layers, maskable_layers(shadow)):
-        zero_in_g = l.weight.detach() == 0   # pruned-and-regrown weights restart at 0 ...
-        assert (w.detach()[zero_in_g] == 0).all()  # ... and so do their followers
+    following = [w for _, w in maskable_layers(shadow)]
+    assert all((w.detach()[~l.mask] == 0).all() and (w.detach()[l.mask] != 0).all() for l, w in zip(masks.layers, following))
+    before = [(l.mask.clone(), w.detach().clone()) for l, w in zip(masks.layers, following)]
+    _, _, regrown = masks.dst_step(0.5, "magnitude", "random", None, torch.Generator().manual_seed(0), 0.5)
+    assert regrown > 0
+    for l, w, (was, old) in zip(masks.layers, following, before):
+        w = w.detach()
+        assert (w[~l.mask] == 0).all()  # outside the new mask
+        assert (w[l.mask & ~was] == 0).all()  # arrivals restart at 0
+        assert torch.equal(w[l.mask & was], old[l.mask & was])  # survivors, the regrown among them, are kept
     masks.set_density(0.4, "global_random", None, torch.Generator())
-    for l, (_, w) in zip(masks.layers, maskable_layers(shadow)):
+    for l, w in zip(masks.layers, following):
         assert (w.detach()[~l.mask] == 0).all() and (w.detach()[l.mask] != 0).any()
 
 

@@ -52,6 +52,9 @@ const overrideOf = <S extends z.ZodRawShape>(schema: z.ZodObject<S>) => withoutD
 const DstOverride = overrideOf(DstPolicy);
 const ControllerOverride = overrideOf(ControllerPolicy.extend({ capDst: overrideOf(CapDstPolicy).nullable() }));
 
+/** How often the BR is probed, in iterations (0: never). */
+const ProbeEvery = z.number().int().min(0).max(1_000_000);
+
 export const ExperimentInput = z.strictObject({
   $schema: z.string().optional(),
   name: z.string().min(1).max(200).regex(/^[\w.-]+$/, "letters, digits, '.', '_' and '-' only").optional(),
@@ -71,7 +74,14 @@ export const ExperimentInput = z.strictObject({
     .strictObject({ density: z.number().gt(0).max(1), init: Init, controller: ControllerOverride.nullable() })
     .partial()
     .optional(),
-  log: z.strictObject({ every: z.number().int().min(1).default(10) }).default({ every: 10 }),
+  log: z
+    .strictObject({
+      every: z.number().int().min(1).default(10),
+      probeEvery: ProbeEvery.optional().describe(
+        "BR probes when D has no controller and the BR is only watched: every N iterations, 0 for none (default 10); with a controller, discriminator.controller.probeEvery decides",
+      ),
+    })
+    .default({ every: 10 }),
   checkpoint: Checkpointing.default(Checkpointing.parse({})),
   supervision: Supervision.default(Supervision.parse({})),
   eval: EvalSpec.nullable().default(null).describe("null: no evaluation"),
@@ -100,7 +110,7 @@ export const Experiment = z
     train: TrainSpec,
     generator: GeneratorPolicy,
     discriminator: DiscriminatorPolicy,
-    log: z.strictObject({ every: z.number().int().min(1) }),
+    log: z.strictObject({ every: z.number().int().min(1), probeEvery: ProbeEvery.optional().describe("without a controller (absent: 10)") }),
     checkpoint: Checkpointing,
     supervision: Supervision,
     eval: EvalSpec.nullable(),
@@ -118,6 +128,8 @@ export const Experiment = z
       if (metrics.includes("classifier") && e.data.name !== "mnist" && e.data.name !== "fashion-mnist")
         ctx.addIssue({ code: "custom", path: ["eval", "metrics"], message: "the classifier metrics are for mnist and fashion-mnist" });
     }
+    if (c && e.log.probeEvery !== undefined)
+      ctx.addIssue({ code: "custom", path: ["log", "probeEvery"], message: "D has a controller, whose probes decide: set discriminator.controller.probeEvery instead" });
     if (!c) return;
     const at = (...p: (string | number)[]) => ["discriminator", "controller", ...p];
     if (!(c.lower < c.upper)) ctx.addIssue({ code: "custom", path: at("lower"), message: `lower (${c.lower}) must be below upper (${c.upper})` });
@@ -231,7 +243,8 @@ export function resolveExperiment(input: unknown, source = "experiment", module?
     },
   };
   const controllers = x.controllers?.length ? { controllers: (x.controllers as Controller[]).map((c) => ({ name: c.name, module: module! })) } : {};
-  const full = Experiment.safeParse({ ...candidate, log: x.log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval, ...controllers });
+  const log = { every: x.log.every, probeEvery: x.log.probeEvery ?? (candidate.discriminator.controller ? undefined : 10) };
+  const full = Experiment.safeParse({ ...candidate, log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval, ...controllers });
   if (!full.success) throw new ConfigError(source, issuesOf(full.error));
   return full.data;
 }

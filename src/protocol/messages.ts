@@ -5,7 +5,7 @@ import { DataArgs, Device, ModelArgs, TrainArgs } from "../vocabulary/networks.j
 /** The wire protocol's headers (docs/protocol.md). These zod schemas are the single source of truth: the
  * worker validates every request against the JSON Schema generated from them (schemas/request.schema.json). */
 
-export const PROTOCOL_VERSION = 2 as const;
+export const PROTOCOL_VERSION = 3 as const;
 
 export const DType = z.enum(["float32", "float64", "int32", "int64", "uint8", "bool"]);
 export const TensorDesc = z.strictObject({
@@ -34,7 +34,7 @@ export const OpArgs = {
   train: z.strictObject({
     start: z.number().int().min(1),
     iterations: z.number().int().min(1).max(10_000_000),
-    probeEvery: z.number().int().min(1),
+    probeEvery: z.number().int().min(0).describe("probe the BR at iterations that are multiples of it; 0: never"),
     profile: z.boolean().optional().describe("time the iterations under torch.profiler and answer with `profile` (benchmarks; slows the run)"),
   }),
   setDensity: z.strictObject({ net: NetName, target: Density, growth: DensityGrowth }),
@@ -171,6 +171,7 @@ export const DstStepResult = z.strictObject({
   net: NetName,
   pruned: z.number().int(),
   grown: z.number().int(),
+  regrown: z.number().int().describe("grown weights that this step had just pruned: they stay as they were"),
   active: z.number().int(),
   total: z.number().int(),
   stats: StatsResult.describe("both networks' stats after the step"),

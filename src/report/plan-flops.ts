@@ -5,7 +5,7 @@ import type { LayerInfo } from "../protocol/messages.js";
 import type { NetName } from "../vocabulary/criteria.js";
 import { startingMasks } from "../sparsity/erk.js";
 import { FlopsAccount, perSampleMacs, type FlopsConvention } from "../sparsity/flops.js";
-import { probeEvery } from "../run/events.js";
+import { probeCount } from "../run/events.js";
 
 /** `ddst flops`: a plan's training cost without training, for methods whose per-layer densities are fixed
  * ahead (dense, static, SDST with per-layer criteria). */
@@ -47,7 +47,7 @@ export function planFlops(exp: Experiment, layers: readonly LayerInfo[]): PlanFl
   if (reason) return { method: exp.method, known: false, reason };
   const plan = { disBatch: exp.train.batchSize, genBatch: genBatchSize(exp.train), nCritic: exp.train.nCritic };
   const T = exp.iterations;
-  const probes = Math.floor(T / probeEvery(exp));
+  const probes = probeCount(exp, T);
   const planned = plannedDensities(layers, exp);
   const sparse = {
     generator: perSampleMacs(layers, "generator", planned.generator),

@@ -43,9 +43,16 @@ function nextMultiple(t: number, every: number): number {
   return (Math.floor(t / every) + 1) * every;
 }
 
-/** BR probing cadence: the controller's, or every 10 iterations for methods that only watch BR. */
+/** BR probing cadence (0: none): the controller's, or `log.probeEvery` (10 unless set) for methods that only
+ * watch the BR. */
 export function probeEvery(e: Experiment): number {
-  return e.discriminator.controller?.probeEvery ?? 10;
+  return e.discriminator.controller?.probeEvery ?? e.log.probeEvery ?? 10;
+}
+
+/** How many of the first T iterations are probed. */
+export function probeCount(e: Experiment, T: number): number {
+  const every = probeEvery(e);
+  return every ? Math.floor(T / every) : 0;
 }
 
 export function windowProbes(e: Experiment): number {

@@ -235,7 +235,7 @@ export class ExperimentRun {
     }
     const { net, policy, dropRate } = action;
     const r = await this.worker.ask("dstStep", { net, dropRate, prune: policy.prune, growth: policy.growth, alpha: policy.alpha }, DstStepResult);
-    return { record: { iter: t, kind: "dst", net, dropRate, pruned: r.pruned, grown: r.grown, active: r.active, total: r.total }, stats: r.stats };
+    return { record: { iter: t, kind: "dst", net, dropRate, pruned: r.pruned, grown: r.grown, regrown: r.regrown, active: r.active, total: r.total }, stats: r.stats };
   }
 
   private async evaluate(t: number): Promise<MetricRecord> {

@@ -3,7 +3,7 @@ import type { Experiment } from "../config/experiment.js";
 import type { LayerInfo, StatsResult } from "../protocol/messages.js";
 import { FlopsAccount, perSampleMacs, type BatchPlan, type FlopsConvention } from "../sparsity/flops.js";
 import type { NetName } from "../vocabulary/criteria.js";
-import { probeEvery } from "./events.js";
+import { probeCount } from "./events.js";
 import type { Summary } from "./records.js";
 import type { RunState } from "./run-state.js";
 
@@ -55,7 +55,7 @@ export class FlopsLedger {
   private dense(convention: FlopsConvention): number {
     const acc = new FlopsAccount(convention, this.plan);
     const T = this.exp.iterations;
-    acc.add(T, { generator: perSampleMacs(this.layerTable, "generator"), discriminator: perSampleMacs(this.layerTable, "discriminator") }, Math.floor(T / probeEvery(this.exp)));
+    acc.add(T, { generator: perSampleMacs(this.layerTable, "generator"), discriminator: perSampleMacs(this.layerTable, "discriminator") }, probeCount(this.exp, T));
     return acc.totals().total;
   }
 

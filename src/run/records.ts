@@ -39,6 +39,7 @@ export const DstRecord = z.object({
   dropRate: z.number(),
   pruned: z.number().int(),
   grown: z.number().int(),
+  regrown: z.number().int().optional().describe("of the grown, weights this step had just pruned (they stay as they were); absent in runs from before ddst counted them"),
   active: z.number().int(),
   total: z.number().int(),
 });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { experimentFrom, loadExperiment } from "../../src/config/load.js";
 import { ConfigError, resolveExperiment } from "../../src/config/experiment.js";
 import { generateSchemas } from "../../src/schemas/generate.js";
+import { probeCount, probeEvery } from "../../src/run/events.js";
 
 const base = {
   method: "adapt-relax",
@@ -67,6 +68,26 @@ describe("experiment resolution", () => {
     expect(s.discriminator.density).toBe(0.5);
     expect(s.discriminator.controller).toMatchObject({ rule: "strict", cap: 0.5, every: 2000, capDst: { deathRate: 0.5 } });
     expect(resolveExperiment({ ...base, method: "dense", density: 1 }).generator.density).toBe(1);
+  });
+
+  it("probes rows without a controller every 10 iterations unless log.probeEvery says otherwise", () => {
+    const staticRow = { ...base, method: "static-balance" };
+    expect(probeEvery(resolveExperiment(staticRow))).toBe(10);
+    for (const every of [0, 1, 25]) {
+      const e = resolveExperiment({ ...staticRow, log: { probeEvery: every } });
+      expect(e.log.probeEvery).toBe(every);
+      expect(probeEvery(e)).toBe(every);
+      expect(probeCount(e, 100)).toBe(every ? Math.floor(100 / every) : 0);
+    }
+    // With a controller its own probes decide, and a second setting is refused by name.
+    const adapt = resolveExperiment(base);
+    expect(adapt.log.probeEvery).toBeUndefined();
+    expect(probeEvery(adapt)).toBe(10);
+    expect(issuesOf({ ...base, log: { probeEvery: 5 } })).toEqual(["log.probeEvery"]);
+    // A config.json from before the setting existed reads as before.
+    const { probeEvery: _, ...oldLog } = resolveExperiment(staticRow).log;
+    expect(probeEvery({ ...resolveExperiment(staticRow), log: oldLog })).toBe(10);
+    expect(issuesOf({ ...staticRow, log: { probeEvery: -1 } })).toEqual(["log.probeEvery"]);
   });
 
   it("names every offending field", () => {

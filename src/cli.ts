@@ -77,4 +77,9 @@ for (const stream of [process.stdout, process.stderr])
     if (!droppedOutputError(e)) throw e;
   });
 process.on("exit", releaseLostTerminal);
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Nothing of ddst's is left running once main returns, but an experiment module's may be: a controller's promise
+// still pending after its timeout, an interval it started. Those must not keep a finished run (or a Slurm
+// allocation) alive, so after a moment for output to drain the process leaves; the timer itself keeps nothing alive.
+setTimeout(() => process.exit(code), 1000).unref();

@@ -167,10 +167,22 @@ export async function callController(c: Controller, view: ControllerView, state:
   return parsed.data;
 }
 
+/** The answer as the controller gave it, for an error message: JSON, except that what JSON would turn into null or
+ * drop (NaN, Infinity, undefined, functions, bigints) is shown as it is, since it is usually the culprit. */
 const short = (x: unknown) => {
+  const odd = (v: unknown) =>
+    (typeof v === "number" && !Number.isFinite(v)) || typeof v === "function" || typeof v === "bigint" || typeof v === "symbol" || v === undefined;
+  const marks = new Map<string, string>();
   let s: string;
   try {
-    s = JSON.stringify(x) ?? String(x);
+    s =
+      JSON.stringify(x, (_k, v: unknown) => {
+        if (!odd(v)) return v;
+        const mark = `\u0000${marks.size}\u0000`;
+        marks.set(mark, typeof v === "function" ? "[function]" : String(v));
+        return mark;
+      }) ?? String(x);
+    for (const [mark, shown] of marks) s = s.replace(JSON.stringify(mark), shown);
   } catch {
     s = String(x);
   }

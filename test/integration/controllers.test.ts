@@ -118,6 +118,24 @@ describe.concurrent("an experiment's own controller", () => {
     expect(JSON.parse(readFileSync(join(out, "failed.json"), "utf8")).error).toMatch(/overeager/);
   });
 
+  it("a controller that never answers fails the run at its timeout, and its timers do not keep the process alive", async () => {
+    const dir = tempDir();
+    const file = writeModule(
+      dir,
+      `{ name: "stuck", every: 100, timeoutMs: 500, initialState: () => null,
+         decide: () => new Promise(() => { setInterval(() => {}, 1000); }) }`,
+      200,
+    );
+    const out = join(dir, "run");
+    const started = Date.now();
+    const r = await execa("node", [CLI, "run", file, "--out", out], { reject: false, timeout: 60_000 });
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/controller 'stuck' at iteration 100: no answer within 500 ms \(its timeoutMs\)/);
+    expect(JSON.parse(readFileSync(join(out, "checkpoint.json"), "utf8")).iter).toBe(100);
+    expect(Date.now() - started).toBeLessThan(45_000);
+  });
+
   it("a JSON experiment cannot carry controllers: exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "x.json");

@@ -33,6 +33,9 @@ describe("calling a controller", () => {
     await expect(callController(controller(() => { throw new Error("boom"); }), view(), null)).rejects.toThrow(/controller 'c' at iteration 1000: it threw: Error: boom/);
     await expect(callController(controller(() => ({ actions: [{ op: "grow" }] }) as never), view(), null)).rejects.toThrow(/invalid answer .*actions\.0\.op/);
     await expect(callController(controller(() => ({ state: { x: Number.NaN } })), view(), null)).rejects.toThrow(/state: must be plain JSON/);
+    // The answer is quoted as given: JSON would show NaN as null and drop a function, hiding the culprit.
+    await expect(callController(controller(() => ({ state: { x: Number.NaN } })), view(), null)).rejects.toThrow('invalid answer {"state":{"x":NaN}}');
+    await expect(callController(controller(() => ({ state: { f: () => 1 } }) as never), view(), null)).rejects.toThrow('invalid answer {"state":{"f":[function]}}');
     await expect(callController(controller(() => ({ actions: [], extra: 1 }) as never), view(), null)).rejects.toThrow(/Unrecognized key/);
     const slow = controller(() => new Promise(() => undefined), { timeoutMs: 50 });
     await expect(callController(slow, view(), null)).rejects.toBeInstanceOf(ControllerError);

@@ -50,7 +50,14 @@ export async function readRaw(file: string): Promise<unknown> {
         ? ((await (await import("tsx/esm/api")).tsImport(pathToFileURL(resolve(file)).href, import.meta.url)) as { default?: unknown })
         : ((await import(pathToFileURL(resolve(file)).href)) as { default?: unknown });
     } catch (e) {
-      const message = (e as Error).message.split("\n")[0]!; // not the require stack
+      // The whole message (a syntax error's file:line:column come after esbuild's first line), not the require stack.
+      const lines = (e as Error).message.split("\n");
+      const stack = lines.findIndex((l) => l.startsWith("Require stack"));
+      const message = lines
+        .slice(0, stack < 0 ? 8 : stack)
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .join(" ");
       // Inside the checkout "ddst" names the package itself; elsewhere it must be installed beside the file, and
       // as an ES module package (its dependencies have no CommonJS entry).
       const hint = /Cannot find (module|package) 'ddst'|No "exports" main defined/.test(message)
@@ -61,7 +68,11 @@ export async function readRaw(file: string): Promise<unknown> {
     // Outside an ESM package (no "type": "module" above the file) tsx compiles to CommonJS, and the default
     // export arrives wrapped as { __esModule, default }.
     const value = (mod.default as { __esModule?: boolean; default?: unknown } | undefined)?.__esModule ? (mod.default as { default?: unknown }).default : mod.default;
-    if (value === undefined) throw new ConfigError(file, [{ path: "", message: "the module has no default export" }]);
+    if (value === undefined) {
+      const named = Object.keys(mod).filter((k) => k !== "default");
+      const found = named.length ? ` (it exports ${named.map((k) => `'${k}'`).join(", ")}: \`export default\` the experiment)` : "";
+      throw new ConfigError(file, [{ path: "", message: `the module has no default export${found}` }]);
+    }
     return value;
   }
   let text: string;

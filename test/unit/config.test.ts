@@ -131,6 +131,18 @@ describe("experiment modules outside the checkout", () => {
     expect((e as Error).message).toMatch(/cannot load the module: Cannot find (module|package) 'ddst'.*; outside the ddst checkout, install it where the module is \(`npm install .*` there\) and make the module ESM/);
     expect((e as Error).message).not.toMatch(/Require stack/);
   });
+
+  it("a syntax error is reported with its file, line and column; a module without a default export names what it exports", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-module-"));
+    const broken = join(dir, "broken.ts");
+    writeFileSync(broken, 'export default {\n  method: "dense";\n};\n');
+    const e = await loadExperiment(broken).then(() => null, (err: unknown) => err);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toContain(`${broken}:2:17: ERROR: Expected "}" but found ";"`);
+    const named = join(dir, "named.ts");
+    writeFileSync(named, "export const a = {};\nexport const b = {};\n");
+    await expect(loadExperiment(named)).rejects.toThrow("the module has no default export (it exports 'a', 'b'");
+  });
 });
 
 describe("paths an experiment needs", () => {

@@ -156,8 +156,9 @@ export type Experiment = z.infer<typeof Experiment>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ExperimentModule = Omit<ExperimentInput, "controllers"> & { controllers?: readonly Controller<any>[] };
 
-/** Identity with types: lets a TypeScript experiment module get completion and checking. */
-export function defineExperiment<T extends ExperimentModule>(spec: T): T {
+/** Identity with types: lets a TypeScript experiment module get completion and checking (not generic, so that
+ * a misspelt top-level key is an error, as it is in nested blocks). */
+export function defineExperiment(spec: ExperimentModule): ExperimentModule {
   return spec;
 }
 

@@ -60,7 +60,8 @@ export const ControllerDecision = z.strictObject({
   note: z.record(z.string(), Json).optional(),
   band: BandDecision.optional(),
 });
-export type ControllerDecisionInput = z.input<typeof ControllerDecision>;
+/** What `decide` returns; its `state` is checked against the controller's own state type. */
+export type ControllerDecisionInput<S extends Json = Json> = Omit<z.input<typeof ControllerDecision>, "state"> & { state?: S };
 export type ControllerDecision = z.infer<typeof ControllerDecision>;
 
 export interface NetDensities {
@@ -105,7 +106,7 @@ export interface Controller<S extends Json = Json> {
   readonly records?: "decisions" | "effects";
   /** The state before its first call. */
   initialState(experiment: Experiment): S;
-  decide(view: ControllerView, state: S): ControllerDecisionInput | Promise<ControllerDecisionInput>;
+  decide(view: ControllerView, state: S): ControllerDecisionInput<S> | Promise<ControllerDecisionInput<S>>;
 }
 
 /** Identity with types, for experiment modules: `controllers: [defineController({...})]`. */

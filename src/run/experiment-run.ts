@@ -60,6 +60,8 @@ export class ExperimentRun {
   private stats_: StatsResult | null = null;
   /** Set when a controller ends the run early. */
   private stopped: { iter: number; controller: string; reason: string } | null = null;
+  /** The iteration of the last decision that changed G (its masks), so a final evaluation there is not skipped. */
+  private generatorChangedAt: number | null = null;
 
   constructor(
     exp: Experiment,
@@ -168,17 +170,19 @@ export class ExperimentRun {
         records.push({ iter: t, kind: "decision", controller: c.name, event, actions: decision.actions, note: decision.note ?? null });
       let changed = false;
       let setDensity = false;
+      let stop: MetricRecord | null = null;
       for (const action of decision.actions) {
         if (action.op === "stop") {
           this.stopped ??= { iter: t, controller: c.name, reason: action.reason };
           this.state.stopped = this.stopped;
-          records.push({ iter: t, kind: "stop", controller: c.name, reason: action.reason });
+          stop ??= { iter: t, kind: "stop", controller: c.name, reason: action.reason };
           continue;
         }
         const applied = await this.apply(action, t);
         if (applied.record) records.push(applied.record);
         this.stats_ = applied.stats;
         changed = true;
+        if (action.net === "generator") this.generatorChangedAt = t;
         if (action.op === "setDensity") {
           setDensity = true;
           if (action.net === "discriminator") this.state.densityD = action.target;
@@ -191,6 +195,8 @@ export class ExperimentRun {
         this.ledger.setDensities(this.stats_!);
         if (setDensity) records.push({ iter: t, kind: "density", generator: this.stats_!.generator.density, discriminator: this.stats_!.discriminator.density });
       }
+      // After the records of what this controller's actions did, wherever it listed the stop.
+      if (stop) records.push(stop);
     }
   }
 
@@ -369,7 +375,10 @@ export class ExperimentRun {
     // Resumed from the checkpoint that recorded the end (summary.json was lost or damaged): only the summary is due.
     if (this.state.finishedAt !== this.state.iter) {
       const last: MetricRecord[] = [];
-      if (this.exp.eval && this.state.eval.final?.iter !== this.state.iter) last.push(await this.evaluate(this.state.iter));
+      // An evaluation at this iteration came before its decisions: if they changed G (a controller's setDensity or
+      // DST step before a stop), the final one must see the G that the run ends with.
+      const evaluated = this.state.eval.final?.iter === this.state.iter && this.generatorChangedAt !== this.state.iter;
+      if (this.exp.eval && !evaluated) last.push(await this.evaluate(this.state.iter));
       last.push({ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
       this.emit(last);
       this.state.finishedAt = this.state.iter;

@@ -15,7 +15,7 @@ const records = (dir: string): any[] =>
 
 /** A toy experiment module with one controller of its own, written as a user would (no imports needed: a
  * controller is a plain object). */
-function writeModule(dir: string, controller: string, iterations = 600): string {
+function writeModule(dir: string, controller: string, iterations = 600, extra = ""): string {
   const file = join(dir, "experiment.ts");
   writeFileSync(
     file,
@@ -31,7 +31,7 @@ export default {
   generator: { dst: { every: 150 } },
   log: { every: 10 },
   checkpoint: { every: 200 },
-  supervision: { threads: 1 },
+  supervision: { threads: 1 },${extra}
   controllers: [scripted],
 };
 `,
@@ -116,6 +116,28 @@ describe.concurrent("an experiment's own controller", () => {
     expect(r.stderr).toMatch(/a checkpoint at iteration 200 was written/);
     expect(JSON.parse(readFileSync(join(out, "checkpoint.json"), "utf8")).iter).toBe(200);
     expect(JSON.parse(readFileSync(join(out, "failed.json"), "utf8")).error).toMatch(/overeager/);
+  });
+
+  it("a stop after an evaluation that changed G evaluates again: the final evaluation is of the G the run ends with", async () => {
+    const dir = tempDir();
+    const file = writeModule(
+      dir,
+      `{ name: "shrink-and-stop", every: 100, initialState: () => null,
+         decide: () => ({ actions: [{ op: "stop", reason: "done" }, { op: "setDensity", net: "generator", target: 0.1 }] }) }`,
+      400,
+      "\n  eval: { every: 100, samples: 500 },",
+    );
+    const out = join(dir, "run");
+    const r = await run([file, "--out", out]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    // The records of what the actions did come before the stop, wherever the controller listed it.
+    expect(records(out).map((x) => `${x.iter} ${x.kind}`).filter((s) => !/ (loss|br)$/.test(s))).toEqual([
+      "0 density", "100 eval", "100 decision", "100 density", "100 stop", "100 eval", "100 density",
+    ]);
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8"));
+    expect(summary.final.densityG).toBeCloseTo(0.1, 3);
+    const evals = records(out).filter((x) => x.kind === "eval");
+    expect(summary.eval.final).toEqual({ iter: 100, metrics: evals[1].metrics });
   });
 
   it("a controller that never answers fails the run at its timeout, and its timers do not keep the process alive", async () => {

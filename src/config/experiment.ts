@@ -179,7 +179,7 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
 
 /** The experiment's own controllers must be Controller objects with distinct names of their own, from a module
  * a resume can import again. */
-function checkControllers(list: unknown[], module: string | undefined): { path: string; message: string }[] {
+function checkControllers(list: unknown[], module: string | undefined, evaluates: boolean): { path: string; message: string }[] {
   const issues: { path: string; message: string }[] = [];
   const seen = new Set<string>();
   list.forEach((c, i) => {
@@ -193,8 +193,15 @@ function checkControllers(list: unknown[], module: string | undefined): { path: 
     if (seen.has(c.name)) issues.push({ path: `${path}.name`, message: `'${c.name}' is used twice` });
     seen.add(c.name);
     if (c.every !== undefined && !(Number.isInteger(c.every) && c.every >= 1)) issues.push({ path: `${path}.every`, message: `must be a positive integer of iterations, got ${c.every}` });
-    if (c.every === undefined && !c.atEvaluations) issues.push({ path, message: "give it `every` (iterations between calls) or `atEvaluations: true`, or it is never called" });
-    if (c.timeoutMs !== undefined && !(c.timeoutMs > 0)) issues.push({ path: `${path}.timeoutMs`, message: `must be positive, got ${c.timeoutMs}` });
+    if (c.atEvaluations !== undefined && typeof c.atEvaluations !== "boolean")
+      issues.push({ path: `${path}.atEvaluations`, message: `must be true or false, got ${JSON.stringify(c.atEvaluations)}` });
+    if (c.every === undefined && c.atEvaluations !== true) issues.push({ path, message: "give it `every` (iterations between calls) or `atEvaluations: true`, or it is never called" });
+    else if (c.every === undefined && !evaluates)
+      issues.push({ path: `${path}.atEvaluations`, message: "the experiment has no `eval` block, so a controller called only at evaluations is never called: add `every` or an `eval` block" });
+    if (c.timeoutMs !== undefined && !(typeof c.timeoutMs === "number" && c.timeoutMs > 0 && Number.isFinite(c.timeoutMs)))
+      issues.push({ path: `${path}.timeoutMs`, message: `must be a positive number of milliseconds, got ${JSON.stringify(c.timeoutMs)}` });
+    if (c.records !== undefined && c.records !== "decisions" && c.records !== "effects")
+      issues.push({ path: `${path}.records`, message: `must be "decisions" or "effects", got ${JSON.stringify(c.records)}` });
   });
   if (list.length && !module) issues.push({ path: "controllers", message: "controllers come from an experiment module (a .ts or .js file), so a resume can load them again" });
   return issues;
@@ -206,7 +213,7 @@ export function resolveExperiment(input: unknown, source = "experiment", module?
   const parsed = ExperimentInput.safeParse(input);
   const method = MethodName.safeParse((input as { method?: unknown } | null)?.method);
   const conflicts = method.success && typeof input === "object" && input !== null ? policyConflicts(method.data, input) : [];
-  const controllerIssues = parsed.success ? checkControllers(parsed.data.controllers ?? [], module) : [];
+  const controllerIssues = parsed.success ? checkControllers(parsed.data.controllers ?? [], module, parsed.data.eval !== null) : [];
   // Dense trains both networks whole: another density would be recorded and shown, and mean nothing.
   const denseIssues =
     parsed.success && parsed.data.method === "dense" && parsed.data.density !== 1

@@ -90,6 +90,26 @@ describe("experiment resolution", () => {
     expect(issuesOf({ ...staticRow, log: { probeEvery: -1 } })).toEqual(["log.probeEvery"]);
   });
 
+  it("checks an experiment's own controllers field by field, naming each", () => {
+    const c = (extra: object) => ({ name: "mine", initialState: () => null, decide: () => ({}), ...extra });
+    const paths = (extra: object, more: object = {}) => {
+      try {
+        resolveExperiment({ ...base, ...more, controllers: [c(extra)] }, "x.ts", "/x.ts");
+      } catch (e) {
+        if (e instanceof ConfigError) return e.issues.map((i) => `${i.path}: ${i.message}`);
+        throw e;
+      }
+      return [];
+    };
+    expect(paths({ every: 10 })).toEqual([]);
+    expect(paths({ every: 10, records: "bogus" })).toEqual(['controllers.0.records: must be "decisions" or "effects", got "bogus"']);
+    expect(paths({ every: 10, atEvaluations: "yes" })).toEqual(['controllers.0.atEvaluations: must be true or false, got "yes"']);
+    expect(paths({ every: 10, timeoutMs: "5" })).toEqual(['controllers.0.timeoutMs: must be a positive number of milliseconds, got "5"']);
+    expect(paths({ atEvaluations: true })[0]).toMatch(/^controllers\.0\.atEvaluations: the experiment has no `eval` block/);
+    expect(paths({ atEvaluations: true }, { eval: { every: 100 } })).toEqual([]);
+    expect(paths({})[0]).toMatch(/^controllers\.0: give it `every`/);
+  });
+
   it("names every offending field", () => {
     expect(issuesOf({ ...base, density: 1.5 })).toEqual(["density"]);
     expect(issuesOf({ ...base, colour: "red" })).toEqual([""]);

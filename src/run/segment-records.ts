@@ -30,6 +30,8 @@ export function segmentRecords(exp: Experiment, state: RunState, window: BrWindo
       probe: { fakePre: probe.fakePre, fakePost: probe.fakePost, real: probe.real },
     });
   }
-  // Stable: at one iteration the loss record stays before the probe's.
-  return records.map((r, i) => ({ r, i })).sort((a, b) => a.r.iter - b.r.iter || a.i - b.i).map(({ r }) => r);
+  // At one iteration the probe's record comes first: the status line is drawn at each loss record and shows the
+  // BR as of that iteration.
+  const rank = (r: MetricRecord) => (r.kind === "br" ? 0 : 1);
+  return records.map((r, i) => ({ r, i })).sort((a, b) => a.r.iter - b.r.iter || rank(a.r) - rank(b.r) || a.i - b.i).map(({ r }) => r);
 }

@@ -11,10 +11,10 @@ const probes = (iters: number[]) => iters.map((t) => [t, -1 + t / 1000, -0.9 + t
 const fresh = () => ({ state: { lossSum: { d: 0, g: 0, n: 0 } } as RunState, window: new BrWindow(10) });
 
 describe("a segment's records", () => {
-  it("come in iteration order, so a segment cut by an interruption writes the same lines as the whole one", () => {
+  it("come in iteration order, a probe before the loss of its iteration, so a segment cut by an interruption writes the same lines as the whole one", () => {
     const whole = fresh();
     const one = segmentRecords(exp, whole.state, whole.window, losses(661, 680), probes([670, 680]));
-    expect(one.map((r) => `${r.kind}@${r.iter}`)).toEqual(["br@670", "loss@680", "br@680"]);
+    expect(one.map((r) => `${r.kind}@${r.iter}`)).toEqual(["br@670", "br@680", "loss@680"]);
     const cut = fresh();
     const two = [
       ...segmentRecords(exp, cut.state, cut.window, losses(661, 674), probes([670])),

@@ -20,7 +20,8 @@ export {
   type NetDensities,
 } from "./controller/controller.js";
 export { builtInControllers } from "./controller/built-in.js";
-export type { MetricRecord, Summary } from "./run/records.js";
+export { MetricRecord, Summary } from "./run/records.js";
+export { readRecords } from "./analysis/read-records.js";
 export { openRun, type OpenedRun } from "./analysis/open-run.js";
 export { streamExperiment } from "./run/stream.js";
 export { defineTable, TableSpec } from "./table/spec.js";

@@ -5,7 +5,7 @@ import { imageTag, markdownTable, page, preBlock, type Section } from "../report
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
-import { MetricRecord } from "../run/records.js";
+import { readRecords } from "../analysis/read-records.js";
 import { InputError } from "../input-error.js";
 import { RunDirError } from "../run/run-dir.js";
 import { finalMetric, runStatus } from "../run/run-status.js";
@@ -15,26 +15,6 @@ import { tableName } from "./ls.js";
 /** `ddst report RUN_DIR|TABLE_DIR [--out FILE.html] [--png]`: one self-contained HTML file with the plots
  * (Vega-Lite, rendered to SVG in Node), the sample pictures, the config and the summary; --png also writes
  * each plot as a PNG beside the HTML. */
-
-/** metrics.jsonl's records; a line that is not a record is an error naming the file and the line. */
-export function readRecords(dir: string): MetricRecord[] {
-  const file = join(dir, "metrics.jsonl");
-  if (!existsSync(file)) return [];
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l, i) => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(l);
-      } catch {
-        throw new RunDirError(`${file}:${i + 1} is not JSON`);
-      }
-      const r = MetricRecord.safeParse(parsed);
-      if (!r.success) throw new RunDirError(`${file}:${i + 1} is not a ddst metrics record: ${r.error.issues[0]?.message}`);
-      return r.data;
-    });
-}
 
 async function plotSections(plots: Plot[], png: string | null): Promise<{ sections: Section[]; written: string[] }> {
   const sections: Section[] = [];

@@ -1,0 +1,18 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { MetricRecord, readRecords, Summary } from "../../src/index.js";
+
+describe("reading a run back through the package's API", () => {
+  it("parses metrics.jsonl line by line and names a bad line by number", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-read-"));
+    const loss = { iter: 10, kind: "loss", d: 1.5, g: 0.5 };
+    writeFileSync(join(dir, "metrics.jsonl"), `${JSON.stringify(loss)}\n`);
+    expect(readRecords(dir)).toEqual([loss]);
+    expect(MetricRecord.parse(loss)).toEqual(loss);
+    writeFileSync(join(dir, "metrics.jsonl"), `${JSON.stringify(loss)}\n${JSON.stringify({ iter: 20, kind: "lose" })}\n`);
+    expect(() => readRecords(dir)).toThrow(`${join(dir, "metrics.jsonl")}:2 is not a ddst metrics record`);
+    expect(Summary.safeParse({}).success).toBe(false);
+  });
+});

@@ -34,7 +34,8 @@ export type FlopsConvention = "paper" | "executed";
  *
  * "executed" counts what the training loop runs: each D step forwards G on dis_batch fakes, and forwards and
  * backwards D on dis_batch real + dis_batch fake samples (3x each); the G step forwards and backwards G on
- * gen_batch samples and D on the same gen_batch fakes (D's backward is needed for G's gradient). BR probes
+ * gen_batch samples (3x) and forwards D on the same fakes and backwards through it for the input gradient only,
+ * its weights frozen (2x). Growth-gradient passes (once per DST step or density increase) are not counted. BR probes
  * (after the G step, one extra G forward and one D forward of gen_batch, G_post(z), plus one D forward of the
  * real batch; the probe's G_pre(z) is the G step's own forward) are added by the caller through
  * `probeSamples`. */
@@ -47,7 +48,7 @@ export function samplesPerIteration(convention: FlopsConvention, b: BatchPlan): 
   }
   return {
     generator: b.nCritic * b.disBatch + 3 * b.genBatch,
-    discriminator: b.nCritic * 3 * (2 * b.disBatch) + 3 * b.genBatch,
+    discriminator: b.nCritic * 3 * (2 * b.disBatch) + 2 * b.genBatch,
   };
 }
 

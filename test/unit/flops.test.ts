@@ -28,11 +28,11 @@ describe("training FLOPs, paper convention", () => {
 });
 
 describe("training FLOPs, executed convention", () => {
-  it("counts D's real and fake batches and G's backward through D, plus probes", () => {
+  it("counts D's real and fake batches and G's backward through D (input gradient only: 2x), plus probes", () => {
     const b = { disBatch: 64, genBatch: 64, nCritic: 1 };
     const acc = new FlopsAccount("executed", b);
     acc.add(10, { generator: 1, discriminator: 1 }, 1);
     // A probe: G_post(z) through G and D (gen_batch each) and the real batch through D; G_pre(z) is the G step's.
-    expect(acc.totals()).toEqual({ generator: 10 * (64 + 192) + 64, discriminator: 10 * (384 + 192) + 128, total: 10 * 256 + 64 + 10 * 576 + 128 });
+    expect(acc.totals()).toEqual({ generator: 10 * (64 + 192) + 64, discriminator: 10 * (384 + 128) + 128, total: 10 * 256 + 64 + 10 * 512 + 128 });
   });
 });

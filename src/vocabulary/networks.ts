@@ -101,9 +101,9 @@ export const DataSpec = z.discriminatedUnion("name", [
 ]);
 
 export const TrainSpec = z.strictObject({
-  batchSize: z.number().int().min(1).max(65536).default(256).describe("D's batch (real and fake)"),
+  batchSize: z.number().int().min(1).max(65536).default(256).describe("D's batch (real and fake); the paper's SNGAN setting is 64 (examples/cifar10-sngan.json)"),
   genBatchSize: z.number().int().min(1).max(65536).optional().describe("G's batch (default: batchSize; the paper uses 128 with D at 64)"),
-  nCritic: z.number().int().min(1).max(100).default(1).describe("D steps per G step"),
+  nCritic: z.number().int().min(1).max(100).default(1).describe("D steps per G step; the paper's SNGAN setting is 5"),
   loss: z.enum(["hinge", "ns", "wasserstein"]).default("hinge"),
   lrG: z.number().positive().max(1).default(2e-4),
   lrD: z.number().positive().max(1).default(2e-4),

@@ -15,7 +15,7 @@ import { configuredPrimary, evaluateArgs, recordEvaluation } from "./evaluation.
 import { isEvalIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
 import { FlopsLedger } from "./flops-ledger.js";
 import { type MetricRecord, type Summary } from "./records.js";
-import type { RunDir } from "./run-dir.js";
+import { RunDirError, type RunDir } from "./run-dir.js";
 import type { RunOptions } from "./run-options.js";
 import type { RunState } from "./run-state.js";
 import { segmentRecords } from "./segment-records.js";
@@ -320,7 +320,13 @@ export class ExperimentRun {
       } catch (e) {
         const unreadable = e instanceof WorkerRequestError && (e.detail as { reason?: string } | undefined)?.reason === "unreadable";
         const next = candidates[i + 1];
-        if (!unreadable || !next) throw e;
+        if (!unreadable) throw e;
+        if (!next)
+          throw new RunDirError(
+            `${(e as Error).message.replace(/^worker load: bad_value: /, "")}\n` +
+              `no checkpoint of ${this.dir.path} can be read (tried iteration${candidates.length > 1 ? "s" : ""} ${candidates.map((x) => x.iter).join(", ")}), ` +
+              "so this run cannot be resumed: run the experiment again into a new directory (config.json here holds it as resolved; metrics.jsonl keeps what was trained)",
+          );
         const aside = existsSync(join(this.dir.path, c.worker)) ? `; set aside as ${this.dir.setAside(c.worker)}` : "";
         this.opts.onNotice?.(`${e.message.replace(/^worker load: bad_value: /, "")}${aside}. Falling back to the checkpoint of iteration ${next.iter}.`);
       }

@@ -333,4 +333,16 @@ describe.concurrent("faults", () => {
     expect(r.stderr).toMatch(/iter-000000250\.pt cannot be read: truncated.*set aside as checkpoints\/iter-000000250\.pt\.unreadable\. Falling back to the checkpoint of iteration 200/s);
     expect(metrics(out)).toBe(await reference);
   });
+
+  it("every checkpoint unreadable: the resume says the run cannot be resumed and what to do, and keeps what is there", async () => {
+    const out = join(tempDir(), "all-truncated");
+    expect((await run([file, "--out", out, "--until", "20"])).exitCode).toBe(0);
+    const kept = readFileSync(join(out, "metrics.jsonl"), "utf8");
+    for (const f of readdirSync(join(out, "checkpoints"))) truncateSync(join(out, "checkpoints", f), 100);
+    const r = await run(["--resume", out]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`no checkpoint of ${out} can be read \\(tried iterations 20, 0\\), so this run cannot be resumed: run the experiment again into a new directory`));
+    expect(r.stderr).not.toMatch(/    at /);
+    expect(readFileSync(join(out, "metrics.jsonl"), "utf8")).toBe(kept);
+  });
 });

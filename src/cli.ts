@@ -82,4 +82,5 @@ process.exitCode = code;
 // Nothing of ddst's is left running once main returns, but an experiment module's may be: a controller's promise
 // still pending after its timeout, an interval it started. Those must not keep a finished run (or a Slurm
 // allocation) alive, so after a moment for output to drain the process leaves; the timer itself keeps nothing alive.
-setTimeout(() => process.exit(code), 1000).unref();
+// Output still queued for a slow reader (a pager) is written first.
+setTimeout(() => process.stdout.write("", () => process.stderr.write("", () => process.exit(code))), 1000).unref();

@@ -3,9 +3,9 @@
 After every G step: ema = decay * ema + (1 - decay) * w for every parameter, and every buffer (BatchNorm
 running statistics) is copied, so the average net normalizes like the current one.
 Sparse EMA (docs/method.md, "Terms"): the EMA's maskable weights follow G's masks (MaskSet.follow), so at every mask
-change its entries outside G's new mask, and at grown positions, are set to 0. Between mask changes they
-stay 0 by the update itself: an inactive weight is 0 in G and 0 in the EMA, and decay * 0 + (1 - decay) * 0
-is exactly 0.
+change its entries outside G's new mask, and at positions where weights arrive (grown, not active before), are
+set to 0. Between mask changes they stay 0 by the update itself: an inactive weight is 0 in G and 0 in the EMA,
+and decay * 0 + (1 - decay) * 0 is exactly 0.
 """
 
 import copy

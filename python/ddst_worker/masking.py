@@ -192,7 +192,8 @@ class MaskSet:
 
     def follow(self, model: nn.Module) -> None:
         """Make `model`'s maskable weights (a copy of this network, e.g. the generator's EMA) follow the
-        masks: at every mask change their entries outside the mask, and at grown positions, become 0."""
+        masks: at every mask change their entries outside the mask, and at arriving positions (grown weights that
+        were not active before the change), become 0."""
         for l, (name, w) in zip(self.layers, maskable_layers(model), strict=True):
             assert name == l.name and w.shape == l.weight.shape, (name, l.name)
             l.followers.append(w)

@@ -177,6 +177,11 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
 }
 
+/** Whether evaluations happen before the last iteration (controllers are never called after it). */
+function evaluatesDuringTraining(x: { eval: { every: number } | null; iterations: number }): boolean {
+  return x.eval !== null && x.eval.every > 0 && x.eval.every < x.iterations;
+}
+
 /** The experiment's own controllers must be Controller objects with distinct names of their own, from a module
  * a resume can import again. */
 function checkControllers(list: unknown[], module: string | undefined, evaluates: boolean): { path: string; message: string }[] {
@@ -197,7 +202,7 @@ function checkControllers(list: unknown[], module: string | undefined, evaluates
       issues.push({ path: `${path}.atEvaluations`, message: `must be true or false, got ${JSON.stringify(c.atEvaluations)}` });
     if (c.every === undefined && c.atEvaluations !== true) issues.push({ path, message: "give it `every` (iterations between calls) or `atEvaluations: true`, or it is never called" });
     else if (c.every === undefined && !evaluates)
-      issues.push({ path: `${path}.atEvaluations`, message: "the experiment has no `eval` block, so a controller called only at evaluations is never called: add `every` or an `eval` block" });
+      issues.push({ path: `${path}.atEvaluations`, message: "the experiment evaluates only at its end (no `eval` block, or `eval.every` 0 or not below `iterations`), after which no controller is called: add `every`, or evaluations during training" });
     if (c.timeoutMs !== undefined && !(typeof c.timeoutMs === "number" && c.timeoutMs > 0 && Number.isFinite(c.timeoutMs)))
       issues.push({ path: `${path}.timeoutMs`, message: `must be a positive number of milliseconds, got ${JSON.stringify(c.timeoutMs)}` });
     if (c.records !== undefined && c.records !== "decisions" && c.records !== "effects")
@@ -213,7 +218,7 @@ export function resolveExperiment(input: unknown, source = "experiment", module?
   const parsed = ExperimentInput.safeParse(input);
   const method = MethodName.safeParse((input as { method?: unknown } | null)?.method);
   const conflicts = method.success && typeof input === "object" && input !== null ? policyConflicts(method.data, input) : [];
-  const controllerIssues = parsed.success ? checkControllers(parsed.data.controllers ?? [], module, parsed.data.eval !== null) : [];
+  const controllerIssues = parsed.success ? checkControllers(parsed.data.controllers ?? [], module, evaluatesDuringTraining(parsed.data)) : [];
   // Dense trains both networks whole: another density would be recorded and shown, and mean nothing.
   const denseIssues =
     parsed.success && parsed.data.method === "dense" && parsed.data.density !== 1
@@ -251,7 +256,8 @@ export function resolveExperiment(input: unknown, source = "experiment", module?
     },
   };
   const controllers = x.controllers?.length ? { controllers: (x.controllers as Controller[]).map((c) => ({ name: c.name, module: module! })) } : {};
-  const log = { every: x.log.every, probeEvery: x.log.probeEvery ?? (candidate.discriminator.controller ? undefined : 10) };
+  // Written only when set, so that configs resolved before the setting existed (a table's cells) still compare equal.
+  const log = { every: x.log.every, ...(x.log.probeEvery !== undefined ? { probeEvery: x.log.probeEvery } : {}) };
   const full = Experiment.safeParse({ ...candidate, log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval, ...controllers });
   if (!full.success) throw new ConfigError(source, issuesOf(full.error));
   return full.data;

@@ -10,10 +10,11 @@ import type { RunState } from "./run-state.js";
 /** Evaluations of the EMA generator: what the worker is asked, and the final and best results a run keeps
  * (ranked by the primary metric, lower is better). The noise is the evaluation's own: training is unaffected. */
 
-/** The sample grid or scatter plot of the evaluation after iteration t, relative to the run directory. */
-export const picturePath = (t: number) => join("samples", `iter-${String(t).padStart(9, "0")}.png`);
+/** The sample grid or scatter plot of the evaluation after iteration t, relative to the run directory (`tag`: a
+ * second evaluation at the same iteration). */
+export const picturePath = (t: number, tag?: string) => join("samples", `iter-${String(t).padStart(9, "0")}${tag ? `-${tag}` : ""}.png`);
 
-export function evaluateArgs(exp: Experiment, runDir: string, t: number): z.infer<(typeof OpArgs)["evaluate"]> {
+export function evaluateArgs(exp: Experiment, runDir: string, t: number, tag?: string): z.infer<(typeof OpArgs)["evaluate"]> {
   const ev = exp.eval!;
   return {
     metrics: ev.metrics ?? defaultMetrics(exp.data.name),
@@ -23,7 +24,7 @@ export function evaluateArgs(exp: Experiment, runDir: string, t: number): z.infe
     reference: ev.reference,
     ...(ev.inception ? { inception: expandEnv(ev.inception, "eval.inception") } : {}),
     cacheDir: cacheDir(),
-    picture: join(runDir, picturePath(t)),
+    picture: join(runDir, picturePath(t, tag)),
   };
 }
 
@@ -39,11 +40,11 @@ export function configuredPrimary(exp: Experiment): string | null {
 
 /** Records an evaluation in the run's state (final, and best when its primary metric is lower) and returns its
  * record. Wall time stays out of metrics.jsonl, which is reproducible byte for byte; worker.log has it. */
-export function recordEvaluation(state: RunState["eval"], t: number, metrics: Record<string, number>, pictured: boolean): MetricRecord {
+export function recordEvaluation(state: RunState["eval"], t: number, metrics: Record<string, number>, pictured: boolean, tag?: string): MetricRecord {
   const point = { iter: t, metrics };
   state.final = point;
   const key = primaryMetric(metrics);
   const best = state.best;
   if (key && (!best || !(key in best.metrics) || metrics[key]! < best.metrics[key]!)) state.best = point;
-  return { iter: t, kind: "eval", metrics, picture: pictured ? picturePath(t) : null };
+  return { iter: t, kind: "eval", metrics, picture: pictured ? picturePath(t, tag) : null };
 }

@@ -60,8 +60,6 @@ export class ExperimentRun {
   private stats_: StatsResult | null = null;
   /** Set when a controller ends the run early. */
   private stopped: { iter: number; controller: string; reason: string } | null = null;
-  /** The iteration of the last decision that changed G (its masks), so a final evaluation there is not skipped. */
-  private generatorChangedAt: number | null = null;
 
   constructor(
     exp: Experiment,
@@ -182,7 +180,7 @@ export class ExperimentRun {
         if (applied.record) records.push(applied.record);
         this.stats_ = applied.stats;
         changed = true;
-        if (action.net === "generator") this.generatorChangedAt = t;
+        if (action.net === "generator") this.state.generatorChangedAt = t;
         if (action.op === "setDensity") {
           setDensity = true;
           if (action.net === "discriminator") this.state.densityD = action.target;
@@ -244,10 +242,11 @@ export class ExperimentRun {
     return { record: { iter: t, kind: "dst", net, dropRate, pruned: r.pruned, grown: r.grown, regrown: r.regrown, active: r.active, total: r.total }, stats: r.stats };
   }
 
-  private async evaluate(t: number): Promise<MetricRecord> {
-    const r = await this.worker.ask("evaluate", evaluateArgs(this.exp, this.dir.path, t), EvalResult);
+  /** `tag` names the picture of a second evaluation at one iteration (the final one after a stop changed G). */
+  private async evaluate(t: number, tag?: string): Promise<MetricRecord> {
+    const r = await this.worker.ask("evaluate", evaluateArgs(this.exp, this.dir.path, t, tag), EvalResult);
     (this.state.evals ??= []).push({ iter: t, metrics: r.metrics });
-    return recordEvaluation(this.state.eval, t, r.metrics, Boolean(r.picture));
+    return recordEvaluation(this.state.eval, t, r.metrics, Boolean(r.picture), tag);
   }
 
   private nextCheckpointIter(t: number): number {
@@ -383,8 +382,9 @@ export class ExperimentRun {
       const last: MetricRecord[] = [];
       // An evaluation at this iteration came before its decisions: if they changed G (a controller's setDensity or
       // DST step before a stop), the final one must see the G that the run ends with.
-      const evaluated = this.state.eval.final?.iter === this.state.iter && this.generatorChangedAt !== this.state.iter;
-      if (this.exp.eval && !evaluated) last.push(await this.evaluate(this.state.iter));
+      const stale = this.state.generatorChangedAt === this.state.iter;
+      const evaluated = this.state.eval.final?.iter === this.state.iter && !stale;
+      if (this.exp.eval && !evaluated) last.push(await this.evaluate(this.state.iter, stale ? "final" : undefined));
       last.push({ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
       this.emit(last);
       this.state.finishedAt = this.state.iter;

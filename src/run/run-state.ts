@@ -32,6 +32,9 @@ export const RunState = z.object({
   /** The iteration at which the run's end was recorded (the last evaluation and densities, then this
    * checkpoint): resuming there only writes summary.json again, and adds no record twice. */
   finishedAt: z.number().int().optional(),
+  /** The iteration of the last decision that changed G: an evaluation there came before it, so a run that ends
+   * there evaluates again (kept here, so a resume between the stop and that evaluation still knows). */
+  generatorChangedAt: z.number().int().optional(),
 });
 export type RunState = z.infer<typeof RunState>;
 

@@ -6,7 +6,7 @@ import type { RunState } from "./run-state.js";
 
 /** The records of one trained segment, from the worker's rows: a `loss` record at every log iteration (the mean
  * since the previous one, carried across segments in `lossSum`), and a `br` record for every probe, which also
- * enters the BR window. In iteration order (a loss record before a probe of the same iteration), so a segment
+ * enters the BR window. In iteration order (a probe's record before the loss record of the same iteration), so a segment
  * cut short by an interruption and its continuation write the same lines as the uncut segment. */
 export function segmentRecords(exp: Experiment, state: RunState, window: BrWindow, losses: number[][], probes: number[][]): MetricRecord[] {
   const records: MetricRecord[] = [];

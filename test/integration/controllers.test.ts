@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "./helpers.js";
@@ -138,6 +138,9 @@ describe.concurrent("an experiment's own controller", () => {
     expect(summary.final.densityG).toBeCloseTo(0.1, 3);
     const evals = records(out).filter((x) => x.kind === "eval");
     expect(summary.eval.final).toEqual({ iter: 100, metrics: evals[1].metrics });
+    // Each keeps its own picture.
+    expect(evals.map((e) => e.picture)).toEqual(["samples/iter-000000100.png", "samples/iter-000000100-final.png"]);
+    expect(existsSync(join(out, evals[1].picture))).toBe(true);
   });
 
   it("a controller that never answers fails the run at its timeout, and its timers do not keep the process alive", async () => {

@@ -73,6 +73,8 @@ describe("experiment resolution", () => {
   it("probes rows without a controller every 10 iterations unless log.probeEvery says otherwise", () => {
     const staticRow = { ...base, method: "static-balance" };
     expect(probeEvery(resolveExperiment(staticRow))).toBe(10);
+    // Written only when set: a config resolved before the setting existed (a table's cell) is still the same config.
+    expect(resolveExperiment(staticRow).log).toEqual({ every: 10 });
     for (const every of [0, 1, 25]) {
       const e = resolveExperiment({ ...staticRow, log: { probeEvery: every } });
       expect(e.log.probeEvery).toBe(every);
@@ -105,7 +107,9 @@ describe("experiment resolution", () => {
     expect(paths({ every: 10, records: "bogus" })).toEqual(['controllers.0.records: must be "decisions" or "effects", got "bogus"']);
     expect(paths({ every: 10, atEvaluations: "yes" })).toEqual(['controllers.0.atEvaluations: must be true or false, got "yes"']);
     expect(paths({ every: 10, timeoutMs: "5" })).toEqual(['controllers.0.timeoutMs: must be a positive number of milliseconds, got "5"']);
-    expect(paths({ atEvaluations: true })[0]).toMatch(/^controllers\.0\.atEvaluations: the experiment has no `eval` block/);
+    // Called only at evaluations, it needs evaluations before the end (none is called after the last iteration).
+    for (const ev of [{}, { eval: {} }, { eval: { every: 400 } }, { eval: { every: 1000 } }])
+      expect(paths({ atEvaluations: true }, ev)[0]).toMatch(/^controllers\.0\.atEvaluations: the experiment evaluates only at its end/);
     expect(paths({ atEvaluations: true }, { eval: { every: 100 } })).toEqual([]);
     expect(paths({})[0]).toMatch(/^controllers\.0: give it `every`/);
   });

@@ -15,9 +15,8 @@ function cellStatuses(table: string): { dir: string; status: RunStatus | null }[
   return existsSync(cells) ? readdirSync(cells).sort().map((c) => ({ dir: join(cells, c), status: runStatus(join(cells, c)) })) : [];
 }
 
-function cellsOf(table: string): RunStatus[] {
-  return cellStatuses(table).flatMap((c) => (c.status ? [c.status] : []));
-}
+/** The statuses that could be read. */
+const readable = (cells: { status: RunStatus | null }[]): RunStatus[] => cells.flatMap((c) => (c.status ? [c.status] : []));
 
 /** How many cells the table has, started or not (its spec, as its last command recorded it); null when the
  * spec cannot be read. */
@@ -59,7 +58,7 @@ export async function cmdLs(argv: string[]): Promise<number> {
     if (!statSync(dir).isDirectory()) continue;
     if (isTable(dir)) {
       const all = cellStatuses(dir);
-      const cells = all.flatMap((c) => (c.status ? [c.status] : []));
+      const cells = readable(all);
       // A cell whose config.json cannot be read has no status of its own, but is started and damaged.
       const unreadable = all.filter((c) => c.status === null && damagedRun(c.dir)).length;
       const count = (k: RunStatus["kind"]) => cells.filter((c) => c.kind === k).length + (k === "damaged" ? unreadable : 0);
@@ -96,7 +95,7 @@ export async function cmdShow(argv: string[]): Promise<number> {
   if (isTable(dir)) {
     const md = join(dir, "table.md");
     console.log(existsSync(md) ? readFileSync(md, "utf8").trimEnd() : `table ${tableName(dir)}: no finished cell yet`);
-    for (const c of cellsOf(dir)) if (c.kind !== "finished") console.log(`  ${c.dir}: ${statusText(c)} at ${c.iter}/${c.planned}`);
+    for (const c of readable(cellStatuses(dir))) if (c.kind !== "finished") console.log(`  ${c.dir}: ${statusText(c)} at ${c.iter}/${c.planned}`);
     return 0;
   }
   const s = runStatus(dir);

@@ -23,20 +23,18 @@ export async function cmdRun(argv: string[]): Promise<number> {
       until: { type: "string" },
     },
   });
+  // --until 0 is meaningful (build, set the masks, write the checkpoint at 0); --iterations 0 is not.
   const until = intOption("until", values.until);
-  // (--until 0 is meaningful: build, set the masks, write the checkpoint at 0.)
-  intOption("iterations", values.iterations, 1);
+  const iterations = intOption("iterations", values.iterations, 1);
   if (values.resume !== undefined) {
     if (positionals.length > 0 || values.set.length || values.seed || values.device || values.out)
       throw new UsageError("--resume DIR continues a run as it was configured; only --iterations N and --until N may go with it");
-    const iterations = intOption("iterations", values.iterations);
     const configured = (RunDir.open(values.resume).readJson("config.json") as { iterations?: number }).iterations ?? 0;
     console.log(`ddst: resuming ${values.resume}`);
     return await drive(values.resume, iterations ?? configured, (opts) => resumeRun({ ...opts, iterations }), until);
   }
   if (positionals.length !== 1) throw new UsageError("ddst run takes exactly one experiment file");
   const sets = [...values.set];
-  const iterations = intOption("iterations", values.iterations);
   const seed = intOption("seed", values.seed);
   if (iterations !== undefined) sets.push(`iterations=${iterations}`);
   if (seed !== undefined) sets.push(`seed=${seed}`);

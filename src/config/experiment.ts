@@ -256,9 +256,8 @@ export function resolveExperiment(input: unknown, source = "experiment", module?
     },
   };
   const controllers = x.controllers?.length ? { controllers: (x.controllers as Controller[]).map((c) => ({ name: c.name, module: module! })) } : {};
-  // Written only when set, so that configs resolved before the setting existed (a table's cells) still compare equal.
-  const log = { every: x.log.every, ...(x.log.probeEvery !== undefined ? { probeEvery: x.log.probeEvery } : {}) };
-  const full = Experiment.safeParse({ ...candidate, log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval, ...controllers });
+  // log.probeEvery stays absent unless set, so that configs resolved before it existed (a table's cells) still compare equal.
+  const full = Experiment.safeParse({ ...candidate, log: x.log, checkpoint: x.checkpoint, supervision: x.supervision, eval: x.eval, ...controllers });
   if (!full.success) throw new ConfigError(source, issuesOf(full.error));
   return full.data;
 }

@@ -146,26 +146,29 @@ describe("generated JSON Schema", () => {
 });
 
 describe("experiment modules outside the checkout", () => {
-  it("a module that cannot import ddst is told how to install it", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ddst-module-"));
-    const file = join(dir, "mine.ts");
-    writeFileSync(file, 'import { defineExperiment } from "ddst";\nexport default defineExperiment({ method: "dense", density: 1, iterations: 1, model: { name: "mlp2d" }, data: { name: "ring8" } });\n');
+  /** Writes `text` as a module in a fresh directory and returns the ConfigError loading it gives. */
+  async function loadError(name: string, text: string): Promise<{ file: string; message: string }> {
+    const file = join(mkdtempSync(join(tmpdir(), "ddst-module-")), name);
+    writeFileSync(file, text);
     const e = await loadExperiment(file).then(() => null, (err: unknown) => err);
     expect(e).toBeInstanceOf(ConfigError);
-    expect((e as Error).message).toMatch(/cannot load the module: Cannot find (module|package) 'ddst'.*; outside the ddst checkout, install it where the module is \(`npm install .*` there\) and make the module ESM/);
-    expect((e as Error).message).not.toMatch(/Require stack/);
+    return { file, message: (e as Error).message };
+  }
+
+  it("a module that cannot import ddst is told how to install it", async () => {
+    const { message } = await loadError(
+      "mine.ts",
+      'import { defineExperiment } from "ddst";\nexport default defineExperiment({ method: "dense", density: 1, iterations: 1, model: { name: "mlp2d" }, data: { name: "ring8" } });\n',
+    );
+    expect(message).toMatch(/cannot load the module: Cannot find (module|package) 'ddst'.*; outside the ddst checkout, install it where the module is \(`npm install .*` there\) and make the module ESM/);
+    expect(message).not.toMatch(/Require stack/);
   });
 
   it("a syntax error is reported with its file, line and column; a module without a default export names what it exports", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ddst-module-"));
-    const broken = join(dir, "broken.ts");
-    writeFileSync(broken, 'export default {\n  method: "dense";\n};\n');
-    const e = await loadExperiment(broken).then(() => null, (err: unknown) => err);
-    expect(e).toBeInstanceOf(ConfigError);
-    expect((e as Error).message).toContain(`${broken}:2:17: ERROR: Expected "}" but found ";"`);
-    const named = join(dir, "named.ts");
-    writeFileSync(named, "export const a = {};\nexport const b = {};\n");
-    await expect(loadExperiment(named)).rejects.toThrow("the module has no default export (it exports 'a', 'b'");
+    const broken = await loadError("broken.ts", 'export default {\n  method: "dense";\n};\n');
+    expect(broken.message).toContain(`${broken.file}:2:17: ERROR: Expected "}" but found ";"`);
+    const named = await loadError("named.ts", "export const a = {};\nexport const b = {};\n");
+    expect(named.message).toContain("the module has no default export (it exports 'a', 'b'");
   });
 });
 

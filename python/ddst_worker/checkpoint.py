@@ -25,6 +25,7 @@ not state: they are rebuilt, or read from cacheDir, when a fresh worker first ne
 """
 
 import contextlib
+import errno
 import io
 import os
 
@@ -126,10 +127,15 @@ def read(path: str) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise _bad(f"checkpoint {path} does not exist", path=path, reason="unreadable")
+    except (OSError, MemoryError) as e:
+        if isinstance(e, OSError) and e.errno not in _MACHINE_ERRNOS:  # torch reads a truncated file as EINVAL
+            raise _unreadable(path, e)
+        # The machine, not the file: a fault that passes must not cost the checkpoint.
+        raise _bad(f"checkpoint {path} could not be read here ({getattr(e, 'strerror', None) or type(e).__name__}); "
+                   "the file may be intact: fix the cause and resume again", path=path, error=type(e).__name__,
+                   reason="io")
     except Exception as e:  # torch reports truncation, corruption and refused objects in many types
-        raise _bad(f"checkpoint {path} cannot be read: truncated, corrupt, unreadable, or holding more than "
-                   f"tensors and plain data ({type(e).__name__}: {_reason(e)})", path=path, error=type(e).__name__,
-                   reason="unreadable")
+        raise _unreadable(path, e)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise _bad(f"{path} is not a ddst worker checkpoint", path=path, reason="unreadable")
     if ckpt.get("version") != VERSION:
@@ -140,6 +146,17 @@ def read(path: str) -> dict:
         raise _bad(f"checkpoint {path} lacks {missing}", path=path, missing=missing)
     complete_legacy_build(ckpt["build"])
     return ckpt
+
+
+# Read faults of the machine rather than the file: permission, I/O, memory, descriptors, a directory in its place.
+_MACHINE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EIO, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.ESTALE,
+                   errno.EAGAIN, errno.ETIMEDOUT, errno.EINTR, errno.EISDIR}
+
+
+def _unreadable(path: str, e: Exception) -> WorkerError:
+    return _bad(f"checkpoint {path} cannot be read: truncated, corrupt, unreadable, or holding more than "
+                f"tensors and plain data ({type(e).__name__}: {_reason(e)})", path=path, error=type(e).__name__,
+                reason="unreadable")
 
 
 # Checkpoints (and config.json files) written before the orchestrator sent every field recorded build args

@@ -105,7 +105,7 @@ class Session:
         `shape` and `sample(n)`): run_access builds a finished run's networks without touching its data."""
         device, t = args["device"], args["train"]
         if device == "cuda" and not torch.cuda.is_available():
-            raise _bad("device 'cuda' was asked for but torch sees no CUDA device here; use 'cpu'",
+            raise _bad("device 'cuda' was asked for but torch sees no CUDA device here; use 'cpu' (--device cpu) or 'auto'",
                        device=device)
         if device not in ("cpu", "cuda"):
             raise _bad("device must be 'cpu' or 'cuda'", device=device)

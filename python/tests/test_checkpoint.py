@@ -175,6 +175,18 @@ def test_bad_files_are_bad_values_and_never_unpickled(tmp_path):
     assert s.gan is not None and s.op_load({"path": good}) == {"iter": 0}  # the session still works
 
 
+def test_a_read_failing_for_the_machine_is_not_called_unreadable(tmp_path):
+    """A permission or I/O fault says nothing of the file: the orchestrator must not set it aside and fall back
+    to an older checkpoint (losing iterations) for a fault that passes."""
+    s = built(MLP)
+    folder = tmp_path / "a-directory.pt"
+    folder.mkdir()  # open() fails with IsADirectoryError, an OSError, as EACCES or EIO would
+    with pytest.raises(WorkerError) as e:
+        s.op_load({"path": str(folder)})
+    assert e.value.code == "bad_value" and e.value.detail["reason"] == "io", e.value.detail
+    assert "could not be read here" in e.value.message and str(folder) in e.value.message
+
+
 def test_save_failure_is_a_bad_value(tmp_path):
     s = built(MLP)
     (tmp_path / "file").write_text("")

@@ -10,7 +10,7 @@ import { InputError } from "../input-error.js";
 import { RunDirError } from "../run/run-dir.js";
 import { finalMetric, runStatus } from "../run/run-status.js";
 import { UsageError } from "./args.js";
-import { tableName } from "./ls.js";
+import { plannedCells, tableName } from "./ls.js";
 
 /** `ddst report RUN_DIR|TABLE_DIR [--out FILE.html] [--png]`: one self-contained HTML file with the plots
  * (Vega-Lite, rendered to SVG in Node), the sample pictures, the config and the summary; --png also writes
@@ -56,15 +56,26 @@ async function runReport(dir: string, png: string | null) {
 
 async function tableReport(dir: string, png: string | null) {
   const cellsDir = join(dir, "cells");
+  const planned = plannedCells(dir); // not the directories of cells the table file no longer names
   const cells = existsSync(cellsDir)
     ? readdirSync(cellsDir)
         .sort()
+        .filter((id) => !planned || planned.has(id))
         .map((id) => ({ id, records: readRecords(join(cellsDir, id)) }))
     : [];
   const { sections, written } = await plotSections(tablePlots(cells), png);
   const md = join(dir, "table.md");
   const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownTable(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };
   return { html: page(`ddst table ${tableName(dir)}`, `${cells.length} cells in ${dir}`, [table, ...sections]), written };
+}
+
+/** A report is written over nothing but an earlier page: never over a run's own files (config.json,
+ * metrics.jsonl) or anything else a mistyped --out could name. */
+function checkReplaceable(out: string): void {
+  if (!/\.html?$/i.test(out)) throw new InputError(`--out ${out}: a report is an HTML file; give a name ending in .html`);
+  if (!existsSync(out)) return;
+  const isPage = statSync(out).isFile() && readFileSync(out, "utf8").slice(0, 64).trimStart().toLowerCase().startsWith("<!doctype html");
+  if (!isPage) throw new InputError(`--out ${out} exists and is not an HTML page; it is left as it is: choose another --out`);
 }
 
 export async function cmdReport(argv: string[]): Promise<number> {
@@ -76,6 +87,7 @@ export async function cmdReport(argv: string[]): Promise<number> {
   // Before any rendering: the PNG files are written beside the report as they are made.
   if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory())
     throw new InputError(`cannot write the report to ${out}: ${dirname(out)} is not a directory; choose another --out`);
+  checkReplaceable(out);
   const isTable = existsSync(join(dir, "table-spec.json"));
   const { html, written } = isTable ? await tableReport(dir, png) : await runReport(dir, png);
   try {

@@ -30,13 +30,17 @@ export const EvalSpec = z.strictObject({
   seed: z.number().int().min(0).default(12345),
 });
 
+/** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once. */
+const MAX_TIMER_SECONDS = 2_000_000;
+
 /** How the orchestrator watches the worker. */
 export const Supervision = z.strictObject({
   maxRestarts: z.number().int().min(0).default(2).describe("restarts from the last checkpoint after the worker dies or hangs"),
-  hangTimeoutSeconds: z.number().positive().default(600).describe("a busy worker silent this long is declared hung"),
+  hangTimeoutSeconds: z.number().positive().max(MAX_TIMER_SECONDS).default(600).describe("a busy worker silent this long is declared hung"),
   startupTimeoutSeconds: z
     .number()
     .positive()
+    .max(MAX_TIMER_SECONDS)
     .default(600)
     .describe("worker start-up (Python and torch loading, building the networks and the data, loading a checkpoint) must finish within this"),
   threads: z.number().int().min(1).optional().describe("torch threads in the worker (default: torch's choice)"),
@@ -203,8 +207,8 @@ function checkControllers(list: unknown[], module: string | undefined, evaluates
     if (c.every === undefined && c.atEvaluations !== true) issues.push({ path, message: "give it `every` (iterations between calls) or `atEvaluations: true`, or it is never called" });
     else if (c.every === undefined && !evaluates)
       issues.push({ path: `${path}.atEvaluations`, message: "the experiment evaluates only at its end (no `eval` block, or `eval.every` 0 or not below `iterations`), after which no controller is called: add `every`, or evaluations during training" });
-    if (c.timeoutMs !== undefined && !(typeof c.timeoutMs === "number" && c.timeoutMs > 0 && Number.isFinite(c.timeoutMs)))
-      issues.push({ path: `${path}.timeoutMs`, message: `must be a positive number of milliseconds, got ${JSON.stringify(c.timeoutMs)}` });
+    if (c.timeoutMs !== undefined && !(typeof c.timeoutMs === "number" && c.timeoutMs > 0 && c.timeoutMs <= MAX_TIMER_SECONDS * 1000))
+      issues.push({ path: `${path}.timeoutMs`, message: `must be a positive number of milliseconds up to ${MAX_TIMER_SECONDS * 1000}, got ${JSON.stringify(c.timeoutMs)}` });
     if (c.records !== undefined && c.records !== "decisions" && c.records !== "effects")
       issues.push({ path: `${path}.records`, message: `must be "decisions" or "effects", got ${JSON.stringify(c.records)}` });
   });

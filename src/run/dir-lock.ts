@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { currentSlurmJob, slurmJobQueued, slurmRestartCount } from "../slurm/job-id.js";
 
@@ -25,7 +25,7 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
   const me = `${process.pid} ${hostname()}${job ? ` ${job}@${slurmRestartCount()}` : ""}\n`;
   for (;;) {
     try {
-      writeFileSync(file, me, { flag: "wx" });
+      createWhole(file, me);
       return () => {
         // Released only if still ours: a stale-lock takeover by another process must not be undone.
         const holder = readLock(file);
@@ -35,10 +35,50 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const holder = liveHolder(file);
       if (holder && !isMe(holder)) throw refuse(holder);
-      rmSync(file, { force: true }); // stale (or unreadable, i.e. written half by a process that died)
+      removeStale(file, me);
     }
   }
 }
+
+/** Removes the stale lock `file` (or an unreadable one, written half by a process that died), under a takeover
+ * guard: two processes that both judged it stale must not both remove it, or the second would remove the lock
+ * the first has just taken and both would hold it. The guard's holder looks again before removing. */
+function removeStale(file: string, me: string): void {
+  const guard = `${file}.takeover`;
+  try {
+    createWhole(guard, me);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    if (liveHolder(guard)) sleepMs(20); // another process is taking over: look again after it
+    else rmSync(guard, { force: true }); // left by a process that died taking over
+    return;
+  }
+  try {
+    const holder = liveHolder(file);
+    if (!holder || isMe(holder)) rmSync(file, { force: true });
+  } finally {
+    rmSync(guard, { force: true });
+  }
+}
+
+/** Creates `file` holding `content`, or fails with EEXIST, so that no reader ever sees it half written (an empty
+ * lock would pass for one left by a process that died): written under a name of its own, then hard-linked into
+ * place, which fails if the name exists. Where the file system has no hard links, an exclusive create. */
+function createWhole(file: string, content: string): void {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  writeFileSync(tmp, content, { flag: "wx" });
+  try {
+    linkSync(tmp, file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw e;
+    writeFileSync(file, content, { flag: "wx" });
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+const sleepMs = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 /** Who holds the lock `file`, unless nobody does: no file, an unreadable one, or a process gone from this host. */
 export function liveHolder(file: string): LockHolder | null {

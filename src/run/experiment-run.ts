@@ -7,7 +7,7 @@ import { WorkerRequestError } from "../protocol/client.js";
 import { rowsOf } from "../protocol/frames.js";
 import { trainArgs } from "../vocabulary/networks.js";
 import { BuildResult, DstStepResult, EvalResult, LoadResult, SaveResult, SetDensityResult, StatsResult, TrainResult } from "../protocol/messages.js";
-import { startingMasks } from "../sparsity/erk.js";
+import { layersLeftEmpty, startingMasks } from "../sparsity/erk.js";
 import { Worker, WorkerDiedError, WorkerHungError } from "../worker/worker.js";
 import { BUILT_IN_NAMES, builtInControllers } from "../controller/built-in.js";
 import { callController, controllerEvent, ControllerAction, ControllerError, frozenCopy, Json, type Controller, type ControllerView } from "../controller/controller.js";
@@ -19,6 +19,7 @@ import { RunDirError, type RunDir } from "./run-dir.js";
 import type { RunOptions } from "./run-options.js";
 import type { RunState } from "./run-state.js";
 import { segmentRecords } from "./segment-records.js";
+import { DivergedError, firstNonFinite } from "./divergence.js";
 import { InputError } from "../input-error.js";
 
 /** One run in its directory, read like the method: train to the next event, decide, apply, and again.
@@ -58,6 +59,8 @@ export class ExperimentRun {
   private readonly controllers: Controller[];
   /** Both networks' measured densities, as of the last change (mask changes happen only at decisions). */
   private stats_: StatsResult | null = null;
+  /** Continuing a run from its checkpoint (not starting one). */
+  private resuming = false;
   /** Set when a controller ends the run early. */
   private stopped: { iter: number; controller: string; reason: string } | null = null;
 
@@ -88,6 +91,7 @@ export class ExperimentRun {
   }
 
   async drive(resume: boolean): Promise<Summary> {
+    this.resuming = resume;
     const onAbort = () => this.worker?.client.request("interrupt", {}).catch(() => undefined);
     this.opts.signal?.addEventListener("abort", onAbort);
     try {
@@ -127,7 +131,10 @@ export class ExperimentRun {
     const reply = await this.worker.call("train", { start: t0 + 1, iterations: next - t0, probeEvery: probeEvery(this.exp) }, { onProgress });
     const result = TrainResult.parse(reply.result);
     const probes = rowsOf(reply.tensors.get("probes"));
-    const records = segmentRecords(this.exp, this.state, this.window, rowsOf(reply.tensors.get("losses")), probes);
+    const losses = rowsOf(reply.tensors.get("losses"));
+    const diverged = firstNonFinite(losses, probes);
+    if (diverged) throw new DivergedError(diverged, t0, this.dir.tryPointerIter());
+    const records = segmentRecords(this.exp, this.state, this.window, losses, probes);
     this.ledger.add(this.state.flops, result.end - t0, probes.length);
     // Densities only change at events, so one cost per iteration holds for the whole segment.
     const rate = this.ledger.perIteration();
@@ -282,7 +289,13 @@ export class ExperimentRun {
     const built = await this.worker
       .ask("build", { seed: e.seed, device, model: e.model, data, train: trainArgs(e.train) }, BuildResult)
       .catch((err: unknown) => {
-        throw err instanceof WorkerRequestError && err.code === "bad_value" ? new BuildRefusedError(err.message.replace(/^worker build: bad_value: /, "")) : err;
+        if (!(err instanceof WorkerRequestError && err.code === "bad_value")) throw err;
+        const noGpu = (err.detail as { device?: string } | undefined)?.device === "cuda";
+        throw new BuildRefusedError(
+          noGpu && this.resuming
+            ? "this run was trained on CUDA, and torch sees no CUDA device here: a run continues on the device it was trained on (its random streams live there); resume it on a machine with a GPU"
+            : err.message.replace(/^worker build: bad_value: /, ""),
+        );
       });
     this.ledger = new FlopsLedger(e, built.layers);
   }
@@ -295,7 +308,16 @@ export class ExperimentRun {
   private async begin(): Promise<void> {
     this.initControllerStates();
     await this.startWorker();
-    const stats = await this.worker.ask("setMasks", startingMasks(this.ledger.layerTable, this.exp), StatsResult);
+    const masks = startingMasks(this.ledger.layerTable, this.exp);
+    const empty = layersLeftEmpty(this.ledger.layerTable, masks);
+    if (empty.length) {
+      const l = empty[0]!;
+      throw new BuildRefusedError(
+        `the starting density leaves ${empty.length} layer${empty.length === 1 ? "" : "s"} with no active weight, e.g. ${l.net} ${l.name} ` +
+          `(${l.weights} weights at density ${l.density.toPrecision(3)}, as ${this.exp[l.net as "generator" | "discriminator"].init} allocates it): raise the density`,
+      );
+    }
+    const stats = await this.worker.ask("setMasks", masks, StatsResult);
     this.watch();
     this.stats_ = stats;
     this.ledger.setDensities(stats);
@@ -312,10 +334,9 @@ export class ExperimentRun {
     const candidates = [pointer, ...pointer.earlier];
     let loaded: (typeof candidates)[number] | undefined;
     for (const [i, c] of candidates.entries()) {
+      let at: number;
       try {
-        await this.worker.ask("load", { path: `${this.dir.path}/${c.worker}` }, LoadResult);
-        loaded = c;
-        break;
+        at = (await this.worker.ask("load", { path: `${this.dir.path}/${c.worker}` }, LoadResult)).iter;
       } catch (e) {
         const unreadable = e instanceof WorkerRequestError && (e.detail as { reason?: string } | undefined)?.reason === "unreadable";
         const next = candidates[i + 1];
@@ -328,10 +349,22 @@ export class ExperimentRun {
           );
         const aside = existsSync(join(this.dir.path, c.worker)) ? `; set aside as ${this.dir.setAside(c.worker)}` : "";
         this.opts.onNotice?.(`${e.message.replace(/^worker load: bad_value: /, "")}${aside}. Falling back to the checkpoint of iteration ${next.iter}.`);
+        continue;
       }
+      // A readable file of another iteration (copied over this one): its weights and the state beside it disagree.
+      if (at !== c.iter)
+        throw new RunDirError(
+          `${join(this.dir.path, c.worker)} holds iteration ${at}, but checkpoint.json records it as iteration ${c.iter}: ` +
+            "the file was replaced: restore the right file, or start the run anew in another directory",
+        );
+      loaded = c;
+      break;
     }
-    this.dir.truncateMetrics(loaded!.state.metricsBytes); // checked and cut before the pointer moves to a fallback
-    if (loaded !== pointer) this.dir.point({ ...loaded!, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });
+    // Checked and cut before the pointer moves to a fallback.
+    const dropped = this.dir.truncateMetrics(loaded!.state.metricsBytes);
+    if (dropped > 0)
+      this.opts.onNotice?.(`${this.dir.metricsPath}: ${dropped} record${dropped === 1 ? "" : "s"} written after the checkpoint of iteration ${loaded!.iter} removed; those iterations are trained again`);
+    if (loaded !== pointer) this.dir.point({ ...loaded!, config: pointer.config, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });
     this.watch();
     this.state = structuredClone(loaded!.state);
     // Checkpoints from before finishedAt existed: only finish() checkpoints at the last iteration.
@@ -372,7 +405,7 @@ export class ExperimentRun {
     this.state.window = this.window.state();
     this.state.wallSeconds = this.wall();
     this.state.metricsBytes = this.dir.metricsBytes();
-    this.dir.publish({ iter: t, worker: file.relative, state: structuredClone(this.state) }, this.exp.checkpoint.keep);
+    this.dir.publish({ iter: t, worker: file.relative, state: structuredClone(this.state) }, this.exp.checkpoint.keep, this.exp);
   }
 
   private async finish(): Promise<Summary> {

@@ -1,7 +1,7 @@
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { MetricRecord } from "./records.js";
-import { holderText, takeLock } from "./dir-lock.js";
+import { holderText, type LockHolder, takeLock } from "./dir-lock.js";
 import { CheckpointPointer, type SavedCheckpoint } from "./run-state.js";
 import { InputError } from "../input-error.js";
 
@@ -40,6 +40,10 @@ export class RunDir {
   }
 
   static checkFree(path: string): void {
+    // A run inside another run's directory would be taken for part of it (and removed with it).
+    for (let up = dirname(resolve(path)); up !== dirname(up); up = dirname(up))
+      if (existsSync(join(up, "config.json")) && existsSync(join(up, "checkpoint.json")))
+        throw new RunDirError(`${path} is inside the run ${up}; choose an --out outside it`);
     if (!existsSync(path)) return;
     if (!statSync(path).isDirectory()) throw new RunDirError(`${path} is a file, not a directory; choose another --out`);
     if (readdirSync(path).length > 0)
@@ -48,6 +52,8 @@ export class RunDir {
 
   /** An existing run, for --resume. */
   static open(path: string): RunDir {
+    if (!existsSync(path)) throw new RunDirError(`${path} does not exist; --resume takes the directory of a run`);
+    if (!statSync(path).isDirectory()) throw new RunDirError(`${path} is a file; --resume takes the directory of a run`);
     for (const f of ["config.json", "checkpoint.json"])
       if (!existsSync(join(path, f)))
         throw new RunDirError(`${path} is not a resumable run: ${f} is missing (was it started by ddst run, and did it write its first checkpoint?)`);
@@ -58,7 +64,12 @@ export class RunDir {
    * naming the holder; a lock left by a process that is gone is taken over. Returns the release. */
   lock(): () => void {
     const file = join(this.path, "run.lock");
-    return takeLock(file, (h) => new RunDirError(`${this.path} is being written by another ddst (${holderText(h)}); wait for it or stop it first (if that process is gone for good, remove ${file})`));
+    const refuse = (h: LockHolder) => new RunDirError(`${this.path} is being written by another ddst (${holderText(h)}); wait for it or stop it first (if that process is gone for good, remove ${file})`);
+    try {
+      return takeLock(file, refuse);
+    } catch (e) {
+      throw e instanceof RunDirError ? e : ioError("lock the run by creating", file, e);
+    }
   }
 
   get logPath(): string {
@@ -109,10 +120,13 @@ export class RunDir {
   }
 
   /** Cuts metrics.jsonl back to the `bytes` a checkpoint recorded, dropping whatever was appended after it, so
-   * no iteration is recorded twice. */
-  truncateMetrics(bytes: number): void {
+   * no iteration is recorded twice. Returns how many lines were dropped. */
+  truncateMetrics(bytes: number): number {
     this.checkMetrics(bytes);
-    if (this.metricsBytes() > bytes) truncateSync(this.metricsPath, bytes);
+    if (this.metricsBytes() <= bytes) return 0;
+    const tail = readFileSync(this.metricsPath).subarray(bytes).toString("utf8");
+    truncateSync(this.metricsPath, bytes);
+    return tail.split("\n").filter((l) => l.trim()).length;
   }
 
   /** Refuses a metrics.jsonl that no longer holds what the checkpoint recorded: shorter than its `bytes`, or
@@ -159,9 +173,9 @@ export class RunDir {
     }
   }
 
-  /** Publishes a checkpoint, keeping the `keep - 1` newest earlier ones as fallbacks, and removes every other
+  /** Publishes a checkpoint with the config it was written under, keeping the `keep - 1` newest earlier ones as fallbacks, and removes every other
    * worker file. */
-  publish(saved: SavedCheckpoint, keep: number): void {
+  publish(saved: SavedCheckpoint, keep: number, config: unknown): void {
     let before: SavedCheckpoint[] = [];
     try {
       const previous = this.readPointer();
@@ -170,7 +184,7 @@ export class RunDir {
       /* the first checkpoint, or a pointer that cannot be read: nothing earlier to keep */
     }
     const earlier = before.filter((p) => p.iter < saved.iter).map(({ iter, worker, state }) => ({ iter, worker, state }));
-    this.point({ ...saved, earlier: earlier.slice(0, Math.max(0, keep - 1)) });
+    this.point({ ...saved, config, earlier: earlier.slice(0, Math.max(0, keep - 1)) });
   }
 
   /** Makes `pointer` the run's newest checkpoint and removes the worker files it does not name. */

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { changesText, configChanges } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
 import { findPython } from "../worker/discover.js";
 import { controllersOf } from "../controller/registry.js";
@@ -60,6 +61,10 @@ export async function runExperiment(experiment: Experiment, opts: RunOptions): P
   }
 }
 
+/** What a resume lets config.json change: the run's length (--iterations writes it) and how the run is supervised
+ * and checkpointed; everything else decides what is trained. */
+const EDITABLE_ON_RESUME = new Set(["iterations", "supervision", "checkpoint"]);
+
 /** Continues the run in `opts.out` from its last checkpoint, to the experiment's end or `iterations`. Nothing
  * in the directory changes before the request is accepted. */
 export async function resumeRun(opts: RunOptions & { iterations?: number }): Promise<Summary> {
@@ -71,7 +76,16 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     let exp = parsed.data;
     const pointer = dir.readPointer();
     const done = pointer.iter;
+    const edited = pointer.config === undefined ? [] : configChanges(pointer.config, dir.readJson("config.json"), EDITABLE_ON_RESUME);
+    if (edited.length)
+      throw new RunDirError(
+        `${dir.path}/config.json was edited after the checkpoint of iteration ${done} (${changesText(edited)}): a run continues with ` +
+          "the settings it was trained with (only iterations, supervision and checkpoint may change). Restore them, or start a run " +
+          "with the new settings in another directory",
+      );
     const target = opts.iterations ?? exp.iterations;
+    // Even a finished run: answering with its summary must not hide records lost since.
+    dir.checkMetrics(pointer.state.metricsBytes);
     if (existsSync(join(dir.path, "summary.json"))) {
       // A summary that cannot be read (damaged, or from an older ddst that today's schema does not read) only
       // means the run is not finished here: finishing writes it again from the checkpoint.
@@ -84,16 +98,19 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past the requested ${target}; resume it with --iterations ${done} or more`);
     if (opts.until !== undefined && opts.until < done)
       throw new RunDirError(`${dir.path} is already at iteration ${done}, past --until ${opts.until}; give --until ${done} or more, or leave it out`);
-    dir.checkMetrics(pointer.state.metricsBytes);
     preflight(exp, `${dir.path}/config.json`);
+    // Found before anything changes, so a machine without one leaves the run as it was.
+    const python = opts.worker?.python ?? (await findPython()).path;
+    const controllers = await controllersOf(exp);
     rmSync(join(dir.path, "failed.json"), { force: true }); // accepted: this attempt's outcome replaces the last one's
+    // A finished run taken further is no longer finished: its summary would show the old end as final.
+    if (done < target) rmSync(join(dir.path, "summary.json"), { force: true });
     if (opts.iterations !== undefined && opts.iterations !== exp.iterations) {
       // A new length moves the schedules' horizon from here on; config.json records it.
       exp = { ...exp, iterations: opts.iterations };
       dir.writeJson("config.json", exp);
     }
-    const controllers = await controllersOf(exp);
-    return await new ExperimentRun(exp, dir, opts, controllers).drive(true).catch((e: unknown) => {
+    return await new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }, controllers).drive(true).catch((e: unknown) => {
       recordFailure(dir, e);
       throw e;
     });

@@ -48,5 +48,10 @@ export type SavedCheckpoint = z.infer<typeof SavedCheckpoint>;
 
 /** checkpoint.json: the newest complete checkpoint, written last so it never names a half-written one, and the
  * older ones still kept (newest first), which a resume falls back to when a newer file cannot be read. */
-export const CheckpointPointer = SavedCheckpoint.extend({ earlier: z.array(SavedCheckpoint).default([]) });
+export const CheckpointPointer = SavedCheckpoint.extend({
+  earlier: z.array(SavedCheckpoint).default([]),
+  /** config.json as it was when the newest checkpoint was written (absent in runs from before it was kept): a
+   * resume refuses a config.json edited since. */
+  config: z.unknown().optional(),
+});
 export type CheckpointPointer = z.infer<typeof CheckpointPointer>;

@@ -54,3 +54,15 @@ export function startingMasks(layers: readonly TableLayer[], policies: { generat
     initialDensities(policies[net].init, layers.filter((l) => l.net === net && l.maskable), policies[net].density);
   return { generator: of("generator"), discriminator: of("discriminator") };
 }
+
+/** The worker's active count for a layer of n weights at a density: round half up, within [0, n]. */
+export const activeCount = (density: number, n: number) => Math.min(n, Math.max(0, Math.floor(density * n + 0.5)));
+
+/** The maskable layers that the starting masks leave with no active weight: such a layer passes nothing on, so a
+ * density that low is refused rather than trained. */
+export function layersLeftEmpty(layers: readonly TableLayer[], masks: ReturnType<typeof startingMasks>) {
+  return layers.flatMap((l) => {
+    const d = l.maskable && (l.net === "generator" || l.net === "discriminator") ? masks[l.net][l.name] : undefined;
+    return d !== undefined && activeCount(d, numel(l.shape)) === 0 ? [{ net: l.net, name: l.name, weights: numel(l.shape), density: d }] : [];
+  });
+}

@@ -2,6 +2,7 @@ import { execa } from "execa";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "./paths.js";
+import { InputError } from "../input-error.js";
 
 /** Finding a Python that can run the worker: DDST_PYTHON first, then the project's own .venv, then the
  * usual names on PATH. Every rejected candidate keeps its reason, for `ddst doctor` and error messages. */
@@ -44,14 +45,17 @@ export async function probePython(path: string, source: string, full = true): Pr
   if (r.failed) {
     const lines = `${r.stderr ?? ""}`.trim().split("\n");
     const missing = (r as { code?: string }).code === "ENOENT";
-    const last = missing ? "not found" : r.timedOut ? "timed out importing torch" : lines[lines.length - 1] || r.shortMessage;
+    // Not execa's shortMessage: it quotes the whole probe script.
+    const silent = r.signal ? `killed by ${r.signal}` : `exited with code ${r.exitCode} without a message`;
+    const last = missing ? "not found" : r.timedOut ? "timed out importing torch" : lines[lines.length - 1] || silent;
     return { path, source, ok: false, reason: last };
   }
   try {
     const info = JSON.parse(`${r.stdout}`.trim().split("\n").pop() ?? "") as Omit<Candidate, "path" | "source" | "ok">;
     return { path, source, ok: true, ...info };
   } catch {
-    return { path, source, ok: false, reason: `unexpected output: ${String(r.stdout).slice(0, 200)}` };
+    const out = String(r.stdout).trim();
+    return { path, source, ok: false, reason: out ? `unexpected output: ${out.slice(0, 200)}` : "printed nothing (is it a Python interpreter?)" };
   }
 }
 
@@ -64,7 +68,8 @@ export function candidatePaths(env: NodeJS.ProcessEnv = process.env): { path: st
   return out;
 }
 
-export class NoPythonError extends Error {
+/** Bad input (the environment): exit 2. */
+export class NoPythonError extends InputError {
   constructor(readonly candidates: Candidate[]) {
     super(
       "no Python that can import torch, zmq and jsonschema was found. Tried:\n" +

@@ -138,10 +138,10 @@ describe.concurrent("ddst run", () => {
     expect(readFileSync(join(out, "keep.txt"), "utf8")).toBe("precious");
   });
 
-  it("refuses a broken DDST_PYTHON by name, creating nothing", async () => {
+  it("refuses a broken DDST_PYTHON by name, creating nothing (bad input: exit 2)", async () => {
     const out = join(tempDir(), "run");
     const r = await execa("node", [CLI, "run", EXAMPLE, "--out", out], { reject: false, env: { DDST_PYTHON: "/nonexistent/python" } });
-    expect(r.exitCode).toBe(1);
+    expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/\/nonexistent\/python \(DDST_PYTHON\): not found/);
     expect(existsSync(out)).toBe(false);
     const doctor = await execa("node", [CLI, "doctor"], { reject: false, env: { DDST_PYTHON: "/nonexistent/python" } });

@@ -106,7 +106,7 @@ describe("experiment resolution", () => {
     expect(paths({ every: 10 })).toEqual([]);
     expect(paths({ every: 10, records: "bogus" })).toEqual(['controllers.0.records: must be "decisions" or "effects", got "bogus"']);
     expect(paths({ every: 10, atEvaluations: "yes" })).toEqual(['controllers.0.atEvaluations: must be true or false, got "yes"']);
-    expect(paths({ every: 10, timeoutMs: "5" })).toEqual(['controllers.0.timeoutMs: must be a positive number of milliseconds, got "5"']);
+    expect(paths({ every: 10, timeoutMs: "5" })).toEqual(['controllers.0.timeoutMs: must be a positive number of milliseconds up to 2000000000, got "5"']);
     // Called only at evaluations, it needs evaluations before the end (none is called after the last iteration).
     for (const ev of [{}, { eval: {} }, { eval: { every: 400 } }, { eval: { every: 1000 } }])
       expect(paths({ atEvaluations: true }, ev)[0]).toMatch(/^controllers\.0\.atEvaluations: the experiment evaluates only at its end/);
@@ -125,6 +125,11 @@ describe("experiment resolution", () => {
     expect(issuesOf({ ...base, discriminator: { controller: { lower: 0.6, upper: 0.5 } } })).toEqual(["discriminator.controller.lower"]);
     expect(issuesOf({ ...base, method: "dense", density: 0.2 })).toEqual(["density"]);
     expect(issuesOf({ ...base, method: "dense", density: 1 })).toEqual([]);
+    // A density floor of 0 would let the controller empty D; a timer past Node's limit would fire at once.
+    expect(issuesOf({ ...base, discriminator: { controller: { floor: 0 } } })).toEqual(["discriminator.controller.floor"]);
+    expect(issuesOf({ ...base, supervision: { startupTimeoutSeconds: 3e6, hangTimeoutSeconds: 3e6 } }).sort()).toEqual(
+      ["supervision.hangTimeoutSeconds", "supervision.startupTimeoutSeconds"],
+    );
   });
 
   it("reports unknown keys by name", () => {

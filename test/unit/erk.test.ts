@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { erkDensities, uniformDensities } from "../../src/sparsity/erk.js";
+import { erkDensities, layersLeftEmpty, startingMasks, uniformDensities } from "../../src/sparsity/erk.js";
 
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -40,5 +40,24 @@ describe("ERK allocation", () => {
     expect(() => erkDensities(layers, 0)).toThrow(/density/);
     expect(() => erkDensities(layers, 1.5)).toThrow(/density/);
     expect(uniformDensities(layers, 0.2)).toEqual({ in: 0.2, mid: 0.2, conv: 0.2, out: 0.2 });
+  });
+});
+
+describe("layers left without weights", () => {
+  const table = [
+    { net: "generator", name: "big", shape: [1000, 1000], maskable: true },
+    { net: "generator", name: "small", shape: [10, 2], maskable: true },
+    { net: "discriminator", name: "d", shape: [100, 100], maskable: true },
+    { net: "generator", name: "bias-like", shape: [10], maskable: false },
+  ];
+  const masks = (g: number, d: number, init: "erk" | "uniform" = "uniform") =>
+    startingMasks(table, { generator: { init, density: g }, discriminator: { init, density: d } });
+
+  it("names the layers whose active count rounds to 0, as the worker rounds (half up)", () => {
+    expect(layersLeftEmpty(table, masks(0.1, 0.1))).toEqual([]);
+    expect(layersLeftEmpty(table, masks(0.01, 0.1))).toEqual([{ net: "generator", name: "small", weights: 20, density: 0.01 }]);
+    expect(layersLeftEmpty(table, masks(0.025, 0.1))).toEqual([]); // 0.5 rounds up to 1
+    expect(layersLeftEmpty(table, masks(0.1, 1e-5)).map((l) => l.name)).toEqual(["d"]);
+    expect(layersLeftEmpty(table, masks(1e-9, 0.1, "erk")).map((l) => l.name)).toEqual(["big", "small"]);
   });
 });

@@ -1,0 +1,165 @@
+import { execa } from "execa";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { readRecords } from "../../src/analysis/read-records.js";
+import { durableToy, oneTorchThread, tempDir } from "./helpers.js";
+
+/** What a run directory does with values and files it must not trust: training gone to NaN, a config.json or a
+ * checkpoint changed by hand, a report pointed at the run's own files, a machine without Python, two processes
+ * racing for a stale lock. Each is refused by name, and nothing already written is lost or rewritten. */
+
+const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
+oneTorchThread();
+const EXP = { ...durableToy("tamper-toy"), eval: null };
+const cli = (args: string[], env?: Record<string, string>) => execa("node", [CLI, ...args], { reject: false, env });
+const read = (dir: string, f: string) => readFileSync(join(dir, f), "utf8");
+
+/** A float32 .npy of 2-D points, as numpy writes it (format 1.0). */
+function npyPoints(points: number[][]): Buffer {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${points.length}, 2), }`;
+  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  const magic = Buffer.from([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8]);
+  return Buffer.concat([magic, Buffer.from(header, "latin1"), Buffer.from(new Float32Array(points.flat()).buffer)]);
+}
+
+describe.concurrent("tampering", () => {
+  let file: string;
+  /** A run stopped at iteration 100 (checkpoints at 0 and 100); each test disturbs a copy of it. */
+  let base: Promise<string>;
+  beforeAll(() => {
+    file = join(tempDir(), "exp.json");
+    writeFileSync(file, JSON.stringify(EXP));
+    const out = join(tempDir(), "base");
+    base = cli(["run", file, "--out", out, "--until", "100"]).then((r) => {
+      if (r.exitCode !== 0) throw new Error(`the base run failed (exit ${r.exitCode}): ${r.stderr}`);
+      return out;
+    });
+    base.catch(() => undefined); // reported by the tests that await it
+  });
+  const copyOfBase = async (name: string) => {
+    const out = join(tempDir(), name);
+    cpSync(await base, out, { recursive: true });
+    return out;
+  };
+  /** The run directory's files, to check that a refusal changed none of them. */
+  const snapshot = (dir: string) => ["config.json", "checkpoint.json", "metrics.jsonl"].map((f) => read(dir, f));
+
+  it("training that goes to NaN stops at the iteration where it did; every record written can be read", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "huge.npy"), npyPoints(Array.from({ length: 64 }, () => [3e38, -3e38])));
+    const f = join(dir, "diverge.json");
+    writeFileSync(f, JSON.stringify({ ...EXP, method: "static-balance", discriminator: undefined, generator: undefined, data: { name: "npy", path: join(dir, "huge.npy") } }));
+    const out = join(dir, "run");
+    const r = await cli(["run", f, "--out", out]);
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/training diverged at iteration 1: the D loss is NaN.*metrics\.jsonl goes up to iteration 0, the last checkpoint is of iteration 0/);
+    expect(read(out, "metrics.jsonl")).not.toMatch(/null/);
+    expect(readRecords(out).length).toBeGreaterThan(0); // checked against the record schema
+    expect(JSON.parse(read(out, "failed.json")).error).toMatch(/diverged at iteration 1/);
+  });
+
+  it("a config.json edited after the checkpoint is refused naming the field; supervision and checkpoint may change", async () => {
+    const out = await copyOfBase("edited");
+    const config = JSON.parse(read(out, "config.json"));
+    writeFileSync(join(out, "config.json"), JSON.stringify({ ...config, method: "dense", discriminator: { ...config.discriminator, controller: { ...config.discriminator.controller, lower: -1 } } }, null, 2));
+    const before = snapshot(out);
+    const r = await cli(["run", "--resume", out]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/config\.json was edited after the checkpoint of iteration 100 \(discriminator\.controller\.lower: 0\.45 -> -1; method: "adapt-relax" -> "dense"\)/);
+    expect(r.stdout).not.toMatch(/worker: pid/);
+    expect(snapshot(out)).toEqual(before);
+    expect(existsSync(join(out, "failed.json"))).toBe(false);
+    writeFileSync(join(out, "config.json"), JSON.stringify({ ...config, supervision: { ...config.supervision, hangTimeoutSeconds: 900 } }, null, 2));
+    const allowed = await cli(["run", "--resume", out, "--until", "110"]);
+    expect(allowed.exitCode, allowed.stderr).toBe(0);
+  });
+
+  it("a checkpoint file replaced by one of another iteration is refused, naming both", async () => {
+    const out = await copyOfBase("swapped");
+    cpSync(join(out, "checkpoints", "iter-000000000.pt"), join(out, "checkpoints", "iter-000000100.pt"));
+    const before = snapshot(out);
+    const r = await cli(["run", "--resume", out]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/iter-000000100\.pt holds iteration 0, but checkpoint\.json records it as iteration 100: the file was replaced/);
+    expect(snapshot(out)).toEqual(before);
+  });
+
+  it("a resume on a machine without a usable Python exits 2 and changes nothing", async () => {
+    const out = await copyOfBase("nopython");
+    const before = snapshot(out);
+    const r = await cli(["run", "--resume", out, "--iterations", "400"], { DDST_PYTHON: "/nonexistent/python" });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/no Python that can import torch/);
+    expect(snapshot(out)).toEqual(before); // config.json still says 300 iterations
+    expect(existsSync(join(out, "failed.json"))).toBe(false);
+  });
+
+  it("a report never replaces a run's own files or anything that is not an HTML page", async () => {
+    const out = await copyOfBase("report");
+    const before = snapshot(out);
+    for (const target of ["config.json", "metrics.jsonl"]) {
+      const r = await cli(["report", out, "--out", join(out, target)]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(/a report is an HTML file; give a name ending in \.html/);
+    }
+    writeFileSync(join(out, "notes.html"), "my notes");
+    const notes = await cli(["report", out, "--out", join(out, "notes.html")]);
+    expect(notes.exitCode).toBe(2);
+    expect(notes.stderr).toMatch(/notes\.html exists and is not an HTML page; it is left as it is/);
+    expect(read(out, "notes.html")).toBe("my notes");
+    expect(snapshot(out)).toEqual(before);
+    for (let i = 0; i < 2; i++) expect((await cli(["report", out])).exitCode).toBe(0); // its own page, again
+  });
+
+  it("a run is never made inside another run's directory; --resume of a file says what it wants", async () => {
+    const out = await copyOfBase("outer");
+    const inner = await cli(["run", file, "--out", join(out, "samples", "inner")]);
+    expect(inner.exitCode).toBe(2);
+    expect(inner.stderr).toMatch(new RegExp(`samples/inner is inside the run ${out}; choose an --out outside it`));
+    expect(existsSync(join(out, "samples", "inner"))).toBe(false);
+    const onFile = await cli(["run", "--resume", join(out, "config.json")]);
+    expect(onFile.exitCode).toBe(2);
+    expect(onFile.stderr).toMatch(/config\.json is a file; --resume takes the directory of a run/);
+  });
+
+  it("a finished run taken further is no longer shown with its old end as final", async () => {
+    const out = await copyOfBase("extended");
+    expect((await cli(["run", "--resume", out, "--iterations", "100"])).exitCode).toBe(0); // finished at 100
+    expect(existsSync(join(out, "summary.json"))).toBe(true);
+    const further = await cli(["run", "--resume", out, "--iterations", "150", "--until", "120"]);
+    expect(further.exitCode, further.stderr).toBe(0);
+    expect(existsSync(join(out, "summary.json"))).toBe(false);
+    const show = await cli(["show", out]);
+    expect(show.stdout).toMatch(/interrupted, iteration 120 of 150/);
+    expect(show.stdout).not.toMatch(/final/);
+  });
+
+  it("a density that leaves a layer without a single active weight is refused before anything is kept", async () => {
+    const out = join(tempDir(), "empty");
+    const r = await cli(["run", file, "--out", out, "--set", "density=1e-9"]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/the starting density leaves \d+ layers? with no active weight, e\.g\. generator \S+ \(\d+ weights at density .*\): raise the density/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("processes taking over one stale lock together: exactly one of them holds it", async () => {
+    const lock = join(tempDir(), "run.lock");
+    const module = join(import.meta.dirname, "..", "..", "dist", "run", "dir-lock.js");
+    // Each process spins until the same moment, takes the lock or is refused, and stays (holding it) until the
+    // test closes its input: a holder that exited would leave a stale lock for a latecomer to take.
+    const taker = `import(${JSON.stringify(module)}).then(({ takeLock }) => { const at = Number(process.argv[1]); while (Date.now() < at) {}
+      try { takeLock(${JSON.stringify(lock)}, () => new Error("held")); console.log("took"); } catch { console.log("refused"); }
+      process.stdin.resume(); process.stdin.on("end", () => process.exit(0)); })`;
+    for (let trial = 0; trial < 8; trial++) {
+      writeFileSync(lock, `999999999 ${hostname()}\n`); // a pid that cannot run: stale
+      const at = String(Date.now() + 700);
+      const takers = Array.from({ length: 4 }, () => execa("node", ["-e", taker, at], { stdin: "pipe" }));
+      const answers = await Promise.all(takers.map((t) => new Promise<string>((done) => t.stdout!.once("data", (d: Buffer) => done(d.toString().trim())))));
+      for (const t of takers) t.stdin!.end();
+      await Promise.all(takers);
+      expect(answers.filter((a) => a === "took"), `trial ${trial}: ${answers.join(", ")}`).toHaveLength(1);
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { finalMetric, runStatus, type RunStatus } from "../run/run-status.js";
 import { cellKeys, TableSpec } from "../table/spec.js";
@@ -18,12 +18,12 @@ function cellStatuses(table: string): { dir: string; status: RunStatus | null }[
 /** The statuses that could be read. */
 const readable = (cells: { status: RunStatus | null }[]): RunStatus[] => cells.flatMap((c) => (c.status ? [c.status] : []));
 
-/** How many cells the table has, started or not (its spec, as its last command recorded it); null when the
+/** The ids of the table's cells, started or not (its spec, as its last command recorded it); null when the
  * spec cannot be read. */
-function plannedCells(table: string): number | null {
+export function plannedCells(table: string): Set<string> | null {
   try {
     const parsed = TableSpec.safeParse((JSON.parse(readFileSync(join(table, "table-spec.json"), "utf8")) as { spec?: unknown }).spec);
-    return parsed.success ? cellKeys(parsed.data).length : null;
+    return parsed.success ? new Set(cellKeys(parsed.data).map((k) => k.id)) : null;
   } catch {
     return null;
   }
@@ -57,14 +57,21 @@ export async function cmdLs(argv: string[]): Promise<number> {
     const dir = join(root, name);
     if (!statSync(dir).isDirectory()) continue;
     if (isTable(dir)) {
-      const all = cellStatuses(dir);
+      // Cell directories the table file no longer names (it was edited since) are not its cells.
+      const planned = plannedCells(dir);
+      const onDisk = cellStatuses(dir);
+      const all = planned ? onDisk.filter((c) => planned.has(basename(c.dir))) : onDisk;
       const cells = readable(all);
       // A cell whose config.json cannot be read has no status of its own, but is started and damaged.
       const unreadable = all.filter((c) => c.status === null && damagedRun(c.dir)).length;
       const count = (k: RunStatus["kind"]) => cells.filter((c) => c.kind === k).length + (k === "damaged" ? unreadable : 0);
       const started = cells.length + unreadable;
-      const total = Math.max(plannedCells(dir) ?? 0, started);
-      const status = [...(["finished", "running", "interrupted", "failed", "damaged"] as const).map((k) => [k, count(k)] as const), ["not started", total - started + count("unstarted")] as const]
+      const total = Math.max(planned?.size ?? 0, started);
+      const status = [
+        ...(["finished", "running", "interrupted", "failed", "damaged"] as const).map((k) => [k, count(k)] as const),
+        ["not started", total - started + count("unstarted")] as const,
+        ["more in cells/ that the table file no longer names", onDisk.length - all.length] as const,
+      ]
         .filter(([, n]) => n > 0)
         .map(([k, n]) => `${n} ${k}`)
         .join(", ");

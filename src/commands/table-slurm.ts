@@ -6,10 +6,10 @@ import { runStatus } from "../run/run-status.js";
 import { cellStatus, statusText, type CellStatus } from "../slurm/cell-status.js";
 import { SlurmOptions } from "../slurm/options.js";
 import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
-import { groupCells, sbatchScript } from "../slurm/sbatch-script.js";
+import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-script.js";
 import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
-import type { TablePlan } from "../table/cells.js";
-import { inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
+import { preflightCells, type TablePlan } from "../table/cells.js";
+import { configConflicts, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { intOption, UsageError } from "./args.js";
@@ -69,6 +69,7 @@ const pythonPath = (p: string) => (p.includes("/") ? resolve(p) : p);
 
 export async function submitTable(plan: TablePlan, tableFile: string, flags: SlurmFlags): Promise<number> {
   const slurm = slurmOptions(flags);
+  checkSbatchPath(resolve(plan.out)); // before the lock creates the directory
   // One submission at a time, and none while a local `ddst table` trains this table.
   const unlock = lockTable(plan.out);
   try {
@@ -79,6 +80,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       console.log(finished.length === plan.cells.length ? "every cell is finished: run the same command without --slurm to write the table" : "nothing to submit");
       return 0;
     }
+    preflightCells(tableFile, pending);
     const out = resolve(plan.out);
     const tasks = groupCells(
       pending.map((c) => c.id),
@@ -138,6 +140,9 @@ export async function printStatus(plan: TablePlan): Promise<number> {
   // Without Slurm (results copied off the cluster, say) the cells' own files still tell most of it.
   const rows = await tableStatus(plan, (e) => console.error(`ddst: ${e.message}\nshowing what the cell directories hold`));
   console.log(statusText(rows));
+  const conflicts = configConflicts(plan);
+  if (conflicts.length)
+    console.error(`${conflicts.length} cell(s) on disk were trained with another configuration than ${plan.source} asks for now (they stay out of the results):\n${conflicts.map((c) => `  - ${c}`).join("\n")}`);
   return 0;
 }
 

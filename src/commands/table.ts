@@ -1,12 +1,12 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { planFlops, whyNeedsRun } from "../report/plan-flops.js";
-import { planTable, loadTableSpec, type TablePlan } from "../table/cells.js";
+import { planTable, loadTableSpec, preflightCells, type TablePlan } from "../table/cells.js";
 import { assignSlots, DeviceListError, parseDevices, resolveAuto, type Slot } from "../table/devices.js";
 import { duration, TableProgress } from "../table/progress.js";
 import { tableMarkdown } from "../table/render.js";
 import { checkTableDir, inspectCells, runTable } from "../table/run-table.js";
-import { secondsPerIteration } from "../bench/steady-state.js";
+import { prepareTiming, secondsPerIteration } from "../bench/steady-state.js";
 import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
 import { intOption, UsageError } from "./args.js";
@@ -23,7 +23,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       out: { type: "string" },
-      jobs: { type: "string", default: "1" },
+      jobs: { type: "string" },
       devices: { type: "string" },
       plan: { type: "boolean", default: false },
       "plan-iterations": { type: "string", default: "5" },
@@ -43,10 +43,14 @@ export async function cmdTable(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError("ddst table takes exactly one table file");
   const file = positionals[0]!;
-  const jobs = intOption("jobs", values.jobs, 1)!;
+  const jobs = intOption("jobs", values.jobs ?? "1", 1)!;
   const statusEvery = intOption("status-every", values["status-every"], 1)!;
   const modes = (["plan", "status", "slurm", "cells"] as const).filter((m) => values[m] !== undefined && values[m] !== false);
   if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} do not go together`);
+  // Where and how many cells train here means nothing to a submission or a status.
+  const away = values.slurm ? "slurm" : values.status ? "status" : null;
+  const local = (["jobs", "devices", "local"] as const).filter((f) => values[f] !== undefined && values[f] !== false);
+  if (away && local.length) throw new UsageError(`--${local[0]} does not go with --${away}${away === "slurm" ? " (a task trains its cells on its own GPU, or --gpus-per-cell 0 for CPUs)" : ""}`);
   if (!values.slurm) {
     const stray = SLURM_ONLY.filter((f) => values[f] !== undefined && values[f] !== false && !(Array.isArray(values[f]) && values[f].length === 0));
     if (stray.length) throw new UsageError(`--${stray[0]} goes with --slurm`);
@@ -54,14 +58,14 @@ export async function cmdTable(argv: string[]): Promise<number> {
   const spec = await loadTableSpec(file);
   const out = values.out ?? `runs/${spec.name}`;
   // Where the plan runs is not known before the cells are, so validate the cells first (exit 2 on any error).
-  const plan = await planTable(spec, file, out, !values.plan && !values.status);
+  const plan = await planTable(spec, file, out);
   checkTableDir(out);
   if (values.status) {
-    console.log(`ddst table ${spec.name}: ${plan.cells.length} cells in ${out}`);
+    console.log(`ddst table ${spec.name}: ${count(plan.cells.length, "cell")} in ${out}`);
     return await printStatus(plan);
   }
   if (values.slurm) {
-    console.log(`ddst table ${spec.name}: ${plan.cells.length} cells -> ${out} (Slurm job array)`);
+    console.log(`ddst table ${spec.name}: ${count(plan.cells.length, "cell")} -> ${out} (Slurm job array)`);
     return await submitTable(plan, file, values);
   }
   const only = values.cells === undefined ? undefined : selectCells(plan, values.cells);
@@ -69,11 +73,16 @@ export async function cmdTable(argv: string[]): Promise<number> {
   let slots: Slot[];
   try {
     let devices = parseDevices(values.devices ?? plan.cells[0]!.experiment.device);
-    if (devices.includes("auto")) {
+    const wantsCuda = devices.some((d) => d.startsWith("cuda"));
+    if (devices.includes("auto") || wantsCuda) {
       const found = await findPython();
       const { cuda } = await probePython(found.path, found.source, true);
-      devices = resolveAuto(devices, cuda === true);
-      console.log(`devices auto: ${devices.join(",")} (torch ${cuda ? "sees a GPU" : "sees no GPU"})`);
+      // Every cell would fail the same way, one worker start at a time.
+      if (wantsCuda && !cuda) throw new UsageError(`devices ${devices.join(",")}${values.devices ? "" : " (the experiments' device)"}: the torch of ${found.path} sees no GPU on this machine; use --devices cpu`);
+      if (devices.includes("auto")) {
+        devices = resolveAuto(devices, cuda === true);
+        console.log(`devices auto: ${devices.join(",")} (torch ${cuda ? "sees a GPU" : "sees no GPU"})`);
+      }
     }
     // Inside a Slurm allocation, the CPUs it granted (the node may have more).
     slots = assignSlots(devices, jobs, Number(process.env.SLURM_CPUS_PER_TASK) || availableParallelism());
@@ -82,16 +91,17 @@ export async function cmdTable(argv: string[]): Promise<number> {
     throw e;
   }
   const mine = only ? { ...plan, cells: plan.cells.filter((c) => only.has(c.id)) } : plan;
-  const states = inspectCells(mine);
+  const states = inspectCells(plan, only);
   const done = [...states.values()].filter((s) => s.kind === "finished").length;
   const resumable = [...states.values()].filter((s) => s.kind === "interrupted").length;
   const { methods, densities, seeds } = spec;
   console.log(
-    `ddst table ${spec.name}: ${only ? `${count(only.size, "cell")} of ${plan.cells.length}` : `${plan.cells.length} cells`} (${count(methods.length, "method")} x ${count(densities.length, "density", "densities")} x ${count(seeds.length, "seed")}) -> ${out}\n` +
+    `ddst table ${spec.name}: ${only ? `${count(only.size, "cell")} of ${plan.cells.length}` : count(plan.cells.length, "cell")} (${count(methods.length, "method")} x ${count(densities.length, "density", "densities")} x ${count(seeds.length, "seed")}) -> ${out}\n` +
       `  ${done} finished, ${resumable} to resume, ${mine.cells.length - done - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
   );
   printDropped(plan);
-  const planIterations = intOption("plan-iterations", values["plan-iterations"], 1)!;
+  if (!values.plan) preflightCells(file, mine.cells.filter((c) => states.get(c.id)!.kind !== "finished"));
+  const planIterations = intOption("plan-iterations", values["plan-iterations"], 0)!;
   if (values.plan) return await printPlan(plan, states, slots, planIterations);
 
   const python = (await findPython()).path;
@@ -149,9 +159,10 @@ async function printPlan(plan: TablePlan, states: ReturnType<typeof inspectCells
   const worker = await Worker.start({ env: slot.env, threads: slot.threads });
   try {
     const perMethod = new Map<string, number>();
-    let layers: Awaited<ReturnType<typeof secondsPerIteration>>["layers"] = [];
+    // With --plan-iterations 0 nothing is timed: the layer table (for the FLOPs) needs only a build.
+    let layers = timingIterations === 0 ? await prepareTiming(worker, plan.cells[0]!.experiment, slot.device) : [];
     for (const cell of plan.cells) {
-      if (perMethod.has(cell.method)) continue;
+      if (timingIterations === 0 || perMethod.has(cell.method)) continue;
       const t = await secondsPerIteration(worker, cell.experiment, slot.device, timingIterations);
       perMethod.set(cell.method, t.seconds);
       layers = t.layers;
@@ -164,11 +175,12 @@ async function printPlan(plan: TablePlan, states: ReturnType<typeof inspectCells
       const f = whyNeedsRun(cell.experiment) ? null : planFlops(cell.experiment, layers);
       const flops = f?.known ? `${(100 * f.paper.ratio).toFixed(2)}% of dense` : "known after the run (BR control or global criteria)";
       console.log(`  ${cell.id.padEnd(34)} ${status.padEnd(22)} ${flops}`);
-      if (s.kind !== "finished") remaining += (cell.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0)) * perMethod.get(cell.method)!;
+      if (s.kind !== "finished") remaining += (cell.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0)) * (perMethod.get(cell.method) ?? 0);
     }
+    if (timingIterations === 0) return 0;
     const where = `${slot.label}${slot.threads ? `, ${count(slot.threads, "thread")}` : ""}`;
     console.log(
-      `\ntiming (${timingIterations} iterations after a warm-up, on ${where}): ` +
+      `\ntiming (${count(timingIterations, "iteration")} after a warm-up, on ${where}): ` +
         [...perMethod].map(([m, s]) => `${m} ${s.toPrecision(3)} s/it`).join(", "),
     );
     console.log(

@@ -28,7 +28,7 @@ SIGINT, SIGTERM and SIGHUP write a checkpoint and exit 130, 143, 129; exit 2 mea
   --jobs N             cells trained at once (default 1)
   --devices LIST       where cells run: auto, cpu, cuda, or cuda:0,cuda:1 (default: the experiments' device)
   --plan               list the cells with FLOPs and a time estimate, training nothing
-  --plan-iterations N  iterations timed per method for the estimate (default 5)
+  --plan-iterations N  iterations timed per method for the estimate (default 5; 0: FLOPs only)
   --status-every S     seconds between status lines (default 30)
   --cells ID,ID        train only these cells (what a Slurm array task runs)
   --local              train here the cells of a directory that was submitted to Slurm

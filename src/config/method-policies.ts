@@ -11,8 +11,13 @@ export interface PolicyConflict {
   message: string;
 }
 
-/** Other names of a method; they are left out of the lists of methods that messages suggest. */
-const ALIASES: ReadonlySet<MethodName> = new Set<MethodName>(["ddst-relax", "ddst-strict"]);
+/** Other names of a method (DDST is ADAPT's working name), each with the paper's; the aliases are left out of the
+ * lists of methods that messages suggest. */
+const ALIAS_OF: Partial<Record<MethodName, MethodName>> = { "ddst-relax": "adapt-relax", "ddst-strict": "adapt-strict" };
+const ALIASES: ReadonlySet<MethodName> = new Set(Object.keys(ALIAS_OF) as MethodName[]);
+
+/** The method's paper name: two names of one method train the same cells. */
+export const canonicalMethod = (m: MethodName): MethodName => ALIAS_OF[m] ?? m;
 
 interface Shape {
   generatorDst: boolean;

@@ -31,16 +31,20 @@ export function groupCells(ids: readonly string[], size: number): string[][] {
 /** Single-quoted for bash. */
 export const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
+/** #SBATCH lines are not shell: a path there cannot be quoted, and % starts a file name pattern. */
+export function checkSbatchPath(out: string): void {
+  if (/[\s%]/.test(out)) throw new SbatchPathError(`the table directory ${out} holds a space or a %, which an #SBATCH --output line cannot carry; use a path without them`);
+}
+
 export function sbatchScript(job: ArrayJob): string {
   const { slurm, tasks } = job;
   if (tasks.length === 0) throw new Error("a job array needs at least one task");
   const lead = signalLead(slurm.time);
   const device = slurm.gpusPerCell ? "cuda" : "cpu";
   const perTask = Math.max(...tasks.map((t) => t.length));
-  // #SBATCH lines are not shell: a path there cannot be quoted, and % starts a file name pattern.
-  if (/[\s%]/.test(job.out)) throw new SbatchPathError(`the table directory ${job.out} holds a space or a %, which an #SBATCH --output line cannot carry; use a path without them`);
-  // A CPU task's cells each train on a core of their own, unless the user says otherwise.
-  const cpus = !slurm.gpusPerCell && !slurm.sbatchArgs.some((a) => /^(--cpus-per-task|-c)\b/.test(a)) ? [`--cpus-per-task=${perTask}`] : [];
+  checkSbatchPath(job.out);
+  // A CPU task's cells each train on a core of their own, unless the user says otherwise (--cpus-per-task=4, -c 4, -c4).
+  const cpus = !slurm.gpusPerCell && !slurm.sbatchArgs.some((a) => /^(--cpus-per-task\b|-c)/.test(a)) ? [`--cpus-per-task=${perTask}`] : [];
   const directives = [
     `--job-name=ddst-${job.name}`,
     `--array=0-${tasks.length - 1}`,

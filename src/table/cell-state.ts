@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
-import { isJsonObject } from "../vocabulary/schema-shapes.js";
+import { changesText, configChanges } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import { issueText } from "../run/run-dir.js";
 import type { Cell } from "./cells.js";
@@ -21,6 +21,8 @@ export class CellStateError extends Error {
   constructor(
     readonly cell: string,
     message: string,
+    /** "config": trained with another configuration than the table asks for; "damaged": its files cannot be read. */
+    readonly kind: "config" | "damaged" = "damaged",
   ) {
     super(`cell ${cell}: ${message}`);
     this.name = "CellStateError";
@@ -63,19 +65,7 @@ export function cellState(cell: Cell): CellState {
 
 /** Settings that say how a cell runs, not what it trains: where (--devices), how it is supervised and how
  * often it is checkpointed (resume is bitwise). A cell keeps the ones it started with. */
-const HOW_IT_RUNS = new Set(["device", "supervision", "checkpoint"]);
-
-/** The fields where the cell's config.json differs from what the table asks for now, leaving out HOW_IT_RUNS. */
-export function configChanges(stored: unknown, planned: unknown, path = ""): string[] {
-  if (HOW_IT_RUNS.has(path)) return [];
-  if (isJsonObject(stored) && isJsonObject(planned)) {
-    const keys = [...new Set([...Object.keys(stored), ...Object.keys(planned)])].sort();
-    return keys.flatMap((k) => configChanges(stored[k], planned[k], path ? `${path}.${k}` : k));
-  }
-  if (JSON.stringify(stored) === JSON.stringify(planned)) return [];
-  const show = (x: unknown) => (x === undefined ? "(absent)" : JSON.stringify(x));
-  return [`${path || "(root)"}: ${show(stored)} -> ${show(planned)}`];
-}
+export const HOW_IT_RUNS = new Set(["device", "supervision", "checkpoint"]);
 
 /** Throws when an existing cell was configured differently from the plan. The stored config is read through
  * today's schema first, so a field a newer ddst adds with a default does not make every old cell "changed". */
@@ -84,11 +74,12 @@ export function checkCellConfig(cell: Cell): void {
   if (!existsSync(file)) return;
   const stored = Experiment.safeParse(readJson(file, cell.id, cell.dir));
   if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment (${issueText(stored.error.issues[0])})${anew(cell.dir)}`);
-  const changes = configChanges(JSON.parse(JSON.stringify(stored.data)), JSON.parse(JSON.stringify(cell.experiment)));
+  const changes = configChanges(JSON.parse(JSON.stringify(stored.data)), JSON.parse(JSON.stringify(cell.experiment)), HOW_IT_RUNS);
   if (changes.length)
     throw new CellStateError(
       cell.id,
-      `${cell.dir} was trained with another configuration than the table now asks for (${changes.slice(0, 4).join("; ")}` +
-        `${changes.length > 4 ? `; and ${changes.length - 4} more` : ""}). Restore the table file, or write this table to another --out.`,
+      `${cell.dir} was trained with another configuration than the table now asks for (${changesText(changes)}). ` +
+        "Restore the table file, or write this table to another --out.",
+      "config",
     );
 }

@@ -3,6 +3,7 @@ import { ConfigError, type Experiment } from "../config/experiment.js";
 import { experimentFrom, isModule, readRaw } from "../config/load.js";
 import { dropInapplicable } from "../config/method-policies.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
+import { preflight } from "../run/preflight.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import { cellKeys, TableSpec } from "./spec.js";
 
@@ -41,14 +42,15 @@ export async function loadTableSpec(file: string): Promise<TableSpec> {
   return parsed.data;
 }
 
-/** The cells of `spec` (read from `source`) under `out`, in the order they run (cellKeys). With `checkPaths`,
- * data paths must resolve. */
-export async function planTable(spec: TableSpec, source: string, out: string, checkPaths = true): Promise<TablePlan> {
+/** The cells of `spec` (read from `source`) under `out`, in the order they run (cellKeys). Their paths are not
+ * checked here (preflightCells does, for the cells about to train): listing, planning and writing the results
+ * of a finished table need neither the data nor its variables. */
+export async function planTable(spec: TableSpec, source: string, out: string): Promise<TablePlan> {
   const { base, module } = await baseExperiment(spec, source);
   const cells: Cell[] = [];
   for (const { id, method, density, seed, column } of cellKeys(spec)) {
     const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
-    const experiment = experimentFrom(input, `${source} (cell ${id})`, checkPaths, module);
+    const experiment = experimentFrom(input, `${source} (cell ${id})`, false, module);
     if (experiment.generator.density !== density)
       throw new ConfigError(source, [
         { path: "generator.density", message: `the base (or set) fixes d_G at ${experiment.generator.density}, which would override the table's column ${column}; remove it: the columns are d_G` },
@@ -77,4 +79,10 @@ async function baseExperiment(spec: TableSpec, source: string): Promise<{ base: 
     }
   }
   return { base: out, module: from !== source && isModule(from) ? from : undefined };
+}
+
+/** What the cells about to train need (data, Inception weights, their variables), checked before any starts: a
+ * missing path would fail every cell the same way, one worker start at a time. */
+export function preflightCells(file: string, cells: readonly Cell[]): void {
+  for (const c of cells) preflight(c.experiment, `${file} (cell ${c.id})`);
 }

@@ -44,7 +44,9 @@ export function stat(values: number[]): Stat {
   const n = values.length;
   if (n === 0) return { values, mean: null, std: null };
   const mean = values.reduce((a, b) => a + b, 0) / n;
-  const std = n < 2 ? null : Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  // Equal values have a spread of exactly 0, not the rounding error of their mean (3e-17).
+  const same = values.every((v) => v === values[0]);
+  const std = n < 2 ? null : same ? 0 : Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
   return { values, mean, std };
 }
 

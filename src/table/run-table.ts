@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
@@ -43,23 +43,42 @@ export class TableError extends InputError {
 }
 
 /** Every cell's state, after checking that existing cells were trained with the configuration the table asks
- * for now (all conflicts are reported at once; nothing is touched before). */
-export function inspectCells(plan: TablePlan): Map<string, CellState> {
+ * for now (all conflicts are reported at once; nothing is touched before). With `only` (an array task's cells),
+ * states are returned for those, but every cell on disk is checked: the task writes the whole table's results,
+ * and a table file edited while an array waits must not mix two configurations in one table. */
+export function inspectCells(plan: TablePlan, only?: ReadonlySet<string>): Map<string, CellState> {
   checkTableDir(plan.out);
   const states = new Map<string, CellState>();
   const problems: string[] = [];
   for (const cell of plan.cells) {
+    const mine = !only || only.has(cell.id);
     try {
       const state = cellState(cell);
       if (state.kind === "finished" || state.kind === "interrupted") checkCellConfig(cell);
-      states.set(cell.id, state);
+      if (mine) states.set(cell.id, state);
     } catch (e) {
       if (!(e instanceof CellStateError)) throw e;
-      problems.push(e.message);
+      // Another task's cell that cannot be read is that task's to report; one of another configuration is everyone's.
+      if (mine || e.kind === "config") problems.push(e.message);
     }
   }
   if (problems.length) throw new TableError(`${plan.out} cannot continue this table:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   return states;
+}
+
+/** The cells on disk trained with another configuration than the plan's, each with what differs. */
+export function configConflicts(plan: TablePlan): string[] {
+  return plan.cells.flatMap((cell) => conflictOf(cell) ?? []);
+}
+
+function conflictOf(cell: Cell): string | null {
+  try {
+    checkCellConfig(cell);
+    return null;
+  } catch (e) {
+    if (e instanceof CellStateError && e.kind === "config") return e.message;
+    return null; // damaged: cellState reports it
+  }
 }
 
 /** What a table directory may hold before its first command has written table-spec.json: its lock, its
@@ -100,7 +119,7 @@ export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<
 async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {
   const mine = opts.only ? { ...plan, cells: plan.cells.filter((c) => opts.only!.has(c.id)) } : plan;
   // Read again under the lock, whatever the caller saw before: another command may have moved the cells since.
-  const states = inspectCells(mine);
+  const states = inspectCells(plan, opts.only);
   mkdirSync(join(plan.out, "cells"), { recursive: true });
   recordSpec(plan);
   const failed: TableOutcome["failed"] = [];
@@ -124,7 +143,9 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
   const runCell = async (cell: Cell, slot: Slot): Promise<void> => {
     const state = states.get(cell.id)!;
     const from = state.kind === "interrupted" ? state.iter : null;
-    progress.start(cell.id, slot.label, from, cell.experiment.iterations);
+    // An interrupted cell continues on the kind of device it started on (its random streams live there).
+    const started = state.kind === "interrupted" ? startedOn(cell) : undefined;
+    progress.start(cell.id, started && started !== slot.device ? `${started} (where it started)` : slot.label, from, cell.experiment.iterations);
     const runOpts = {
       out: cell.dir,
       signal,
@@ -142,7 +163,11 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
       else {
         const error = (e as Error).message;
         failed.push({ id: cell.id, error });
-        progress.fail(cell.id, `${error.split("\n")[0]} (${join(cell.dir, "worker.log")})`);
+        // The cause, not only its heading ("invalid experiment X:" is followed by the fields), and the worker's log if it has one.
+        const lines = error.split("\n");
+        const head = lines[0]!.endsWith(":") && lines[1] ? `${lines[0]} ${lines[1].trim()}` : lines[0]!;
+        const log = join(cell.dir, "worker.log");
+        progress.fail(cell.id, existsSync(log) ? `${head} (${log})` : head);
       }
       return;
     }
@@ -163,17 +188,27 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
   return { result: writeResults(plan), failed, interrupted: signal?.aborted === true };
 }
 
+function startedOn(cell: Cell): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(cell.dir, "config.json"), "utf8")) as { device?: string }).device;
+  } catch {
+    return undefined; // resumeRun reports it
+  }
+}
+
 function describe(s: Summary): string {
   const metric = finalMetric(s, 3);
   return `${metric ? `${metric}, ` : ""}FLOPs ${(100 * s.flops.ratio).toFixed(2)}% of dense, d_D ${s.final.densityD.toFixed(3)}, ${(s.wallSeconds / 60).toFixed(1)} min`;
 }
 
-/** The finished cells as they are on disk now. */
+/** The finished cells as they are on disk now, trained with the plan's configuration: a cell another array
+ * task trained under an edited table file stays out of the results (inspectCells refuses such tables up front;
+ * this covers tasks that were already running when the file changed). */
 export function finishedCells(plan: TablePlan): FinishedCell[] {
   const out: FinishedCell[] = [];
   for (const cell of plan.cells) {
     const s = cellState(cell);
-    if (s.kind === "finished") out.push({ method: cell.method, density: cell.density, seed: cell.seed, summary: s.summary });
+    if (s.kind === "finished" && conflictOf(cell) === null) out.push({ method: cell.method, density: cell.density, seed: cell.seed, summary: s.summary });
   }
   return out;
 }

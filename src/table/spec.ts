@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { canonicalMethod } from "../config/method-policies.js";
 import { MethodName } from "../config/presets.js";
 
 /** A paper table as a file: methods x generator densities x seeds, each cell an ordinary durable run of the
@@ -35,6 +36,10 @@ export const TableSpec = z
       }
     };
     dupes(t.methods, "methods");
+    for (const [i, m] of t.methods.entries()) {
+      const same = t.methods.findIndex((n, j) => j !== i && n !== m && canonicalMethod(n) === canonicalMethod(m));
+      if (same > i) ctx.addIssue({ code: "custom", path: ["methods"], message: `${JSON.stringify(m)} and ${JSON.stringify(t.methods[same])} name one method: list it once` });
+    }
     dupes(t.densities, "densities");
     dupes(t.seeds, "seeds");
     for (const key of ["method", "density", "seed", "name"])

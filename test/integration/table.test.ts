@@ -100,6 +100,33 @@ describe("ddst table", () => {
     expect(r.stdout).toMatch(/timing \(5 iterations after a warm-up, on cpu, 1 thread\): static-balance [\d.e-]+ s\/it, adapt-relax [\d.e-]+ s\/it/);
     expect(r.stdout).toMatch(/estimated training time left: \S+ with 2 at a time/);
     expect(existsSync(join(out, "cells"))).toBe(false);
+    // --plan-iterations 0: the FLOPs alone, nothing timed (a paper table on a CPU would take minutes per method).
+    const flopsOnly = await execa("node", [CLI, "table", spec, "--out", out, "--plan", "--plan-iterations", "0"], { reject: false });
+    expect(flopsOnly.exitCode, flopsOnly.stderr).toBe(0);
+    expect(flopsOnly.stdout).toMatch(/static-balance-d0.5-s0 +new +\d+\.\d\d% of dense/);
+    expect(flopsOnly.stdout).not.toMatch(/timing|estimated/);
+  });
+
+  it("refuses a missing data file or an absent GPU before any cell starts, leaving nothing behind", async () => {
+    const dir = tempDir();
+    const spec = writeSpec(dir);
+    const table = JSON.parse(readFileSync(spec, "utf8"));
+    writeFileSync(spec, JSON.stringify({ ...table, base: { ...table.base, data: { name: "npy", path: join(dir, "missing.npy") }, eval: null } }));
+    const out = join(dir, "table");
+    const r = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/\(cell static-balance-d0.5-s0\)[\s\S]*data\.path: .*missing\.npy: no such file or directory/);
+    expect(r.stdout).not.toMatch(/start /);
+    expect(existsSync(out)).toBe(false);
+    // Where the cells stand needs no data.
+    const status = await execa("node", [CLI, "table", spec, "--out", out, "--status"], { reject: false });
+    expect(status.exitCode, status.stderr).toBe(0);
+    if (existsSync("/dev/nvidia0")) return; // the GPU check needs a machine without one
+    writeFileSync(spec, JSON.stringify(table));
+    const gpu = await execa("node", [CLI, "table", spec, "--out", out, "--devices", "cuda"], { reject: false });
+    expect(gpu.exitCode, gpu.stderr).toBe(2);
+    expect(gpu.stderr).toMatch(/devices cuda: the torch of .* sees no GPU on this machine; use --devices cpu/);
+    expect(existsSync(join(out, "cells"))).toBe(false);
   });
 
   it("rejects a bad table file with exit 2 naming the field", async () => {

@@ -5,8 +5,9 @@ import { describe, expect, it } from "vitest";
 import type { Summary } from "../../src/run/records.js";
 import { configuredPrimary } from "../../src/run/evaluation.js";
 import { finalMetric } from "../../src/run/run-status.js";
-import { cellState, checkCellConfig, configChanges } from "../../src/table/cell-state.js";
-import { checkTableDir } from "../../src/table/run-table.js";
+import { cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
+import { configChanges } from "../../src/config/config-changes.js";
+import { checkTableDir, configConflicts, finishedCells, inspectCells } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, parseDevices } from "../../src/table/devices.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
@@ -37,6 +38,11 @@ function summary(method: string, metric: number | null, flops: number, densityD:
 }
 
 describe("table spec", () => {
+  it("refuses two names of one method, which would train the same cells twice", () => {
+    const r = TableSpec.safeParse({ name: "t", base, methods: ["adapt-relax", "dense", "ddst-relax"], densities: [0.1], seeds: [0] });
+    expect(r.success ? [] : r.error.issues.map((i) => i.message)).toEqual(['"adapt-relax" and "ddst-relax" name one method: list it once']);
+  });
+
   it("accepts a grid and rejects duplicates, per-cell fields in set, and paper keys that name no cell", () => {
     expect(spec().paper).toEqual({});
     const bad = TableSpec.safeParse({
@@ -154,11 +160,32 @@ describe("cellState", () => {
   });
 });
 
+describe("a table file edited while its cells are on disk", () => {
+  it("is refused even for an array task's own untouched cells, and a cell of the old file stays out of the results", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const plan = await planTable(spec(), join(dir, "t.json"), join(dir, "out"));
+    const [trained, mine] = [plan.cells[0]!, plan.cells[1]!];
+    // A finished cell trained under another learning rate (the table file was edited after it ran).
+    mkdirSync(trained.dir, { recursive: true });
+    writeFileSync(join(trained.dir, "config.json"), JSON.stringify({ ...trained.experiment, train: { ...trained.experiment.train, lrG: 0.123 } }));
+    const state = { iter: 100, densityD: 0.1, window: { size: 10, ratios: [] }, lossSum: { d: 0, g: 0, n: 0 }, flops: { paper: { generator: 0, discriminator: 0 }, executed: { generator: 0, discriminator: 0 } }, restarts: 0, wallSeconds: 1, eval: { final: null, best: null }, metricsBytes: 0 };
+    writeFileSync(join(trained.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state }));
+    writeFileSync(join(trained.dir, "summary.json"), JSON.stringify(summary(trained.method, 1, 0.1, 0.1)));
+    expect(cellState(trained).kind).toBe("finished");
+    expect(() => inspectCells(plan, new Set([mine.id]))).toThrow(new RegExp(`cell ${trained.id}: .*train\\.lrG: 0\\.123 -> 0\\.0002`));
+    expect(finishedCells(plan)).toEqual([]);
+    expect(configConflicts(plan)).toHaveLength(1);
+    // A cell that cannot be read belongs to its own task: another task goes on.
+    writeFileSync(join(trained.dir, "checkpoint.json"), '{"iter": 10');
+    expect(inspectCells(plan, new Set([mine.id])).get(mine.id)).toEqual({ kind: "new" });
+  });
+});
+
 describe("configChanges", () => {
   it("lists the differing fields by path, ignoring how a cell runs (device, supervision, checkpoints)", () => {
     const a = { iterations: 100, device: "cpu", train: { lrG: 1e-3, betas: [0.5, 0.9] }, supervision: { maxRestarts: 2 }, checkpoint: { every: 100 } };
-    expect(configChanges(a, { ...a, device: "cuda", supervision: { maxRestarts: 5 }, checkpoint: { every: 50 } })).toEqual([]);
-    expect(configChanges(a, { ...a, iterations: 200, train: { lrG: 1e-3, betas: [0, 0.9] }, eval: null })).toEqual([
+    expect(configChanges(a, { ...a, device: "cuda", supervision: { maxRestarts: 5 }, checkpoint: { every: 50 } }, HOW_IT_RUNS)).toEqual([]);
+    expect(configChanges(a, { ...a, iterations: 200, train: { lrG: 1e-3, betas: [0, 0.9] }, eval: null }, HOW_IT_RUNS)).toEqual([
       "eval: (absent) -> null",
       "iterations: 100 -> 200",
       "train.betas: [0.5,0.9] -> [0,0.9]",
@@ -170,6 +197,7 @@ describe("results", () => {
   it("computes the mean and the sample standard deviation", () => {
     expect(stat([])).toEqual({ values: [], mean: null, std: null });
     expect(stat([2])).toEqual({ values: [2], mean: 2, std: null });
+    expect(stat([0.1, 0.1, 0.1]).std).toBe(0); // not the rounding error of the mean
     const s = stat([1, 2, 3, 4]);
     expect(s.mean).toBe(2.5);
     expect(s.std).toBeCloseTo(Math.sqrt(5 / 3), 12);

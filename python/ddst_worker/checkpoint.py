@@ -148,9 +148,9 @@ def read(path: str) -> dict:
     return ckpt
 
 
-# Read faults of the machine rather than the file: permission, I/O, memory, descriptors, a directory in its place.
+# Read faults of the machine rather than the file: permission, I/O, memory, descriptors, a stale network mount.
 _MACHINE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EIO, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.ESTALE,
-                   errno.EAGAIN, errno.ETIMEDOUT, errno.EINTR, errno.EISDIR}
+                   errno.EAGAIN, errno.ETIMEDOUT, errno.EINTR}
 
 
 def _unreadable(path: str, e: Exception) -> WorkerError:

@@ -1,5 +1,6 @@
 """save / load in-process: a resumed session continues bit for bit; bad files are refused, never run."""
 
+import errno
 import os
 import pickle
 
@@ -175,16 +176,27 @@ def test_bad_files_are_bad_values_and_never_unpickled(tmp_path):
     assert s.gan is not None and s.op_load({"path": good}) == {"iter": 0}  # the session still works
 
 
-def test_a_read_failing_for_the_machine_is_not_called_unreadable(tmp_path):
+def test_a_read_failing_for_the_machine_is_not_called_unreadable(tmp_path, monkeypatch):
     """A permission or I/O fault says nothing of the file: the orchestrator must not set it aside and fall back
-    to an older checkpoint (losing iterations) for a fault that passes."""
+    to an older checkpoint (losing iterations) for a fault that passes. A truncated file, which torch reports
+    as an OSError too (EINVAL), stays unreadable."""
     s = built(MLP)
-    folder = tmp_path / "a-directory.pt"
-    folder.mkdir()  # open() fails with IsADirectoryError, an OSError, as EACCES or EIO would
+    good = str(tmp_path / "good.pt")
+    s.op_save({"path": good})
+    for fault in (PermissionError(errno.EACCES, "Permission denied"), OSError(errno.EIO, "Input/output error")):
+        def failing_load(*args, fault=fault, **kwargs):
+            raise fault
+        monkeypatch.setattr(torch, "load", failing_load)
+        with pytest.raises(WorkerError) as e:
+            s.op_load({"path": good})
+        assert e.value.code == "bad_value" and e.value.detail["reason"] == "io", e.value.detail
+        assert "could not be read here" in e.value.message and fault.strerror in e.value.message
+    monkeypatch.undo()
+    data = open(good, "rb").read()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(WorkerError) as e:
-        s.op_load({"path": str(folder)})
-    assert e.value.code == "bad_value" and e.value.detail["reason"] == "io", e.value.detail
-    assert "could not be read here" in e.value.message and str(folder) in e.value.message
+        s.op_load({"path": str(tmp_path / "truncated.pt")})
+    assert e.value.detail["reason"] == "unreadable"
 
 
 def test_save_failure_is_a_bad_value(tmp_path):

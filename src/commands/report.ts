@@ -72,7 +72,7 @@ async function tableReport(dir: string, png: string | null) {
 /** A report is written over nothing but an earlier page: never over a run's own files (config.json,
  * metrics.jsonl) or anything else a mistyped --out could name. */
 function checkReplaceable(out: string): void {
-  if (!/\.html?$/i.test(out)) throw new InputError(`--out ${out}: a report is an HTML file; give a name ending in .html`);
+  if (!/\.html$/i.test(out)) throw new InputError(`--out ${out}: a report is an HTML file; give a name ending in .html`);
   if (!existsSync(out)) return;
   const isPage = statSync(out).isFile() && readFileSync(out, "utf8").slice(0, 64).trimStart().toLowerCase().startsWith("<!doctype html");
   if (!isPage) throw new InputError(`--out ${out} exists and is not an HTML page; it is left as it is: choose another --out`);
@@ -83,7 +83,7 @@ export async function cmdReport(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("ddst report takes one run or table directory");
   const dir = positionals[0]!;
   const out = values.out ?? join(dir, "report.html");
-  const png = values.png ? join(dirname(out), basename(out).replace(/\.html?$/, "")) : null;
+  const png = values.png ? join(dirname(out), basename(out).replace(/\.html$/i, "")) : null;
   // Before any rendering: the PNG files are written beside the report as they are made.
   if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory())
     throw new InputError(`cannot write the report to ${out}: ${dirname(out)} is not a directory; choose another --out`);

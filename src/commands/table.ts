@@ -70,10 +70,14 @@ export async function cmdTable(argv: string[]): Promise<number> {
   }
   const only = values.cells === undefined ? undefined : selectCells(plan, values.cells);
   if (!only && !values.plan && !values.local) await refuseLocalTraining(plan);
+  const mine = only ? { ...plan, cells: plan.cells.filter((c) => only.has(c.id)) } : plan;
+  const states = inspectCells(plan, only);
+  const toTrain = mine.cells.filter((c) => states.get(c.id)!.kind !== "finished");
   let slots: Slot[];
   try {
     let devices = parseDevices(values.devices ?? plan.cells[0]!.experiment.device);
-    const wantsCuda = devices.some((d) => d.startsWith("cuda"));
+    // Writing a finished table's results uses no device: a login node without a GPU may do it.
+    const wantsCuda = devices.some((d) => d.startsWith("cuda")) && (values.plan || toTrain.length > 0);
     if (devices.includes("auto") || wantsCuda) {
       const found = await findPython();
       const { cuda } = await probePython(found.path, found.source, true);
@@ -90,8 +94,6 @@ export async function cmdTable(argv: string[]): Promise<number> {
     if (e instanceof DeviceListError) throw new UsageError(e.message);
     throw e;
   }
-  const mine = only ? { ...plan, cells: plan.cells.filter((c) => only.has(c.id)) } : plan;
-  const states = inspectCells(plan, only);
   const done = [...states.values()].filter((s) => s.kind === "finished").length;
   const resumable = [...states.values()].filter((s) => s.kind === "interrupted").length;
   const { methods, densities, seeds } = spec;
@@ -100,7 +102,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
       `  ${done} finished, ${resumable} to resume, ${mine.cells.length - done - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
   );
   printDropped(plan);
-  if (!values.plan) preflightCells(file, mine.cells.filter((c) => states.get(c.id)!.kind !== "finished"));
+  if (!values.plan) preflightCells(file, toTrain);
   const planIterations = intOption("plan-iterations", values["plan-iterations"], 0)!;
   if (values.plan) return await printPlan(plan, states, slots, planIterations);
 
@@ -121,7 +123,11 @@ export async function cmdTable(argv: string[]): Promise<number> {
     }
     if (outcome.failed.length) {
       console.error(`${outcome.failed.length} cell(s) failed:\n${outcome.failed.map((f) => `  - ${f.id}: ${f.error}`).join("\n")}`);
-      console.error("the same command retries them (and keeps every finished cell)");
+      const diverged = outcome.failed.filter((f) => f.error.startsWith("training diverged")).length;
+      console.error(
+        "the same command retries them (and keeps every finished cell)" +
+          (diverged ? `; ${diverged === 1 ? "the cell" : `the ${diverged} cells`} whose training diverged would diverge again: they need other settings, in a table of their own` : ""),
+      );
       return 1;
     }
     return 0;

@@ -1,4 +1,5 @@
-import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { hostname } from "node:os";
 import { currentSlurmJob, slurmJobQueued, slurmRestartCount } from "../slurm/job-id.js";
 
@@ -40,17 +41,18 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
   }
 }
 
-/** Removes the stale lock `file` (or an unreadable one, written half by a process that died), under a takeover
- * guard: two processes that both judged it stale must not both remove it, or the second would remove the lock
- * the first has just taken and both would hold it. The guard's holder looks again before removing. */
+/** Removes the stale lock `file` (or an unreadable one, left by a process that died before writing it), under a
+ * takeover guard: two processes that both judged it stale must not both remove it, or the second would remove
+ * the lock the first has just taken and both would hold it. The guard's holder looks again before removing. */
 function removeStale(file: string, me: string): void {
-  const guard = `${file}.takeover`;
+  const guard = join(dirname(file), `.${basename(file)}.takeover`); // hidden: a table directory's check ignores it
   try {
     createWhole(guard, me);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    if (liveHolder(guard)) sleepMs(20); // another process is taking over: look again after it
-    else rmSync(guard, { force: true }); // left by a process that died taking over
+    // A takeover lasts microseconds; a guard this old was left by a process that died holding it (on any host).
+    if (ageMs(guard) > GUARD_ABANDONED_MS) rmSync(guard, { force: true });
+    else sleepMs(20); // another process is taking over: look again after it
     return;
   }
   try {
@@ -61,11 +63,21 @@ function removeStale(file: string, me: string): void {
   }
 }
 
+const GUARD_ABANDONED_MS = 10_000;
+
+function ageMs(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return 0; // gone already: look again
+  }
+}
+
 /** Creates `file` holding `content`, or fails with EEXIST, so that no reader ever sees it half written (an empty
- * lock would pass for one left by a process that died): written under a name of its own, then hard-linked into
- * place, which fails if the name exists. Where the file system has no hard links, an exclusive create. */
+ * lock would pass for one left by a process that died): written under a hidden name of its own, then hard-linked
+ * into place, which fails if the name exists. Where the file system has no hard links, an exclusive create. */
 function createWhole(file: string, content: string): void {
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}`);
   writeFileSync(tmp, content, { flag: "wx" });
   try {
     linkSync(tmp, file);

@@ -123,10 +123,17 @@ export class RunDir {
    * no iteration is recorded twice. Returns how many lines were dropped. */
   truncateMetrics(bytes: number): number {
     this.checkMetrics(bytes);
-    if (this.metricsBytes() <= bytes) return 0;
-    const tail = readFileSync(this.metricsPath).subarray(bytes).toString("utf8");
+    const size = this.metricsBytes();
+    if (size <= bytes) return 0;
+    const tail = Buffer.alloc(size - bytes);
+    const fd = openSync(this.metricsPath, "r");
+    try {
+      readSync(fd, tail, 0, tail.length, bytes);
+    } finally {
+      closeSync(fd);
+    }
     truncateSync(this.metricsPath, bytes);
-    return tail.split("\n").filter((l) => l.trim()).length;
+    return tail.toString("utf8").split("\n").filter((l) => l.trim()).length;
   }
 
   /** Refuses a metrics.jsonl that no longer holds what the checkpoint recorded: shorter than its `bytes`, or

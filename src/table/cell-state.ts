@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
-import { changesText, configChanges } from "../config/config-changes.js";
+import { changesText, configChanges, SUPERVISION_FIELDS } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import { issueText } from "../run/run-dir.js";
 import type { Cell } from "./cells.js";
@@ -29,6 +29,16 @@ export class CellStateError extends Error {
   }
 }
 
+/** Another array task may remove an unstarted cell's directory while this one looks at it. */
+function isEmptyOrGone(dir: string): boolean {
+  try {
+    return readdirSync(dir).length === 0;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return true;
+    throw e;
+  }
+}
+
 /** What to do about a cell whose bookkeeping is damaged: it cannot be resumed, only trained again. */
 const anew = (dir: string) => `; the cell cannot be resumed: remove ${dir} to train it anew`;
 
@@ -41,7 +51,7 @@ function readJson(file: string, cell: string, dir: string): unknown {
 }
 
 export function cellState(cell: Cell): CellState {
-  if (!existsSync(cell.dir) || readdirSync(cell.dir).length === 0) return { kind: "new" };
+  if (isEmptyOrGone(cell.dir)) return { kind: "new" };
   const pointerFile = join(cell.dir, "checkpoint.json");
   if (!existsSync(pointerFile)) return { kind: "unstarted" };
   const pointer = CheckpointPointer.safeParse(readJson(pointerFile, cell.id, cell.dir));
@@ -65,7 +75,7 @@ export function cellState(cell: Cell): CellState {
 
 /** Settings that say how a cell runs, not what it trains: where (--devices), how it is supervised and how
  * often it is checkpointed (resume is bitwise). A cell keeps the ones it started with. */
-export const HOW_IT_RUNS = new Set(["device", "supervision", "checkpoint"]);
+export const HOW_IT_RUNS = new Set<string>(["device", ...SUPERVISION_FIELDS]);
 
 /** Throws when an existing cell was configured differently from the plan. The stored config is read through
  * today's schema first, so a field a newer ddst adds with a default does not make every old cell "changed". */

@@ -32,7 +32,13 @@ export interface TablePlan {
 
 /** Reads and validates a table file (JSON, or a module whose default export is the table). */
 export async function loadTableSpec(file: string): Promise<TableSpec> {
-  const parsed = TableSpec.safeParse(await readRaw(file));
+  let raw: unknown;
+  try {
+    raw = await readRaw(file);
+  } catch (e) {
+    throw e instanceof ConfigError ? new ConfigError(e.source, e.issues, "table") : e; // readRaw speaks of experiments
+  }
+  const parsed = TableSpec.safeParse(raw);
   if (!parsed.success)
     throw new ConfigError(
       file,

@@ -190,6 +190,10 @@ describe("configChanges", () => {
       "iterations: 100 -> 200",
       "train.betas: [0.5,0.9] -> [0,0.9]",
     ]);
+    // Dotted fields: a resume lets the paths of files change, not the rest of their block.
+    const data = { data: { name: "npy", path: "/a.npy" } };
+    expect(configChanges(data, { data: { name: "npy", path: "/b.npy" } }, new Set(["data.path"]))).toEqual([]);
+    expect(configChanges(data, { data: { name: "folder", path: "/b" } }, new Set(["data.path"]))).toEqual(['data.name: "npy" -> "folder"']);
   });
 });
 
@@ -313,5 +317,11 @@ describe("table files", () => {
     expect(spec).toMatchObject({ name: "ts-table", seeds: [3], set: {}, paper: {} });
     const plan = await planTable(spec, file, join(dir, "out"));
     expect(plan.cells.map((c) => c.id)).toEqual(["adapt-relax-d0.1-s3"]);
+  });
+
+  it("calls a table file that cannot be read a table, not an experiment", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "ddst-unit-")), "t.json");
+    writeFileSync(file, '{"name": "t", "base": {');
+    await expect(loadTableSpec(file)).rejects.toThrow(/^invalid table .*t\.json:\n  - \(root\): not valid JSON/);
   });
 });

@@ -53,10 +53,18 @@ export function setPath(input: Record<string, unknown>, path: readonly string[],
   for (const [i, key] of path.slice(0, -1).entries()) {
     const next = node[key];
     if (next === undefined || next === null) node[key] = {};
-    else if (typeof next !== "object" || Array.isArray(next))
+    else if (typeof next !== "object")
       throw new SetOverrideError(`${path.join(".")}: '${path.slice(0, i + 1).join(".")}' is not an object`);
+    else if (Array.isArray(next)) checkIndex(path, i + 1, next.length); // train.betas.0=0.3: an element of a list
     node = node[key] as Record<string, unknown>;
   }
   node[path[path.length - 1]!] = structuredClone(value);
   return out;
+}
+
+/** path[at] must name an element of the list before it (of `length`): a list is set element by element, never grown. */
+function checkIndex(path: readonly string[], at: number, length: number): void {
+  const index = path[at]!;
+  if (!/^\d+$/.test(index) || Number(index) >= length)
+    throw new SetOverrideError(`${path.join(".")}: '${path.slice(0, at).join(".")}' is a list of ${length}: give an index from 0 to ${length - 1}`);
 }

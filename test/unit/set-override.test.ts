@@ -19,5 +19,12 @@ describe("--set path=value", () => {
     expect(() => parseSet("a..b=1")).toThrow(/dotted path/);
     expect(() => parseSet("__proto__.x=1")).toThrow(/dotted path/);
     expect(() => applySets({ density: 0.1 }, ["density.x=1"])).toThrow(/'density' is not an object/);
+    expect(() => applySets({ train: { betas: [0.5, 0.9] } }, ["train.betas.2=1"])).toThrow(/'train\.betas' is a list of 2: give an index from 0 to 1/);
+    expect(() => applySets({ train: { betas: [0.5, 0.9] } }, ["train.betas.x=1"])).toThrow(/is a list of 2/);
+  });
+  it("sets an element of a list by its index", () => {
+    const input = { train: { betas: [0.5, 0.9] } };
+    expect(applySets(input, ["train.betas.0=0.3"])).toEqual({ train: { betas: [0.3, 0.9] } });
+    expect(input.train.betas).toEqual([0.5, 0.9]);
   });
 });

@@ -1,7 +1,7 @@
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
+import { GENERATOR, imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
@@ -69,13 +69,21 @@ async function tableReport(dir: string, png: string | null) {
   return { html: page(`ddst table ${tableName(dir)}`, `${cells.length} cells in ${dir}`, [table, ...sections]), written };
 }
 
-/** A report is written over nothing but an earlier page: never over a run's own files (config.json,
- * metrics.jsonl) or anything else a mistyped --out could name. */
-function checkReplaceable(out: string): void {
+/** A report is written over nothing but an earlier report: never over a run's own files (config.json,
+ * metrics.jsonl), a page of the user's, or through a link to somewhere else. */
+function checkReplaceable(out: string, dir: string): void {
   if (!/\.html$/i.test(out)) throw new InputError(`--out ${out}: a report is an HTML file; give a name ending in .html`);
-  if (!existsSync(out)) return;
-  const isPage = statSync(out).isFile() && readFileSync(out, "utf8").slice(0, 64).trimStart().toLowerCase().startsWith("<!doctype html");
-  if (!isPage) throw new InputError(`--out ${out} exists and is not an HTML page; it is left as it is: choose another --out`);
+  let link = false;
+  try {
+    link = lstatSync(out).isSymbolicLink();
+  } catch {
+    return; // nothing there
+  }
+  if (link) throw new InputError(`--out ${out} is a symbolic link; it is left as it is: give the report a path of its own`);
+  const head = statSync(out).isFile() ? readFileSync(out, "utf8").slice(0, 400) : "";
+  // Reports of ddst versions before the marker sit at the default place.
+  const ours = head.includes(`<meta name="generator" content="${GENERATOR}">`) || (resolve(out) === resolve(dir, "report.html") && head.toLowerCase().startsWith("<!doctype html"));
+  if (!ours) throw new InputError(`--out ${out} exists and is not a ddst report; it is left as it is: choose another --out`);
 }
 
 export async function cmdReport(argv: string[]): Promise<number> {
@@ -87,7 +95,7 @@ export async function cmdReport(argv: string[]): Promise<number> {
   // Before any rendering: the PNG files are written beside the report as they are made.
   if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory())
     throw new InputError(`cannot write the report to ${out}: ${dirname(out)} is not a directory; choose another --out`);
-  checkReplaceable(out);
+  checkReplaceable(out, dir);
   const isTable = existsSync(join(dir, "table-spec.json"));
   const { html, written } = isTable ? await tableReport(dir, png) : await runReport(dir, png);
   try {

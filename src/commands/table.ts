@@ -9,6 +9,8 @@ import { checkTableDir, inspectCells, runTable } from "../table/run-table.js";
 import { prepareTiming, secondsPerIteration } from "../bench/steady-state.js";
 import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
+import { WorkerRequestError } from "../protocol/client.js";
+import { InputError } from "../input-error.js";
 import { intOption, UsageError } from "./args.js";
 import { onInterrupt } from "./signals.js";
 import { printStatus, refuseLocalTraining, submitTable } from "./table-slurm.js";
@@ -126,7 +128,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
       const diverged = outcome.failed.filter((f) => f.error.startsWith("training diverged")).length;
       console.error(
         "the same command retries them (and keeps every finished cell)" +
-          (diverged ? `; ${diverged === 1 ? "the cell" : `the ${diverged} cells`} whose training diverged would diverge again: they need other settings, in a table of their own` : ""),
+          (diverged ? `; ${diverged === 1 ? "the cell whose training diverged would diverge again: it needs" : `the ${diverged} cells whose training diverged would diverge again: they need`} other settings, in a table of their own` : ""),
       );
       return 1;
     }
@@ -164,37 +166,46 @@ async function printPlan(plan: TablePlan, states: ReturnType<typeof inspectCells
   const slot = slots[0]!;
   const worker = await Worker.start({ env: slot.env, threads: slot.threads });
   try {
-    const perMethod = new Map<string, number>();
-    // With --plan-iterations 0 nothing is timed: the layer table (for the FLOPs) needs only a build.
-    let layers = timingIterations === 0 ? await prepareTiming(worker, plan.cells[0]!.experiment, slot.device) : [];
-    for (const cell of plan.cells) {
-      if (timingIterations === 0 || perMethod.has(cell.method)) continue;
-      const t = await secondsPerIteration(worker, cell.experiment, slot.device, timingIterations);
-      perMethod.set(cell.method, t.seconds);
-      layers = t.layers;
-    }
-    console.log(`\n  ${"cell".padEnd(34)} ${"status".padEnd(22)} training FLOPs (paper convention)`);
-    let remaining = 0;
-    for (const cell of plan.cells) {
-      const s = states.get(cell.id)!;
-      const status = s.kind === "finished" ? "finished" : s.kind === "interrupted" ? `at ${s.iter}/${cell.experiment.iterations}` : "new";
-      const f = whyNeedsRun(cell.experiment) ? null : planFlops(cell.experiment, layers);
-      const flops = f?.known ? `${(100 * f.paper.ratio).toFixed(2)}% of dense` : "known after the run (BR control or global criteria)";
-      console.log(`  ${cell.id.padEnd(34)} ${status.padEnd(22)} ${flops}`);
-      if (s.kind !== "finished") remaining += (cell.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0)) * (perMethod.get(cell.method) ?? 0);
-    }
-    if (timingIterations === 0) return 0;
-    const where = `${slot.label}${slot.threads ? `, ${count(slot.threads, "thread")}` : ""}`;
-    console.log(
-      `\ntiming (${count(timingIterations, "iteration")} after a warm-up, on ${where}): ` +
-        [...perMethod].map(([m, s]) => `${m} ${s.toPrecision(3)} s/it`).join(", "),
-    );
-    console.log(
-      `estimated training time left: ${duration(remaining / slots.length)} with ${slots.length} at a time ` +
-        `(${duration(remaining)} of cell time; evaluations and mask updates not included; cells sharing a GPU slow each other)`,
-    );
-    return 0;
+    return await timedPlan(worker, plan, states, slots, timingIterations);
+  } catch (e) {
+    // The worker refusing to build a cell (an npy file it must read for its shape, say) is the input's fault.
+    if (e instanceof WorkerRequestError && e.code === "bad_value") throw new InputError(`--plan: ${e.message.replace(/^worker \w+: bad_value: /, "")}`);
+    throw e;
   } finally {
     await worker.stop();
   }
+}
+
+async function timedPlan(worker: Worker, plan: TablePlan, states: ReturnType<typeof inspectCells>, slots: Slot[], timingIterations: number): Promise<number> {
+  const slot = slots[0]!;
+  const perMethod = new Map<string, number>();
+  // With --plan-iterations 0 nothing is timed: the layer table (for the FLOPs) needs only a build.
+  let layers = timingIterations === 0 ? await prepareTiming(worker, plan.cells[0]!.experiment, slot.device) : [];
+  for (const cell of plan.cells) {
+    if (timingIterations === 0 || perMethod.has(cell.method)) continue;
+    const t = await secondsPerIteration(worker, cell.experiment, slot.device, timingIterations);
+    perMethod.set(cell.method, t.seconds);
+    layers = t.layers;
+  }
+  console.log(`\n  ${"cell".padEnd(34)} ${"status".padEnd(22)} training FLOPs (paper convention)`);
+  let remaining = 0;
+  for (const cell of plan.cells) {
+    const s = states.get(cell.id)!;
+    const status = s.kind === "finished" ? "finished" : s.kind === "interrupted" ? `at ${s.iter}/${cell.experiment.iterations}` : "new";
+    const f = whyNeedsRun(cell.experiment) ? null : planFlops(cell.experiment, layers);
+    const flops = f?.known ? `${(100 * f.paper.ratio).toFixed(2)}% of dense` : "known after the run (BR control or global criteria)";
+    console.log(`  ${cell.id.padEnd(34)} ${status.padEnd(22)} ${flops}`);
+    if (s.kind !== "finished") remaining += (cell.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0)) * (perMethod.get(cell.method) ?? 0);
+  }
+  if (timingIterations === 0) return 0;
+  const where = `${slot.label}${slot.threads ? `, ${count(slot.threads, "thread")}` : ""}`;
+  console.log(
+    `\ntiming (${count(timingIterations, "iteration")} after a warm-up, on ${where}): ` +
+      [...perMethod].map(([m, s]) => `${m} ${s.toPrecision(3)} s/it`).join(", "),
+  );
+  console.log(
+    `estimated training time left: ${duration(remaining / slots.length)} with ${slots.length} at a time ` +
+      `(${duration(remaining)} of cell time; evaluations and mask updates not included; cells sharing a GPU slow each other)`,
+  );
+  return 0;
 }

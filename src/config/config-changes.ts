@@ -1,4 +1,5 @@
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
+import { Experiment } from "./experiment.js";
 
 /** Where two resolved experiments differ, field by field: "train.lrG: 0.0002 -> 0.001". A run's config.json is
  * compared with what its checkpoint was written under, a table cell's with what the table asks for now; the
@@ -23,3 +24,25 @@ export const PATH_FIELDS = ["data.path", "eval.inception"] as const;
 /** The first few changes, for a message. */
 export const changesText = (changes: readonly string[]) =>
   `${changes.slice(0, 4).join("; ")}${changes.length > 4 ? `; and ${changes.length - 4} more` : ""}`;
+
+/** What a resume lets config.json change: the run's length (--iterations writes it), how the run is supervised
+ * and checkpointed, and where its files are (a run moved to another machine; its controllers' modules too);
+ * everything else decides what is trained. */
+const EDITABLE_ON_RESUME = new Set<string>(["iterations", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
+
+/** The changes of `config` (a run's config.json, parsed) since the config its newest checkpoint was written under
+ * (`trainedWith`, from checkpoint.json; absent in runs from before it was kept, and then nothing can be said).
+ * Both are read through today's schema: a checkpoint written by a resume of an older run holds the defaults its
+ * config.json leaves out, and a field a newer ddst adds with a default is no change. */
+export function editsSinceCheckpoint(config: Experiment, trainedWith: unknown): string[] {
+  const trained = trainedWith === undefined ? undefined : Experiment.safeParse(trainedWith);
+  if (!trained?.success) return [];
+  return configChanges(comparable(trained.data), comparable(config), EDITABLE_ON_RESUME);
+}
+
+/** JSON as stored, with the controllers' module paths left out (they move with the run, like the data). */
+export function comparable(exp: Experiment): unknown {
+  const json = JSON.parse(JSON.stringify(exp)) as Record<string, unknown>;
+  if (Array.isArray(json.controllers)) json.controllers = json.controllers.map((c) => (isJsonObject(c) ? { ...c, module: undefined } : c));
+  return JSON.parse(JSON.stringify(json)) as unknown;
+}

@@ -32,9 +32,12 @@ export function markdownTable(md: string): string {
   ].join("\n");
 }
 
+/** Marks a page as ddst's: `report --out` replaces no other file. */
+export const GENERATOR = "ddst report";
+
 export function page(title: string, subtitle: string, sections: readonly Section[]): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="${GENERATOR}"><title>${escapeHtml(title)}</title>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }

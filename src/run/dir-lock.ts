@@ -1,4 +1,4 @@
-import { linkSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { hostname } from "node:os";
 import { currentSlurmJob, slurmJobQueued, slurmRestartCount } from "../slurm/job-id.js";
@@ -24,6 +24,7 @@ const isMe = (h: LockHolder) => h.pid === process.pid && h.host === hostname();
 export function takeLock(file: string, refuse: (holder: LockHolder) => Error): () => void {
   const job = currentSlurmJob();
   const me = `${process.pid} ${hostname()}${job ? ` ${job}@${slurmRestartCount()}` : ""}\n`;
+  const started = Date.now();
   for (;;) {
     try {
       createWhole(file, me);
@@ -36,7 +37,7 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const holder = liveHolder(file);
       if (holder && !isMe(holder)) throw refuse(holder);
-      removeStale(file, me);
+      removeStale(file, me, started);
     }
   }
 }
@@ -44,14 +45,16 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
 /** Removes the stale lock `file` (or an unreadable one, left by a process that died before writing it), under a
  * takeover guard: two processes that both judged it stale must not both remove it, or the second would remove
  * the lock the first has just taken and both would hold it. The guard's holder looks again before removing. */
-function removeStale(file: string, me: string): void {
+function removeStale(file: string, me: string, since: number): void {
   const guard = join(dirname(file), `.${basename(file)}.takeover`); // hidden: a table directory's check ignores it
   try {
     createWhole(guard, me);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    // A takeover lasts microseconds; a guard this old was left by a process that died holding it (on any host).
-    if (ageMs(guard) > GUARD_ABANDONED_MS) rmSync(guard, { force: true });
+    // A takeover lasts microseconds: a guard still there after this process has waited GUARD_ABANDONED_MS was left
+    // by a process that died holding it (on any host; timed by this process's clock, not the file's, which may be
+    // skewed on a network file system). The wait blocks, signals included, so it is short.
+    if (Date.now() - since > GUARD_ABANDONED_MS) rmSync(guard, { force: true });
     else sleepMs(20); // another process is taking over: look again after it
     return;
   }
@@ -63,15 +66,7 @@ function removeStale(file: string, me: string): void {
   }
 }
 
-const GUARD_ABANDONED_MS = 10_000;
-
-function ageMs(file: string): number {
-  try {
-    return Date.now() - statSync(file).mtimeMs;
-  } catch {
-    return 0; // gone already: look again
-  }
-}
+const GUARD_ABANDONED_MS = 2_000;
 
 /** Creates `file` holding `content`, or fails with EEXIST, so that no reader ever sees it half written (an empty
  * lock would pass for one left by a process that died): written under a hidden name of its own, then hard-linked

@@ -184,6 +184,14 @@ export class ExperimentRun {
           continue;
         }
         const applied = await this.apply(action, t);
+        // A network with no active weight computes a constant: nothing after this would mean anything. Not
+        // checkpointed: the run keeps its last checkpoint, from before this decision.
+        const net = applied.stats[action.net];
+        if (net.layers.length > 0 && net.layers.every((l) => l.active === 0))
+          throw new InputError(
+            `controller '${c.name}' at iteration ${t}: ${action.op === "setDensity" ? `density ${action.target}` : "its DST step"} left the ${action.net} ` +
+              `with no active weight; ${c.name === "balance-rule" ? "raise discriminator.controller.floor" : "keep its targets above what rounds to no weight"}`,
+          );
         if (applied.record) records.push(applied.record);
         this.stats_ = applied.stats;
         changed = true;
@@ -312,7 +320,7 @@ export class ExperimentRun {
     const empty = layersLeftEmpty(this.ledger.layerTable, masks);
     if (empty.length) {
       const l = empty[0]!;
-      throw new BuildRefusedError(
+      throw new InputError(
         `the starting density leaves ${empty.length} layer${empty.length === 1 ? "" : "s"} with no active weight, e.g. ${l.net} ${l.name} ` +
           `(${l.weights} weights at density ${l.density.toPrecision(3)}, as ${this.exp[l.net as "generator" | "discriminator"].init} allocates it): raise the density`,
       );
@@ -352,11 +360,14 @@ export class ExperimentRun {
         continue;
       }
       // A readable file of another iteration (copied over this one): its weights and the state beside it disagree.
-      if (at !== c.iter)
+      if (at !== c.iter) {
+        const next = candidates[i + 1];
         throw new RunDirError(
           `${join(this.dir.path, c.worker)} holds iteration ${at}, but checkpoint.json records it as iteration ${c.iter}: ` +
-            "the file was replaced: restore the right file, or start the run anew in another directory",
+            "the file was replaced: restore the right file" +
+            (next ? `, or remove it and resume: the run then falls back to its checkpoint of iteration ${next.iter}` : ", or start the run anew in another directory"),
         );
+      }
       loaded = c;
       break;
     }

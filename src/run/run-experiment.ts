@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { changesText, configChanges, PATH_FIELDS, SUPERVISION_FIELDS } from "../config/config-changes.js";
+import { changesText, editsSinceCheckpoint } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
 import { findPython } from "../worker/discover.js";
 import { controllersOf } from "../controller/registry.js";
@@ -61,12 +61,6 @@ export async function runExperiment(experiment: Experiment, opts: RunOptions): P
   }
 }
 
-/** What a resume lets config.json change: the run's length (--iterations writes it), how the run is supervised
- * and checkpointed, and where its files are (a run moved to another machine); everything else decides what is
- * trained. */
-const EDITABLE_ON_RESUME = new Set<string>(["iterations", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
-const jsonOf = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
-
 /** Continues the run in `opts.out` from its last checkpoint, to the experiment's end or `iterations`. Nothing
  * in the directory changes before the request is accepted. */
 export async function resumeRun(opts: RunOptions & { iterations?: number }): Promise<Summary> {
@@ -78,14 +72,11 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     let exp = parsed.data;
     const pointer = dir.readPointer();
     const done = pointer.iter;
-    // Both read through today's schema: a checkpoint written by a resume of an older run holds the defaults its
-    // config.json leaves out, and a field a newer ddst adds with a default is no edit.
-    const trained = pointer.config === undefined ? undefined : Experiment.safeParse(pointer.config);
-    const edited = trained?.success ? configChanges(jsonOf(trained.data), jsonOf(exp), EDITABLE_ON_RESUME) : [];
+    const edited = editsSinceCheckpoint(exp, pointer.config);
     if (edited.length)
       throw new RunDirError(
         `${dir.path}/config.json was edited after the checkpoint of iteration ${done} (${changesText(edited)}): a run continues with ` +
-          "the settings it was trained with (only iterations, supervision, checkpoint and the paths of files may change). Restore " +
+          "the settings it was trained with (only iterations, supervision, checkpoint and the paths of files and modules may change). Restore " +
           "them, or start a run with the new settings in another directory",
       );
     const target = opts.iterations ?? exp.iterations;

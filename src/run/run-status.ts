@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { changesText, editsSinceCheckpoint } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
 import { liveHolder } from "./dir-lock.js";
 import { isFinishedRun, Summary } from "./records.js";
@@ -46,6 +47,9 @@ export function runStatus(dir: string): RunStatus | null {
   const base = { dir, experiment, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
   const holder = liveHolder(join(dir, "run.lock"));
   if (holder) return { ...base, kind: "running", pid: holder.pid };
+  // What config.json says is what was trained only if nobody edited it since (show, ls and report print it).
+  const edited = pointer ? editsSinceCheckpoint(experiment, pointer.config) : [];
+  if (edited.length) return { ...base, kind: "damaged", damage: `config.json was edited after its checkpoint (${changesText(edited)})` };
   if (isFinishedRun(summary, base.iter, experiment.iterations)) return { ...base, kind: "finished" };
   if (!pointer && existsSync(pointerFile)) return { ...base, kind: "damaged", damage: "checkpoint.json unreadable, so --resume cannot continue it" };
   const failure = read(join(dir, "failed.json"), FailedRecord);

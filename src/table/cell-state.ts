@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
-import { changesText, configChanges, SUPERVISION_FIELDS } from "../config/config-changes.js";
+import { changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import { issueText } from "../run/run-dir.js";
 import type { Cell } from "./cells.js";
@@ -75,7 +75,7 @@ export function cellState(cell: Cell): CellState {
 
 /** Settings that say how a cell runs, not what it trains: where (--devices), how it is supervised and how
  * often it is checkpointed (resume is bitwise). A cell keeps the ones it started with. */
-export const HOW_IT_RUNS = new Set<string>(["device", ...SUPERVISION_FIELDS]);
+export const HOW_IT_RUNS = new Set<string>(["device", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
 
 /** Throws when an existing cell was configured differently from the plan. The stored config is read through
  * today's schema first, so a field a newer ddst adds with a default does not make every old cell "changed". */
@@ -84,7 +84,11 @@ export function checkCellConfig(cell: Cell): void {
   if (!existsSync(file)) return;
   const stored = Experiment.safeParse(readJson(file, cell.id, cell.dir));
   if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment (${issueText(stored.error.issues[0])})${anew(cell.dir)}`);
-  const changes = configChanges(JSON.parse(JSON.stringify(stored.data)), JSON.parse(JSON.stringify(cell.experiment)), HOW_IT_RUNS);
+  // config.json is what was trained only if nobody edited it since its checkpoint (to match a new table file, say).
+  const pointer = existsSync(join(cell.dir, "checkpoint.json")) ? CheckpointPointer.safeParse(readJson(join(cell.dir, "checkpoint.json"), cell.id, cell.dir)) : null;
+  const edited = pointer?.success ? editsSinceCheckpoint(stored.data, pointer.data.config) : [];
+  if (edited.length) throw new CellStateError(cell.id, `${file} was edited after its checkpoint (${changesText(edited)}). Restore it, or remove ${cell.dir} to train the cell anew.`, "config");
+  const changes = configChanges(comparable(stored.data), comparable(cell.experiment), HOW_IT_RUNS);
   if (changes.length)
     throw new CellStateError(
       cell.id,

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -78,13 +78,29 @@ describe.concurrent("tampering", () => {
     expect(allowed.exitCode, allowed.stderr).toBe(0);
   });
 
+  it("a config.json edited after its checkpoint is shown as damaged, not as what was trained", async () => {
+    const out = await copyOfBase("relabelled");
+    const config = JSON.parse(read(out, "config.json"));
+    writeFileSync(join(out, "config.json"), JSON.stringify({ ...config, method: "static-balance", discriminator: { ...config.discriminator, controller: null } }, null, 2));
+    const show = await cli(["show", out]);
+    expect(show.stdout).toMatch(/damaged: config\.json was edited after its checkpoint \(discriminator\.controller: .*method: "adapt-relax" -> "static-balance"/);
+  });
+
+  it("a controller floor so low that D is left without a weight stops the run at that decision", async () => {
+    const out = join(tempDir(), "floor");
+    const r = await cli(["run", file, "--out", out, "--set", 'discriminator.controller={"every":60,"window":50,"floor":1e-6,"lower":0.98,"upper":0.99,"step":0.5}']);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/controller 'balance-rule' at iteration \d+: density [\d.e-]+ left the discriminator with no active weight; raise discriminator\.controller\.floor/);
+    expect(read(out, "metrics.jsonl")).not.toMatch(/"discriminator":0[,}]/);
+  });
+
   it("a checkpoint file replaced by one of another iteration is refused, naming both", async () => {
     const out = await copyOfBase("swapped");
     cpSync(join(out, "checkpoints", "iter-000000000.pt"), join(out, "checkpoints", "iter-000000100.pt"));
     const before = snapshot(out);
     const r = await cli(["run", "--resume", out]);
     expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/iter-000000100\.pt holds iteration 0, but checkpoint\.json records it as iteration 100: the file was replaced/);
+    expect(r.stderr).toMatch(/iter-000000100\.pt holds iteration 0, but checkpoint\.json records it as iteration 100: the file was replaced: restore the right file, or remove it and resume: the run then falls back to its checkpoint of iteration 0/);
     expect(snapshot(out)).toEqual(before);
   });
 
@@ -106,13 +122,22 @@ describe.concurrent("tampering", () => {
       expect(r.exitCode).toBe(2);
       expect(r.stderr).toMatch(/a report is an HTML file; give a name ending in \.html/);
     }
-    writeFileSync(join(out, "notes.html"), "my notes");
+    // A page of the user's, even a proper HTML page, and a link to elsewhere are left as they are.
+    const mine = "<!doctype html><p>my notes</p>";
+    writeFileSync(join(out, "notes.html"), mine);
     const notes = await cli(["report", out, "--out", join(out, "notes.html")]);
     expect(notes.exitCode).toBe(2);
-    expect(notes.stderr).toMatch(/notes\.html exists and is not an HTML page; it is left as it is/);
-    expect(read(out, "notes.html")).toBe("my notes");
+    expect(notes.stderr).toMatch(/notes\.html exists and is not a ddst report; it is left as it is/);
+    expect(read(out, "notes.html")).toBe(mine);
+    symlinkSync(join(out, "elsewhere.jsonl"), join(out, "link.html"));
+    const link = await cli(["report", out, "--out", join(out, "link.html")]);
+    expect(link.exitCode).toBe(2);
+    expect(link.stderr).toMatch(/link\.html is a symbolic link; it is left as it is/);
+    expect(existsSync(join(out, "elsewhere.jsonl"))).toBe(false);
     expect(snapshot(out)).toEqual(before);
     for (let i = 0; i < 2; i++) expect((await cli(["report", out])).exitCode).toBe(0); // its own page, again
+    expect((await cli(["report", out, "--out", join(out, "notes2.html")])).exitCode).toBe(0);
+    expect((await cli(["report", out, "--out", join(out, "notes2.html")])).exitCode).toBe(0); // a ddst report elsewhere, again
   });
 
   it("a run is never made inside another run's directory; --resume of a file says what it wants", async () => {

@@ -175,6 +175,12 @@ describe("a table file edited while its cells are on disk", () => {
     expect(() => inspectCells(plan, new Set([mine.id]))).toThrow(new RegExp(`cell ${trained.id}: .*train\\.lrG: 0\\.123 -> 0\\.0002`));
     expect(finishedCells(plan)).toEqual([]);
     expect(configConflicts(plan)).toHaveLength(1);
+    // Its config.json edited to match the new file: its checkpoint still says what was trained.
+    writeFileSync(join(trained.dir, "config.json"), JSON.stringify(trained.experiment));
+    const trainedWith = { ...trained.experiment, train: { ...trained.experiment.train, lrG: 0.123 } };
+    writeFileSync(join(trained.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state, config: trainedWith }));
+    expect(() => checkCellConfig(trained)).toThrow(/config\.json was edited after its checkpoint \(train\.lrG: 0\.123 -> 0\.0002\)/);
+    expect(finishedCells(plan)).toEqual([]);
     // A cell that cannot be read belongs to its own task: another task goes on.
     writeFileSync(join(trained.dir, "checkpoint.json"), '{"iter": 10');
     expect(inspectCells(plan, new Set([mine.id])).get(mine.id)).toEqual({ kind: "new" });

@@ -3,6 +3,7 @@ import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { finalMetric, runStatus, type RunStatus } from "../run/run-status.js";
 import { cellKeys, TableSpec } from "../table/spec.js";
+import { changesText } from "../config/config-changes.js";
 import { UsageError } from "./args.js";
 
 /** `ddst ls [DIR]` lists the runs and tables under DIR; `ddst show RUN|TABLE` prints one. Both only read files. */
@@ -34,9 +35,10 @@ export function plannedCells(table: string): Set<string> | null {
 const damagedRun = (dir: string) => existsSync(join(dir, "config.json"));
 
 function statusText(s: RunStatus): string {
-  if (s.kind === "running") return `running (pid ${s.pid})`;
-  if (s.kind === "damaged") return `damaged: ${s.damage}`;
-  return s.kind;
+  const edited = s.edited.length ? "; config.json edited since its checkpoint" : "";
+  if (s.kind === "running") return `running (pid ${s.pid})${edited}`;
+  if (s.kind === "damaged") return `damaged: ${s.damage}${edited}`;
+  return s.kind + edited;
 }
 
 export function tableName(dir: string): string {
@@ -113,6 +115,9 @@ export async function cmdShow(argv: string[]): Promise<number> {
   const lines = [
     `${e.name}: ${e.method} (d_G ${e.density}) on ${e.data.name} with ${e.model.name}, seed ${e.seed}, device ${e.device}`,
     `status: ${statusText(s)}, iteration ${s.iter} of ${s.planned}`,
+    ...(s.edited.length
+      ? [`config.json was edited after its checkpoint (${changesText(s.edited)}); shown here is what was trained, and --resume refuses the edit`]
+      : []),
   ];
   if (s.kind === "failed") lines.push(`failed${s.failure.iter === null ? "" : ` after the checkpoint at ${s.failure.iter}`}: ${s.failure.error.split("\n")[0]}`);
   const sum = s.summary;

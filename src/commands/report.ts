@@ -8,6 +8,7 @@ import { tablePlots } from "../report/table-plots.js";
 import { readRecords } from "../analysis/read-records.js";
 import { InputError } from "../input-error.js";
 import { RunDirError } from "../run/run-dir.js";
+import { changesText } from "../config/config-changes.js";
 import { finalMetric, runStatus } from "../run/run-status.js";
 import { UsageError } from "./args.js";
 import { plannedCells, tableName } from "./ls.js";
@@ -50,7 +51,8 @@ async function runReport(dir: string, png: string | null) {
   if (s.summary) sections.push({ title: "Summary (summary.json)", html: preBlock(JSON.stringify(s.summary, null, 2)) });
   sections.push({ title: "Configuration (config.json)", html: preBlock(JSON.stringify(e, null, 2)) });
   const metric = finalMetric(s.summary);
-  const subtitle = `${e.method} (d_G ${e.density}) on ${e.data.name} with ${e.model.name}, seed ${e.seed}: ${s.kind} at ${s.iter}/${s.planned}${metric ? `, final ${metric}` : ""}`;
+  const edited = s.edited.length ? ` (config.json was edited after its checkpoint: ${changesText(s.edited)}; shown is what was trained)` : "";
+  const subtitle = `${e.method} (d_G ${e.density}) on ${e.data.name} with ${e.model.name}, seed ${e.seed}: ${s.kind} at ${s.iter}/${s.planned}${metric ? `, final ${metric}` : ""}${edited}`;
   return { html: page(`ddst run ${e.name}`, subtitle, sections), written };
 }
 

@@ -26,9 +26,9 @@ export const changesText = (changes: readonly string[]) =>
   `${changes.slice(0, 4).join("; ")}${changes.length > 4 ? `; and ${changes.length - 4} more` : ""}`;
 
 /** What a resume lets config.json change: the run's length (--iterations writes it), how the run is supervised
- * and checkpointed, and where its files are (a run moved to another machine; its controllers' modules too);
- * everything else decides what is trained. */
-const EDITABLE_ON_RESUME = new Set<string>(["iterations", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
+ * and checkpointed, where its files are (a run moved to another machine; its controllers' modules too) and its
+ * name; everything else decides what is trained. */
+const EDITABLE_ON_RESUME = new Set<string>(["iterations", "name", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
 
 /** The changes of `config` (a run's config.json, parsed) since the config its newest checkpoint was written under
  * (`trainedWith`, from checkpoint.json; absent in runs from before it was kept, and then nothing can be said).

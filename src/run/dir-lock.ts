@@ -24,7 +24,7 @@ const isMe = (h: LockHolder) => h.pid === process.pid && h.host === hostname();
 export function takeLock(file: string, refuse: (holder: LockHolder) => Error): () => void {
   const job = currentSlurmJob();
   const me = `${process.pid} ${hostname()}${job ? ` ${job}@${slurmRestartCount()}` : ""}\n`;
-  const started = Date.now();
+  const guardSeen: GuardSighting = { content: null, since: 0, times: 0 };
   for (;;) {
     try {
       createWhole(file, me);
@@ -37,7 +37,7 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const holder = liveHolder(file);
       if (holder && !isMe(holder)) throw refuse(holder);
-      removeStale(file, me, started);
+      removeStale(file, me, guardSeen);
     }
   }
 }
@@ -45,17 +45,28 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
 /** Removes the stale lock `file` (or an unreadable one, left by a process that died before writing it), under a
  * takeover guard: two processes that both judged it stale must not both remove it, or the second would remove
  * the lock the first has just taken and both would hold it. The guard's holder looks again before removing. */
-function removeStale(file: string, me: string, since: number): void {
+function removeStale(file: string, me: string, seen: GuardSighting): void {
   const guard = join(dirname(file), `.${basename(file)}.takeover`); // hidden: a table directory's check ignores it
   try {
     createWhole(guard, me);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    // A takeover lasts microseconds: a guard still there after this process has waited GUARD_ABANDONED_MS was left
-    // by a process that died holding it (on any host; timed by this process's clock, not the file's, which may be
-    // skewed on a network file system). The wait blocks, signals included, so it is short.
-    if (Date.now() - since > GUARD_ABANDONED_MS) rmSync(guard, { force: true });
-    else sleepMs(20); // another process is taking over: look again after it
+    // A takeover lasts microseconds: the same guard seen again and again for GUARD_ABANDONED_MS was left by a
+    // process that died holding it (on any host; timed by this process's clock, not the file's, which may be
+    // skewed on a network file system, and by sightings, since a look at a lock may itself take seconds when it
+    // asks Slurm). The wait blocks, signals included, so it is short.
+    let content: string | null = null;
+    try {
+      content = readFileSync(guard, "utf8");
+    } catch {
+      return; // gone: look again
+    }
+    if (content !== seen.content) Object.assign(seen, { content, since: Date.now(), times: 0 });
+    seen.times += 1;
+    if (seen.times >= 10 && Date.now() - seen.since > GUARD_ABANDONED_MS) {
+      rmSync(guard, { force: true });
+      Object.assign(seen, { content: null, since: 0, times: 0 });
+    } else sleepMs(20); // another process is taking over: look again after it
     return;
   }
   try {
@@ -67,6 +78,13 @@ function removeStale(file: string, me: string, since: number): void {
 }
 
 const GUARD_ABANDONED_MS = 2_000;
+
+/** The takeover guard as one process last saw it: its content, since when, how many times. */
+interface GuardSighting {
+  content: string | null;
+  since: number;
+  times: number;
+}
 
 /** Creates `file` holding `content`, or fails with EEXIST, so that no reader ever sees it half written (an empty
  * lock would pass for one left by a process that died): written under a hidden name of its own, then hard-linked

@@ -190,7 +190,8 @@ export class ExperimentRun {
         if (net.layers.length > 0 && net.layers.every((l) => l.active === 0))
           throw new InputError(
             `controller '${c.name}' at iteration ${t}: ${action.op === "setDensity" ? `density ${action.target}` : "its DST step"} left the ${action.net} ` +
-              `with no active weight; ${c.name === "balance-rule" ? "raise discriminator.controller.floor" : "keep its targets above what rounds to no weight"}`,
+              `with no active weight, so this run cannot continue past it (its last checkpoint is from before): start a new run with ` +
+              `${c.name === "balance-rule" ? "a higher discriminator.controller.floor" : "a controller whose targets stay above what rounds to no weight"}`,
           );
         if (applied.record) records.push(applied.record);
         this.stats_ = applied.stats;

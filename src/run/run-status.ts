@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { changesText, editsSinceCheckpoint } from "../config/config-changes.js";
+import { editsSinceCheckpoint } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
 import { liveHolder } from "./dir-lock.js";
 import { isFinishedRun, Summary } from "./records.js";
@@ -15,7 +15,11 @@ export type FailedRecord = z.infer<typeof FailedRecord>;
 
 export type RunStatus = {
   dir: string;
+  /** What was trained: config.json, or, where it was edited after the newest checkpoint, the config that
+   * checkpoint was written under (with config.json's iterations, which a resume may change). */
   experiment: Experiment;
+  /** The fields of config.json edited after the newest checkpoint ("method: ... -> ..."); empty when none. */
+  edited: string[];
   /** Iterations done (the newest checkpoint's) and planned. */
   iter: number;
   planned: number;
@@ -39,17 +43,18 @@ const read = <T>(file: string, schema: z.ZodType<T>): T | null => {
 
 /** The run in `dir`, or null when `dir` holds no readable ddst run (no or invalid config.json). */
 export function runStatus(dir: string): RunStatus | null {
-  const experiment = read(join(dir, "config.json"), Experiment);
-  if (!experiment) return null;
+  const config = read(join(dir, "config.json"), Experiment);
+  if (!config) return null;
   const pointerFile = join(dir, "checkpoint.json");
   const pointer = read(pointerFile, CheckpointPointer);
   const summary = read(join(dir, "summary.json"), Summary);
-  const base = { dir, experiment, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
+  // What config.json says is what was trained only if nobody edited it since (show, ls and report print it).
+  const edited = pointer ? editsSinceCheckpoint(config, pointer.config) : [];
+  const trained = edited.length ? Experiment.safeParse(pointer!.config) : null;
+  const experiment = trained?.success ? { ...trained.data, iterations: config.iterations } : config;
+  const base = { dir, experiment, edited, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
   const holder = liveHolder(join(dir, "run.lock"));
   if (holder) return { ...base, kind: "running", pid: holder.pid };
-  // What config.json says is what was trained only if nobody edited it since (show, ls and report print it).
-  const edited = pointer ? editsSinceCheckpoint(experiment, pointer.config) : [];
-  if (edited.length) return { ...base, kind: "damaged", damage: `config.json was edited after its checkpoint (${changesText(edited)})` };
   if (isFinishedRun(summary, base.iter, experiment.iterations)) return { ...base, kind: "finished" };
   if (!pointer && existsSync(pointerFile)) return { ...base, kind: "damaged", damage: "checkpoint.json unreadable, so --resume cannot continue it" };
   const failure = read(join(dir, "failed.json"), FailedRecord);

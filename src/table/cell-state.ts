@@ -4,7 +4,8 @@ import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
 import { changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
-import { issueText } from "../run/run-dir.js";
+import { issueText, RunDir } from "../run/run-dir.js";
+import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import type { Cell } from "./cells.js";
 
 /** What a cell's directory holds, so that re-running a table skips finished cells, resumes interrupted ones
@@ -96,4 +97,24 @@ export function checkCellConfig(cell: Cell): void {
         "Restore the table file, or write this table to another --out.",
       "config",
     );
+}
+
+/** A table moved to another machine (or its data moved) names its files anew: an interrupted cell resumes with
+ * the plan's paths, which a resume lets change, not the ones its config.json was written with. */
+export function adoptPlannedPaths(cell: Cell): void {
+  const file = join(cell.dir, "config.json");
+  const stored = readJson(file, cell.id, cell.dir);
+  if (!isJsonObject(stored)) return; // checkCellConfig has refused it
+  const planned = JSON.parse(JSON.stringify(cell.experiment)) as Record<string, unknown>;
+  const next = structuredClone(stored);
+  for (const field of PATH_FIELDS) {
+    const [block, key] = field.split(".") as [string, string];
+    const from = planned[block];
+    const to = next[block];
+    if (isJsonObject(to)) to[key] = isJsonObject(from) ? from[key] : undefined;
+  }
+  const plannedControllers = planned.controllers;
+  if (Array.isArray(next.controllers) && Array.isArray(plannedControllers))
+    next.controllers = next.controllers.map((c, i) => (isJsonObject(c) && isJsonObject(plannedControllers[i]) ? { ...c, module: plannedControllers[i].module } : c));
+  if (JSON.stringify(next) !== JSON.stringify(stored)) RunDir.open(cell.dir).writeJson("config.json", next);
 }

@@ -5,7 +5,7 @@ import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
 import { finalMetric } from "../run/run-status.js";
-import { cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
+import { adoptPlannedPaths, cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
 import type { Cell, TablePlan } from "./cells.js";
 import type { Slot } from "./devices.js";
 import type { TableProgress } from "./progress.js";
@@ -156,6 +156,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
       onNotice: (message: string) => progress.note(`${cell.id}: ${message}`),
     };
     try {
+      if (state.kind === "interrupted") adoptPlannedPaths(cell);
       const summary = state.kind === "interrupted" ? await resumeRun(runOpts) : await runExperiment(cell.experiment, runOpts);
       progress.finish(cell.id, describe(summary));
     } catch (e) {

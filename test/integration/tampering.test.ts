@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { cpSync, existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -78,19 +78,23 @@ describe.concurrent("tampering", () => {
     expect(allowed.exitCode, allowed.stderr).toBe(0);
   });
 
-  it("a config.json edited after its checkpoint is shown as damaged, not as what was trained", async () => {
+  it("a config.json edited after its checkpoint is shown as edited, beside what was trained", async () => {
     const out = await copyOfBase("relabelled");
     const config = JSON.parse(read(out, "config.json"));
     writeFileSync(join(out, "config.json"), JSON.stringify({ ...config, method: "static-balance", discriminator: { ...config.discriminator, controller: null } }, null, 2));
     const show = await cli(["show", out]);
-    expect(show.stdout).toMatch(/damaged: config\.json was edited after its checkpoint \(discriminator\.controller: .*method: "adapt-relax" -> "static-balance"/);
+    expect(show.stdout).toMatch(/^tamper-toy: adapt-relax \(d_G 0\.2\)/);
+    expect(show.stdout).toMatch(/status: interrupted; config\.json edited since its checkpoint, iteration 100 of 300/);
+    expect(show.stdout).toMatch(/config\.json was edited after its checkpoint \(discriminator\.controller: .*method: "adapt-relax" -> "static-balance"\); shown here is what was trained/);
+    const ls = await cli(["ls", join(out, "..")]);
+    expect(ls.stdout).toMatch(/relabelled +run +adapt-relax +0\.2 +100\/300 +interrupted; config\.json edited since its checkpoint/);
   });
 
   it("a controller floor so low that D is left without a weight stops the run at that decision", async () => {
     const out = join(tempDir(), "floor");
     const r = await cli(["run", file, "--out", out, "--set", 'discriminator.controller={"every":60,"window":50,"floor":1e-6,"lower":0.98,"upper":0.99,"step":0.5}']);
     expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/controller 'balance-rule' at iteration \d+: density [\d.e-]+ left the discriminator with no active weight; raise discriminator\.controller\.floor/);
+    expect(r.stderr).toMatch(/controller 'balance-rule' at iteration \d+: density [\d.e-]+ left the discriminator with no active weight, so this run cannot continue past it .*: start a new run with a higher discriminator\.controller\.floor/);
     expect(read(out, "metrics.jsonl")).not.toMatch(/"discriminator":0[,}]/);
   });
 
@@ -169,6 +173,20 @@ describe.concurrent("tampering", () => {
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/the starting density leaves \d+ layers? with no active weight, e\.g\. generator \S+ \(\d+ weights at density .*\): raise the density/);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it("a takeover guard left behind (another host's, dated in the future) delays a takeover by seconds, not forever", async () => {
+    const dir = tempDir();
+    const lock = join(dir, "run.lock");
+    const module = join(import.meta.dirname, "..", "..", "dist", "run", "dir-lock.js");
+    writeFileSync(lock, `999999999 ${hostname()}\n`); // stale
+    writeFileSync(join(dir, ".run.lock.takeover"), "4242 another-host\n"); // its holder cannot be checked from here
+    utimesSync(join(dir, ".run.lock.takeover"), new Date(Date.now() + 3600_000), new Date(Date.now() + 3600_000));
+    const t0 = Date.now();
+    const r = await execa("node", ["-e", `import(${JSON.stringify(module)}).then(({ takeLock }) => { takeLock(${JSON.stringify(lock)}, () => new Error("held")); console.log("took") })`], { timeout: 20_000 });
+    expect(r.stdout).toBe("took");
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(readFileSync(lock, "utf8")).toMatch(/^\d+ /);
   });
 
   it("processes taking over one stale lock together: exactly one of them holds it", async () => {

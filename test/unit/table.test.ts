@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Summary } from "../../src/run/records.js";
 import { configuredPrimary } from "../../src/run/evaluation.js";
 import { finalMetric } from "../../src/run/run-status.js";
-import { cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
+import { adoptPlannedPaths, cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
 import { configChanges } from "../../src/config/config-changes.js";
 import { checkTableDir, configConflicts, finishedCells, inspectCells } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
@@ -184,6 +184,22 @@ describe("a table file edited while its cells are on disk", () => {
     // A cell that cannot be read belongs to its own task: another task goes on.
     writeFileSync(join(trained.dir, "checkpoint.json"), '{"iter": 10');
     expect(inspectCells(plan, new Set([mine.id])).get(mine.id)).toEqual({ kind: "new" });
+  });
+});
+
+describe("a table moved to another machine", () => {
+  it("lets its cells' data paths change, and resumes them with the new ones", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const moved = TableSpec.parse({ name: "t", base: { ...base, data: { name: "npy", path: "/new/points.npy" } }, methods: ["static-balance"], densities: [0.1], seeds: [0] });
+    const cell = (await planTable(moved, join(dir, "t.json"), join(dir, "out"))).cells[0]!;
+    mkdirSync(cell.dir, { recursive: true });
+    const before = { ...cell.experiment, data: { name: "npy", path: "/old/points.npy" } };
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify(before));
+    writeFileSync(join(cell.dir, "checkpoint.json"), "{}"); // an interrupted cell's (its content is not read here)
+    expect(() => checkCellConfig(cell)).not.toThrow();
+    adoptPlannedPaths(cell);
+    const after = JSON.parse(readFileSync(join(cell.dir, "config.json"), "utf8"));
+    expect(after).toEqual(JSON.parse(JSON.stringify({ ...before, data: { name: "npy", path: "/new/points.npy" } })));
   });
 });
 

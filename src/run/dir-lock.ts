@@ -35,17 +35,23 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      const holder = liveHolder(file);
-      if (holder && !isMe(holder)) throw refuse(holder);
-      removeStale(file, me, guardSeen);
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch {
+        continue; // gone meanwhile: try again
+      }
+      const holder = parseLock(text);
+      if (holder && !isMe(holder) && isLive(holder)) throw refuse(holder);
+      removeStale(file, text, me, guardSeen); // stale, unreadable (an older ddst died writing it) or this process's
     }
   }
 }
 
 /** Removes the stale lock `file` (or an unreadable one, left by a process that died before writing it), under a
  * takeover guard: two processes that both judged it stale must not both remove it, or the second would remove
- * the lock the first has just taken and both would hold it. The guard's holder looks again before removing. */
-function removeStale(file: string, me: string, seen: GuardSighting): void {
+ * the lock the first has just taken and both would hold it. `judged` is the content found stale. */
+function removeStale(file: string, judged: string, me: string, seen: GuardSighting): void {
   const guard = join(dirname(file), `.${basename(file)}.takeover`); // hidden: a table directory's check ignores it
   try {
     createWhole(guard, me);
@@ -70,8 +76,17 @@ function removeStale(file: string, me: string, seen: GuardSighting): void {
     return;
   }
   try {
-    const holder = liveHolder(file);
-    if (!holder || isMe(holder)) rmSync(file, { force: true });
+    // Only the very lock judged stale is removed, if it is still there: while it is there nobody can create one,
+    // and only a guard's holder removes one. A lock found gone or changed was taken or removed meanwhile: removing
+    // it now could remove the lock another process has just created, without the guard, in its place. Nothing
+    // slow happens under the guard (judging a lock may ask Slurm), so no waiter takes it for abandoned.
+    let text: string | null = null;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      /* gone: look again */
+    }
+    if (text === judged) rmSync(file, { force: true });
   } finally {
     rmSync(guard, { force: true });
   }
@@ -108,23 +123,30 @@ const sleepMs = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffe
 /** Who holds the lock `file`, unless nobody does: no file, an unreadable one, or a process gone from this host. */
 export function liveHolder(file: string): LockHolder | null {
   const holder = readLock(file);
-  if (!holder) return null;
-  if (holder.host === hostname()) return alive(holder.pid) ? holder : null;
+  return holder && isLive(holder) ? holder : null;
+}
+
+function isLive(holder: LockHolder): boolean {
+  if (holder.host === hostname()) return alive(holder.pid);
   const earlierStartOfMine = holder.job === currentSlurmJob() && (holder.restart ?? 0) < slurmRestartCount();
-  if (holder.job && (earlierStartOfMine || slurmJobQueued(holder.job) === false)) return null;
-  return holder;
+  return !(holder.job && (earlierStartOfMine || slurmJobQueued(holder.job) === false));
 }
 
 function readLock(file: string): LockHolder | null {
   try {
-    const [pid, host, slurm] = readFileSync(file, "utf8").trim().split(/\s+/);
-    const n = Number(pid);
-    if (!Number.isInteger(n) || n <= 0) return null;
-    const [job, restart] = (slurm ?? "").split("@");
-    return { pid: n, host: host ?? hostname(), ...(job ? { job, restart: Number(restart) || 0 } : {}) };
+    return parseLock(readFileSync(file, "utf8"));
   } catch {
     return null;
   }
+}
+
+/** "pid host [job@restart]", or null for anything else (a lock written half by an older ddst that died). */
+function parseLock(text: string): LockHolder | null {
+  const [pid, host, slurm] = text.trim().split(/\s+/);
+  const n = Number(pid);
+  if (!Number.isInteger(n) || n <= 0) return null;
+  const [job, restart] = (slurm ?? "").split("@");
+  return { pid: n, host: host ?? hostname(), ...(job ? { job, restart: Number(restart) || 0 } : {}) };
 }
 
 function alive(pid: number): boolean {

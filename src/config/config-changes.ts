@@ -30,19 +30,28 @@ export const changesText = (changes: readonly string[]) =>
  * name; everything else decides what is trained. */
 const EDITABLE_ON_RESUME = new Set<string>(["iterations", "name", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
 
-/** The changes of `config` (a run's config.json, parsed) since the config its newest checkpoint was written under
- * (`trainedWith`, from checkpoint.json; absent in runs from before it was kept, and then nothing can be said).
- * Both are read through today's schema: a checkpoint written by a resume of an older run holds the defaults its
- * config.json leaves out, and a field a newer ddst adds with a default is no change. */
-export function editsSinceCheckpoint(config: Experiment, trainedWith: unknown): string[] {
-  const trained = trainedWith === undefined ? undefined : Experiment.safeParse(trainedWith);
-  if (!trained?.success) return [];
-  return configChanges(comparable(trained.data), comparable(config), EDITABLE_ON_RESUME);
+/** The config a checkpoint was written under (checkpoint.json's `config`), read through today's schema: one
+ * written by a resume of an older run holds the defaults its config.json leaves out, and a field a newer ddst adds
+ * with a default is no change. Null when absent (runs from before it was kept: nothing can be said) or unreadable. */
+export function trainedConfig(pointerConfig: unknown): Experiment | null {
+  if (pointerConfig === undefined) return null;
+  const parsed = Experiment.safeParse(pointerConfig);
+  return parsed.success ? parsed.data : null;
+}
+
+/** The changes of `config` (a run's config.json, parsed) since `trained` (trainedConfig of its newest checkpoint). */
+export function editsSinceCheckpoint(config: Experiment, trained: Experiment | null): string[] {
+  return trained ? configChanges(comparable(trained), comparable(config), EDITABLE_ON_RESUME) : [];
 }
 
 /** JSON as stored, with the controllers' module paths left out (they move with the run, like the data). */
 export function comparable(exp: Experiment): unknown {
   const json = JSON.parse(JSON.stringify(exp)) as Record<string, unknown>;
-  if (Array.isArray(json.controllers)) json.controllers = json.controllers.map((c) => (isJsonObject(c) ? { ...c, module: undefined } : c));
-  return JSON.parse(JSON.stringify(json)) as unknown;
+  if (Array.isArray(json.controllers))
+    json.controllers = json.controllers.map((c) => {
+      if (!isJsonObject(c)) return c;
+      const { module: _module, ...rest } = c;
+      return rest;
+    });
+  return json;
 }

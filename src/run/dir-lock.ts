@@ -35,12 +35,8 @@ export function takeLock(file: string, refuse: (holder: LockHolder) => Error): (
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      let text: string;
-      try {
-        text = readFileSync(file, "utf8");
-      } catch {
-        continue; // gone meanwhile: try again
-      }
+      const text = readText(file);
+      if (text === null) continue; // gone meanwhile: try again
       const holder = parseLock(text);
       if (holder && !isMe(holder) && isLive(holder)) throw refuse(holder);
       removeStale(file, text, me, guardSeen); // stale, unreadable (an older ddst died writing it) or this process's
@@ -61,12 +57,8 @@ function removeStale(file: string, judged: string, me: string, seen: GuardSighti
     // process that died holding it (on any host; timed by this process's clock, not the file's, which may be
     // skewed on a network file system, and by sightings, since a look at a lock may itself take seconds when it
     // asks Slurm). The wait blocks, signals included, so it is short.
-    let content: string | null = null;
-    try {
-      content = readFileSync(guard, "utf8");
-    } catch {
-      return; // gone: look again
-    }
+    const content = readText(guard);
+    if (content === null) return; // gone: look again
     if (content !== seen.content) Object.assign(seen, { content, since: Date.now(), times: 0 });
     seen.times += 1;
     if (seen.times >= 10 && Date.now() - seen.since > GUARD_ABANDONED_MS) {
@@ -80,13 +72,7 @@ function removeStale(file: string, judged: string, me: string, seen: GuardSighti
     // and only a guard's holder removes one. A lock found gone or changed was taken or removed meanwhile: removing
     // it now could remove the lock another process has just created, without the guard, in its place. Nothing
     // slow happens under the guard (judging a lock may ask Slurm), so no waiter takes it for abandoned.
-    let text: string | null = null;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      /* gone: look again */
-    }
-    if (text === judged) rmSync(file, { force: true });
+    if (readText(file) === judged) rmSync(file, { force: true }); // else gone or changed: look again
   } finally {
     rmSync(guard, { force: true });
   }
@@ -133,8 +119,14 @@ function isLive(holder: LockHolder): boolean {
 }
 
 function readLock(file: string): LockHolder | null {
+  const text = readText(file);
+  return text === null ? null : parseLock(text);
+}
+
+/** The file's text, or null when it cannot be read (gone, above all). */
+function readText(file: string): string | null {
   try {
-    return parseLock(readFileSync(file, "utf8"));
+    return readFileSync(file, "utf8");
   } catch {
     return null;
   }

@@ -11,12 +11,13 @@ export function issueText(issue: { path: PropertyKey[]; message: string } | unde
   return issue.path.length ? `${issue.path.map(String).join(".")}: ${issue.message}` : issue.message;
 }
 
-function lastByteBefore(path: string, end: number): number {
+/** `length` bytes of the file from `position`. */
+function readBytes(path: string, position: number, length: number): Buffer {
   const fd = openSync(path, "r");
   try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, end - 1);
-    return b[0]!;
+    const b = Buffer.alloc(length);
+    readSync(fd, b, 0, length, position);
+    return b;
   } finally {
     closeSync(fd);
   }
@@ -125,13 +126,7 @@ export class RunDir {
     this.checkMetrics(bytes);
     const size = this.metricsBytes();
     if (size <= bytes) return 0;
-    const tail = Buffer.alloc(size - bytes);
-    const fd = openSync(this.metricsPath, "r");
-    try {
-      readSync(fd, tail, 0, tail.length, bytes);
-    } finally {
-      closeSync(fd);
-    }
+    const tail = readBytes(this.metricsPath, bytes, size - bytes);
     truncateSync(this.metricsPath, bytes);
     return tail.toString("utf8").split("\n").filter((l) => l.trim()).length;
   }
@@ -145,7 +140,7 @@ export class RunDir {
     const lost = `${this.metricsPath} has ${size} bytes, but the checkpoint it is resumed from recorded ${bytes}`;
     const what = "nothing was changed; restore the file (a copy, a backup) to continue this run, or start it anew in another directory";
     if (size < bytes) throw new RunDirError(`${lost}: records were lost (the file was cut short, emptied or removed); ${what}`);
-    if (bytes > 0 && lastByteBefore(this.metricsPath, bytes) !== 0x0a)
+    if (bytes > 0 && readBytes(this.metricsPath, bytes - 1, 1)[0] !== 0x0a)
       throw new RunDirError(`${lost}, and no record ends there: the file was edited; ${what}`);
   }
 

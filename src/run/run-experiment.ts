@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { changesText, editsSinceCheckpoint } from "../config/config-changes.js";
+import { changesText, editsSinceCheckpoint, trainedConfig } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
 import { findPython } from "../worker/discover.js";
 import { controllersOf } from "../controller/registry.js";
@@ -72,7 +72,7 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     let exp = parsed.data;
     const pointer = dir.readPointer();
     const done = pointer.iter;
-    const edited = editsSinceCheckpoint(exp, pointer.config);
+    const edited = editsSinceCheckpoint(exp, trainedConfig(pointer.config));
     if (edited.length)
       throw new RunDirError(
         `${dir.path}/config.json was edited after the checkpoint of iteration ${done} (${changesText(edited)}): a run continues with ` +

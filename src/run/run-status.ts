@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { editsSinceCheckpoint } from "../config/config-changes.js";
+import { editsSinceCheckpoint, trainedConfig } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
 import { liveHolder } from "./dir-lock.js";
 import { isFinishedRun, Summary } from "./records.js";
@@ -49,9 +49,9 @@ export function runStatus(dir: string): RunStatus | null {
   const pointer = read(pointerFile, CheckpointPointer);
   const summary = read(join(dir, "summary.json"), Summary);
   // What config.json says is what was trained only if nobody edited it since (show, ls and report print it).
-  const edited = pointer ? editsSinceCheckpoint(config, pointer.config) : [];
-  const trained = edited.length ? Experiment.safeParse(pointer!.config) : null;
-  const experiment = trained?.success ? { ...trained.data, iterations: config.iterations } : config;
+  const trained = trainedConfig(pointer?.config);
+  const edited = editsSinceCheckpoint(config, trained);
+  const experiment = edited.length && trained ? { ...trained, iterations: config.iterations } : config;
   const base = { dir, experiment, edited, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
   const holder = liveHolder(join(dir, "run.lock"));
   if (holder) return { ...base, kind: "running", pid: holder.pid };

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
-import { changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS } from "../config/config-changes.js";
+import { changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import { issueText, RunDir } from "../run/run-dir.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
@@ -87,7 +87,7 @@ export function checkCellConfig(cell: Cell): void {
   if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment (${issueText(stored.error.issues[0])})${anew(cell.dir)}`);
   // config.json is what was trained only if nobody edited it since its checkpoint (to match a new table file, say).
   const pointer = existsSync(join(cell.dir, "checkpoint.json")) ? CheckpointPointer.safeParse(readJson(join(cell.dir, "checkpoint.json"), cell.id, cell.dir)) : null;
-  const edited = pointer?.success ? editsSinceCheckpoint(stored.data, pointer.data.config) : [];
+  const edited = editsSinceCheckpoint(stored.data, pointer?.success ? trainedConfig(pointer.data.config) : null);
   if (edited.length) throw new CellStateError(cell.id, `${file} was edited after its checkpoint (${changesText(edited)}). Restore it, or remove ${cell.dir} to train the cell anew.`, "config");
   const changes = configChanges(comparable(stored.data), comparable(cell.experiment), HOW_IT_RUNS);
   if (changes.length)

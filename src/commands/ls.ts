@@ -70,7 +70,7 @@ export async function cmdLs(argv: string[]): Promise<number> {
       const started = cells.length + unreadable;
       const total = Math.max(planned?.size ?? 0, started);
       const status = [
-        ...(["finished", "running", "interrupted", "failed", "damaged"] as const).map((k) => [k, count(k)] as const),
+        ...(["finished", "diverged", "running", "interrupted", "failed", "damaged"] as const).map((k) => [k, count(k)] as const),
         ["not started", total - started + count("unstarted")] as const,
         ["more in cells/ that the table file no longer names", onDisk.length - all.length] as const,
       ]
@@ -119,7 +119,7 @@ export async function cmdShow(argv: string[]): Promise<number> {
       ? [`config.json was edited after its checkpoint (${changesText(s.edited)}); shown here is what was trained, and --resume refuses the edit`]
       : []),
   ];
-  if (s.kind === "failed") lines.push(`failed${s.failure.iter === null ? "" : ` after the checkpoint at ${s.failure.iter}`}: ${s.failure.error.split("\n")[0]}`);
+  if (s.kind === "failed" || s.kind === "diverged") lines.push(`${s.kind}${s.failure.iter === null ? "" : ` after the checkpoint at ${s.failure.iter}`}: ${s.failure.error.split("\n")[0]}`);
   const sum = s.summary;
   if (sum) {
     const f = sum.final;

@@ -10,6 +10,7 @@ import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-scrip
 import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
 import { preflightCells, type TablePlan } from "../table/cells.js";
 import { configConflicts, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
+import { isSettled } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { intOption, UsageError } from "./args.js";
@@ -55,14 +56,15 @@ async function slurmView(plan: TablePlan, onSlurmError?: (e: SlurmCommandError) 
   return { submissions, jobs, queue, where: lastTaskOfCells(submissions) };
 }
 
-/** Cells not finished whose last array task is not in Slurm's queue (or that were never submitted). */
+/** Cells not finished (nor diverged) whose last array task is not in Slurm's queue (or that were never submitted). */
 function pendingCells(plan: TablePlan, where: Map<string, string>, queue: Map<string, TaskInQueue>) {
   const states = inspectCells(plan);
   const finished = plan.cells.filter((c) => states.get(c.id)!.kind === "finished");
+  const diverged = plan.cells.filter((c) => states.get(c.id)!.kind === "diverged");
   // Queued or running in an earlier array, or trained right now by a ddst on this machine (--local).
-  const inQueue = plan.cells.filter((c) => states.get(c.id)!.kind !== "finished" && (queue.has(where.get(c.id) ?? "") || liveHolder(join(c.dir, "run.lock")) !== null));
-  const pending = plan.cells.filter((c) => !finished.includes(c) && !inQueue.includes(c));
-  return { finished, inQueue, pending };
+  const inQueue = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && (queue.has(where.get(c.id) ?? "") || liveHolder(join(c.dir, "run.lock")) !== null));
+  const pending = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && !inQueue.includes(c));
+  return { finished, diverged, inQueue, pending };
 }
 
 const pythonPath = (p: string) => (p.includes("/") ? resolve(p) : p);
@@ -74,10 +76,10 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
   const unlock = lockTable(plan.out);
   try {
     const { jobs, queue, where } = await slurmView(plan);
-    const { finished, inQueue, pending } = pendingCells(plan, where, queue);
-    console.log(`  ${finished.length} finished, ${inQueue.length} queued or running in Slurm${jobs.length ? ` (job ${jobs.join(", ")})` : ""}, ${pending.length} to submit`);
+    const { finished, diverged, inQueue, pending } = pendingCells(plan, where, queue);
+    console.log(`  ${finished.length} finished, ${diverged.length ? `${diverged.length} diverged (not submitted again), ` : ""}${inQueue.length} queued or running in Slurm${jobs.length ? ` (job ${jobs.join(", ")})` : ""}, ${pending.length} to submit`);
     if (pending.length === 0) {
-      console.log(finished.length === plan.cells.length ? "every cell is finished: run the same command without --slurm to write the table" : "nothing to submit");
+      console.log(finished.length + diverged.length === plan.cells.length ? `every cell is ${diverged.length ? "finished or diverged" : "finished"}: run the same command without --slurm to write the table` : "nothing to submit");
       return 0;
     }
     preflightCells(tableFile, pending);
@@ -151,7 +153,7 @@ export async function printStatus(plan: TablePlan): Promise<number> {
 export async function refuseLocalTraining(plan: TablePlan): Promise<void> {
   if (readSubmissions(plan.out).length === 0) return;
   const states = inspectCells(plan);
-  const unfinished = plan.cells.filter((c) => states.get(c.id)!.kind !== "finished");
+  const unfinished = plan.cells.filter((c) => !isSettled(states.get(c.id)!));
   if (unfinished.length === 0) return; // Slurm need not be asked
   const rows = await tableStatus(plan).catch((e: Error) => {
     if (e instanceof SlurmCommandError) return null;

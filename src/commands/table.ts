@@ -6,6 +6,7 @@ import { assignSlots, DeviceListError, parseDevices, resolveAuto, type Slot } fr
 import { duration, TableProgress } from "../table/progress.js";
 import { tableMarkdown } from "../table/render.js";
 import { checkTableDir, inspectCells, runTable } from "../table/run-table.js";
+import { isSettled } from "../table/cell-state.js";
 import { prepareTiming, secondsPerIteration } from "../bench/steady-state.js";
 import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
@@ -74,7 +75,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
   if (!only && !values.plan && !values.local) await refuseLocalTraining(plan);
   const mine = only ? { ...plan, cells: plan.cells.filter((c) => only.has(c.id)) } : plan;
   const states = inspectCells(plan, only);
-  const toTrain = mine.cells.filter((c) => states.get(c.id)!.kind !== "finished");
+  const toTrain = mine.cells.filter((c) => !isSettled(states.get(c.id)!));
   let slots: Slot[];
   try {
     let devices = parseDevices(values.devices ?? plan.cells[0]!.experiment.device);
@@ -97,11 +98,12 @@ export async function cmdTable(argv: string[]): Promise<number> {
     throw e;
   }
   const done = [...states.values()].filter((s) => s.kind === "finished").length;
+  const diverged = [...states.values()].filter((s) => s.kind === "diverged").length;
   const resumable = [...states.values()].filter((s) => s.kind === "interrupted").length;
   const { methods, densities, seeds } = spec;
   console.log(
     `ddst table ${spec.name}: ${only ? `${count(only.size, "cell")} of ${plan.cells.length}` : count(plan.cells.length, "cell")} (${count(methods.length, "method")} x ${count(densities.length, "density", "densities")} x ${count(seeds.length, "seed")}) -> ${out}\n` +
-      `  ${done} finished, ${resumable} to resume, ${mine.cells.length - done - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
+      `  ${done} finished, ${diverged ? `${diverged} diverged (not tried again), ` : ""}${resumable} to resume, ${mine.cells.length - done - diverged - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
   );
   printDropped(plan);
   if (!values.plan) preflightCells(file, toTrain);
@@ -114,7 +116,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
     () => controller.abort(),
     () => undefined,
   );
-  const progress = new TableProgress(process.stdout, spec.name, mine.cells.length, done, plan.cells[0]!.experiment.iterations, statusEvery * 1000);
+  const progress = new TableProgress(process.stdout, spec.name, mine.cells.length - diverged, done, plan.cells[0]!.experiment.iterations, statusEvery * 1000);
   try {
     const outcome = await runTable(plan, { slots, progress, signal: controller.signal, python, only });
     console.log(`\n${tableMarkdown(outcome.result)}`);
@@ -123,16 +125,18 @@ export async function cmdTable(argv: string[]): Promise<number> {
       console.error(`interrupted: running cells were checkpointed; the same command continues the table`);
       return signals.exitCode() || 130;
     }
+    if (outcome.diverged.length) {
+      console.error(`${count(outcome.diverged.length, "cell")} diverged (table.md counts them; they are in no statistic):\n${outcome.diverged.map((f) => `  - ${f.id}: ${f.error.split(". ")[0]}`).join("\n")}`);
+      console.error(
+        "the table does not train them again: the same settings diverge again. Try other settings in a table of its own (another --out), " +
+          `or remove a cell's directory (${out}/cells/ID) to train it once more`,
+      );
+    }
     if (outcome.failed.length) {
       console.error(`${outcome.failed.length} cell(s) failed:\n${outcome.failed.map((f) => `  - ${f.id}: ${f.error}`).join("\n")}`);
-      const diverged = outcome.failed.filter((f) => f.error.startsWith("training diverged")).length;
-      console.error(
-        "the same command retries them (and keeps every finished cell)" +
-          (diverged ? `; ${diverged === 1 ? "the cell whose training diverged would diverge again: it needs" : `the ${diverged} cells whose training diverged would diverge again: they need`} other settings, in a table of their own` : ""),
-      );
-      return 1;
+      console.error("the same command retries them (and keeps every finished cell)");
     }
-    return 0;
+    return outcome.failed.length || outcome.diverged.length ? 1 : 0;
   } finally {
     signals.dispose();
   }
@@ -191,11 +195,11 @@ async function timedPlan(worker: Worker, plan: TablePlan, states: ReturnType<typ
   let remaining = 0;
   for (const cell of plan.cells) {
     const s = states.get(cell.id)!;
-    const status = s.kind === "finished" ? "finished" : s.kind === "interrupted" ? `at ${s.iter}/${cell.experiment.iterations}` : "new";
+    const status = s.kind === "finished" ? "finished" : s.kind === "diverged" ? `diverged at ${s.at}` : s.kind === "interrupted" ? `at ${s.iter}/${cell.experiment.iterations}` : "new";
     const f = whyNeedsRun(cell.experiment) ? null : planFlops(cell.experiment, layers);
     const flops = f?.known ? `${(100 * f.paper.ratio).toFixed(2)}% of dense` : "known after the run (BR control or global criteria)";
     console.log(`  ${cell.id.padEnd(34)} ${status.padEnd(22)} ${flops}`);
-    if (s.kind !== "finished") remaining += (cell.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0)) * (perMethod.get(cell.method) ?? 0);
+    if (!isSettled(s)) remaining += (cell.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0)) * (perMethod.get(cell.method) ?? 0);
   }
   if (timingIterations === 0) return 0;
   const where = `${slot.label}${slot.threads ? `, ${count(slot.threads, "thread")}` : ""}`;

@@ -23,7 +23,11 @@ export function firstNonFinite(losses: readonly number[][], probes: readonly num
 
 export class DivergedError extends Error {
   /** `recorded`: the iteration metrics.jsonl goes up to; `checkpoint`: the newest checkpoint's, if any. */
-  constructor(at: { iter: number; values: string[] }, recorded: number, checkpoint: number | null) {
+  constructor(
+    readonly at: { iter: number; values: string[] },
+    recorded: number,
+    checkpoint: number | null,
+  ) {
     super(
       `training diverged at iteration ${at.iter}: ${at.values.join(", ")}. metrics.jsonl goes up to iteration ${recorded}` +
         (checkpoint === null ? "" : `, the last checkpoint is of iteration ${checkpoint} (resuming it repeats the same steps)`) +

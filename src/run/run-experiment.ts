@@ -4,6 +4,7 @@ import { changesText, editsSinceCheckpoint, trainedConfig } from "../config/conf
 import { Experiment } from "../config/experiment.js";
 import { findPython } from "../worker/discover.js";
 import { controllersOf } from "../controller/registry.js";
+import { DivergedError } from "./divergence.js";
 import { ExperimentRun, RunAborted } from "./experiment-run.js";
 import type { FailedRecord } from "./run-status.js";
 import { preflight } from "./preflight.js";
@@ -20,7 +21,12 @@ export type { RunOptions } from "./run-options.js";
 /** failed.json for `ddst ls` / `ddst show`: what stopped the run, unless an interruption did (that is not a failure). */
 function recordFailure(dir: RunDir, e: unknown): void {
   if (e instanceof RunAborted) return;
-  const failure: FailedRecord = { error: (e as Error).message, iter: dir.tryPointerIter(), at: new Date().toISOString() };
+  const failure: FailedRecord = {
+    error: (e as Error).message,
+    iter: dir.tryPointerIter(),
+    at: new Date().toISOString(),
+    ...(e instanceof DivergedError ? { divergedAt: e.at.iter } : {}),
+  };
   try {
     dir.writeJson("failed.json", failure);
   } catch {

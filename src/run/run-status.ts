@@ -9,8 +9,9 @@ import { CheckpointPointer } from "./run-state.js";
 
 /** Where a run directory stands, read from its files alone (`ddst ls`, `ddst show`): nothing is started. */
 
-/** failed.json: written when a run stops on an error (not an interruption), removed when a resume is accepted. */
-export const FailedRecord = z.object({ error: z.string(), iter: z.number().int().nullable(), at: z.string() });
+/** failed.json: written when a run stops on an error (not an interruption), removed when a resume is accepted.
+ * `divergedAt`: the iteration at which training went to NaN or infinity, when that stopped it. */
+export const FailedRecord = z.object({ error: z.string(), iter: z.number().int().nullable(), at: z.string(), divergedAt: z.number().int().optional() });
 export type FailedRecord = z.infer<typeof FailedRecord>;
 
 export type RunStatus = {
@@ -27,7 +28,8 @@ export type RunStatus = {
 } & (
   | { kind: "finished" | "interrupted" | "unstarted" }
   | { kind: "running"; pid: number }
-  | { kind: "failed"; failure: FailedRecord }
+  /** "diverged": its training went to NaN or infinity (failure.divergedAt); resuming repeats the same steps. */
+  | { kind: "failed" | "diverged"; failure: FailedRecord }
   /** A bookkeeping file the run cannot go on without is unreadable (damaged from outside: ddst writes whole files). */
   | { kind: "damaged"; damage: string }
 );
@@ -58,7 +60,7 @@ export function runStatus(dir: string): RunStatus | null {
   if (isFinishedRun(summary, base.iter, experiment.iterations)) return { ...base, kind: "finished" };
   if (!pointer && existsSync(pointerFile)) return { ...base, kind: "damaged", damage: "checkpoint.json unreadable, so --resume cannot continue it" };
   const failure = read(join(dir, "failed.json"), FailedRecord);
-  if (failure) return { ...base, kind: "failed", failure };
+  if (failure) return { ...base, kind: failure.divergedAt === undefined ? "failed" : "diverged", failure };
   return { ...base, kind: pointer ? "interrupted" : "unstarted" };
 }
 

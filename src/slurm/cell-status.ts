@@ -5,7 +5,7 @@ import type { TaskInQueue } from "./queue.js";
 /** A table cell's state on a cluster, from what its directory holds and what Slurm says about the array task
  * it was last submitted in. Pure: the caller reads the directory and asks Slurm. */
 
-export type ClusterState = "done" | "running" | "queued" | "failed" | "stopped" | "new";
+export type ClusterState = "done" | "diverged" | "running" | "queued" | "failed" | "stopped" | "new";
 
 export interface CellStatus {
   id: string;
@@ -36,6 +36,7 @@ export function cellStatus(
   if (queued && ACTIVE.has(queued.state)) return { ...at, state: "running", detail: `on ${queued.reason}` };
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
   if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };
+  if (run?.kind === "diverged") return { ...at, state: "diverged", detail: `${run.failure.error.split(". ")[0]}; not submitted again (remove ${run.dir} to train it once more)` };
   if (run?.kind === "failed") return { ...at, state: "failed", detail: `${run.failure.error.split("\n")[0]}${log ? `; log ${log}` : ""}` };
   if (run?.kind === "damaged") return { ...at, state: "failed", detail: `damaged: ${run.damage}` };
   if (accounted && ENDED_BADLY.has(accounted.state))
@@ -57,7 +58,7 @@ export function statusText(rows: readonly CellStatus[]): string {
   const lines = rows.map(
     (r) => `  ${r.id.padEnd(w)}  ${r.state.padEnd(8)}  ${(r.task ?? "-").padEnd(t)}  ${(r.progress ?? "-").padEnd(13)}  ${r.detail}`.trimEnd(),
   );
-  const counts = (["done", "running", "queued", "failed", "stopped", "new"] as const)
+  const counts = (["done", "diverged", "running", "queued", "failed", "stopped", "new"] as const)
     .map((s) => [s, rows.filter((r) => r.state === s).length] as const)
     .filter(([, n]) => n > 0)
     .map(([s, n]) => `${n} ${s}`);

@@ -4,6 +4,7 @@ import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
 import { changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
+import { FailedRecord } from "../run/run-status.js";
 import { issueText, RunDir } from "../run/run-dir.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import type { Cell } from "./cells.js";
@@ -16,7 +17,12 @@ export type CellState =
   /** Created but never checkpointed (the process died during start-up): nothing in it is worth keeping. */
   | { kind: "unstarted" }
   | { kind: "interrupted"; iter: number }
-  | { kind: "finished"; summary: Summary };
+  | { kind: "finished"; summary: Summary }
+  /** Its training went to NaN or infinity: resuming would repeat the same steps, so the table does not retry it. */
+  | { kind: "diverged"; iter: number; at: number; error: string };
+
+/** Nothing more to train: finished, or diverged (which only other settings, in another table, would change). */
+export const isSettled = (s: CellState): boolean => s.kind === "finished" || s.kind === "diverged";
 
 export class CellStateError extends Error {
   constructor(
@@ -61,17 +67,26 @@ export function cellState(cell: Cell): CellState {
   if (existsSync(summaryFile)) {
     // A summary that cannot be read (damaged, or of an older ddst) leaves the cell to be resumed: finishing
     // writes it again from the checkpoint, as `ddst ls` and `ddst show` suggest.
-    let raw: unknown;
-    try {
-      raw = readJson(summaryFile, cell.id, cell.dir);
-    } catch {
-      raw = undefined;
-    }
-    const summary = Summary.safeParse(raw);
+    const summary = Summary.safeParse(readJsonOrNull(summaryFile));
     // Finished: all its iterations, or ended early by one of its controllers.
     if (summary.success && isFinishedRun(summary.data, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary: summary.data };
   }
+  const failed = join(cell.dir, "failed.json");
+  if (existsSync(failed)) {
+    // Any other failure (a worker crash, a full disk) is retried: failed.json only records the last attempt.
+    const failure = FailedRecord.safeParse(readJsonOrNull(failed));
+    if (failure.success && failure.data.divergedAt !== undefined)
+      return { kind: "diverged", iter: pointer.data.iter, at: failure.data.divergedAt, error: failure.data.error };
+  }
   return { kind: "interrupted", iter: pointer.data.iter };
+}
+
+function readJsonOrNull(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as unknown;
+  } catch {
+    return null;
+  }
 }
 
 /** Settings that say how a cell runs, not what it trains: where (--devices), how it is supervised and how

@@ -72,10 +72,11 @@ export class TableProgress {
     this.line(`done  ${id}: ${what}`);
   }
 
-  fail(id: string, why: string): void {
+  /** `diverged`: its training went to NaN or infinity (the table does not try it again). */
+  fail(id: string, why: string, diverged = false): void {
     this.running.delete(id);
     this.failed++;
-    this.line(`FAILED ${id}: ${why}`);
+    this.line(`${diverged ? "DIVERGED" : "FAILED"} ${id}: ${why}`);
   }
 
   interrupted(id: string, iter: number): void {

@@ -12,10 +12,10 @@ export function num(x: number, like = x): string {
 }
 
 function cellText(s: Stat, format: (x: number, like?: number) => string, e: TableEntry, missing = 0): string {
-  const without = missing ? `${missing} without a value` : "";
-  if (s.mean === null) return e.seeds.length ? `n/a${without ? ` (${without})` : ""}` : "—";
+  const notes = [missing ? `${missing} without a value` : "", e.diverged.length ? `${e.diverged.length} diverged` : ""].filter(Boolean).join("; ");
+  if (s.mean === null) return e.seeds.length || e.diverged.length ? `n/a${notes ? ` (${notes})` : ""}` : "—";
   let text = format(s.mean) + (s.std === null ? "" : ` ± ${format(s.std, s.mean)}`);
-  if (s.values.length < e.planned) text += ` (${s.values.length}/${e.planned}${without ? `; ${without}` : ""})`;
+  if (s.values.length < e.planned) text += ` (${s.values.length}/${e.planned}${notes ? `; ${notes}` : ""})`;
   return text;
 }
 
@@ -33,6 +33,13 @@ export function tableMarkdown(t: TableResult): string {
   const hasPaper = t.entries.some((e) => e.paper !== null);
   const seeds = `seeds ${t.seeds.join(", ")}`;
   const parts = [`# ${t.name}`, ""];
+  const diverged = t.entries.filter((e) => e.diverged.length > 0);
+  if (diverged.length)
+    parts.push(
+      `Training diverged (went to NaN or infinity) in ${diverged.map((e) => `${e.method} at d_G ${e.density} (seed ${e.diverged.join(", ")})`).join("; ")}. ` +
+        'Those seeds are in no statistic below; "d diverged" counts them.',
+      "",
+    );
   if (metric) {
     parts.push(
       `${metric} of the final evaluation (lower is better), mean ± sample std over ${seeds}` +
@@ -57,10 +64,10 @@ export function tableMarkdown(t: TableResult): string {
 }
 
 export function tableCsv(t: TableResult): string {
-  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "paper_flops_ratio", "density_d_mean", "density_d_std", "seeds_without_metric"];
+  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "paper_flops_ratio", "density_d_mean", "density_d_std", "seeds_without_metric", "seeds_diverged"];
   const v = (x: number | null) => (x === null ? "" : String(x));
   const rows = t.entries.map((e) =>
-    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.paperFlops), v(e.densityD.mean), v(e.densityD.std), e.metricMissing].join(","),
+    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.paperFlops), v(e.densityD.mean), v(e.densityD.std), e.metricMissing, e.diverged.length].join(","),
   );
   return [head.join(","), ...rows].join("\n") + "\n";
 }

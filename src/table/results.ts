@@ -17,6 +17,7 @@ export const TableEntry = z.object({
   density: z.number(),
   seeds: z.array(z.number().int()).describe("the seeds whose cells finished"),
   planned: z.number().int().describe("how many seeds the table asks for"),
+  diverged: z.array(z.number().int()).default([]).describe("the seeds whose training went to NaN or infinity (not in the statistics)"),
   metric: Stat.describe("the primary metric of the final evaluation"),
   metricMissing: z
     .number()
@@ -50,12 +51,9 @@ export function stat(values: number[]): Stat {
   return { values, mean, std };
 }
 
-export interface FinishedCell {
-  method: string;
-  density: number;
-  seed: number;
-  summary: Summary;
-}
+/** A cell with nothing more to train: finished (its summary), or diverged (the iteration it happened at). */
+export type SettledCell = { method: string; density: number; seed: number } & ({ summary: Summary } | { divergedAt: number });
+type FinishedCell = Extract<SettledCell, { summary: Summary }>;
 
 /** The metric the table reports: the primary metric most cells' summaries name. */
 function tableMetric(cells: readonly FinishedCell[]): string | null {
@@ -67,13 +65,13 @@ function tableMetric(cells: readonly FinishedCell[]): string | null {
   return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
 }
 
-export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densities" | "seeds" | "paper" | "paperFlops">, finished: readonly FinishedCell[]): TableResult {
+export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densities" | "seeds" | "paper" | "paperFlops">, settled: readonly SettledCell[]): TableResult {
+  const finished = settled.filter((c): c is FinishedCell => "summary" in c);
   const metric = tableMetric(finished);
   const entries = spec.methods.flatMap((method) =>
     spec.densities.map((density): TableEntry => {
-      const cells = spec.seeds
-        .map((seed) => finished.find((c) => c.method === method && c.density === cellDensity(method, density) && c.seed === seed))
-        .filter((c): c is FinishedCell => c !== undefined);
+      const mine = spec.seeds.flatMap((seed) => settled.filter((c) => c.method === method && c.density === cellDensity(method, density) && c.seed === seed));
+      const cells = mine.filter((c): c is FinishedCell => "summary" in c);
       const metricValues = cells.map((c) => (metric ? c.summary.eval?.final?.metrics[metric] : undefined)).filter((v): v is number => v !== undefined);
       // Evaluated, but without a value: counted and shown, never silently left out of the comparison.
       const missing = metric ? cells.filter((c) => c.summary.eval?.final && c.summary.eval.final.metrics[metric] === undefined).length : 0;
@@ -82,6 +80,7 @@ export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densitie
         density,
         seeds: cells.map((c) => c.seed),
         planned: spec.seeds.length,
+        diverged: mine.filter((c) => !("summary" in c)).map((c) => c.seed),
         metric: stat(metricValues),
         metricMissing: missing,
         flops: stat(cells.map((c) => c.summary.flops.ratio)),

@@ -5,12 +5,13 @@ import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
 import { finalMetric } from "../run/run-status.js";
-import { adoptPlannedPaths, cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
+import { adoptPlannedPaths, cellState, CellStateError, checkCellConfig, isSettled, type CellState } from "./cell-state.js";
+import { DivergedError } from "../run/divergence.js";
 import type { Cell, TablePlan } from "./cells.js";
 import type { Slot } from "./devices.js";
 import type { TableProgress } from "./progress.js";
 import { tableCsv, tableMarkdown } from "./render.js";
-import { tableResult, type FinishedCell, type TableResult } from "./results.js";
+import { tableResult, type SettledCell, type TableResult } from "./results.js";
 import { InputError } from "../input-error.js";
 
 /** Runs a table's cells, `slots.length` at a time: each cell is an ordinary durable run in DIR/cells/<id>, so
@@ -31,7 +32,10 @@ export interface TableRunOptions {
 
 export interface TableOutcome {
   result: TableResult;
+  /** Cells that failed in this command; the same command tries them again. */
   failed: { id: string; error: string }[];
+  /** Cells whose training diverged, in this command or an earlier one: not tried again. */
+  diverged: { id: string; error: string }[];
   interrupted: boolean;
 }
 
@@ -54,7 +58,7 @@ export function inspectCells(plan: TablePlan, only?: ReadonlySet<string>): Map<s
     const mine = !only || only.has(cell.id);
     try {
       const state = cellState(cell);
-      if (state.kind === "finished" || state.kind === "interrupted") checkCellConfig(cell);
+      if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell);
       if (mine) states.set(cell.id, state);
     } catch (e) {
       if (!(e instanceof CellStateError)) throw e;
@@ -123,6 +127,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
   mkdirSync(join(plan.out, "cells"), { recursive: true });
   recordSpec(plan);
   const failed: TableOutcome["failed"] = [];
+  const diverged: TableOutcome["diverged"] = [];
   const queue: Cell[] = [];
   for (const cell of mine.cells) {
     const s = states.get(cell.id)!;
@@ -136,7 +141,8 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
       // A directory without a checkpoint holds no training; starting it again is the only way forward.
       rmSync(cell.dir, { recursive: true, force: true });
     }
-    if (s.kind !== "finished") queue.push(cell);
+    if (s.kind === "diverged") diverged.push({ id: cell.id, error: s.error });
+    if (!isSettled(s)) queue.push(cell);
   }
   const { progress, signal } = opts;
 
@@ -163,12 +169,12 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
       if (e instanceof RunAborted) progress.interrupted(cell.id, e.iter);
       else {
         const error = (e as Error).message;
-        failed.push({ id: cell.id, error });
+        (e instanceof DivergedError ? diverged : failed).push({ id: cell.id, error });
         // The cause, not only its heading ("invalid experiment X:" is followed by the fields), and the worker's log if it has one.
         const lines = error.split("\n");
         const head = lines[0]!.endsWith(":") && lines[1] ? `${lines[0]} ${lines[1].trim()}` : lines[0]!;
         const log = join(cell.dir, "worker.log");
-        progress.fail(cell.id, existsSync(log) ? `${head} (${log})` : head);
+        progress.fail(cell.id, existsSync(log) ? `${head} (${log})` : head, e instanceof DivergedError);
       }
       return;
     }
@@ -186,7 +192,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
     }),
   );
   progress.close();
-  return { result: writeResults(plan), failed, interrupted: signal?.aborted === true };
+  return { result: writeResults(plan), failed, diverged, interrupted: signal?.aborted === true };
 }
 
 function startedOn(cell: Cell): string | undefined {
@@ -205,11 +211,14 @@ function describe(s: Summary): string {
 /** The finished cells as they are on disk now, trained with the plan's configuration: a cell another array
  * task trained under an edited table file stays out of the results (inspectCells refuses such tables up front;
  * this covers tasks that were already running when the file changed). */
-export function finishedCells(plan: TablePlan): FinishedCell[] {
-  const out: FinishedCell[] = [];
+export function settledCells(plan: TablePlan): SettledCell[] {
+  const out: SettledCell[] = [];
   for (const cell of plan.cells) {
     const s = cellState(cell);
-    if (s.kind === "finished" && conflictOf(cell) === null) out.push({ method: cell.method, density: cell.density, seed: cell.seed, summary: s.summary });
+    if (!isSettled(s) || conflictOf(cell) !== null) continue;
+    const key = { method: cell.method, density: cell.density, seed: cell.seed };
+    if (s.kind === "finished") out.push({ ...key, summary: s.summary });
+    if (s.kind === "diverged") out.push({ ...key, divergedAt: s.at });
   }
   return out;
 }
@@ -224,7 +233,7 @@ export function recordSpec(plan: TablePlan): void {
 /** Writes table.json, table.md and table.csv from the finished cells' summaries. */
 export function writeResults(plan: TablePlan): TableResult {
   recordSpec(plan);
-  const result = tableResult(plan.spec, finishedCells(plan));
+  const result = tableResult(plan.spec, settledCells(plan));
   writeAtomic(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
   writeAtomic(join(plan.out, "table.md"), tableMarkdown(result));
   writeAtomic(join(plan.out, "table.csv"), tableCsv(result));

@@ -129,3 +129,13 @@ export function writeToyTable(dir: string, t: { iterations: number; checkpointEv
   );
   return file;
 }
+
+/** A float32 .npy of 2-D points near float32's limit, as numpy writes it (format 1.0): any GAN trained on it
+ * goes to NaN in its first iteration. */
+export function hugePoints(): Buffer {
+  const points = Array.from({ length: 64 }, () => [3e38, -3e38]);
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${points.length}, 2), }`;
+  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  const magic = Buffer.from([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8]);
+  return Buffer.concat([magic, Buffer.from(header, "latin1"), Buffer.from(new Float32Array(points.flat()).buffer)]);
+}

@@ -1,9 +1,9 @@
 import { execa } from "execa";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Summary } from "../../src/run/records.js";
-import { tempDir, waitFor, writeToyTable } from "./helpers.js";
+import { hugePoints, tempDir, waitFor, writeToyTable } from "./helpers.js";
 
 const CLI = join(import.meta.dirname, "..", "..", "dist", "cli.js");
 
@@ -127,6 +127,41 @@ describe("ddst table", () => {
     expect(gpu.exitCode, gpu.stderr).toBe(2);
     expect(gpu.stderr).toMatch(/devices cuda: the torch of .* sees no GPU on this machine; use --devices cpu/);
     expect(existsSync(join(out, "cells"))).toBe(false);
+  });
+
+  it("does not train a diverged cell again: table.md counts it, --status and ls name it", async () => {
+    const dir = tempDir();
+    const spec = writeToyTable(dir, { iterations: 100, checkpointEvery: 50, methods: ["static-balance"], seeds: [0, 1] });
+    const table = JSON.parse(readFileSync(spec, "utf8"));
+    writeFileSync(join(dir, "huge.npy"), hugePoints());
+    writeFileSync(spec, JSON.stringify({ ...table, base: { ...table.base, data: { name: "npy", path: join(dir, "huge.npy") }, eval: null } }));
+    const out = join(dir, "table");
+    const first = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false });
+    expect(first.exitCode, first.stderr).toBe(1);
+    expect(first.stderr).toMatch(/2 cells diverged \(table\.md counts them[^\n]*\n {2}- static-balance-d0\.5-s0: training diverged at iteration 1: the D loss is NaN/);
+    expect(first.stderr).toMatch(/the table does not train them again/);
+    expect(first.stderr).not.toMatch(/retries/);
+    const md = readFileSync(join(out, "table.md"), "utf8");
+    expect(md).toContain("Training diverged (went to NaN or infinity) in static-balance at d_G 0.5 (seed 0, 1).");
+    expect(md).toContain("| static-balance | n/a (2 diverged) |");
+    const cell = cellDir(out, "static-balance", 0);
+    const before = readFileSync(join(cell, "metrics.jsonl"), "utf8");
+
+    const again = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false });
+    expect(again.exitCode, again.stderr).toBe(1);
+    expect(again.stdout).toContain("0 finished, 2 diverged (not tried again), 0 to resume, 0 new");
+    expect(again.stdout).not.toMatch(/^start /m);
+    expect(readFileSync(join(cell, "metrics.jsonl"), "utf8")).toBe(before);
+    const status = await execa("node", [CLI, "table", spec, "--out", out, "--status"], { reject: false });
+    expect(status.stdout).toMatch(/static-balance-d0\.5-s0 +diverged .*training diverged at iteration 1: the D loss is NaN[^;]*; not submitted again/);
+    expect(status.stdout).toMatch(/2 diverged$/m);
+    const ls = await execa("node", [CLI, "ls", dir], { reject: false });
+    expect(ls.stdout).toMatch(/table +toy +0\/2 cells +2 diverged/);
+    // Removing a cell's directory trains it once more (and it diverges again, as it must).
+    rmSync(cell, { recursive: true });
+    const retried = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(retried.stdout).toContain("1 diverged (not tried again), 0 to resume, 1 new");
+    expect(retried.stdout).toMatch(/^start static-balance-d0\.5-s0/m);
   });
 
   it("rejects a bad table file with exit 2 naming the field", async () => {

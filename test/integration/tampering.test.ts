@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readRecords } from "../../src/analysis/read-records.js";
-import { durableToy, oneTorchThread, tempDir } from "./helpers.js";
+import { durableToy, hugePoints, oneTorchThread, tempDir } from "./helpers.js";
 
 /** What a run directory does with values and files it must not trust: training gone to NaN, a config.json or a
  * checkpoint changed by hand, a report pointed at the run's own files, a machine without Python, two processes
@@ -15,14 +15,6 @@ oneTorchThread();
 const EXP = { ...durableToy("tamper-toy"), eval: null };
 const cli = (args: string[], env?: Record<string, string>) => execa("node", [CLI, ...args], { reject: false, env });
 const read = (dir: string, f: string) => readFileSync(join(dir, f), "utf8");
-
-/** A float32 .npy of 2-D points, as numpy writes it (format 1.0). */
-function npyPoints(points: number[][]): Buffer {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${points.length}, 2), }`;
-  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
-  const magic = Buffer.from([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8]);
-  return Buffer.concat([magic, Buffer.from(header, "latin1"), Buffer.from(new Float32Array(points.flat()).buffer)]);
-}
 
 describe.concurrent("tampering", () => {
   let file: string;
@@ -48,7 +40,7 @@ describe.concurrent("tampering", () => {
 
   it("training that goes to NaN stops at the iteration where it did; every record written can be read", async () => {
     const dir = tempDir();
-    writeFileSync(join(dir, "huge.npy"), npyPoints(Array.from({ length: 64 }, () => [3e38, -3e38])));
+    writeFileSync(join(dir, "huge.npy"), hugePoints());
     const f = join(dir, "diverge.json");
     writeFileSync(f, JSON.stringify({ ...EXP, method: "static-balance", discriminator: undefined, generator: undefined, data: { name: "npy", path: join(dir, "huge.npy") } }));
     const out = join(dir, "run");

@@ -7,18 +7,21 @@ import { configuredPrimary } from "../../src/run/evaluation.js";
 import { finalMetric } from "../../src/run/run-status.js";
 import { adoptPlannedPaths, cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
 import { configChanges } from "../../src/config/config-changes.js";
-import { checkTableDir, configConflicts, finishedCells, inspectCells } from "../../src/table/run-table.js";
+import { checkTableDir, configConflicts, settledCells, inspectCells } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, parseDevices } from "../../src/table/devices.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
 import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
-import { stat, tableResult, type FinishedCell } from "../../src/table/results.js";
+import { stat, tableResult, type SettledCell } from "../../src/table/results.js";
 import { TableSpec } from "../../src/table/spec.js";
 import { toyExperiment, toyInput } from "../toy.js";
 
 const base = toyInput({ iterations: 100, discriminator: { controller: { every: 50, window: 50 } } });
 
 const spec = (extra: object = {}) => TableSpec.parse({ name: "t", base, methods: ["static-balance", "adapt-relax"], densities: [0.1, 0.3], seeds: [0, 1], ...extra });
+
+/** A checkpoint's run state at iteration `iter` (what checkpoint.json holds beside the worker file). */
+const runState = (iter: number) => ({ iter, densityD: 0.1, window: { size: 10, ratios: [] }, lossSum: { d: 0, g: 0, n: 0 }, flops: { paper: { generator: 0, discriminator: 0 }, executed: { generator: 0, discriminator: 0 } }, restarts: 0, wallSeconds: 1, eval: { final: null, best: null }, metricsBytes: 0 });
 
 function summary(method: string, metric: number | null, flops: number, densityD: number): Summary {
   const metrics: Record<string, number> = metric === null ? {} : { kl: metric };
@@ -151,7 +154,7 @@ describe("cellState", () => {
     mkdirSync(cell.dir, { recursive: true });
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify(cell.experiment));
     expect(cellState(cell)).toEqual({ kind: "unstarted" });
-    const state = { iter: 100, densityD: 0.1, window: { size: 10, ratios: [] }, lossSum: { d: 0, g: 0, n: 0 }, flops: { paper: { generator: 0, discriminator: 0 }, executed: { generator: 0, discriminator: 0 } }, restarts: 0, wallSeconds: 1, eval: { final: null, best: null }, metricsBytes: 0 };
+    const state = runState(100);
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state }));
     writeFileSync(join(cell.dir, "summary.json"), '{"name": "x", "me');
     expect(cellState(cell)).toEqual({ kind: "interrupted", iter: 100 });
@@ -168,22 +171,45 @@ describe("a table file edited while its cells are on disk", () => {
     // A finished cell trained under another learning rate (the table file was edited after it ran).
     mkdirSync(trained.dir, { recursive: true });
     writeFileSync(join(trained.dir, "config.json"), JSON.stringify({ ...trained.experiment, train: { ...trained.experiment.train, lrG: 0.123 } }));
-    const state = { iter: 100, densityD: 0.1, window: { size: 10, ratios: [] }, lossSum: { d: 0, g: 0, n: 0 }, flops: { paper: { generator: 0, discriminator: 0 }, executed: { generator: 0, discriminator: 0 } }, restarts: 0, wallSeconds: 1, eval: { final: null, best: null }, metricsBytes: 0 };
+    const state = runState(100);
     writeFileSync(join(trained.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state }));
     writeFileSync(join(trained.dir, "summary.json"), JSON.stringify(summary(trained.method, 1, 0.1, 0.1)));
     expect(cellState(trained).kind).toBe("finished");
     expect(() => inspectCells(plan, new Set([mine.id]))).toThrow(new RegExp(`cell ${trained.id}: .*train\\.lrG: 0\\.123 -> 0\\.0002`));
-    expect(finishedCells(plan)).toEqual([]);
+    expect(settledCells(plan)).toEqual([]);
     expect(configConflicts(plan)).toHaveLength(1);
     // Its config.json edited to match the new file: its checkpoint still says what was trained.
     writeFileSync(join(trained.dir, "config.json"), JSON.stringify(trained.experiment));
     const trainedWith = { ...trained.experiment, train: { ...trained.experiment.train, lrG: 0.123 } };
     writeFileSync(join(trained.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state, config: trainedWith }));
     expect(() => checkCellConfig(trained)).toThrow(/config\.json was edited after its checkpoint \(train\.lrG: 0\.123 -> 0\.0002\)/);
-    expect(finishedCells(plan)).toEqual([]);
+    expect(settledCells(plan)).toEqual([]);
     // A cell that cannot be read belongs to its own task: another task goes on.
     writeFileSync(join(trained.dir, "checkpoint.json"), '{"iter": 10');
     expect(inspectCells(plan, new Set([mine.id])).get(mine.id)).toEqual({ kind: "new" });
+  });
+});
+
+describe("a cell whose training diverged", () => {
+  it("is settled, with what stopped it, while a cell that failed otherwise is tried again", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const plan = await planTable(spec(), join(dir, "t.json"), join(dir, "out"));
+    const cell = plan.cells[0]!;
+    mkdirSync(cell.dir, { recursive: true });
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify(cell.experiment));
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50) }));
+    const failure = { error: "training diverged at iteration 61: the D loss is NaN. metrics.jsonl goes up to iteration 50", iter: 50, at: "2026-11-26T00:00:00Z" };
+    writeFileSync(join(cell.dir, "failed.json"), JSON.stringify(failure));
+    expect(cellState(cell)).toEqual({ kind: "interrupted", iter: 50 });
+    expect(settledCells(plan)).toEqual([]);
+    writeFileSync(join(cell.dir, "failed.json"), JSON.stringify({ ...failure, divergedAt: 61 }));
+    expect(cellState(cell)).toEqual({ kind: "diverged", iter: 50, at: 61, error: failure.error });
+    expect(inspectCells(plan).get(cell.id)!.kind).toBe("diverged");
+    expect(settledCells(plan)).toEqual([{ method: cell.method, density: cell.density, seed: cell.seed, divergedAt: 61 }]);
+    // A diverged cell of another configuration is a conflict like any other.
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, train: { ...cell.experiment.train, lrD: 0.5 } }));
+    expect(settledCells(plan)).toEqual([]);
+    expect(() => inspectCells(plan)).toThrow(/train\.lrD: 0\.5 -> /);
   });
 });
 
@@ -230,7 +256,7 @@ describe("results", () => {
   });
 
   it("aggregates finished cells over seeds, with the paper's number beside them", () => {
-    const finished: FinishedCell[] = [
+    const finished: SettledCell[] = [
       { method: "adapt-relax", density: 0.1, seed: 0, summary: summary("adapt-relax", 1.0, 0.4, 0.2) },
       { method: "adapt-relax", density: 0.1, seed: 1, summary: summary("adapt-relax", 3.0, 0.6, 0.3) },
       { method: "static-balance", density: 0.1, seed: 0, summary: summary("static-balance", null, 0.1, 0.1) },
@@ -256,9 +282,28 @@ describe("results", () => {
     expect(md).toContain('"m without a value": m seeds finished, but their final evaluation has no kl (no sample near any mode: a total collapse)');
     expect(md).toContain("| adapt-relax | 50.00% ± 14.14% [45.00%] | — |");
     const csv = tableCsv(t).trim().split("\n");
-    expect(csv[0]).toBe("method,density,seeds_done,seeds_planned,metric,mean,std,paper,flops_ratio_mean,flops_ratio_std,paper_flops_ratio,density_d_mean,density_d_std,seeds_without_metric");
-    expect(csv).toContain(`adapt-relax,0.1,2,2,kl,2,${Math.SQRT2},2.5,0.5,${stat([0.4, 0.6]).std},0.45,0.25,${stat([0.2, 0.3]).std},0`);
-    expect(csv).toContain("static-balance,0.3,2,2,kl,5,,,0.3,0,,0.3,0,1");
+    expect(csv[0]).toBe("method,density,seeds_done,seeds_planned,metric,mean,std,paper,flops_ratio_mean,flops_ratio_std,paper_flops_ratio,density_d_mean,density_d_std,seeds_without_metric,seeds_diverged");
+    expect(csv).toContain(`adapt-relax,0.1,2,2,kl,2,${Math.SQRT2},2.5,0.5,${stat([0.4, 0.6]).std},0.45,0.25,${stat([0.2, 0.3]).std},0,0`);
+    expect(csv).toContain("static-balance,0.3,2,2,kl,5,,,0.3,0,,0.3,0,1,0");
+    expect(md).not.toContain("diverged");
+  });
+
+  it("counts diverged seeds apart: in no statistic, named above the grids", () => {
+    const cells: SettledCell[] = [
+      { method: "adapt-relax", density: 0.1, seed: 0, summary: summary("adapt-relax", 1.0, 0.4, 0.2) },
+      { method: "adapt-relax", density: 0.1, seed: 1, divergedAt: 1234 },
+      { method: "adapt-relax", density: 0.3, seed: 0, divergedAt: 17 },
+      { method: "adapt-relax", density: 0.3, seed: 1, divergedAt: 18 },
+    ];
+    const t = tableResult(spec(), cells);
+    const e = (d: number) => t.entries.find((x) => x.method === "adapt-relax" && x.density === d)!;
+    expect(e(0.1)).toMatchObject({ seeds: [0], diverged: [1], metric: { values: [1], mean: 1 }, flops: { values: [0.4] } });
+    expect(e(0.3)).toMatchObject({ seeds: [], diverged: [0, 1], metric: { mean: null }, flops: { mean: null } });
+    const md = tableMarkdown(t);
+    expect(md).toContain("Training diverged (went to NaN or infinity) in adapt-relax at d_G 0.1 (seed 1); adapt-relax at d_G 0.3 (seed 0, 1).");
+    expect(md).toContain("| adapt-relax | 1.00 (1/2; 1 diverged) | n/a (2 diverged) |");
+    expect(md).toContain("| adapt-relax | 40.00% (1/2; 1 diverged) | n/a (2 diverged) |");
+    expect(tableCsv(t)).toContain("adapt-relax,0.3,0,2,kl,,,,,,,,,0,2\n");
   });
 
   it("names a run's metric by what it asks for, so a collapsed final evaluation still names it", () => {

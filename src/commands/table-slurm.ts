@@ -97,6 +97,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       python: pythonPath((await findPython()).path),
       tasks,
       slurm,
+      extend: plan.extend,
     });
     recordSpec(plan);
     mkdirSync(join(slurmDir(out), "logs"), { recursive: true });

@@ -33,6 +33,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
       "status-every": { type: "string", default: "30" },
       cells: { type: "string" },
       local: { type: "boolean", default: false },
+      extend: { type: "boolean", default: false },
       status: { type: "boolean", default: false },
       slurm: { type: "boolean", default: false },
       partition: { type: "string" },
@@ -61,7 +62,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
   const spec = await loadTableSpec(file);
   const out = values.out ?? `runs/${spec.name}`;
   // Where the plan runs is not known before the cells are, so validate the cells first (exit 2 on any error).
-  const plan = await planTable(spec, file, out);
+  const plan = await planTable(spec, file, out, values.extend);
   checkTableDir(out);
   if (values.status) {
     console.log(`ddst table ${spec.name}: ${count(plan.cells.length, "cell")} in ${out}`);

@@ -94,8 +94,10 @@ function readJsonOrNull(file: string): unknown {
 export const HOW_IT_RUNS = new Set<string>(["device", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
 
 /** Throws when an existing cell was configured differently from the plan. The stored config is read through
- * today's schema first, so a field a newer ddst adds with a default does not make every old cell "changed". */
-export function checkCellConfig(cell: Cell): void {
+ * today's schema first, so a field a newer ddst adds with a default does not make every old cell "changed".
+ * With `extend`, a cell planned for fewer iterations than the table now asks for is no conflict: it continues to
+ * the new count, as `ddst run --resume --iterations` would (its schedules then end there from its checkpoint on). */
+export function checkCellConfig(cell: Cell, extend = false): void {
   const file = join(cell.dir, "config.json");
   if (!existsSync(file)) return;
   const stored = Experiment.safeParse(readJson(file, cell.id, cell.dir));
@@ -105,11 +107,19 @@ export function checkCellConfig(cell: Cell): void {
   const edited = editsSinceCheckpoint(stored.data, pointer?.success ? trainedConfig(pointer.data.config) : null);
   if (edited.length) throw new CellStateError(cell.id, `${file} was edited after its checkpoint (${changesText(edited)}). Restore it, or remove ${cell.dir} to train the cell anew.`, "config");
   const changes = configChanges(comparable(stored.data), comparable(cell.experiment), HOW_IT_RUNS);
-  if (changes.length)
+  const longer = stored.data.iterations < cell.experiment.iterations;
+  const others = longer ? changes.filter((c) => !c.startsWith("iterations: ")) : changes;
+  if (extend ? others.length : changes.length)
     throw new CellStateError(
       cell.id,
       `${cell.dir} was trained with another configuration than the table now asks for (${changesText(changes)}). ` +
-        "Restore the table file, or write this table to another --out.",
+        "Restore the table file, or write this table to another --out" +
+        (longer && !others.length
+          ? `; or add --extend to continue the cell to ${cell.experiment.iterations} iterations (its schedules, planned over ` +
+            `${stored.data.iterations}, then end at ${cell.experiment.iterations} from its checkpoint on: not what a cell trained for ` +
+            `${cell.experiment.iterations} from the start would do)`
+          : "") +
+        ".",
       "config",
     );
 }

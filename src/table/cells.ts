@@ -28,6 +28,8 @@ export interface TablePlan {
   source: string;
   out: string;
   cells: Cell[];
+  /** --extend: cells trained to fewer iterations than the table now asks for continue to the new count. */
+  extend: boolean;
 }
 
 /** Reads and validates a table file (JSON, or a module whose default export is the table). */
@@ -51,7 +53,7 @@ export async function loadTableSpec(file: string): Promise<TableSpec> {
 /** The cells of `spec` (read from `source`) under `out`, in the order they run (cellKeys). Their paths are not
  * checked here (preflightCells does, for the cells about to train): listing, planning and writing the results
  * of a finished table need neither the data nor its variables. */
-export async function planTable(spec: TableSpec, source: string, out: string): Promise<TablePlan> {
+export async function planTable(spec: TableSpec, source: string, out: string, extend = false): Promise<TablePlan> {
   const { base, module } = await baseExperiment(spec, source);
   const cells: Cell[] = [];
   for (const { id, method, density, seed, column } of cellKeys(spec)) {
@@ -63,7 +65,7 @@ export async function planTable(spec: TableSpec, source: string, out: string): P
       ]);
     cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped });
   }
-  return { spec, source, out, cells };
+  return { spec, source, out, cells, extend };
 }
 
 /** The base with `set` applied, and the module it came from (where its own controllers are), if one. */

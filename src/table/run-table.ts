@@ -58,7 +58,7 @@ export function inspectCells(plan: TablePlan, only?: ReadonlySet<string>): Map<s
     const mine = !only || only.has(cell.id);
     try {
       const state = cellState(cell);
-      if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell);
+      if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell, plan.extend);
       if (mine) states.set(cell.id, state);
     } catch (e) {
       if (!(e instanceof CellStateError)) throw e;
@@ -72,12 +72,12 @@ export function inspectCells(plan: TablePlan, only?: ReadonlySet<string>): Map<s
 
 /** The cells on disk trained with another configuration than the plan's, each with what differs. */
 export function configConflicts(plan: TablePlan): string[] {
-  return plan.cells.flatMap((cell) => conflictOf(cell) ?? []);
+  return plan.cells.flatMap((cell) => conflictOf(cell, plan.extend) ?? []);
 }
 
-function conflictOf(cell: Cell): string | null {
+function conflictOf(cell: Cell, extend: boolean): string | null {
   try {
-    checkCellConfig(cell);
+    checkCellConfig(cell, extend);
     return null;
   } catch (e) {
     if (e instanceof CellStateError && e.kind === "config") return e.message;
@@ -163,7 +163,8 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
     };
     try {
       if (state.kind === "interrupted") adoptPlannedPaths(cell);
-      const summary = state.kind === "interrupted" ? await resumeRun(runOpts) : await runExperiment(cell.experiment, runOpts);
+      // To the table's length: a cell of a table extended with --extend continues past the end it was planned for.
+      const summary = state.kind === "interrupted" ? await resumeRun({ ...runOpts, iterations: cell.experiment.iterations }) : await runExperiment(cell.experiment, runOpts);
       progress.finish(cell.id, describe(summary));
     } catch (e) {
       if (e instanceof RunAborted) progress.interrupted(cell.id, e.iter);
@@ -215,7 +216,7 @@ export function settledCells(plan: TablePlan): SettledCell[] {
   const out: SettledCell[] = [];
   for (const cell of plan.cells) {
     const s = cellState(cell);
-    if (!isSettled(s) || conflictOf(cell) !== null) continue;
+    if (!isSettled(s) || conflictOf(cell, plan.extend) !== null) continue;
     const key = { method: cell.method, density: cell.density, seed: cell.seed };
     if (s.kind === "finished") out.push({ ...key, summary: s.summary });
     if (s.kind === "diverged") out.push({ ...key, divergedAt: s.at });

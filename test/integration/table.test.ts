@@ -164,6 +164,35 @@ describe("ddst table", () => {
     expect(retried.stdout).toMatch(/^start static-balance-d0\.5-s0/m);
   });
 
+  it("continues finished cells to a raised iteration count only when told to (--extend)", async () => {
+    const dir = tempDir();
+    const spec = writeToyTable(dir, { iterations: 60, checkpointEvery: 20, methods: ["static-balance"], seeds: [0] });
+    const out = join(dir, "table");
+    const first = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const table = JSON.parse(readFileSync(spec, "utf8"));
+    writeFileSync(spec, JSON.stringify({ ...table, base: { ...table.base, iterations: 100 } }));
+    const refused = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/\(iterations: 60 -> 100\)\. Restore the table file, or write this table to another --out; or add --extend to continue the cell to 100 iterations/);
+    const extended = await execa("node", [CLI, "table", spec, "--out", out, "--extend"], { reject: false });
+    expect(extended.exitCode, extended.stderr).toBe(0);
+    expect(extended.stdout).toContain("0 finished, 1 to resume, 0 new");
+    expect(extended.stdout).toMatch(/^start static-balance-d0\.5-s0 on cpu, resuming from iteration 60/m);
+    const cell = cellDir(out, "static-balance", 0);
+    expect(Summary.parse(JSON.parse(readFileSync(join(cell, "summary.json"), "utf8"))).iterations).toBe(100);
+    expect(JSON.parse(readFileSync(join(cell, "config.json"), "utf8")).iterations).toBe(100);
+    // Extended, the cell is the table's: the command without --extend takes it as finished.
+    const after = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(after.exitCode, after.stderr).toBe(0);
+    expect(after.stdout).toContain("1 finished, 0 to resume, 0 new");
+    // Fewer iterations than a cell was trained for cannot be had, --extend or not.
+    writeFileSync(spec, JSON.stringify({ ...table, base: { ...table.base, iterations: 80 } }));
+    const shorter = await execa("node", [CLI, "table", spec, "--out", out, "--extend"], { reject: false });
+    expect(shorter.exitCode).toBe(2);
+    expect(shorter.stderr).toMatch(/\(iterations: 100 -> 80\)\. Restore the table file, or write this table to another --out\./);
+  });
+
   it("rejects a bad table file with exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "bad.json");

@@ -87,6 +87,8 @@ describe("the job-array script", () => {
     expect(cpu).not.toContain("--gres");
     expect(cpu).toContain("#SBATCH --cpus-per-task=2\n"); // a core per cell, unless the user names a count
     expect(cpu).toContain("--devices cpu --jobs 2 &");
+    // Submitted with --extend, the tasks continue cells planned for fewer iterations.
+    expect(sbatchScript(job({ extend: true }))).toContain(`--cells "$cells" --devices cuda --jobs 2 --extend &`);
     for (const arg of ["--cpus-per-task=8", "-c4", "-c 4"])
       expect(sbatchScript(job({ slurm: options({ gpusPerCell: 0, sbatchArgs: [arg] }) }))).not.toContain("--cpus-per-task=2");
     expect(() => sbatchScript(job({ out: "/shared/my runs" }))).toThrow(/holds a space or a %/);

@@ -25,10 +25,14 @@ export const PATH_FIELDS = ["data.path", "eval.inception"] as const;
 export const changesText = (changes: readonly string[]) =>
   `${changes.slice(0, 4).join("; ")}${changes.length > 4 ? `; and ${changes.length - 4} more` : ""}`;
 
+/** How often a run writes its loss records and evaluates its generator: neither touches what is trained (the
+ * loss sums carry over to the next record; an evaluation draws from random streams of its own). */
+export const CADENCE_FIELDS = ["log.every", "eval.every"] as const;
+
 /** What a resume lets config.json change: the run's length (--iterations writes it), how the run is supervised
- * and checkpointed, where its files are (a run moved to another machine; its controllers' modules too) and its
- * name; everything else decides what is trained. */
-const EDITABLE_ON_RESUME = new Set<string>(["iterations", "name", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
+ * and checkpointed, how often it logs and evaluates, where its files are (a run moved to another machine; its
+ * controllers' modules too) and its name; everything else decides what is trained. */
+const EDITABLE_ON_RESUME = new Set<string>(["iterations", "name", ...SUPERVISION_FIELDS, ...CADENCE_FIELDS, ...PATH_FIELDS]);
 
 /** The config a checkpoint was written under (checkpoint.json's `config`), read through today's schema: one
  * written by a resume of an older run holds the defaults its config.json leaves out, and a field a newer ddst adds

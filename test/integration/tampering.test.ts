@@ -65,9 +65,11 @@ describe.concurrent("tampering", () => {
     expect(existsSync(join(out, "failed.json"))).toBe(false);
     // A field left out that takes its default (a config.json of an older ddst) is no edit; supervision may change.
     const { ema: _ema, ...olderTrain } = config.train;
-    writeFileSync(join(out, "config.json"), JSON.stringify({ ...config, train: olderTrain, supervision: { ...config.supervision, hangTimeoutSeconds: 900 } }, null, 2));
+    // How often it logs changes no training: the loss record at 110 averages the iterations since the last one (100).
+    writeFileSync(join(out, "config.json"), JSON.stringify({ ...config, train: olderTrain, supervision: { ...config.supervision, hangTimeoutSeconds: 900 }, log: { ...config.log, every: 5 } }, null, 2));
     const allowed = await cli(["run", "--resume", out, "--until", "110"]);
     expect(allowed.exitCode, allowed.stderr).toBe(0);
+    expect(readRecords(out).filter((r) => r.kind === "loss" && r.iter > 100).map((r) => r.iter)).toEqual([105, 110]);
   });
 
   it("a config.json edited after its checkpoint is shown as edited, beside what was trained", async () => {

@@ -6,7 +6,7 @@ import type { Summary } from "../../src/run/records.js";
 import { configuredPrimary } from "../../src/run/evaluation.js";
 import { finalMetric } from "../../src/run/run-status.js";
 import { adoptPlannedPaths, cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
-import { configChanges } from "../../src/config/config-changes.js";
+import { configChanges, editsSinceCheckpoint } from "../../src/config/config-changes.js";
 import { checkTableDir, configConflicts, settledCells, inspectCells } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, parseDevices } from "../../src/table/devices.js";
@@ -226,6 +226,16 @@ describe("a table moved to another machine", () => {
     adoptPlannedPaths(cell);
     const after = JSON.parse(readFileSync(join(cell.dir, "config.json"), "utf8"));
     expect(after).toEqual(JSON.parse(JSON.stringify({ ...before, data: { name: "npy", path: "/new/points.npy" } })));
+  });
+});
+
+describe("editsSinceCheckpoint", () => {
+  it("lets a resume change how often the run logs and evaluates, not what it logs or evaluates", () => {
+    const trained = toyExperiment({ eval: { every: 100, samples: 500 }, log: { every: 10 } });
+    const edit = (e: object) => editsSinceCheckpoint({ ...trained, ...e }, trained);
+    expect(edit({ log: { ...trained.log, every: 5 }, eval: { ...trained.eval!, every: 50 } })).toEqual([]);
+    expect(edit({ log: { ...trained.log, probeEvery: 3 }, eval: { ...trained.eval!, samples: 100 } })).toEqual(["eval.samples: 500 -> 100", "log.probeEvery: (absent) -> 3"]);
+    expect(edit({ eval: null })).toEqual([`eval: ${JSON.stringify(trained.eval)} -> null`]);
   });
 });
 

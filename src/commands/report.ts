@@ -1,8 +1,9 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { GENERATOR, imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
+import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
 import { runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
 import { readRecords } from "../analysis/read-records.js";
@@ -17,17 +18,19 @@ import { plannedCells, tableName } from "./ls.js";
  * (Vega-Lite, rendered to SVG in Node), the sample pictures, the config and the summary; --png also writes
  * each plot as a PNG beside the HTML. */
 
-async function plotSections(plots: Plot[], png: string | null): Promise<{ sections: Section[]; written: string[] }> {
+async function plotSections(plots: Plot[], png: string | null, dir: string): Promise<{ sections: Section[]; written: string[] }> {
   const sections: Section[] = [];
   const written: string[] = [];
+  const file = (plot: Plot) => `${png}-${plot.id}.png`;
+  // All of them before the first is written: a refusal leaves every file as it was.
+  if (png) for (const plot of plots) checkReplaceable(file(plot), dir, "png");
   for (const plot of plots) {
     const svg = await toSvg(plot);
     sections.push({ title: plot.title, html: svg });
     if (png) {
-      const file = `${png}-${plot.id}.png`;
       // A PNG leaves the page behind: it carries the page's caption (what is shown, what was left out) itself.
-      writeFileSync(file, await toPng(await toSvg(captioned(plot))));
-      written.push(file);
+      writeFileSync(file(plot), markPng(await toPng(await toSvg(captioned(plot)))));
+      written.push(file(plot));
     }
   }
   return { sections, written };
@@ -41,7 +44,7 @@ async function runReport(dir: string, png: string | null) {
   const c = e.discriminator.controller;
   // The dense run of the same plan costs summary.flops.total / ratio over the whole run.
   const dense = s.summary && s.summary.flops.ratio > 0 ? { total: s.summary.flops.total / s.summary.flops.ratio, iterations: e.iterations } : null;
-  const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null, dense), png);
+  const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null, dense), png, dir);
   const pictures = records.flatMap((r) => (r.kind === "eval" && r.picture && existsSync(join(dir, r.picture)) ? [{ iter: r.iter, file: join(dir, r.picture) }] : []));
   if (pictures.length)
     sections.push({
@@ -65,27 +68,44 @@ async function tableReport(dir: string, png: string | null) {
         .filter((id) => !planned || planned.has(id))
         .map((id) => ({ id, records: readRecords(join(cellsDir, id)) }))
     : [];
-  const { sections, written } = await plotSections(tablePlots(cells), png);
+  const { sections, written } = await plotSections(tablePlots(cells), png, dir);
   const md = join(dir, "table.md");
   const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownTable(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };
   return { html: page(`ddst table ${tableName(dir)}`, `${cells.length} cells in ${dir}`, [table, ...sections]), written };
 }
 
 /** A report is written over nothing but an earlier report: never over a run's own files (config.json,
- * metrics.jsonl), a page of the user's, or through a link to somewhere else. */
-function checkReplaceable(out: string, dir: string): void {
-  if (!/\.html$/i.test(out)) throw new InputError(`--out ${out}: a report is an HTML file; give a name ending in .html`);
+ * metrics.jsonl), a page or picture of the user's, or through a link to somewhere else. `kind` "png": one of
+ * the plots --png writes beside the page. */
+function checkReplaceable(out: string, dir: string, kind: "html" | "png" = "html"): void {
+  if (kind === "html" && !/\.html$/i.test(out)) throw new InputError(`--out ${out}: a report is an HTML file; give a name ending in .html`);
+  const what = kind === "html" ? `--out ${out}` : `--png: ${out}`;
   let link = false;
   try {
     link = lstatSync(out).isSymbolicLink();
   } catch {
     return; // nothing there
   }
-  if (link) throw new InputError(`--out ${out} is a symbolic link; it is left as it is: give the report a path of its own`);
-  const head = statSync(out).isFile() ? readFileSync(out, "utf8").slice(0, 400) : "";
-  // Reports of ddst versions before the marker sit at the default place.
-  const ours = head.includes(`<meta name="generator" content="${GENERATOR}">`) || (resolve(out) === resolve(dir, "report.html") && head.toLowerCase().startsWith("<!doctype html"));
-  if (!ours) throw new InputError(`--out ${out} exists and is not a ddst report; it is left as it is: choose another --out`);
+  if (link) throw new InputError(`${what} is a symbolic link; it is left as it is: give the report a path of its own`);
+  const head = statSync(out).isFile() ? readHead(out) : Buffer.alloc(0);
+  // Reports of ddst versions before the marks sit at the default place (DIR/report.html, DIR/report-<plot>.png).
+  const atDefault = kind === "html" ? resolve(out) === resolve(dir, "report.html") : resolve(dirname(out)) === resolve(dir) && basename(out).startsWith("report-");
+  const ours =
+    kind === "html"
+      ? head.toString("utf8").includes(`<meta name="generator" content="${GENERATOR}">`) || (atDefault && head.toString("utf8").toLowerCase().startsWith("<!doctype html"))
+      : isMarkedPng(head) || (atDefault && isPng(head));
+  if (!ours) throw new InputError(`${what} exists and is not ${kind === "html" ? "a ddst report" : "a plot of a ddst report"}; it is left as it is: choose another --out`);
+}
+
+/** A file's first 400 bytes, where both marks are. */
+function readHead(file: string): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(400);
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export async function cmdReport(argv: string[]): Promise<number> {

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { cpSync, existsSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -133,6 +133,21 @@ describe.concurrent("tampering", () => {
     expect(link.stderr).toMatch(/link\.html is a symbolic link; it is left as it is/);
     expect(existsSync(join(out, "elsewhere.jsonl"))).toBe(false);
     expect(snapshot(out)).toEqual(before);
+    // --png: a picture of the user's that has a plot's name, or a link there, is left as it is, and so is the page.
+    const pics = join(out, "pics");
+    mkdirSync(pics);
+    const picture = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from("my own picture")]);
+    writeFileSync(join(pics, "mine-loss.png"), picture);
+    const png = await cli(["report", out, "--out", join(pics, "mine.html"), "--png"]);
+    expect(png.exitCode).toBe(2);
+    expect(png.stderr).toMatch(/--png: .*mine-loss\.png exists and is not a plot of a ddst report; it is left as it is/);
+    symlinkSync(join(out, "elsewhere.png"), join(pics, "mine-br.png"));
+    rmSync(join(pics, "mine-loss.png"));
+    expect((await cli(["report", out, "--out", join(pics, "mine.html"), "--png"])).stderr).toMatch(/mine-br\.png is a symbolic link; it is left as it is/);
+    expect(readdirSync(pics)).toEqual(["mine-br.png"]);
+    rmSync(join(pics, "mine-br.png"));
+    for (let i = 0; i < 2; i++) expect((await cli(["report", out, "--out", join(pics, "mine.html"), "--png"])).exitCode).toBe(0); // its own plots, again
+    expect(readdirSync(pics).sort()).toEqual(["mine-br.png", "mine-density.png", "mine-flops.png", "mine-loss.png", "mine.html"]);
     for (let i = 0; i < 2; i++) expect((await cli(["report", out])).exitCode).toBe(0); // its own page, again
     expect((await cli(["report", out, "--out", join(out, "notes2.html")])).exitCode).toBe(0);
     expect((await cli(["report", out, "--out", join(out, "notes2.html")])).exitCode).toBe(0); // a ddst report elsewhere, again

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { markdownTable } from "../../src/report/html.js";
-import { captioned, toSvg } from "../../src/report/render-plots.js";
+import { captioned, toPng, toSvg } from "../../src/report/render-plots.js";
+import { isMarkedPng, isPng, markPng } from "../../src/report/png-mark.js";
+import { crc32 } from "node:zlib";
 import { brPlot, densityPlot, evalPlots, flopsPlot, lossPlot } from "../../src/report/run-plots.js";
 import { tablePlots } from "../../src/report/table-plots.js";
 import type { MetricRecord } from "../../src/run/records.js";
@@ -93,5 +95,20 @@ describe("report plots", () => {
   it("renders table.md as an HTML table", () => {
     const html = markdownTable("Table 1\n\n| method | 10% |\n| --- | --- |\n| adapt-relax | 1.0 <b> |\n");
     expect(html).toBe("<p>Table 1</p>\n<table>\n<tr><th>method</th><th>10%</th></tr>\n<tr><td>adapt-relax</td><td>1.0 &lt;b&gt;</td></tr>\n</table>");
+  });
+});
+
+describe("png marks", () => {
+  it("mark a rendered plot with a valid tEXt chunk that only ddst's PNGs have", async () => {
+    const png = await toPng(await toSvg(lossPlot([{ iter: 10, kind: "loss", d: 1, g: 2 }])!));
+    expect(isPng(png) && !isMarkedPng(png)).toBe(true);
+    const marked = markPng(png);
+    expect(isMarkedPng(marked)).toBe(true);
+    // The chunk: length 20, "tEXt", "Software\0ddst report", and the CRC-32 of type and data (zlib's).
+    const at = 33;
+    expect(marked.readUInt32BE(at)).toBe(20);
+    expect(marked.subarray(at + 4, at + 28).toString("latin1")).toBe("tEXtSoftware\0ddst report");
+    expect(marked.readUInt32BE(at + 28)).toBe(crc32(marked.subarray(at + 4, at + 28)));
+    expect(Buffer.concat([marked.subarray(0, at), marked.subarray(at + 32)]).equals(png)).toBe(true);
   });
 });

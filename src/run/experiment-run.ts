@@ -193,6 +193,15 @@ export class ExperimentRun {
               `with no active weight, so this run cannot continue past it (its last checkpoint is from before): start a new run with ` +
               `${c.name === "balance-rule" ? "a higher discriminator.controller.floor" : "a controller whose targets stay above what rounds to no weight"}`,
           );
+        // One emptied layer may be harmless (a residual branch), but under spectral norm it divides by zero and the
+        // run diverges a segment later: say where it began.
+        const before = this.stats_?.[action.net].layers ?? [];
+        const emptied = net.layers.filter((l) => l.active === 0 && before.find((b) => b.name === l.name)?.active !== 0);
+        if (emptied.length)
+          this.opts.onNotice?.(
+            `iteration ${t}: controller '${c.name}' left ${emptied.length === 1 ? "layer" : "layers"} ${emptied.map((l) => l.name).join(", ")} of the ` +
+              `${action.net} with no active weight (global criteria can empty a small layer): only its bias passes through, and under spectral norm training diverges`,
+          );
         if (applied.record) records.push(applied.record);
         this.stats_ = applied.stats;
         changed = true;

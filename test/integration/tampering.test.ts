@@ -84,6 +84,13 @@ describe.concurrent("tampering", () => {
     expect(ls.stdout).toMatch(/relabelled +run +adapt-relax +0\.2 +100\/300 +interrupted; config\.json edited since its checkpoint/);
   });
 
+  it("a decision that empties some of D's layers (not all) is named as it happens", async () => {
+    const out = join(tempDir(), "emptied");
+    const r = await cli(["run", file, "--out", out, "--until", "70", "--set", 'discriminator.controller={"every":60,"window":50,"floor":0.003,"lower":0.98,"upper":0.99,"step":0.5}']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/ddst: iteration 60: controller 'balance-rule' left layers net\.2, net\.4 of the discriminator with no active weight/);
+  });
+
   it("a controller floor so low that D is left without a weight stops the run at that decision", async () => {
     const out = join(tempDir(), "floor");
     const r = await cli(["run", file, "--out", out, "--set", 'discriminator.controller={"every":60,"window":50,"floor":1e-6,"lower":0.98,"upper":0.99,"step":0.5}']);

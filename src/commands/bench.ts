@@ -130,7 +130,7 @@ function printPaper(p: Awaited<ReturnType<typeof paperBench>>): void {
 
 function printMasking(b: Masking): void {
   const s = (x: unknown) => `${Number(x).toFixed(3)} s`;
-  console.log(`${b.model} batch ${b.batch}, ${b.device}, torch ${b.torch}, ${b.threads} threads, median of ${b.iters} after a warm-up`);
+  console.log(`${b.model} batch ${b.batch}, ${b.device}, torch ${b.torch}, ${b.threads} thread${b.threads === 1 ? "" : "s"}, median of ${b.iters} after a warm-up`);
   console.log(`  dense training iteration          ${s(b.denseIterS)}`);
   console.log(`  masked iteration (density ${b.density})     ${s(b.maskedIterS)}   ${Number(b.maskedOverDense).toFixed(3)}x dense   (target <= 1.10x)`);
   console.log(`  global prune-and-grow of G         ${s(b.dstStepS)}   ${Number(b.dstOverMaskedIter).toFixed(3)}x an iteration (target <= 3x)`);

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { GENERATOR, imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
@@ -29,7 +29,7 @@ async function plotSections(plots: Plot[], png: string | null, dir: string): Pro
     sections.push({ title: plot.title, html: svg });
     if (png) {
       // A PNG leaves the page behind: it carries the page's caption (what is shown, what was left out) itself.
-      writeFileSync(file(plot), markPng(await toPng(await toSvg(captioned(plot)))));
+      writeWhole(file(plot), markPng(await toPng(await toSvg(captioned(plot)))));
       written.push(file(plot));
     }
   }
@@ -88,13 +88,36 @@ function checkReplaceable(out: string, dir: string, kind: "html" | "png" = "html
   }
   if (link) throw new InputError(`${what} is a symbolic link; it is left as it is: give the report a path of its own`);
   const head = statSync(out).isFile() ? readHead(out) : Buffer.alloc(0);
-  // Reports of ddst versions before the marks sit at the default place (DIR/report.html, DIR/report-<plot>.png).
-  const atDefault = kind === "html" ? resolve(out) === resolve(dir, "report.html") : resolve(dirname(out)) === resolve(dir) && basename(out).startsWith("report-");
-  const ours =
-    kind === "html"
-      ? head.toString("utf8").includes(`<meta name="generator" content="${GENERATOR}">`) || (atDefault && head.toString("utf8").toLowerCase().startsWith("<!doctype html"))
-      : isMarkedPng(head) || (atDefault && isPng(head));
+  const ours = kind === "html" ? isOurPage(out, dir, head) : isMarkedPng(head) || isOlderPlot(out, dir, head);
   if (!ours) throw new InputError(`${what} exists and is not ${kind === "html" ? "a ddst report" : "a plot of a ddst report"}; it is left as it is: choose another --out`);
+}
+
+/** A ddst report's page; those of versions before the mark sit at the default place. */
+function isOurPage(out: string, dir: string, head: Buffer): boolean {
+  const text = head.toString("utf8");
+  return text.includes(`<meta name="generator" content="${GENERATOR}">`) || (resolve(out) === resolve(dir, "report.html") && text.toLowerCase().startsWith("<!doctype html"));
+}
+
+/** A plot written by a ddst version before the PNG mark: at the default place, beside the ddst report written
+ * with it, and not newer than that report (the plots are written first). A picture of the user's put there later
+ * is newer. */
+function isOlderPlot(out: string, dir: string, head: Buffer): boolean {
+  const page = join(dir, "report.html");
+  if (resolve(dirname(out)) !== resolve(dir) || !basename(out).startsWith("report-") || !isPng(head) || !existsSync(page)) return false;
+  return isOurPage(page, dir, readHead(page)) && statSync(out).mtimeMs <= statSync(page).mtimeMs;
+}
+
+/** A file written whole or not at all: a full disk or a read-only directory leaves no half a file that a later
+ * report would refuse as not its own, and the error names the file. */
+function writeWhole(file: string, data: string | Buffer): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new InputError(`cannot write ${file}: ${(e as Error).message}; choose another --out`);
+  }
 }
 
 /** A file's first 400 bytes, where both marks are. */
@@ -120,12 +143,7 @@ export async function cmdReport(argv: string[]): Promise<number> {
   checkReplaceable(out, dir);
   const isTable = existsSync(join(dir, "table-spec.json"));
   const { html, written } = isTable ? await tableReport(dir, png) : await runReport(dir, png);
-  try {
-    writeFileSync(out, html);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new InputError(`cannot write the report to ${out}: ${err.message}; choose another --out`);
-  }
+  writeWhole(out, html);
   console.log(`report: ${out}${written.length ? `\nplots as PNG: ${written.join(", ")}` : ""}`);
   return 0;
 }

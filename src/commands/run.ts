@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { loadExperiment } from "../config/load.js";
+import { preflight } from "../run/preflight.js";
 import type { Summary } from "../run/records.js";
 import { RunDir } from "../run/run-dir.js";
 import { resumeRun, RunAborted, runExperiment, type RunOptions } from "../run/run-experiment.js";
@@ -40,6 +41,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
   if (seed !== undefined) sets.push(`seed=${seed}`);
   if (values.device !== undefined) sets.push(`device=${JSON.stringify(values.device)}`);
   const exp = await loadExperiment(positionals[0]!, sets);
+  preflight(exp, positionals[0]!); // runExperiment checks again, naming the experiment; this names the file
   const out = values.out ?? `runs/${exp.name}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
   RunDir.checkFree(out);
   console.log(`ddst: ${exp.method} (d_G ${exp.density}) on ${exp.data.name} with ${exp.model.name}, ${exp.iterations} iterations -> ${out}`);
@@ -69,7 +71,7 @@ async function drive(out: string, total: number, start: (opts: RunOptions) => Pr
       },
       onWorker: (w) => {
         worker = w;
-        console.log(`worker: pid ${w.pid}, python ${w.hello.python}, torch ${w.hello.torch}, ${w.hello.device}, ${w.hello.threads} threads`);
+        console.log(`worker: pid ${w.pid}, python ${w.hello.python}, torch ${w.hello.torch}, ${w.hello.device}, ${w.hello.threads} thread${w.hello.threads === 1 ? "" : "s"}`);
       },
     });
     printer.done();

@@ -2,13 +2,13 @@ import { execa } from "execa";
 import { copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { liveHolder } from "../run/dir-lock.js";
-import { runStatus } from "../run/run-status.js";
+import { runStatus, type RunStatus } from "../run/run-status.js";
 import { cellStatus, statusText, type CellStatus } from "../slurm/cell-status.js";
 import { SlurmOptions } from "../slurm/options.js";
 import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
 import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-script.js";
 import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
-import { preflightCells, type TablePlan } from "../table/cells.js";
+import { preflightCells, type Cell, type TablePlan } from "../table/cells.js";
 import { configConflicts, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
 import { isSettled } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
@@ -135,8 +135,15 @@ export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmComma
   return plan.cells.map((cell) => {
     const task = where.get(cell.id) ?? null;
     const log = task ? join(slurmDir(plan.out), "logs", `${task}.out`) : null;
-    return cellStatus(cell.id, runStatus(cell.dir), task, queue.get(task ?? ""), accounted?.get(task ?? ""), log);
+    return cellStatus(cell.id, extended(runStatus(cell.dir), cell, plan.extend), task, queue.get(task ?? ""), accounted?.get(task ?? ""), log);
   });
+}
+
+/** With --extend, a cell that finished its own count short of the table's is not done: it is continued. */
+function extended(run: RunStatus | null, cell: Cell, extend: boolean): RunStatus | null {
+  const planned = cell.experiment.iterations;
+  if (!extend || run?.kind !== "finished" || run.summary?.stopped || run.iter >= planned) return run;
+  return { ...run, kind: "interrupted", planned };
 }
 
 export async function printStatus(plan: TablePlan): Promise<number> {

@@ -86,7 +86,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
       const found = await findPython();
       const { cuda } = await probePython(found.path, found.source, true);
       // Every cell would fail the same way, one worker start at a time.
-      if (wantsCuda && !cuda) throw new UsageError(`devices ${devices.join(",")}${values.devices ? "" : " (the experiments' device)"}: the torch of ${found.path} sees no GPU on this machine; use --devices cpu`);
+      if (wantsCuda && !cuda) throw new InputError(`devices ${devices.join(",")}${values.devices ? "" : " (the experiments' device)"}: the torch of ${found.path} sees no GPU on this machine; use --devices cpu`);
       if (devices.includes("auto")) {
         devices = resolveAuto(devices, cuda === true);
         console.log(`devices auto: ${devices.join(",")} (torch ${cuda ? "sees a GPU" : "sees no GPU"})`);
@@ -130,7 +130,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
       console.error(`${count(outcome.diverged.length, "cell")} diverged (table.md counts them; they are in no statistic):\n${outcome.diverged.map((f) => `  - ${f.id}: ${f.error.split(". ")[0]}`).join("\n")}`);
       console.error(
         "the table does not train them again: the same settings diverge again. Try other settings in a table of its own (another --out), " +
-          `or remove a cell's directory (${out}/cells/ID) to train it once more`,
+          `or remove a cell's directory (${out}/cells/ID) to train it once more (a new data.path, say to data scaled anew, is no other setting to the table)`,
       );
     }
     if (outcome.failed.length) {

@@ -25,14 +25,17 @@ export const PATH_FIELDS = ["data.path", "eval.inception"] as const;
 export const changesText = (changes: readonly string[]) =>
   `${changes.slice(0, 4).join("; ")}${changes.length > 4 ? `; and ${changes.length - 4} more` : ""}`;
 
-/** How often a run writes its loss records and evaluates its generator: neither touches what is trained (the
- * loss sums carry over to the next record; an evaluation draws from random streams of its own). */
-export const CADENCE_FIELDS = ["log.every", "eval.every"] as const;
+/** How often a run writes its loss records and evaluates its generator. Neither touches what the built-in rules
+ * train (the loss sums carry over to the next record; an evaluation draws from random streams of its own), but an
+ * experiment's own controllers may be called at evaluations and see the latest loss record and the evaluations:
+ * there they decide what is trained. */
+const CADENCE_FIELDS = ["log.every", "eval.every"] as const;
+export const cadenceFields = (exp: Experiment): readonly string[] => (exp.controllers?.length ? [] : CADENCE_FIELDS);
 
 /** What a resume lets config.json change: the run's length (--iterations writes it), how the run is supervised
- * and checkpointed, how often it logs and evaluates, where its files are (a run moved to another machine; its
- * controllers' modules too) and its name; everything else decides what is trained. */
-const EDITABLE_ON_RESUME = new Set<string>(["iterations", "name", ...SUPERVISION_FIELDS, ...CADENCE_FIELDS, ...PATH_FIELDS]);
+ * and checkpointed, how often it logs and evaluates (without controllers of its own), where its files are (a run
+ * moved to another machine; its controllers' modules too) and its name; everything else decides what is trained. */
+const editableOnResume = (trained: Experiment) => new Set<string>(["iterations", "name", ...SUPERVISION_FIELDS, ...cadenceFields(trained), ...PATH_FIELDS]);
 
 /** The config a checkpoint was written under (checkpoint.json's `config`), read through today's schema: one
  * written by a resume of an older run holds the defaults its config.json leaves out, and a field a newer ddst adds
@@ -45,7 +48,7 @@ export function trainedConfig(pointerConfig: unknown): Experiment | null {
 
 /** The changes of `config` (a run's config.json, parsed) since `trained` (trainedConfig of its newest checkpoint). */
 export function editsSinceCheckpoint(config: Experiment, trained: Experiment | null): string[] {
-  return trained ? configChanges(comparable(trained), comparable(config), EDITABLE_ON_RESUME) : [];
+  return trained ? configChanges(comparable(trained), comparable(config), editableOnResume(trained)) : [];
 }
 
 /** JSON as stored, with the controllers' module paths left out (they move with the run, like the data). */

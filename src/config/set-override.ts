@@ -52,6 +52,11 @@ export function setPath(input: Record<string, unknown>, path: readonly string[],
   let node: Record<string, unknown> = out;
   for (const [i, key] of path.slice(0, -1).entries()) {
     const next = node[key];
+    // train.betas.0 where the file leaves betas to its default: the default list is not known here.
+    if ((next === undefined || next === null) && /^\d+$/.test(path[i + 1]!))
+      throw new SetOverrideError(
+        `${path.join(".")}: '${path.slice(0, i + 1).join(".")}' is not in the experiment, so it holds its default; set the whole list: --set '${path.slice(0, i + 1).join(".")}=[...]'`,
+      );
     if (next === undefined || next === null) node[key] = {};
     else if (typeof next !== "object")
       throw new SetOverrideError(`${path.join(".")}: '${path.slice(0, i + 1).join(".")}' is not an object`);

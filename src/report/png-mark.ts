@@ -35,5 +35,6 @@ export function markPng(png: Buffer): Buffer {
   return Buffer.concat([png.subarray(0, afterHeader), chunk("tEXt", TEXT), png.subarray(afterHeader)]);
 }
 
-/** Whether `head` (a file's first bytes) is a PNG that a ddst report wrote. */
-export const isMarkedPng = (head: Buffer): boolean => isPng(head) && head.subarray(0, 200).includes(Buffer.concat([Buffer.from("tEXt", "latin1"), TEXT]));
+/** Whether `head` (a file's first bytes) is a PNG that a ddst report wrote: the whole chunk, length included, so
+ * that a picture whose text says more ("ddst report, edited") is not taken for one. */
+export const isMarkedPng = (head: Buffer): boolean => isPng(head) && head.subarray(0, 200).includes(chunk("tEXt", TEXT));

@@ -106,7 +106,7 @@ export class ExperimentRun {
         } catch (e) {
           if (!isWorkerFailure(e) || this.opts.signal?.aborted) throw e;
           if (this.state.restarts >= this.exp.supervision.maxRestarts)
-            throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1} times; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
+            throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1 === 1 ? "once" : `${this.state.restarts + 1} times`}; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
           await this.restart(e as Error);
         }
       }

@@ -10,10 +10,14 @@ export function preflight(exp: Experiment, source: string): void {
   const { paths, issues } = experimentPaths(exp);
   for (const { field, path, kind } of paths) {
     const problem = unreadable(path, kind);
-    if (problem) issues.push({ path: field, message: `${path}: ${problem}` });
+    if (problem) issues.push({ path: field, message: `${path}: ${problem}${field === "eval.inception" ? INCEPTION_HELP : ""}` });
   }
   if (issues.length) throw new ConfigError(source, issues);
 }
+
+/** Nothing is downloaded at run time: where the weights come from. */
+const INCEPTION_HELP =
+  " (the FID InceptionV3 weights: download pt_inception-2015-12-05-6726825d.pth from the pytorch-fid GitHub releases, tag fid_weights, on a machine with internet)";
 
 function unreadable(path: string, kind: "file" | "directory or file"): string | null {
   try {

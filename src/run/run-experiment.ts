@@ -82,7 +82,8 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     if (edited.length)
       throw new RunDirError(
         `${dir.path}/config.json was edited after the checkpoint of iteration ${done} (${changesText(edited)}): a run continues with ` +
-          "the settings it was trained with (only iterations, supervision, checkpoint, log.every, eval.every and the paths of files and modules may change). Restore " +
+          "the settings it was trained with (only iterations, name, supervision, checkpoint, the paths of files and modules, and without controllers of " +
+          "its own log.every and eval.every may change). Restore " +
           "them, or start a run with the new settings in another directory",
       );
     const target = opts.iterations ?? exp.iterations;

@@ -22,6 +22,20 @@ const oneLine = (what: string) => z.string().min(1).regex(/^[^\n\r]*$/, `${what}
 /** Slurm names (partitions, accounts): no spaces or anything a #SBATCH line would read differently. */
 const slurmName = (what: string) => z.string().regex(/^[\w.,:+-]+$/, `${what} must be a Slurm name (letters, digits and . , : + - _)`);
 
+/** sbatch options the script sets itself and depends on (a second one would win or conflict), each with what
+ * to do instead. */
+const own = (long: string[], short = "") => new RegExp(`^(?:${long.map((l) => `--${l}`).join("|")}${short ? `|-[${short}]` : ""})(?:[= ]|$)` + (short ? `|^-[${short}]\\S` : ""));
+const OWN_OPTIONS: [RegExp, string][] = [
+  [own(["array"], "a"), "ddst writes the array from the cells to submit"],
+  [own(["signal"]), "ddst signals the task before --time runs out, to checkpoint and requeue it"],
+  [own(["output", "error", "open-mode"], "oe"), "ddst writes each task's log to DIR/slurm/logs, where --status finds it"],
+  [own(["requeue", "no-requeue"]), "ddst requeues its tasks to resume their cells"],
+  [own(["ntasks"], "n"), "a task is one ddst process"],
+  [own(["partition"], "p"), "use --partition"],
+  [own(["account"], "A"), "use --account"],
+  [own(["time"], "t"), "use --time (ddst times its checkpoint before it)"],
+];
+
 export const SlurmOptions = z.strictObject({
   partition: slurmName("--partition").optional(),
   account: slurmName("--account").optional(),
@@ -34,7 +48,14 @@ export const SlurmOptions = z.strictObject({
   }),
   /** Cells that share one array task and its GPU (or its CPUs when gpusPerCell is 0). */
   cellsPerGpu: z.number().int().min(1, "--cells-per-gpu must be at least 1").max(64, "--cells-per-gpu above 64 is surely a mistake"),
-  sbatchArgs: z.array(oneLine("--sbatch-arg").regex(/^-/, "--sbatch-arg takes an sbatch option such as --mem=32G")),
+  sbatchArgs: z.array(
+    oneLine("--sbatch-arg")
+      .regex(/^-/, "--sbatch-arg takes an sbatch option such as --mem=32G")
+      .superRefine((arg, ctx) => {
+        const own = OWN_OPTIONS.find(([re]) => re.test(arg));
+        if (own) ctx.addIssue({ code: "custom", message: `--sbatch-arg ${arg}: ddst sets this option itself (${own[1]})` });
+      }),
+  ),
 });
 export type SlurmOptions = z.infer<typeof SlurmOptions>;
 

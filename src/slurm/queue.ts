@@ -1,3 +1,4 @@
+import { InputError } from "../input-error.js";
 import { execa } from "execa";
 
 /** What Slurm says about array tasks: squeue for those still queued or running, sacct (where the cluster keeps
@@ -10,7 +11,9 @@ export interface TaskInQueue {
   reason: string;
 }
 
-export class SlurmCommandError extends Error {}
+/** Slurm's commands are missing or refuse (no controller, an unknown partition): the environment's or the
+ * flags' fault, exit 2 like any other. */
+export class SlurmCommandError extends InputError {}
 
 /** Parses `squeue -h -r -o "%F_%K|%T|%R"` output: "123_4|PENDING|(Priority)". */
 export function parseSqueue(text: string): Map<string, TaskInQueue> {

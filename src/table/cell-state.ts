@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
-import { changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
+import { cadenceFields, changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import { FailedRecord } from "../run/run-status.js";
 import { issueText, RunDir } from "../run/run-dir.js";
@@ -93,11 +93,24 @@ function readJsonOrNull(file: string): unknown {
  * often it is checkpointed (resume is bitwise). A cell keeps the ones it started with. */
 export const HOW_IT_RUNS = new Set<string>(["device", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
 
+/** The table's settings an interrupted cell takes up when it resumes: where the files are (a table moved to
+ * another machine) and, where they change nothing trained, how often it logs and evaluates. */
+const adopted = (exp: Experiment) => [...PATH_FIELDS, ...cadenceFields(exp)];
+
+/** The iteration at which a settled cell's training ended before its planned count (diverged, or stopped by a
+ * controller); null for any other. A raised count changes nothing about such a cell. */
+function endedEarlyAt(state: CellState | undefined): number | null {
+  if (state?.kind === "diverged") return state.at;
+  if (state?.kind === "finished" && state.summary.stopped) return state.summary.stopped.iter;
+  return null;
+}
+
 /** Throws when an existing cell was configured differently from the plan. The stored config is read through
  * today's schema first, so a field a newer ddst adds with a default does not make every old cell "changed".
- * With `extend`, a cell planned for fewer iterations than the table now asks for is no conflict: it continues to
- * the new count, as `ddst run --resume --iterations` would (its schedules then end there from its checkpoint on). */
-export function checkCellConfig(cell: Cell, extend = false): void {
+ * With `extend`, a cell planned for another number of iterations than the table now asks for is no conflict if
+ * it is not past it: it continues from its checkpoint to the table's count, as `ddst run --resume --iterations`
+ * would (its schedules then end there from its checkpoint on). `state`: the cell's, as cellState read it. */
+export function checkCellConfig(cell: Cell, extend = false, state?: CellState): void {
   const file = join(cell.dir, "config.json");
   if (!existsSync(file)) return;
   const stored = Experiment.safeParse(readJson(file, cell.id, cell.dir));
@@ -106,33 +119,37 @@ export function checkCellConfig(cell: Cell, extend = false): void {
   const pointer = existsSync(join(cell.dir, "checkpoint.json")) ? CheckpointPointer.safeParse(readJson(join(cell.dir, "checkpoint.json"), cell.id, cell.dir)) : null;
   const edited = editsSinceCheckpoint(stored.data, pointer?.success ? trainedConfig(pointer.data.config) : null);
   if (edited.length) throw new CellStateError(cell.id, `${file} was edited after its checkpoint (${changesText(edited)}). Restore it, or remove ${cell.dir} to train the cell anew.`, "config");
-  const changes = configChanges(comparable(stored.data), comparable(cell.experiment), HOW_IT_RUNS);
-  const longer = stored.data.iterations < cell.experiment.iterations;
-  const others = longer ? changes.filter((c) => !c.startsWith("iterations: ")) : changes;
-  if (extend ? others.length : changes.length)
-    throw new CellStateError(
-      cell.id,
-      `${cell.dir} was trained with another configuration than the table now asks for (${changesText(changes)}). ` +
-        "Restore the table file, or write this table to another --out" +
-        (longer && !others.length
-          ? `; or add --extend to continue the cell to ${cell.experiment.iterations} iterations (its schedules, planned over ` +
-            `${stored.data.iterations}, then end at ${cell.experiment.iterations} from its checkpoint on: not what a cell trained for ` +
-            `${cell.experiment.iterations} from the start would do)`
-          : "") +
-        ".",
-      "config",
-    );
+  const changes = configChanges(comparable(stored.data), comparable(cell.experiment), new Set([...HOW_IT_RUNS, ...adopted(stored.data)]));
+  const others = changes.filter((c) => !c.startsWith("iterations: "));
+  const planned = cell.experiment.iterations;
+  // A cell goes on to the table's count from where it is, never back.
+  const at = pointer?.success ? pointer.data.iter : 0;
+  const early = endedEarlyAt(state);
+  const countOk = at <= planned && (early !== null ? early <= planned : extend);
+  if (countOk ? others.length === 0 : changes.length === 0) return;
+  const hint =
+    others.length === 0 && at <= planned && early === null
+      ? `; or add --extend to continue the cell from its checkpoint (iteration ${at}) to ${planned} iterations (its schedules, planned over ` +
+        `${stored.data.iterations}, then end at ${planned} from there on: not what a cell trained for ${planned} from the start would do)`
+      : "";
+  throw new CellStateError(
+    cell.id,
+    `${cell.dir} was trained with another configuration than the table now asks for (${changesText(changes)}). ` +
+      `Restore the table file, or write this table to another --out${hint}.`,
+    "config",
+  );
 }
 
-/** A table moved to another machine (or its data moved) names its files anew: an interrupted cell resumes with
- * the plan's paths, which a resume lets change, not the ones its config.json was written with. */
-export function adoptPlannedPaths(cell: Cell): void {
+/** A table moved to another machine (or its data moved) names its files anew, and a table file may change how
+ * often its cells log and evaluate: an interrupted cell resumes with the plan's (a resume lets them change), not
+ * the ones its config.json was written with. */
+export function adoptPlannedSettings(cell: Cell): void {
   const file = join(cell.dir, "config.json");
   const stored = readJson(file, cell.id, cell.dir);
   if (!isJsonObject(stored)) return; // checkCellConfig has refused it
   const planned = JSON.parse(JSON.stringify(cell.experiment)) as Record<string, unknown>;
   const next = structuredClone(stored);
-  for (const field of PATH_FIELDS) {
+  for (const field of adopted(cell.experiment)) {
     const [block, key] = field.split(".") as [string, string];
     const from = planned[block];
     const to = next[block];

@@ -36,8 +36,8 @@ export function tableMarkdown(t: TableResult): string {
   const diverged = t.entries.filter((e) => e.diverged.length > 0);
   if (diverged.length)
     parts.push(
-      `Training diverged (went to NaN or infinity) in ${diverged.map((e) => `${e.method} at d_G ${e.density} (seed ${e.diverged.join(", ")})`).join("; ")}. ` +
-        'Those seeds are in no statistic below; "d diverged" counts them.',
+      `Training diverged (went to NaN or infinity) in ${diverged.map((e) => `${e.method} at d_G ${e.density} (seed${e.diverged.length > 1 ? "s" : ""} ${e.diverged.join(", ")})`).join("; ")}. ` +
+        `${diverged.length === 1 && diverged[0]!.diverged.length === 1 ? "That seed is" : "Those seeds are"} in no statistic below; "d diverged" counts them.`,
       "",
     );
   if (metric) {

@@ -5,7 +5,7 @@ import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
 import { finalMetric } from "../run/run-status.js";
-import { adoptPlannedPaths, cellState, CellStateError, checkCellConfig, isSettled, type CellState } from "./cell-state.js";
+import { adoptPlannedSettings, cellState, CellStateError, checkCellConfig, isSettled, type CellState } from "./cell-state.js";
 import { DivergedError } from "../run/divergence.js";
 import type { Cell, TablePlan } from "./cells.js";
 import type { Slot } from "./devices.js";
@@ -58,7 +58,7 @@ export function inspectCells(plan: TablePlan, only?: ReadonlySet<string>): Map<s
     const mine = !only || only.has(cell.id);
     try {
       const state = cellState(cell);
-      if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell, plan.extend);
+      if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell, plan.extend, state);
       if (mine) states.set(cell.id, state);
     } catch (e) {
       if (!(e instanceof CellStateError)) throw e;
@@ -75,9 +75,9 @@ export function configConflicts(plan: TablePlan): string[] {
   return plan.cells.flatMap((cell) => conflictOf(cell, plan.extend) ?? []);
 }
 
-function conflictOf(cell: Cell, extend: boolean): string | null {
+function conflictOf(cell: Cell, extend: boolean, state?: CellState): string | null {
   try {
-    checkCellConfig(cell, extend);
+    checkCellConfig(cell, extend, state ?? cellState(cell));
     return null;
   } catch (e) {
     if (e instanceof CellStateError && e.kind === "config") return e.message;
@@ -162,7 +162,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
       onNotice: (message: string) => progress.note(`${cell.id}: ${message}`),
     };
     try {
-      if (state.kind === "interrupted") adoptPlannedPaths(cell);
+      if (state.kind === "interrupted") adoptPlannedSettings(cell);
       // To the table's length: a cell of a table extended with --extend continues past the end it was planned for.
       const summary = state.kind === "interrupted" ? await resumeRun({ ...runOpts, iterations: cell.experiment.iterations }) : await runExperiment(cell.experiment, runOpts);
       progress.finish(cell.id, describe(summary));
@@ -216,7 +216,7 @@ export function settledCells(plan: TablePlan): SettledCell[] {
   const out: SettledCell[] = [];
   for (const cell of plan.cells) {
     const s = cellState(cell);
-    if (!isSettled(s) || conflictOf(cell, plan.extend) !== null) continue;
+    if (!isSettled(s) || conflictOf(cell, plan.extend, s) !== null) continue;
     const key = { method: cell.method, density: cell.density, seed: cell.seed };
     if (s.kind === "finished") out.push({ ...key, summary: s.summary });
     if (s.kind === "diverged") out.push({ ...key, divergedAt: s.at });

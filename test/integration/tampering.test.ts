@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -156,6 +156,13 @@ describe.concurrent("tampering", () => {
     for (let i = 0; i < 2; i++) expect((await cli(["report", out, "--out", join(pics, "mine.html"), "--png"])).exitCode).toBe(0); // its own plots, again
     expect(readdirSync(pics).sort()).toEqual(["mine-br.png", "mine-density.png", "mine-flops.png", "mine-loss.png", "mine.html"]);
     for (let i = 0; i < 2; i++) expect((await cli(["report", out])).exitCode).toBe(0); // its own page, again
+    // Beside the run's own page, an unmarked PNG is a plot of an older ddst only if it is not newer than that page.
+    const page = statSync(join(out, "report.html")).mtime;
+    writeFileSync(join(out, "report-loss.png"), picture);
+    utimesSync(join(out, "report-loss.png"), page, new Date(page.getTime() + 5000));
+    expect((await cli(["report", out, "--png"])).stderr).toMatch(/report-loss\.png exists and is not a plot of a ddst report/);
+    utimesSync(join(out, "report-loss.png"), page, new Date(page.getTime() - 5000));
+    expect((await cli(["report", out, "--png"])).exitCode).toBe(0);
     expect((await cli(["report", out, "--out", join(out, "notes2.html")])).exitCode).toBe(0);
     expect((await cli(["report", out, "--out", join(out, "notes2.html")])).exitCode).toBe(0); // a ddst report elsewhere, again
   });

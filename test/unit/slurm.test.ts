@@ -53,6 +53,10 @@ describe("Slurm time limits and options", () => {
     expect(issues({ partition: "gpu\n#SBATCH --exclusive" })).toEqual([expect.stringMatching(/--partition must be a Slurm name/)]);
     expect(issues({ account: "my lab" })).toEqual([expect.stringMatching(/--account must be a Slurm name/)]);
     expect(issues({ sbatchArgs: ["mem=4G"] })).toEqual([expect.stringMatching(/--sbatch-arg takes an sbatch option/)]);
+    // What the script sets itself and relies on (its signal, array, logs, requeue) cannot be given twice.
+    expect(issues({ sbatchArgs: ["--signal=USR1@60"] })).toEqual(["--sbatch-arg --signal=USR1@60: ddst sets this option itself (ddst signals the task before --time runs out, to checkpoint and requeue it)"]);
+    expect(issues({ sbatchArgs: ["-o", "--array=0-3", "-t10", "--no-requeue"] })).toHaveLength(4);
+    expect(issues({ sbatchArgs: ["--time-min=10", "--ntasks-per-node=2", "--exclusive", "-N2", "--mem=4G"] })).toEqual([]);
   });
 });
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { Summary } from "../../src/run/records.js";
 import { configuredPrimary } from "../../src/run/evaluation.js";
 import { finalMetric } from "../../src/run/run-status.js";
-import { adoptPlannedPaths, cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
+import { adoptPlannedSettings, cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
 import { configChanges, editsSinceCheckpoint } from "../../src/config/config-changes.js";
 import { checkTableDir, configConflicts, settledCells, inspectCells } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
@@ -15,6 +15,8 @@ import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
 import { stat, tableResult, type SettledCell } from "../../src/table/results.js";
 import { TableSpec } from "../../src/table/spec.js";
 import { toyExperiment, toyInput } from "../toy.js";
+import { tempDir } from "../integration/helpers.js";
+import { tableStatus } from "../../src/commands/table-slurm.js";
 
 const base = toyInput({ iterations: 100, discriminator: { controller: { every: 50, window: 50 } } });
 
@@ -206,6 +208,12 @@ describe("a cell whose training diverged", () => {
     expect(cellState(cell)).toEqual({ kind: "diverged", iter: 50, at: 61, error: failure.error });
     expect(inspectCells(plan).get(cell.id)!.kind).toBe("diverged");
     expect(settledCells(plan)).toEqual([{ method: cell.method, density: cell.density, seed: cell.seed, divergedAt: 61 }]);
+    // It diverged within any count from 61 on: a table raised to more needs nothing of it, with --extend or not;
+    // one that stops before 61 (the cell is at 50) is another table.
+    const longer = (await planTable(TableSpec.parse({ ...spec(), base: { ...base, iterations: 400 } }), join(dir, "t.json"), join(dir, "out"))).cells[0]!;
+    expect(() => checkCellConfig(longer, false, cellState(longer))).not.toThrow();
+    const shorter = (await planTable(TableSpec.parse({ ...spec(), base: { ...base, iterations: 55 } }), join(dir, "t.json"), join(dir, "out"))).cells[0]!;
+    expect(() => checkCellConfig(shorter, true, cellState(shorter))).toThrow(/\(iterations: 100 -> 55\)\. Restore the table file, or write this table to another --out\.$/);
     // A diverged cell of another configuration is a conflict like any other.
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, train: { ...cell.experiment.train, lrD: 0.5 } }));
     expect(settledCells(plan)).toEqual([]);
@@ -213,19 +221,50 @@ describe("a cell whose training diverged", () => {
   });
 });
 
+describe("--extend", () => {
+  it("takes a cell from its checkpoint to the table's count, up or down, never below where it is", async () => {
+    const dir = tempDir();
+    const at = (iterations: number) => planTable(TableSpec.parse({ ...spec(), base: { ...base, iterations } }), join(dir, "t.json"), join(dir, "out")).then((p) => p.cells[0]!);
+    // An extension to 3000 interrupted at 60: config.json says 3000; the table file is set back to 60.
+    const cell = await at(60);
+    mkdirSync(cell.dir, { recursive: true });
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, iterations: 3000 }));
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 60, worker: "checkpoints/iter-000000060.pt", state: runState(60) }));
+    expect(cellState(cell)).toEqual({ kind: "interrupted", iter: 60 });
+    expect(() => checkCellConfig(cell, false)).toThrow(/\(iterations: 3000 -> 60\)\. .*; or add --extend to continue the cell from its checkpoint \(iteration 60\) to 60 iterations/);
+    expect(() => checkCellConfig(cell, true)).not.toThrow();
+    expect(() => checkCellConfig(cell, true)).not.toThrow();
+    const below = await at(50);
+    expect(() => checkCellConfig(below, true)).toThrow(/\(iterations: 3000 -> 50\)\. Restore the table file, or write this table to another --out\.$/);
+  });
+
+  it("shows a finished cell short of the table's count as one to continue, in --status", async () => {
+    const dir = tempDir();
+    const plan = await planTable(TableSpec.parse({ ...spec(), base: { ...base, iterations: 200 } }), join(dir, "t.json"), join(dir, "out"), true);
+    const cell = plan.cells[0]!;
+    mkdirSync(cell.dir, { recursive: true });
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, iterations: 100 }));
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state: runState(100) }));
+    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(summary(cell.method, 1, 0.1, 0.1)));
+    const row = async (p: typeof plan) => (await tableStatus(p)).find((r) => r.id === cell.id)!;
+    expect(await row(plan)).toMatchObject({ state: "stopped", progress: "100/200" });
+    expect(await row({ ...plan, extend: false })).toMatchObject({ state: "done", progress: "100/100" });
+  });
+});
+
 describe("a table moved to another machine", () => {
-  it("lets its cells' data paths change, and resumes them with the new ones", async () => {
+  it("lets its cells' data paths (and how often they log and evaluate) change, and resumes them with the new ones", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
     const moved = TableSpec.parse({ name: "t", base: { ...base, data: { name: "npy", path: "/new/points.npy" } }, methods: ["static-balance"], densities: [0.1], seeds: [0] });
     const cell = (await planTable(moved, join(dir, "t.json"), join(dir, "out"))).cells[0]!;
     mkdirSync(cell.dir, { recursive: true });
-    const before = { ...cell.experiment, data: { name: "npy", path: "/old/points.npy" } };
+    const before = { ...cell.experiment, data: { name: "npy", path: "/old/points.npy" }, log: { ...cell.experiment.log, every: 7 } };
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify(before));
     writeFileSync(join(cell.dir, "checkpoint.json"), "{}"); // an interrupted cell's (its content is not read here)
     expect(() => checkCellConfig(cell)).not.toThrow();
-    adoptPlannedPaths(cell);
+    adoptPlannedSettings(cell);
     const after = JSON.parse(readFileSync(join(cell.dir, "config.json"), "utf8"));
-    expect(after).toEqual(JSON.parse(JSON.stringify({ ...before, data: { name: "npy", path: "/new/points.npy" } })));
+    expect(after).toEqual(JSON.parse(JSON.stringify({ ...before, data: { name: "npy", path: "/new/points.npy" }, log: cell.experiment.log })));
   });
 });
 
@@ -236,6 +275,9 @@ describe("editsSinceCheckpoint", () => {
     expect(edit({ log: { ...trained.log, every: 5 }, eval: { ...trained.eval!, every: 50 } })).toEqual([]);
     expect(edit({ log: { ...trained.log, probeEvery: 3 }, eval: { ...trained.eval!, samples: 100 } })).toEqual(["eval.samples: 500 -> 100", "log.probeEvery: (absent) -> 3"]);
     expect(edit({ eval: null })).toEqual([`eval: ${JSON.stringify(trained.eval)} -> null`]);
+    // An experiment's own controllers may be called at evaluations and see the loss records: there the cadence decides.
+    const steered = { ...trained, controllers: [{ name: "mine", module: "/x/exp.ts" }] };
+    expect(editsSinceCheckpoint({ ...steered, log: { ...trained.log, every: 5 }, eval: { ...trained.eval!, every: 50 } }, steered)).toEqual(["eval.every: 100 -> 50", "log.every: 10 -> 5"]);
   });
 });
 
@@ -310,7 +352,7 @@ describe("results", () => {
     expect(e(0.1)).toMatchObject({ seeds: [0], diverged: [1], metric: { values: [1], mean: 1 }, flops: { values: [0.4] } });
     expect(e(0.3)).toMatchObject({ seeds: [], diverged: [0, 1], metric: { mean: null }, flops: { mean: null } });
     const md = tableMarkdown(t);
-    expect(md).toContain("Training diverged (went to NaN or infinity) in adapt-relax at d_G 0.1 (seed 1); adapt-relax at d_G 0.3 (seed 0, 1).");
+    expect(md).toContain("Training diverged (went to NaN or infinity) in adapt-relax at d_G 0.1 (seed 1); adapt-relax at d_G 0.3 (seeds 0, 1).");
     expect(md).toContain("| adapt-relax | 1.00 (1/2; 1 diverged) | n/a (2 diverged) |");
     expect(md).toContain("| adapt-relax | 40.00% (1/2; 1 diverged) | n/a (2 diverged) |");
     expect(tableCsv(t)).toContain("adapt-relax,0.3,0,2,kl,,,,,,,,,0,2\n");

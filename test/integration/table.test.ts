@@ -174,7 +174,7 @@ describe("ddst table", () => {
     writeFileSync(spec, JSON.stringify({ ...table, base: { ...table.base, iterations: 100 } }));
     const refused = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toMatch(/\(iterations: 60 -> 100\)\. Restore the table file, or write this table to another --out; or add --extend to continue the cell to 100 iterations/);
+    expect(refused.stderr).toMatch(/\(iterations: 60 -> 100\)\. Restore the table file, or write this table to another --out; or add --extend to continue the cell from its checkpoint \(iteration 60\) to 100 iterations/);
     const extended = await execa("node", [CLI, "table", spec, "--out", out, "--extend"], { reject: false });
     expect(extended.exitCode, extended.stderr).toBe(0);
     expect(extended.stdout).toContain("0 finished, 1 to resume, 0 new");

@@ -193,7 +193,10 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
     }),
   );
   progress.close();
-  return { result: writeResults(plan), failed, diverged, interrupted: signal?.aborted === true };
+  // In the table's order, not the order in which cells running side by side ended.
+  const rank = new Map(plan.cells.map((c, i) => [c.id, i]));
+  const inOrder = <T extends { id: string }>(xs: T[]) => xs.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
+  return { result: writeResults(plan), failed: inOrder(failed), diverged: inOrder(diverged), interrupted: signal?.aborted === true };
 }
 
 function startedOn(cell: Cell): string | undefined {

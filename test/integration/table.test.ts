@@ -89,7 +89,8 @@ describe("ddst table", () => {
     expect(r3.stderr).toMatch(/cell static-balance-d0.5-s0: .* another configuration .*iterations: 400 -> 800/);
   });
 
-  it("--plan lists the cells with known FLOPs and a time estimate, training nothing", async () => {
+  // The rest are independent of each other and mostly worker starts: three at a time (vitest's maxConcurrency).
+  it.concurrent("--plan lists the cells with known FLOPs and a time estimate, training nothing", async () => {
     const dir = tempDir();
     const spec = writeSpec(dir);
     const out = join(dir, "table");
@@ -107,7 +108,7 @@ describe("ddst table", () => {
     expect(flopsOnly.stdout).not.toMatch(/timing|estimated/);
   });
 
-  it("refuses a missing data file or an absent GPU before any cell starts, leaving nothing behind", async () => {
+  it.concurrent("refuses a missing data file or an absent GPU before any cell starts, leaving nothing behind", async () => {
     const dir = tempDir();
     const spec = writeSpec(dir);
     const table = JSON.parse(readFileSync(spec, "utf8"));
@@ -129,7 +130,7 @@ describe("ddst table", () => {
     expect(existsSync(join(out, "cells"))).toBe(false);
   });
 
-  it("does not train a diverged cell again: table.md counts it, --status and ls name it", async () => {
+  it.concurrent("does not train a diverged cell again: table.md counts it, --status and ls name it", async () => {
     const dir = tempDir();
     const spec = writeToyTable(dir, { iterations: 100, checkpointEvery: 50, methods: ["static-balance"], seeds: [0, 1] });
     const table = JSON.parse(readFileSync(spec, "utf8"));
@@ -164,7 +165,7 @@ describe("ddst table", () => {
     expect(retried.stdout).toMatch(/^start static-balance-d0\.5-s0/m);
   });
 
-  it("continues finished cells to a raised iteration count only when told to (--extend)", async () => {
+  it.concurrent("continues finished cells to a raised iteration count only when told to (--extend)", async () => {
     const dir = tempDir();
     const spec = writeToyTable(dir, { iterations: 60, checkpointEvery: 20, methods: ["static-balance"], seeds: [0] });
     const out = join(dir, "table");
@@ -193,7 +194,7 @@ describe("ddst table", () => {
     expect(shorter.stderr).toMatch(/\(iterations: 100 -> 80\)\. Restore the table file, or write this table to another --out\./);
   });
 
-  it("rejects a bad table file with exit 2 naming the field", async () => {
+  it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "bad.json");
     writeFileSync(file, JSON.stringify({ name: "t", base: "missing.json", methods: ["dense"], densities: [0.1, 0.1], seeds: [0], paper: { "dense@0.3": 1 } }));
@@ -208,7 +209,7 @@ describe("ddst table", () => {
     expect(missing.stderr).toMatch(/missing\.json[\s\S]*cannot read the file/);
   });
 
-  it("refuses an --out that is not a table directory, before writing anything there", async () => {
+  it.concurrent("refuses an --out that is not a table directory, before writing anything there", async () => {
     const dir = tempDir();
     const spec = writeSpec(dir);
     const notes = join(dir, "notes");

@@ -2,14 +2,14 @@ import { execa } from "execa";
 import { copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { liveHolder } from "../run/dir-lock.js";
-import { runStatus, type RunStatus } from "../run/run-status.js";
+import { runStatus } from "../run/run-status.js";
 import { cellStatus, statusText, type CellStatus } from "../slurm/cell-status.js";
 import { SlurmOptions } from "../slurm/options.js";
 import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
 import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-script.js";
 import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
-import { preflightCells, type Cell, type TablePlan } from "../table/cells.js";
-import { configConflicts, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
+import { preflightCells, type TablePlan } from "../table/cells.js";
+import { configConflicts, extendCells, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
 import { isSettled } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
@@ -75,6 +75,12 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
   // One submission at a time, and none while a local `ddst table` trains this table.
   const unlock = lockTable(plan.out);
   try {
+    // --extend is recorded in the cells themselves, so the array's tasks (and those of earlier arrays still
+    // queued) take them as the table's without the flag. A dry run changes nothing.
+    if (plan.extend && !flags["dry-run"]) {
+      inspectCells(plan);
+      extendCells(plan.cells, (text) => console.log(`  ${text}`));
+    }
     const { jobs, queue, where } = await slurmView(plan);
     const { finished, diverged, inQueue, pending } = pendingCells(plan, where, queue);
     console.log(`  ${finished.length} finished, ${diverged.length ? `${diverged.length} diverged (not submitted again), ` : ""}${inQueue.length} queued or running in Slurm${jobs.length ? ` (job ${jobs.join(", ")})` : ""}, ${pending.length} to submit`);
@@ -97,7 +103,6 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       python: pythonPath((await findPython()).path),
       tasks,
       slurm,
-      extend: plan.extend,
     });
     recordSpec(plan);
     mkdirSync(join(slurmDir(out), "logs"), { recursive: true });
@@ -135,15 +140,8 @@ export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmComma
   return plan.cells.map((cell) => {
     const task = where.get(cell.id) ?? null;
     const log = task ? join(slurmDir(plan.out), "logs", `${task}.out`) : null;
-    return cellStatus(cell.id, extended(runStatus(cell.dir), cell, plan.extend), task, queue.get(task ?? ""), accounted?.get(task ?? ""), log);
+    return cellStatus(cell.id, runStatus(cell.dir), task, queue.get(task ?? ""), accounted?.get(task ?? ""), log);
   });
-}
-
-/** With --extend, a cell that finished its own count short of the table's is not done: it is continued. */
-function extended(run: RunStatus | null, cell: Cell, extend: boolean): RunStatus | null {
-  const planned = cell.experiment.iterations;
-  if (!extend || run?.kind !== "finished" || run.summary?.stopped || run.iter >= planned) return run;
-  return { ...run, kind: "interrupted", planned };
 }
 
 export async function printStatus(plan: TablePlan): Promise<number> {
@@ -168,7 +166,7 @@ export async function refuseLocalTraining(plan: TablePlan): Promise<void> {
     throw e;
   });
   writeResults(plan);
-  const shown = rows ? `\n${statusText(rows.filter((r) => r.state !== "done"))}` : " (Slurm cannot be asked from here)";
+  const shown = rows ? `\n${statusText(rows.filter((r) => r.state !== "done" && r.state !== "diverged"))}` : " (Slurm cannot be asked from here)";
   throw new TableError(
     `${plan.out} was submitted to Slurm and ${unfinished.length} of its ${plan.cells.length} cells are not finished:${shown}\n` +
       `${plan.out}/table.md holds the finished ones. Wait for the array (--status), submit the unfinished cells again with --slurm, ` +

@@ -54,6 +54,8 @@ export async function cmdTable(argv: string[]): Promise<number> {
   // Where and how many cells train here means nothing to a submission or a status.
   const away = values.slurm ? "slurm" : values.status ? "status" : null;
   const local = (["jobs", "devices", "local"] as const).filter((f) => values[f] !== undefined && values[f] !== false);
+  // --status reads the cells as they are; --extend changes their recorded count, which a status does not do.
+  if (values.status && values.extend) throw new UsageError("--extend does not go with --status: run the table (or --slurm) with --extend, then --status shows the cells to continue");
   if (away && local.length) throw new UsageError(`--${local[0]} does not go with --${away}${away === "slurm" ? " (a task trains its cells on its own GPU, or --gpus-per-cell 0 for CPUs)" : ""}`);
   if (!values.slurm) {
     const stray = SLURM_ONLY.filter((f) => values[f] !== undefined && values[f] !== false && !(Array.isArray(values[f]) && values[f].length === 0));

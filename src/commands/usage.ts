@@ -21,7 +21,7 @@ SIGINT, SIGTERM and SIGHUP write a checkpoint and exit 130, 143, 129; exit 2 mea
     usage: `usage:
   ddst table <table.json|.ts> [--out DIR] [--jobs N] [--devices cpu|cuda|cuda:0,cuda:1] [--plan] [--plan-iterations N] [--status-every S] [--extend]
   ddst table <table.json|.ts> --out DIR --slurm [--partition P] [--time T] [--account A] [--gpus-per-cell 0|1]
-             [--cells-per-gpu K] [--sbatch-arg ARG ...] [--dry-run]
+             [--cells-per-gpu K] [--sbatch-arg ARG ...] [--dry-run] [--extend]
   ddst table <table.json|.ts> --out DIR --status
 
   --out DIR            the table directory (default runs/<name>)
@@ -32,7 +32,8 @@ SIGINT, SIGTERM and SIGHUP write a checkpoint and exit 130, 143, 129; exit 2 mea
   --status-every S     seconds between status lines (default 30)
   --cells ID,ID        train only these cells (what a Slurm array task runs)
   --local              train here the cells of a directory that was submitted to Slurm
-  --extend             continue cells planned for fewer iterations to the table's (its iterations were raised)
+  --extend             the table's iterations changed: cells not past the new count continue to it from their
+                       checkpoints (the count is recorded in each cell, so later commands need no flag)
   --slurm              submit the unfinished cells as a Slurm job array (docs/cluster.md)
   --partition, --time, --account   the array's #SBATCH settings
   --gpus-per-cell G    1 (default) or 0 for a CPU partition

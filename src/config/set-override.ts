@@ -55,7 +55,7 @@ export function setPath(input: Record<string, unknown>, path: readonly string[],
     // train.betas.0 where the file leaves betas to its default: the default list is not known here.
     if ((next === undefined || next === null) && /^\d+$/.test(path[i + 1]!))
       throw new SetOverrideError(
-        `${path.join(".")}: '${path.slice(0, i + 1).join(".")}' is not in the experiment, so it holds its default; set the whole list: --set '${path.slice(0, i + 1).join(".")}=[...]'`,
+        `${path.join(".")}: '${path.slice(0, i + 1).join(".")}' is ${next === null ? "null" : "not in the experiment, so it holds its default"}: set the whole list: --set '${path.slice(0, i + 1).join(".")}=[...]'`,
       );
     if (next === undefined || next === null) node[key] = {};
     else if (typeof next !== "object")

@@ -200,7 +200,8 @@ export class ExperimentRun {
         if (emptied.length)
           this.opts.onNotice?.(
             `iteration ${t}: controller '${c.name}' left ${emptied.length === 1 ? "layer" : "layers"} ${emptied.map((l) => l.name).join(", ")} of the ` +
-              `${action.net} with no active weight (global criteria can empty a small layer): only its bias passes through, and under spectral norm training diverges`,
+              `${action.net} with no active weight (global criteria can empty a small layer): only its bias passes through` +
+              (action.net === "discriminator" ? ", and where the layer is spectrally normalized, training diverges" : ""),
           );
         if (applied.record) records.push(applied.record);
         this.stats_ = applied.stats;

@@ -14,6 +14,14 @@ import { CheckpointPointer } from "./run-state.js";
 export const FailedRecord = z.object({ error: z.string(), iter: z.number().int().nullable(), at: z.string(), divergedAt: z.number().int().optional() });
 export type FailedRecord = z.infer<typeof FailedRecord>;
 
+/** The iteration at which the training recorded in failed.json diverged, or undefined when something else stopped
+ * it. Records of ddst versions before `divergedAt` say it only in their message (DivergedError's). */
+export function divergedAt(failure: FailedRecord): number | undefined {
+  if (failure.divergedAt !== undefined) return failure.divergedAt;
+  const m = /^training diverged at iteration (\d+):/.exec(failure.error);
+  return m ? Number(m[1]) : undefined;
+}
+
 export type RunStatus = {
   dir: string;
   /** What was trained: config.json, or, where it was edited after the newest checkpoint, the config that
@@ -60,7 +68,7 @@ export function runStatus(dir: string): RunStatus | null {
   if (isFinishedRun(summary, base.iter, experiment.iterations)) return { ...base, kind: "finished" };
   if (!pointer && existsSync(pointerFile)) return { ...base, kind: "damaged", damage: "checkpoint.json unreadable, so --resume cannot continue it" };
   const failure = read(join(dir, "failed.json"), FailedRecord);
-  if (failure) return { ...base, kind: failure.divergedAt === undefined ? "failed" : "diverged", failure };
+  if (failure) return { ...base, kind: divergedAt(failure) === undefined ? "failed" : "diverged", failure };
   return { ...base, kind: pointer ? "interrupted" : "unstarted" };
 }
 

@@ -23,18 +23,26 @@ const oneLine = (what: string) => z.string().min(1).regex(/^[^\n\r]*$/, `${what}
 const slurmName = (what: string) => z.string().regex(/^[\w.,:+-]+$/, `${what} must be a Slurm name (letters, digits and . , : + - _)`);
 
 /** sbatch options the script sets itself and depends on (a second one would win or conflict), each with what
- * to do instead. */
-const own = (long: string[], short = "") => new RegExp(`^(?:${long.map((l) => `--${l}`).join("|")}${short ? `|-[${short}]` : ""})(?:[= ]|$)` + (short ? `|^-[${short}]\\S` : ""));
-const OWN_OPTIONS: [RegExp, string][] = [
-  [own(["array"], "a"), "ddst writes the array from the cells to submit"],
-  [own(["signal"]), "ddst signals the task before --time runs out, to checkpoint and requeue it"],
-  [own(["output", "error", "open-mode"], "oe"), "ddst writes each task's log to DIR/slurm/logs, where --status finds it"],
-  [own(["requeue", "no-requeue"]), "ddst requeues its tasks to resume their cells"],
-  [own(["ntasks"], "n"), "a task is one ddst process"],
-  [own(["partition"], "p"), "use --partition"],
-  [own(["account"], "A"), "use --account"],
-  [own(["time"], "t"), "use --time (ddst times its checkpoint before it)"],
+ * to do instead: [long names, short letters, why]. */
+const OWN_OPTIONS: [string[], string, string][] = [
+  [["array"], "a", "ddst writes the array from the cells to submit"],
+  [["signal"], "", "ddst signals the task before --time runs out, to checkpoint and requeue it"],
+  [["output", "error", "open-mode"], "oe", "ddst writes each task's log to DIR/slurm/logs, where --status finds it"],
+  [["requeue", "no-requeue"], "", "ddst requeues its tasks to resume their cells"],
+  [["ntasks"], "n", "a task is one ddst process"],
+  [["partition"], "p", "use --partition"],
+  [["account"], "A", "use --account"],
+  [["time"], "t", "use --time (ddst times its checkpoint before it)"],
 ];
+
+/** Why `arg` is one of OWN_OPTIONS, or null. sbatch reads long options as getopt_long does, an unambiguous
+ * prefix included (--sig=...), so a prefix of two letters or more counts. */
+function ownOption(arg: string): string | null {
+  const long = /^--([\w-]+)/.exec(arg)?.[1];
+  const short = /^-(\w)/.exec(arg)?.[1];
+  const hit = OWN_OPTIONS.find(([names, letters]) => (long !== undefined ? long.length >= 2 && names.some((n) => n.startsWith(long)) : short !== undefined && letters.includes(short)));
+  return hit ? hit[2] : null;
+}
 
 export const SlurmOptions = z.strictObject({
   partition: slurmName("--partition").optional(),
@@ -52,8 +60,8 @@ export const SlurmOptions = z.strictObject({
     oneLine("--sbatch-arg")
       .regex(/^-/, "--sbatch-arg takes an sbatch option such as --mem=32G")
       .superRefine((arg, ctx) => {
-        const own = OWN_OPTIONS.find(([re]) => re.test(arg));
-        if (own) ctx.addIssue({ code: "custom", message: `--sbatch-arg ${arg}: ddst sets this option itself (${own[1]})` });
+        const why = ownOption(arg);
+        if (why) ctx.addIssue({ code: "custom", message: `--sbatch-arg ${arg}: ddst sets this option itself (${why})` });
       }),
   ),
 });

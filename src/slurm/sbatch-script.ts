@@ -17,8 +17,6 @@ export interface ArrayJob {
   /** Cell ids per array task. */
   tasks: string[][];
   slurm: SlurmOptions;
-  /** Submitted with --extend: the tasks continue cells planned for fewer iterations. */
-  extend?: boolean;
 }
 
 export class SbatchPathError extends InputError {}
@@ -93,7 +91,7 @@ term_seen=0
 near_limit=0
 trap 'signalled=1; term_seen=1' TERM
 trap 'signalled=1; if [ "$term_seen$near_limit" = 00 ] && [ -n "$pid" ]; then near_limit=1; kill -TERM "$pid" 2>/dev/null; fi' USR1
-"$DDST_NODE" "$DDST_CLI" table "$TABLE_FILE" --out "$TABLE_DIR" --cells "$cells" --devices ${device} --jobs ${perTask}${job.extend ? " --extend" : ""} &
+"$DDST_NODE" "$DDST_CLI" table "$TABLE_FILE" --out "$TABLE_DIR" --cells "$cells" --devices ${device} --jobs ${perTask} &
 pid=$!
 rc=
 while :; do

@@ -4,8 +4,9 @@ import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
 import { cadenceFields, changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
-import { FailedRecord } from "../run/run-status.js";
+import { divergedAt, FailedRecord } from "../run/run-status.js";
 import { issueText, RunDir } from "../run/run-dir.js";
+import { liveHolder } from "../run/dir-lock.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import type { Cell } from "./cells.js";
 
@@ -75,8 +76,8 @@ export function cellState(cell: Cell): CellState {
   if (existsSync(failed)) {
     // Any other failure (a worker crash, a full disk) is retried: failed.json only records the last attempt.
     const failure = FailedRecord.safeParse(readJsonOrNull(failed));
-    if (failure.success && failure.data.divergedAt !== undefined)
-      return { kind: "diverged", iter: pointer.data.iter, at: failure.data.divergedAt, error: failure.data.error };
+    const at = failure.success ? divergedAt(failure.data) : undefined;
+    if (failure.success && at !== undefined) return { kind: "diverged", iter: pointer.data.iter, at, error: failure.data.error };
   }
   return { kind: "interrupted", iter: pointer.data.iter };
 }
@@ -108,8 +109,9 @@ function endedEarlyAt(state: CellState | undefined): number | null {
 /** Throws when an existing cell was configured differently from the plan. The stored config is read through
  * today's schema first, so a field a newer ddst adds with a default does not make every old cell "changed".
  * With `extend`, a cell planned for another number of iterations than the table now asks for is no conflict if
- * it is not past it: it continues from its checkpoint to the table's count, as `ddst run --resume --iterations`
- * would (its schedules then end there from its checkpoint on). `state`: the cell's, as cellState read it. */
+ * it is not past it: recordPlannedCount gives it the table's count, and it continues from its checkpoint to it,
+ * as `ddst run --resume --iterations` would (its schedules then end there from its checkpoint on); one that
+ * diverged or was stopped before that count needs only the count. `state`: the cell's, as cellState read it. */
 export function checkCellConfig(cell: Cell, extend = false, state?: CellState): void {
   const file = join(cell.dir, "config.json");
   if (!existsSync(file)) return;
@@ -125,19 +127,35 @@ export function checkCellConfig(cell: Cell, extend = false, state?: CellState): 
   // A cell goes on to the table's count from where it is, never back.
   const at = pointer?.success ? pointer.data.iter : 0;
   const early = endedEarlyAt(state);
-  const countOk = at <= planned && (early !== null ? early <= planned : extend);
-  if (countOk ? others.length === 0 : changes.length === 0) return;
-  const hint =
-    others.length === 0 && at <= planned && early === null
-      ? `; or add --extend to continue the cell from its checkpoint (iteration ${at}) to ${planned} iterations (its schedules, planned over ` +
-        `${stored.data.iterations}, then end at ${planned} from there on: not what a cell trained for ${planned} from the start would do)`
-      : "";
+  const reachable = at <= planned && (early === null || early <= planned);
+  if (extend && reachable ? others.length === 0 : changes.length === 0) return;
+  let hint = "";
+  if (others.length === 0 && reachable)
+    hint =
+      early === null
+        ? `; or add --extend to continue the cell from its checkpoint (iteration ${at}) to ${planned} iterations (its schedules, planned over ` +
+          `${stored.data.iterations}, then end at ${planned} from there on: not what a cell trained for ${planned} from the start would do)`
+        : `; or add --extend to give the table ${planned} iterations (this cell ended at iteration ${early}, ${state?.kind === "diverged" ? "diverged" : "stopped by a controller"}: it needs no training, only the new count)`;
+  else if (others.length === 0) hint = `; it is past ${planned} iterations (at ${Math.max(at, early ?? 0)}): remove ${cell.dir} to train it anew`;
   throw new CellStateError(
     cell.id,
     `${cell.dir} was trained with another configuration than the table now asks for (${changesText(changes)}). ` +
       `Restore the table file, or write this table to another --out${hint}.`,
     "config",
   );
+}
+
+/** --extend: the table's iteration count, recorded in the cell's config.json where it differs (checkCellConfig has
+ * let it), so that every later command and array task takes the cell as the table's without the flag. False when
+ * another process trains the cell right now: it keeps its count until a later --extend. */
+export function recordPlannedCount(cell: Cell): boolean {
+  const file = join(cell.dir, "config.json");
+  if (!existsSync(file)) return true;
+  const stored = readJson(file, cell.id, cell.dir);
+  if (!isJsonObject(stored) || stored.iterations === cell.experiment.iterations) return true;
+  if (liveHolder(join(cell.dir, "run.lock"))) return false;
+  RunDir.open(cell.dir).writeJson("config.json", { ...stored, iterations: cell.experiment.iterations });
+  return true;
 }
 
 /** A table moved to another machine (or its data moved) names its files anew, and a table file may change how

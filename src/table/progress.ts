@@ -30,6 +30,7 @@ export class TableProgress {
   private readonly running = new Map<string, Running>();
   private done = 0;
   private failed = 0;
+  private diverged = 0;
   private queued: number;
   private drawn = 0;
   private readonly timer: NodeJS.Timeout;
@@ -75,7 +76,8 @@ export class TableProgress {
   /** `diverged`: its training went to NaN or infinity (the table does not try it again). */
   fail(id: string, why: string, diverged = false): void {
     this.running.delete(id);
-    this.failed++;
+    if (diverged) this.diverged++;
+    else this.failed++;
     this.line(`${diverged ? "DIVERGED" : "FAILED"} ${id}: ${why}`);
   }
 
@@ -106,7 +108,7 @@ export class TableProgress {
     const rates = [...this.running.values()].map((c) => this.rate(c));
     const left = [...this.running.values()].reduce((a, c) => a + c.total - c.iter, this.queued * this.cellIterations);
     const eta = rates.length && rates.every(Number.isFinite) ? `, table ETA ${duration(left / rates.reduce((a, b) => a + b, 0))}` : "";
-    const lines = [`table ${this.name}: ${this.done}/${this.cells} done, ${this.running.size} running, ${this.queued} queued${this.failed ? `, ${this.failed} failed` : ""}${eta}`];
+    const lines = [`table ${this.name}: ${this.done}/${this.cells} done, ${this.running.size} running, ${this.queued} queued${this.failed ? `, ${this.failed} failed` : ""}${this.diverged ? `, ${this.diverged} diverged` : ""}${eta}`];
     for (const [id, c] of this.running) {
       const r = this.rate(c);
       const speed = Number.isFinite(r) ? `${r.toFixed(r >= 10 ? 0 : 2)} it/s, ETA ${duration((c.total - c.iter) / r)}` : "measuring speed";

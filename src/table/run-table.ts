@@ -5,7 +5,7 @@ import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
 import { finalMetric } from "../run/run-status.js";
-import { adoptPlannedSettings, cellState, CellStateError, checkCellConfig, isSettled, type CellState } from "./cell-state.js";
+import { adoptPlannedSettings, cellState, CellStateError, checkCellConfig, isSettled, recordPlannedCount, type CellState } from "./cell-state.js";
 import { DivergedError } from "../run/divergence.js";
 import type { Cell, TablePlan } from "./cells.js";
 import type { Slot } from "./devices.js";
@@ -70,6 +70,13 @@ export function inspectCells(plan: TablePlan, only?: ReadonlySet<string>): Map<s
   return states;
 }
 
+/** --extend (after inspectCells has let it): the table's iteration count recorded in every cell that can take it. */
+export function extendCells(cells: readonly Cell[], say: (text: string) => void): void {
+  const busy = cells.filter((c) => !recordPlannedCount(c)).map((c) => c.id);
+  if (busy.length)
+    say(`--extend: ${busy.join(", ")} ${busy.length === 1 ? "is" : "are"} being trained by another ddst right now and keep${busy.length === 1 ? "s" : ""} ${busy.length === 1 ? "its" : "their"} count; give --extend again once ${busy.length === 1 ? "it is" : "they are"} done`);
+}
+
 /** The cells on disk trained with another configuration than the plan's, each with what differs. */
 export function configConflicts(plan: TablePlan): string[] {
   return plan.cells.flatMap((cell) => conflictOf(cell, plan.extend) ?? []);
@@ -124,6 +131,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
   const mine = opts.only ? { ...plan, cells: plan.cells.filter((c) => opts.only!.has(c.id)) } : plan;
   // Read again under the lock, whatever the caller saw before: another command may have moved the cells since.
   const states = inspectCells(plan, opts.only);
+  if (plan.extend) extendCells(mine.cells, opts.progress.note.bind(opts.progress));
   mkdirSync(join(plan.out, "cells"), { recursive: true });
   recordSpec(plan);
   const failed: TableOutcome["failed"] = [];

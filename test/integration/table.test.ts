@@ -191,7 +191,7 @@ describe("ddst table", () => {
     writeFileSync(spec, JSON.stringify({ ...table, base: { ...table.base, iterations: 80 } }));
     const shorter = await execa("node", [CLI, "table", spec, "--out", out, "--extend"], { reject: false });
     expect(shorter.exitCode).toBe(2);
-    expect(shorter.stderr).toMatch(/\(iterations: 100 -> 80\)\. Restore the table file, or write this table to another --out\./);
+    expect(shorter.stderr).toMatch(/\(iterations: 100 -> 80\)\. Restore the table file, or write this table to another --out; it is past 80 iterations \(at 100\): remove .* to train it anew\./);
   });
 
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {

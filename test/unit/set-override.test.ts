@@ -22,7 +22,7 @@ describe("--set path=value", () => {
     expect(() => applySets({ train: { betas: [0.5, 0.9] } }, ["train.betas.2=1"])).toThrow(/'train\.betas' is a list of 2: give an index from 0 to 1/);
     expect(() => applySets({ train: { betas: [0.5, 0.9] } }, ["train.betas.x=1"])).toThrow(/is a list of 2/);
     // A list the file leaves to its default: its elements are not known before the defaults are filled in.
-    expect(() => applySets({}, ["train.betas.0=0.3"])).toThrow(/train\.betas\.0: 'train\.betas' is not in the experiment, so it holds its default; set the whole list: --set 'train\.betas=\[\.\.\.\]'/);
+    expect(() => applySets({}, ["train.betas.0=0.3"])).toThrow(/train\.betas\.0: 'train\.betas' is not in the experiment, so it holds its default: set the whole list: --set 'train\.betas=\[\.\.\.\]'/);
   });
   it("sets an element of a list by its index", () => {
     const input = { train: { betas: [0.5, 0.9] } };

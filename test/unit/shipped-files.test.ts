@@ -22,7 +22,7 @@ describe("shipped files", () => {
     expect(e.iterations).toBeGreaterThan(0);
   });
 
-  it.each(files("tables", /\.json$/))("%s plans its cells", async (file) => {
+  it.each(files("tables", /\.(json|ts)$/))("%s plans its cells", async (file) => {
     const spec = await loadTableSpec(join(ROOT, file));
     const plan = await planTable(spec, join(ROOT, file), join(tempDir(), "out"));
     expect(plan.cells.length).toBeGreaterThan(0);

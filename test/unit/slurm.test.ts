@@ -55,7 +55,7 @@ describe("Slurm time limits and options", () => {
     expect(issues({ sbatchArgs: ["mem=4G"] })).toEqual([expect.stringMatching(/--sbatch-arg takes an sbatch option/)]);
     // What the script sets itself and relies on (its signal, array, logs, requeue) cannot be given twice.
     expect(issues({ sbatchArgs: ["--signal=USR1@60"] })).toEqual(["--sbatch-arg --signal=USR1@60: ddst sets this option itself (ddst signals the task before --time runs out, to checkpoint and requeue it)"]);
-    expect(issues({ sbatchArgs: ["-o", "--array=0-3", "-t10", "--no-requeue"] })).toHaveLength(4);
+    expect(issues({ sbatchArgs: ["-o", "--array=0-3", "-t10", "--no-requeue", "--sig=B:USR1@10", "--part=gpu"] })).toHaveLength(6);
     expect(issues({ sbatchArgs: ["--time-min=10", "--ntasks-per-node=2", "--exclusive", "-N2", "--mem=4G"] })).toEqual([]);
   });
 });
@@ -91,8 +91,6 @@ describe("the job-array script", () => {
     expect(cpu).not.toContain("--gres");
     expect(cpu).toContain("#SBATCH --cpus-per-task=2\n"); // a core per cell, unless the user names a count
     expect(cpu).toContain("--devices cpu --jobs 2 &");
-    // Submitted with --extend, the tasks continue cells planned for fewer iterations.
-    expect(sbatchScript(job({ extend: true }))).toContain(`--cells "$cells" --devices cuda --jobs 2 --extend &`);
     for (const arg of ["--cpus-per-task=8", "-c4", "-c 4"])
       expect(sbatchScript(job({ slurm: options({ gpusPerCell: 0, sbatchArgs: [arg] }) }))).not.toContain("--cpus-per-task=2");
     expect(() => sbatchScript(job({ out: "/shared/my runs" }))).toThrow(/holds a space or a %/);

@@ -7,7 +7,7 @@ import { configuredPrimary } from "../../src/run/evaluation.js";
 import { finalMetric } from "../../src/run/run-status.js";
 import { adoptPlannedSettings, cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
 import { configChanges, editsSinceCheckpoint } from "../../src/config/config-changes.js";
-import { checkTableDir, configConflicts, settledCells, inspectCells } from "../../src/table/run-table.js";
+import { checkTableDir, configConflicts, extendCells, settledCells, inspectCells } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, parseDevices } from "../../src/table/devices.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
@@ -201,19 +201,24 @@ describe("a cell whose training diverged", () => {
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify(cell.experiment));
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50) }));
     const failure = { error: "training diverged at iteration 61: the D loss is NaN. metrics.jsonl goes up to iteration 50", iter: 50, at: "2026-11-26T00:00:00Z" };
-    writeFileSync(join(cell.dir, "failed.json"), JSON.stringify(failure));
+    writeFileSync(join(cell.dir, "failed.json"), JSON.stringify({ ...failure, error: "the worker died (signal SIGKILL)" }));
     expect(cellState(cell)).toEqual({ kind: "interrupted", iter: 50 });
     expect(settledCells(plan)).toEqual([]);
     writeFileSync(join(cell.dir, "failed.json"), JSON.stringify({ ...failure, divergedAt: 61 }));
     expect(cellState(cell)).toEqual({ kind: "diverged", iter: 50, at: 61, error: failure.error });
     expect(inspectCells(plan).get(cell.id)!.kind).toBe("diverged");
     expect(settledCells(plan)).toEqual([{ method: cell.method, density: cell.density, seed: cell.seed, divergedAt: 61 }]);
-    // It diverged within any count from 61 on: a table raised to more needs nothing of it, with --extend or not;
+    // It diverged within any count from 61 on: a table raised to more (with --extend) needs only the count of it;
     // one that stops before 61 (the cell is at 50) is another table.
     const longer = (await planTable(TableSpec.parse({ ...spec(), base: { ...base, iterations: 400 } }), join(dir, "t.json"), join(dir, "out"))).cells[0]!;
-    expect(() => checkCellConfig(longer, false, cellState(longer))).not.toThrow();
+    expect(() => checkCellConfig(longer, false, cellState(longer))).toThrow(/add --extend to give the table 400 iterations \(this cell ended at iteration 61, diverged: it needs no training, only the new count\)/);
+    expect(() => checkCellConfig(longer, true, cellState(longer))).not.toThrow();
     const shorter = (await planTable(TableSpec.parse({ ...spec(), base: { ...base, iterations: 55 } }), join(dir, "t.json"), join(dir, "out"))).cells[0]!;
-    expect(() => checkCellConfig(shorter, true, cellState(shorter))).toThrow(/\(iterations: 100 -> 55\)\. Restore the table file, or write this table to another --out\.$/);
+    expect(() => checkCellConfig(shorter, true, cellState(shorter))).toThrow(/\(iterations: 100 -> 55\)\. .*; it is past 55 iterations \(at 61\): remove .* to train it anew\.$/);
+    // A record of a ddst before divergedAt says it in its message only.
+    writeFileSync(join(cell.dir, "failed.json"), JSON.stringify(failure));
+    expect(cellState(cell)).toMatchObject({ kind: "diverged", at: 61 });
+    writeFileSync(join(cell.dir, "failed.json"), JSON.stringify({ ...failure, divergedAt: 61 }));
     // A diverged cell of another configuration is a conflict like any other.
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, train: { ...cell.experiment.train, lrD: 0.5 } }));
     expect(settledCells(plan)).toEqual([]);
@@ -235,10 +240,10 @@ describe("--extend", () => {
     expect(() => checkCellConfig(cell, true)).not.toThrow();
     expect(() => checkCellConfig(cell, true)).not.toThrow();
     const below = await at(50);
-    expect(() => checkCellConfig(below, true)).toThrow(/\(iterations: 3000 -> 50\)\. Restore the table file, or write this table to another --out\.$/);
+    expect(() => checkCellConfig(below, true)).toThrow(/\(iterations: 3000 -> 50\)\. .*; it is past 50 iterations \(at 60\): remove .* to train it anew\.$/);
   });
 
-  it("shows a finished cell short of the table's count as one to continue, in --status", async () => {
+  it("records the table's count in the cells, so that --status and later commands take them as the table's", async () => {
     const dir = tempDir();
     const plan = await planTable(TableSpec.parse({ ...spec(), base: { ...base, iterations: 200 } }), join(dir, "t.json"), join(dir, "out"), true);
     const cell = plan.cells[0]!;
@@ -246,9 +251,12 @@ describe("--extend", () => {
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, iterations: 100 }));
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state: runState(100) }));
     writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(summary(cell.method, 1, 0.1, 0.1)));
-    const row = async (p: typeof plan) => (await tableStatus(p)).find((r) => r.id === cell.id)!;
-    expect(await row(plan)).toMatchObject({ state: "stopped", progress: "100/200" });
-    expect(await row({ ...plan, extend: false })).toMatchObject({ state: "done", progress: "100/100" });
+    const row = async () => (await tableStatus(plan)).find((r) => r.id === cell.id)!;
+    expect(await row()).toMatchObject({ state: "done", progress: "100/100" });
+    expect(() => inspectCells({ ...plan, extend: false })).toThrow(/iterations: 100 -> 200/);
+    extendCells(plan.cells, (text) => expect.fail(text));
+    expect(await row()).toMatchObject({ state: "stopped", progress: "100/200" });
+    expect(inspectCells({ ...plan, extend: false }).get(cell.id)).toEqual({ kind: "interrupted", iter: 100 });
   });
 });
 

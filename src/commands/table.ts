@@ -119,7 +119,11 @@ export async function cmdTable(argv: string[]): Promise<number> {
     () => controller.abort(),
     () => undefined,
   );
-  const progress = new TableProgress(process.stdout, spec.name, mine.cells.length - diverged, done, plan.cells[0]!.experiment.iterations, statusEvery * 1000);
+  const left = toTrain.reduce((a, c) => {
+    const s = states.get(c.id)!;
+    return a + c.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0);
+  }, 0);
+  const progress = new TableProgress(process.stdout, spec.name, mine.cells.length - diverged, done, left, statusEvery * 1000);
   try {
     const outcome = await runTable(plan, { slots, progress, signal: controller.signal, python, only });
     console.log(`\n${tableMarkdown(outcome.result)}`);

@@ -41,8 +41,8 @@ export class TableProgress {
     private readonly name: string,
     private readonly cells: number,
     alreadyDone: number,
-    /** Iterations of one cell (the cells of a table share the base's), for the table's ETA. */
-    private readonly cellIterations: number,
+    /** Iterations the queued cells have left (a resumed or extended one from its checkpoint), for the table's ETA. */
+    private queuedLeft: number,
     intervalMs = 30_000,
     private readonly now: () => number = Date.now,
   ) {
@@ -56,6 +56,7 @@ export class TableProgress {
   /** `from`: the checkpoint a resumed cell continues from; null for a new cell. */
   start(id: string, device: string, from: number | null, total: number): void {
     this.queued--;
+    this.queuedLeft -= total - (from ?? 0);
     this.running.set(id, { device, total, iter: from ?? 0 });
     this.line(`start ${id} on ${device}${from === null ? "" : `, resuming from iteration ${from}`}`);
   }
@@ -82,6 +83,7 @@ export class TableProgress {
   }
 
   interrupted(id: string, iter: number): void {
+    this.queuedLeft += (this.running.get(id)?.total ?? iter) - iter;
     this.running.delete(id);
     this.queued++;
     this.line(`interrupted ${id} at iteration ${iter} (checkpoint written)`);
@@ -106,7 +108,7 @@ export class TableProgress {
   /** The status block: a summary line, then one line per running cell. */
   status(): string[] {
     const rates = [...this.running.values()].map((c) => this.rate(c));
-    const left = [...this.running.values()].reduce((a, c) => a + c.total - c.iter, this.queued * this.cellIterations);
+    const left = [...this.running.values()].reduce((a, c) => a + c.total - c.iter, Math.max(0, this.queuedLeft));
     const eta = rates.length && rates.every(Number.isFinite) ? `, table ETA ${duration(left / rates.reduce((a, b) => a + b, 0))}` : "";
     const lines = [`table ${this.name}: ${this.done}/${this.cells} done, ${this.running.size} running, ${this.queued} queued${this.failed ? `, ${this.failed} failed` : ""}${this.diverged ? `, ${this.diverged} diverged` : ""}${eta}`];
     for (const [id, c] of this.running) {

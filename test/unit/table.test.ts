@@ -409,7 +409,8 @@ describe("table progress", () => {
   it("shows done / running / queued, each running cell's speed and ETA, and the table's ETA", () => {
     let now = 0;
     const out: string[] = [];
-    const p = new TableProgress({ write: (t) => out.push(t) }, "t", 4, 1, 1000, 60_000, () => now);
+    // Three cells to train: a (new), b (resumed from 400) and one more new: 1000 + 600 + 1000 iterations left.
+    const p = new TableProgress({ write: (t) => out.push(t) }, "t", 4, 1, 2600, 60_000, () => now);
     p.start("a", "cpu", null, 1000);
     p.start("b", "cuda:0", 400, 1000);
     expect(p.status()).toEqual(["table t: 1/4 done, 2 running, 1 queued", "  a (cpu): iter 0/1000, measuring speed", "  b (cuda:0): iter 400/1000, measuring speed"]);

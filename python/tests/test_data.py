@@ -294,7 +294,8 @@ def write_cifar_py(root: Path, protocol=pickle.DEFAULT_PROTOCOL, n=7) -> tuple[P
     return d, sets
 
 
-@pytest.mark.parametrize("protocol", [4, 5])
+# Protocols 2 and 3 store bytes as _codecs.encode(str, 'latin1'): a re-pickled copy of the release, say.
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_cifar_py(tmp_path, protocol):
     _, sets = write_cifar_py(tmp_path, protocol)
     src = build_data({"name": "cifar10", "path": str(tmp_path)}, 2, "cpu")
@@ -452,6 +453,10 @@ def test_folder_of_pngs(tmp_path):
     Image.fromarray(np.full((16, 16, 3), (5, 6, 250), np.uint8)).save(root / "a.PNG")
     Image.fromarray(np.full((16, 16), 128, np.uint8)).save(root / "c.png")  # grayscale
     (root / "notes.txt").write_text("not an image")
+    # Hidden files and folders are nobody's images (macOS's ._ files are not even pictures).
+    (root / "._a.PNG").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (root / ".thumbs").mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / ".thumbs" / "t.png")
     src = build_data({"name": "folder", "path": str(root), "size": [8, 8]}, 0, "cpu")
     assert src.shape == (3, 8, 8) and len(src) == 3 and src.labels is None
     assert [Path(f).relative_to(root).as_posix() for f in src.files] == ["a.PNG", "b/wide.png", "c.png"]
@@ -474,6 +479,16 @@ def test_folder_errors(tmp_path):
     raises({"name": "folder", "path": str(root), "size": [8, 8]}, str(root / "broken.jpg"),
            "an image Pillow can decode")
     raises({"name": "folder", "path": str(tmp_path / "none"), "size": [8, 8]}, "no such directory")
+
+
+def test_folder_scales_16_bit_gray_to_8_bits(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    ramp = np.array([[0, 257, 32896, 65535]], np.uint16).repeat(4, axis=0)
+    Image.fromarray(ramp).save(root / "ramp.png")
+    assert Image.open(root / "ramp.png").mode.startswith("I")
+    img = build_data({"name": "folder", "path": str(root), "size": [4, 4], "channels": 1}, 0, "cpu").all_images()[0, 0]
+    assert img[0].tolist() == [0, 1, 128, 255]  # Pillow's own convert("L") gives 0, 255, 255, 255
 
 
 # ---------------------------------------------------------------- .npy arrays

@@ -439,7 +439,12 @@ export class ExperimentRun {
       // DST step before a stop), the final one must see the G that the run ends with.
       const stale = this.state.generatorChangedAt === this.state.iter;
       const evaluated = this.state.eval.final?.iter === this.state.iter && !stale;
-      if (this.exp.eval && !evaluated) last.push(await this.evaluate(this.state.iter, stale ? "final" : undefined));
+      if (this.exp.eval && !evaluated) {
+        // The training is kept first: a final evaluation that fails (an Inception file that cannot be read, say)
+        // then costs a resume that only evaluates, not the iterations since the last periodic checkpoint.
+        await this.checkpoint();
+        last.push(await this.evaluate(this.state.iter, stale ? "final" : undefined));
+      }
       last.push({ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
       this.emit(last);
       this.state.finishedAt = this.state.iter;

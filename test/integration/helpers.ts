@@ -130,12 +130,22 @@ export function writeToyTable(dir: string, t: { iterations: number; checkpointEv
   return file;
 }
 
+/** A .npy of `n` grayscale uint8 images of `side` x `side` (N x H x W), as numpy writes it. */
+export function npyImages(n: number, side: number): Buffer {
+  return npy("|u1", [n, side, side], Buffer.from(Array.from({ length: n * side * side }, (_, i) => (i * 37) % 256)));
+}
+
+/** numpy's format 1.0: magic, header padded to 64 bytes, data. */
+function npy(descr: string, shape: number[], data: Buffer): Buffer {
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
+  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  const magic = Buffer.from([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8]);
+  return Buffer.concat([magic, Buffer.from(header, "latin1"), data]);
+}
+
 /** A float32 .npy of 2-D points near float32's limit, as numpy writes it (format 1.0): any GAN trained on it
  * goes to NaN in its first iteration. */
 export function hugePoints(): Buffer {
   const points = Array.from({ length: 64 }, () => [3e38, -3e38]);
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${points.length}, 2), }`;
-  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
-  const magic = Buffer.from([0x93, ...Buffer.from("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8]);
-  return Buffer.concat([magic, Buffer.from(header, "latin1"), Buffer.from(new Float32Array(points.flat()).buffer)]);
+  return npy("<f4", [points.length, 2], Buffer.from(new Float32Array(points.flat()).buffer));
 }

@@ -12,6 +12,7 @@ They are read with a restricted unpickler that resolves only the numpy globals a
 a file that would run code (os.system, eval, ...) is an error naming it, never executed.
 """
 
+import codecs
 import io
 import pickle
 from pathlib import Path
@@ -42,6 +43,8 @@ ALLOWED = {
     ("numpy._core.numeric", "_frombuffer"): lambda: _numpy_global("_frombuffer"),
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: np.dtype,
+    # Python 3 pickles of protocol 0-2 store bytes as _codecs.encode(str, 'latin1'): it makes bytes, nothing more.
+    ("_codecs", "encode"): lambda: codecs.encode,
 }
 
 

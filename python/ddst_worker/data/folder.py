@@ -1,5 +1,8 @@
 """Every image file under a directory: .png, .jpg, .jpeg, .bmp, .webp (any case), found recursively,
 ordered by relative path (so the order, and with it every sampled batch, is the same on every machine).
+Hidden files and folders (a leading '.': macOS's ._ files, .thumbnails) are not images of the data set.
+16-bit grayscale images are scaled to 8 bits (Pillow's own conversion would clip them at 255); float images,
+whose range is unknown, are refused.
 
 Each file is decoded with Pillow, turned upright by its EXIF orientation, converted to "L" (channels 1) or
 "RGB" (channels 3; an alpha channel is dropped), then fitted to size [H, W]: center-cropped to the target
@@ -26,8 +29,8 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 def list_images(root: Path) -> list[Path]:
     found = []
     for d, dirs, files in os.walk(root):
-        dirs.sort()
-        found += [Path(d) / f for f in files if Path(f).suffix.lower() in EXTENSIONS]
+        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        found += [Path(d) / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in EXTENSIONS]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -41,10 +44,21 @@ def center_box(w: int, h: int, out_h: int, out_w: int) -> tuple[int, int, int, i
     return left, top, left + cw, top + ch
 
 
+SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
+
+
 def load_image(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
+            if im.mode in SIXTEEN_BIT or im.mode == "I":  # a 16-bit PNG: I;16, or I in older Pillow
+                a = np.asarray(im, dtype=np.float64)
+                if a.size and (a.min() < 0 or a.max() > 65535):
+                    raise bad(path, "an image of 8 or 16 bits per channel", f"values from {a.min():g} to {a.max():g}")
+                im = Image.fromarray((a / 257).round().astype(np.uint8))
+            elif im.mode == "F":
+                raise bad(path, "an image of 8 or 16 bits per channel",
+                          "a floating-point image, whose range is not known: convert it to 8 bits")
             if im.mode == "P" and "transparency" in im.info:
                 im = im.convert("RGBA")  # palette transparency: convert via RGBA, as Pillow asks
             im = im.convert(mode)
@@ -52,6 +66,8 @@ def load_image(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
             if im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             a = np.asarray(im, dtype=np.uint8)
+    except WorkerError:
+        raise
     except Exception as e:  # unreadable, truncated, not an image, decompression bomb, ...
         raise bad(path, "an image Pillow can decode", f"an unreadable file ({type(e).__name__}: {e})")
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)

@@ -389,8 +389,10 @@ export class ExperimentRun {
     if (loaded !== pointer) this.dir.point({ ...loaded!, config: pointer.config, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });
     this.watch();
     this.state = structuredClone(loaded!.state);
-    // Checkpoints from before finishedAt existed: only finish() checkpoints at the last iteration.
-    if (this.state.finishedAt === undefined && this.state.iter >= this.exp.iterations) this.state.finishedAt = this.state.iter;
+    // Checkpoints from before finishedAt existed: only finish() checkpointed at the last iteration, after its
+    // evaluation. One written before the final evaluation says so (evaluatingAt): that evaluation is still due.
+    if (this.state.finishedAt === undefined && this.state.evaluatingAt !== this.state.iter && this.state.iter >= this.exp.iterations)
+      this.state.finishedAt = this.state.iter;
     this.stopped = this.state.stopped ?? null;
     this.window = BrWindow.restore(this.state.window);
     this.baseWall = this.state.wallSeconds;
@@ -442,6 +444,7 @@ export class ExperimentRun {
       if (this.exp.eval && !evaluated) {
         // The training is kept first: a final evaluation that fails (an Inception file that cannot be read, say)
         // then costs a resume that only evaluates, not the iterations since the last periodic checkpoint.
+        this.state.evaluatingAt = this.state.iter;
         await this.checkpoint();
         last.push(await this.evaluate(this.state.iter, stale ? "final" : undefined));
       }

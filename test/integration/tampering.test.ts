@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readRecords } from "../../src/analysis/read-records.js";
-import { durableToy, hugePoints, npyImages, oneTorchThread, tempDir } from "./helpers.js";
+import { durableToy, hugePoints, oneTorchThread, tempDir, waitFor } from "./helpers.js";
 
 /** What a run directory does with values and files it must not trust: training gone to NaN, a config.json or a
  * checkpoint changed by hand, a report pointed at the run's own files, a machine without Python, two processes
@@ -52,30 +52,24 @@ describe.concurrent("tampering", () => {
     expect(JSON.parse(read(out, "failed.json")).error).toMatch(/diverged at iteration 1/);
   });
 
-  it("a final evaluation that fails (an Inception file that is not one) keeps the training: the checkpoint is of the last iteration", async () => {
+  it("a final evaluation that fails keeps the training: a resume only evaluates, and then the run is finished", async () => {
     const dir = tempDir();
-    writeFileSync(join(dir, "digits.npy"), npyImages(16, 28));
-    writeFileSync(join(dir, "inception.pth"), Buffer.from("not a torch file at all"));
-    const f = join(dir, "fid.json");
-    writeFileSync(
-      f,
-      JSON.stringify({
-        name: "fid-fails",
-        method: "static-balance",
-        density: 0.5,
-        iterations: 12,
-        model: { name: "dcgan28", width: 8, latentDim: 16 },
-        data: { name: "npy", path: join(dir, "digits.npy") },
-        train: { batchSize: 8, nCritic: 1 },
-        checkpoint: { every: 1000 },
-        eval: { every: 0, samples: 8, batchSize: 8, metrics: ["fid"], inception: join(dir, "inception.pth") },
-      }),
-    );
+    const f = join(dir, "eval.json");
+    writeFileSync(f, JSON.stringify({ ...EXP, name: "eval-fails", eval: { every: 0, samples: 200 } }));
     const out = join(dir, "run");
-    const r = await cli(["run", f, "--out", out]);
+    const run = cli(["run", f, "--out", out]);
+    // A file where the sample pictures go: the final evaluation cannot write its picture.
+    expect(await waitFor(() => existsSync(join(out, "config.json")), 30_000)).toBe(true);
+    writeFileSync(join(out, "samples"), "in the way");
+    const r = await run;
     expect(r.exitCode, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/inception/i);
-    expect(JSON.parse(read(out, "checkpoint.json")).iter).toBe(12); // before: 0, and a resume trained all 12 again
+    expect(JSON.parse(read(out, "checkpoint.json")).iter).toBe(300); // before: 200, and a resume trained 201-300 again
+    rmSync(join(out, "samples"));
+    const resumed = await cli(["run", "--resume", out]);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stderr).not.toMatch(/removed/);
+    expect(readRecords(out).filter((x) => x.kind === "eval").map((x) => x.iter)).toEqual([300]);
+    expect(JSON.parse(read(out, "summary.json")).eval.final.iter).toBe(300);
   });
 
   it("a config.json edited after the checkpoint is refused naming the field; supervision and checkpoint may change", async () => {

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { resolveDataPaths } from "../config/data-paths.js";
-import type { Experiment } from "../config/experiment.js";
+import { defaultMetrics, type Experiment } from "../config/experiment.js";
 import { BrWindow } from "../controller/br-window.js";
 import { WorkerRequestError } from "../protocol/client.js";
 import { rowsOf } from "../protocol/frames.js";
@@ -96,8 +96,11 @@ export class ExperimentRun {
     this.opts.signal?.addEventListener("abort", onAbort);
     try {
       // resumeRun has refused a target below the checkpoint's iteration before anything was touched.
-      if (resume) await this.restore();
-      else await this.begin();
+      if (resume) {
+        await this.restore();
+        // Its Inception file may have moved since (eval.inception may change on a resume).
+        if (this.state.finishedAt !== this.state.iter) await this.checkEvaluation();
+      } else await this.begin();
       const stop = Math.min(this.opts.until ?? this.exp.iterations, this.exp.iterations);
       while (this.state.iter < stop && !this.stopped) {
         if (this.opts.signal?.aborted) await this.abort();
@@ -338,10 +341,29 @@ export class ExperimentRun {
     }
     const stats = await this.worker.ask("setMasks", masks, StatsResult);
     this.watch();
+    await this.checkEvaluation();
     this.stats_ = stats;
     this.ledger.setDensities(stats);
     this.emit([{ iter: 0, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density }]);
     await this.checkpoint();
+  }
+
+  /** What only the worker can judge of the FID and IS evaluations (the Inception file is the FID network, the
+   * reference split has images enough), tried on two samples before training, so that it does not surface at
+   * the first evaluation, hours in. The evaluation's noise is its own and no picture or record is written:
+   * training is unaffected. */
+  private async checkEvaluation(): Promise<void> {
+    const ev = this.exp.eval;
+    const metrics = ev ? (ev.metrics ?? defaultMetrics(this.exp.data.name)).filter((m) => m === "fid" || m === "is") : [];
+    if (!ev || metrics.length === 0) return;
+    const { picture: _picture, ...args } = evaluateArgs(this.exp, this.dir.path, 0);
+    try {
+      await this.worker.ask("evaluate", { ...args, metrics, samples: Math.min(ev.samples, 2), batchSize: 2 }, EvalResult);
+    } catch (e) {
+      if (e instanceof WorkerRequestError && e.code === "bad_value")
+        throw new InputError(`eval: ${e.message.replace(/^worker evaluate: bad_value: /, "")} (found by a trial evaluation before training)`);
+      throw e;
+    }
   }
 
   /** Loads the newest readable checkpoint into a fresh worker and cuts metrics.jsonl back to it. A newest file

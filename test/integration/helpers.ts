@@ -130,6 +130,11 @@ export function writeToyTable(dir: string, t: { iterations: number; checkpointEv
   return file;
 }
 
+/** A .npy of `n` grayscale uint8 images of `side` x `side` (N x H x W), as numpy writes it. */
+export function npyImages(n: number, side: number): Buffer {
+  return npy("|u1", [n, side, side], Buffer.from(Array.from({ length: n * side * side }, (_, i) => (i * 37) % 256)));
+}
+
 /** numpy's format 1.0: magic, header padded to 64 bytes, data. */
 function npy(descr: string, shape: number[], data: Buffer): Buffer {
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;

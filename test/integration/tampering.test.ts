@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readRecords } from "../../src/analysis/read-records.js";
-import { durableToy, hugePoints, oneTorchThread, tempDir, waitFor } from "./helpers.js";
+import { durableToy, hugePoints, npyImages, oneTorchThread, tempDir, waitFor } from "./helpers.js";
 
 /** What a run directory does with values and files it must not trust: training gone to NaN, a config.json or a
  * checkpoint changed by hand, a report pointed at the run's own files, a machine without Python, two processes
@@ -50,6 +50,29 @@ describe.concurrent("tampering", () => {
     expect(read(out, "metrics.jsonl")).not.toMatch(/null/);
     expect(readRecords(out).length).toBeGreaterThan(0); // checked against the record schema
     expect(JSON.parse(read(out, "failed.json")).error).toMatch(/diverged at iteration 1/);
+  });
+
+  it("an Inception file that is not one is refused before training, exit 2, leaving nothing behind", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "digits.npy"), npyImages(16, 28));
+    writeFileSync(join(dir, "inception.pth"), Buffer.from("not a torch file at all"));
+    const f = join(dir, "fid.json");
+    const exp = {
+      name: "fid",
+      method: "static-balance",
+      density: 0.5,
+      iterations: 12,
+      model: { name: "dcgan28", width: 8, latentDim: 16 },
+      data: { name: "npy", path: join(dir, "digits.npy") },
+      train: { batchSize: 8, nCritic: 1 },
+      eval: { every: 0, samples: 8, batchSize: 8, metrics: ["fid"], inception: join(dir, "inception.pth") },
+    };
+    writeFileSync(f, JSON.stringify(exp));
+    const out = join(dir, "run");
+    const r = await cli(["run", f, "--out", out]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/eval: .*inception\.pth.*\(found by a trial evaluation before training\)/s);
+    expect(existsSync(out)).toBe(false);
   });
 
   it("a final evaluation that fails keeps the training: a resume only evaluates, and then the run is finished", async () => {

@@ -1,9 +1,10 @@
-import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { GENERATOR, imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
+import { readBytes, writeWhole } from "../files.js";
 import { runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
 import { readRecords } from "../analysis/read-records.js";
@@ -29,7 +30,7 @@ async function plotSections(plots: Plot[], png: string | null, dir: string): Pro
     sections.push({ title: plot.title, html: svg });
     if (png) {
       // A PNG leaves the page behind: it carries the page's caption (what is shown, what was left out) itself.
-      writeWhole(file(plot), markPng(await toPng(await toSvg(captioned(plot)))));
+      writeReport(file(plot), markPng(await toPng(await toSvg(captioned(plot)))));
       written.push(file(plot));
     }
   }
@@ -107,29 +108,18 @@ function isOlderPlot(out: string, dir: string, head: Buffer): boolean {
   return isOurPage(page, dir, readHead(page)) && statSync(out).mtimeMs <= statSync(page).mtimeMs;
 }
 
-/** A file written whole or not at all: a full disk or a read-only directory leaves no half a file that a later
- * report would refuse as not its own, and the error names the file. */
-function writeWhole(file: string, data: string | Buffer): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+/** Written whole or not at all (writeWhole): a full disk or a read-only directory leaves no half a file that a
+ * later report would refuse as not its own, and the error names the file. */
+function writeReport(file: string, data: string | Buffer): void {
   try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, file);
+    writeWhole(file, data);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new InputError(`cannot write ${file}: ${(e as Error).message}; choose another --out`);
   }
 }
 
 /** A file's first 400 bytes, where both marks are. */
-function readHead(file: string): Buffer {
-  const fd = openSync(file, "r");
-  try {
-    const buf = Buffer.alloc(400);
-    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
-  } finally {
-    closeSync(fd);
-  }
-}
+const readHead = (file: string) => readBytes(file, 0, 400);
 
 export async function cmdReport(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: "string" }, png: { type: "boolean", default: false } } });
@@ -143,7 +133,7 @@ export async function cmdReport(argv: string[]): Promise<number> {
   checkReplaceable(out, dir);
   const isTable = existsSync(join(dir, "table-spec.json"));
   const { html, written } = isTable ? await tableReport(dir, png) : await runReport(dir, png);
-  writeWhole(out, html);
+  writeReport(out, html);
   console.log(`report: ${out}${written.length ? `\nplots as PNG: ${written.join(", ")}` : ""}`);
   return 0;
 }

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { liveHolder } from "../run/dir-lock.js";
 import { runStatus } from "../run/run-status.js";
@@ -14,6 +14,7 @@ import { isSettled } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { intOption, UsageError } from "./args.js";
+import { writeWhole } from "../files.js";
 
 /** `ddst table --slurm` (write and submit the job array of the pending cells) and `--status` (each cell's
  * state, with Slurm's job and task). */
@@ -107,8 +108,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
     recordSpec(plan);
     mkdirSync(join(slurmDir(out), "logs"), { recursive: true });
     const file = join(slurmDir(out), "table.sbatch");
-    writeFileSync(`${file}.tmp`, script, { mode: 0o755 });
-    renameSync(`${file}.tmp`, file);
+    writeWhole(file, script, 0o755);
     if (flags["dry-run"]) {
       console.log(`\n${script}`);
       console.log(`written to ${file}; not submitted (--dry-run). Submit it with the same command without --dry-run.`);

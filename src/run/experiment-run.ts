@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { resolveDataPaths } from "../config/data-paths.js";
-import { defaultMetrics, type Experiment } from "../config/experiment.js";
+import type { Experiment } from "../config/experiment.js";
 import { BrWindow } from "../controller/br-window.js";
 import { WorkerRequestError } from "../protocol/client.js";
 import { rowsOf } from "../protocol/frames.js";
@@ -353,12 +353,12 @@ export class ExperimentRun {
    * the first evaluation, hours in. The evaluation's noise is its own and no picture or record is written:
    * training is unaffected. */
   private async checkEvaluation(): Promise<void> {
-    const ev = this.exp.eval;
-    const metrics = ev ? (ev.metrics ?? defaultMetrics(this.exp.data.name)).filter((m) => m === "fid" || m === "is") : [];
-    if (!ev || metrics.length === 0) return;
+    if (!this.exp.eval) return;
     const { picture: _picture, ...args } = evaluateArgs(this.exp, this.dir.path, 0);
+    const metrics = args.metrics.filter((m) => m === "fid" || m === "is");
+    if (metrics.length === 0) return;
     try {
-      await this.worker.ask("evaluate", { ...args, metrics, samples: Math.min(ev.samples, 2), batchSize: 2 }, EvalResult);
+      await this.worker.ask("evaluate", { ...args, metrics, samples: Math.min(args.samples, 2), batchSize: 2 }, EvalResult);
     } catch (e) {
       if (e instanceof WorkerRequestError && e.code === "bad_value")
         throw new InputError(`eval: ${e.message.replace(/^worker evaluate: bad_value: /, "")} (found by a trial evaluation before training)`);
@@ -464,8 +464,8 @@ export class ExperimentRun {
       const stale = this.state.generatorChangedAt === this.state.iter;
       const evaluated = this.state.eval.final?.iter === this.state.iter && !stale;
       if (this.exp.eval && !evaluated) {
-        // The training is kept first: a final evaluation that fails (an Inception file that cannot be read, say)
-        // then costs a resume that only evaluates, not the iterations since the last periodic checkpoint.
+        // The training is kept first: a final evaluation that fails all the same (a full disk, say; checkEvaluation
+        // has tried the inputs) then costs a resume that only evaluates, not the iterations since the last periodic checkpoint.
         this.state.evaluatingAt = this.state.iter;
         await this.checkpoint();
         last.push(await this.evaluate(this.state.iter, stale ? "final" : undefined));

@@ -1,9 +1,10 @@
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { MetricRecord } from "./records.js";
 import { holderText, type LockHolder, takeLock } from "./dir-lock.js";
 import { CheckpointPointer, type SavedCheckpoint } from "./run-state.js";
 import { InputError } from "../input-error.js";
+import { readBytes, writeWhole } from "../files.js";
 
 /** "train.batchSize: Too small: expected number to be >=1": a zod issue with the field it is about. */
 export function issueText(issue: { path: PropertyKey[]; message: string } | undefined): string {
@@ -11,17 +12,6 @@ export function issueText(issue: { path: PropertyKey[]; message: string } | unde
   return issue.path.length ? `${issue.path.map(String).join(".")}: ${issue.message}` : issue.message;
 }
 
-/** `length` bytes of the file from `position`. */
-function readBytes(path: string, position: number, length: number): Buffer {
-  const fd = openSync(path, "r");
-  try {
-    const b = Buffer.alloc(length);
-    readSync(fd, b, 0, length, position);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** The run directory: config.json, metrics.jsonl, summary.json, worker.log, checkpoint.json and
  * checkpoints/. Every JSON file is written to a temporary name and renamed, so a reader never sees half a file
@@ -96,13 +86,10 @@ export class RunDir {
   }
 
   writeJson(name: string, value: unknown): void {
-    const tmp = join(this.path, `.${name}.tmp`);
     const file = join(this.path, name);
     try {
-      writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
-      renameSync(tmp, file);
+      writeWhole(file, JSON.stringify(value, null, 2) + "\n");
     } catch (e) {
-      rmSync(tmp, { force: true });
       throw ioError("write", file, e);
     }
   }

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { editsSinceCheckpoint, trainedConfig } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
+import { readJsonAs } from "../files.js";
 import { liveHolder } from "./dir-lock.js";
 import { isFinishedRun, Summary } from "./records.js";
 import { CheckpointPointer } from "./run-state.js";
@@ -42,22 +43,13 @@ export type RunStatus = {
   | { kind: "damaged"; damage: string }
 );
 
-const read = <T>(file: string, schema: z.ZodType<T>): T | null => {
-  try {
-    const r = schema.safeParse(JSON.parse(readFileSync(file, "utf8")));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
-};
-
 /** The run in `dir`, or null when `dir` holds no readable ddst run (no or invalid config.json). */
 export function runStatus(dir: string): RunStatus | null {
-  const config = read(join(dir, "config.json"), Experiment);
+  const config = readJsonAs(join(dir, "config.json"), Experiment);
   if (!config) return null;
   const pointerFile = join(dir, "checkpoint.json");
-  const pointer = read(pointerFile, CheckpointPointer);
-  const summary = read(join(dir, "summary.json"), Summary);
+  const pointer = readJsonAs(pointerFile, CheckpointPointer);
+  const summary = readJsonAs(join(dir, "summary.json"), Summary);
   // What config.json says is what was trained only if nobody edited it since (show, ls and report print it).
   const trained = trainedConfig(pointer?.config);
   const edited = editsSinceCheckpoint(config, trained);
@@ -67,7 +59,7 @@ export function runStatus(dir: string): RunStatus | null {
   if (holder) return { ...base, kind: "running", pid: holder.pid };
   if (isFinishedRun(summary, base.iter, experiment.iterations)) return { ...base, kind: "finished" };
   if (!pointer && existsSync(pointerFile)) return { ...base, kind: "damaged", damage: "checkpoint.json unreadable, so --resume cannot continue it" };
-  const failure = read(join(dir, "failed.json"), FailedRecord);
+  const failure = readJsonAs(join(dir, "failed.json"), FailedRecord);
   if (failure) return { ...base, kind: divergedAt(failure) === undefined ? "failed" : "diverged", failure };
   return { ...base, kind: pointer ? "interrupted" : "unstarted" };
 }

@@ -8,6 +8,7 @@ import { divergedAt, FailedRecord } from "../run/run-status.js";
 import { issueText, RunDir } from "../run/run-dir.js";
 import { liveHolder } from "../run/dir-lock.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
+import { readJsonAs } from "../files.js";
 import type { Cell } from "./cells.js";
 
 /** What a cell's directory holds, so that re-running a table skips finished cells, resumes interrupted ones
@@ -64,30 +65,16 @@ export function cellState(cell: Cell): CellState {
   if (!existsSync(pointerFile)) return { kind: "unstarted" };
   const pointer = CheckpointPointer.safeParse(readJson(pointerFile, cell.id, cell.dir));
   if (!pointer.success) throw new CellStateError(cell.id, `${pointerFile} is not a ddst checkpoint pointer (${issueText(pointer.error.issues[0])})${anew(cell.dir)}`);
-  const summaryFile = join(cell.dir, "summary.json");
-  if (existsSync(summaryFile)) {
-    // A summary that cannot be read (damaged, or of an older ddst) leaves the cell to be resumed: finishing
-    // writes it again from the checkpoint, as `ddst ls` and `ddst show` suggest.
-    const summary = Summary.safeParse(readJsonOrNull(summaryFile));
-    // Finished: all its iterations, or ended early by one of its controllers.
-    if (summary.success && isFinishedRun(summary.data, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary: summary.data };
-  }
-  const failed = join(cell.dir, "failed.json");
-  if (existsSync(failed)) {
-    // Any other failure (a worker crash, a full disk) is retried: failed.json only records the last attempt.
-    const failure = FailedRecord.safeParse(readJsonOrNull(failed));
-    const at = failure.success ? divergedAt(failure.data) : undefined;
-    if (failure.success && at !== undefined) return { kind: "diverged", iter: pointer.data.iter, at, error: failure.data.error };
-  }
+  // A summary that cannot be read (damaged, or of an older ddst) leaves the cell to be resumed: finishing
+  // writes it again from the checkpoint, as `ddst ls` and `ddst show` suggest.
+  const summary = readJsonAs(join(cell.dir, "summary.json"), Summary);
+  // Finished: all its iterations, or ended early by one of its controllers.
+  if (isFinishedRun(summary, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary };
+  // Any other failure (a worker crash, a full disk) is retried: failed.json only records the last attempt.
+  const failure = readJsonAs(join(cell.dir, "failed.json"), FailedRecord);
+  const at = failure ? divergedAt(failure) : undefined;
+  if (failure && at !== undefined) return { kind: "diverged", iter: pointer.data.iter, at, error: failure.error };
   return { kind: "interrupted", iter: pointer.data.iter };
-}
-
-function readJsonOrNull(file: string): unknown {
-  try {
-    return JSON.parse(readFileSync(file, "utf8")) as unknown;
-  } catch {
-    return null;
-  }
 }
 
 /** Settings that say how a cell runs, not what it trains: where (--devices), how it is supervised and how

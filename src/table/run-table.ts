@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
@@ -13,6 +12,7 @@ import type { TableProgress } from "./progress.js";
 import { tableCsv, tableMarkdown } from "./render.js";
 import { tableResult, type SettledCell, type TableResult } from "./results.js";
 import { InputError } from "../input-error.js";
+import { writeWhole } from "../files.js";
 
 /** Runs a table's cells, `slots.length` at a time: each cell is an ordinary durable run in DIR/cells/<id>, so
  * re-running the command skips finished cells and resumes interrupted ones from their checkpoints. Results
@@ -101,7 +101,8 @@ const TABLE_ENTRIES = new Set(["table-spec.json", "table.lock", "cells", "slurm"
 export function checkTableDir(out: string): void {
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new TableError(`${out} is a file, not a directory; choose another --out`);
-  // Hidden files (.gitkeep) are nobody's results; a spec being written by a concurrent --cells task is this table's.
+  // Hidden files (.gitkeep) are nobody's results, and a spec being written by a concurrent --cells task is hidden
+  // (writeWhole); one an older ddst was writing (table-spec.json.<host>.<pid>.tmp) is this table's too.
   const entries = readdirSync(out).filter((e) => !e.startsWith("."));
   const ours = (e: string) => TABLE_ENTRIES.has(e) || (e.startsWith("table-spec.json.") && e.endsWith(".tmp"));
   if (entries.includes("table-spec.json") || entries.every(ours)) return;
@@ -220,7 +221,7 @@ function describe(s: Summary): string {
   return `${metric ? `${metric}, ` : ""}FLOPs ${(100 * s.flops.ratio).toFixed(2)}% of dense, d_D ${s.final.densityD.toFixed(3)}, ${(s.wallSeconds / 60).toFixed(1)} min`;
 }
 
-/** The finished cells as they are on disk now, trained with the plan's configuration: a cell another array
+/** The finished and diverged cells as they are on disk now, trained with the plan's configuration: a cell another array
  * task trained under an edited table file stays out of the results (inspectCells refuses such tables up front;
  * this covers tasks that were already running when the file changed). */
 export function settledCells(plan: TablePlan): SettledCell[] {
@@ -239,22 +240,17 @@ export function settledCells(plan: TablePlan): SettledCell[] {
  * command that puts anything else there. */
 export function recordSpec(plan: TablePlan): void {
   mkdirSync(plan.out, { recursive: true });
-  writeAtomic(join(plan.out, "table-spec.json"), JSON.stringify({ source: plan.source, spec: plan.spec }, null, 2) + "\n");
+  writeWhole(join(plan.out, "table-spec.json"), JSON.stringify({ source: plan.source, spec: plan.spec }, null, 2) + "\n");
 }
 
 /** Writes table.json, table.md and table.csv from the finished cells' summaries. */
 export function writeResults(plan: TablePlan): TableResult {
   recordSpec(plan);
   const result = tableResult(plan.spec, settledCells(plan));
-  writeAtomic(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
-  writeAtomic(join(plan.out, "table.md"), tableMarkdown(result));
-  writeAtomic(join(plan.out, "table.csv"), tableCsv(result));
+  writeWhole(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
+  writeWhole(join(plan.out, "table.md"), tableMarkdown(result));
+  writeWhole(join(plan.out, "table.csv"), tableCsv(result));
   return result;
 }
 
-function writeAtomic(file: string, text: string): void {
-  // Per process and host: the array tasks of one table write its files side by side, from several nodes.
-  const tmp = `${file}.${hostname()}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
+

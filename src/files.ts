@@ -1,0 +1,41 @@
+import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { basename, dirname, join } from "node:path";
+import type { z } from "zod";
+
+/** Reading and writing the files ddst keeps: whole or not at all, and read without trusting them. */
+
+/** Writes `file` whole or not at all: a hidden temporary file beside it (one file system, so the rename is
+ * atomic; named per host and process, since the array tasks of one table write its files side by side from
+ * several nodes), then a rename. The temporary file is removed when anything fails, and the error thrown on. */
+export function writeWhole(file: string, data: string | Buffer, mode?: number): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${hostname()}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Up to `length` bytes of `file` from `position` (fewer where the file ends first). */
+export function readBytes(file: string, position: number, length: number): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const b = Buffer.alloc(length);
+    return b.subarray(0, readSync(fd, b, 0, length, position));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The JSON file read through `schema`, or null when it is missing, unreadable or not what the schema says. */
+export function readJsonAs<T>(file: string, schema: z.ZodType<T>): T | null {
+  try {
+    const r = schema.safeParse(JSON.parse(readFileSync(file, "utf8")));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+}

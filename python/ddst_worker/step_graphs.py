@@ -11,6 +11,8 @@ Lifecycle of one step's graph:
   - the first WARMUP calls run the body eagerly, on a side stream as CUDA graph capture requires (lazy
     state, e.g. cuDNN's plans and autograd's accumulators, is set up there); they are real training steps;
   - the next call captures the body on its static input buffers (capture runs no kernel) and replays it;
+    `before_capture` runs first: autograd state that outlives a step (spectral norm's cached weight, see
+    train.forget_cached_weights) was made on other streams and must not reach into the capture;
   - every later call copies its inputs into the static buffers and replays;
   - when `key()` changes (the masks: `MaskSet.version` moves at every mask change and checkpoint load, which
     also replaces the optimizer's state tensors), both graphs are dropped and the cycle starts again.
@@ -35,10 +37,11 @@ class StepGraph:
     """One step's body `body(*inputs) -> tuple of tensors`, replayed as a CUDA graph. Returns clones of the
     outputs: the static ones are overwritten by the next replay."""
 
-    def __init__(self, name: str, body: Callable[..., tuple], pool):
+    def __init__(self, name: str, body: Callable[..., tuple], pool, before_capture: Callable[[], None]):
         self.name = name
         self.body = body
         self.pool = pool
+        self.before_capture = before_capture
         self.graph: torch.cuda.CUDAGraph | None = None
         self.inputs: list[torch.Tensor] = []
         self.outputs: tuple = ()
@@ -56,6 +59,7 @@ class StepGraph:
         return tuple(o.clone() for o in self.outputs)
 
     def _capture(self, inputs) -> None:
+        self.before_capture()
         self.inputs = [x.clone() for x in inputs]
         graph = torch.cuda.CUDAGraph()
         try:
@@ -81,15 +85,17 @@ class StepGraphs:
     """The D step's and the G step's graphs, sharing one memory pool (they never replay concurrently and
     always in the order they were captured relative to each other), dropped together when `key()` changes."""
 
-    def __init__(self, d_body: Callable[..., tuple], g_body: Callable[..., tuple], key: Callable[[], Hashable]):
-        self.d_body, self.g_body, self.key = d_body, g_body, key
+    def __init__(self, d_body: Callable[..., tuple], g_body: Callable[..., tuple], key: Callable[[], Hashable],
+                 before_capture: Callable[[], None] = lambda: None):
+        self.d_body, self.g_body, self.key, self.before_capture = d_body, g_body, key, before_capture
         self.captures = 0  # graphs captured so far (tests and the benchmark read it)
         self._reset(None)
 
     def _reset(self, key) -> None:
         self._key = key
         pool = torch.cuda.graph_pool_handle()
-        self._d, self._g = StepGraph("D step", self.d_body, pool), StepGraph("G step", self.g_body, pool)
+        self._d = StepGraph("D step", self.d_body, pool, self.before_capture)
+        self._g = StepGraph("G step", self.g_body, pool, self.before_capture)
 
     def _current(self) -> None:
         key = self.key()

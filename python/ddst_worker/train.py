@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 from .adam import Adam
 from .ema import Ema
@@ -143,7 +144,22 @@ def use_graphs(gan: Gan) -> None:
     session's networks, optimizer state and graph memory on the GPU until Python's cycle collector ran."""
     ref = weakref.ref(gan)
     gan.graphs = StepGraphs(lambda x, z: d_update(ref(), x, z), lambda z: g_update(ref(), z),
-                            key=lambda: (ref().masks_g.version, ref().masks_d.version))
+                            key=lambda: (ref().masks_g.version, ref().masks_d.version),
+                            before_capture=lambda: forget_cached_weights(ref().G, ref().D))
+
+
+def forget_cached_weights(*models: nn.Module) -> None:
+    """Classic spectral norm leaves each forward's normalized weight on its module, and with it that forward's
+    autograd graph down to the AccumulateGrad node of `weight_orig`; autograd keeps reusing that node, with
+    the CUDA stream it was made on, as long as the chain lasts. A CUDA graph capture that meets a node made by
+    an eager pass on the default stream (growth gradients) fails, and one made on a warm-up's side stream
+    forks the capture into that stream. The cached weight is recomputed by every forward, so dropping its
+    history changes no number."""
+    for model in models:
+        for m in model.modules():
+            for hook in m._forward_pre_hooks.values():
+                if isinstance(hook, SpectralNorm):
+                    setattr(m, hook.name, getattr(m, hook.name).detach())
 
 
 def iteration(gan: Gan, probe: bool):
@@ -212,4 +228,5 @@ def growth_gradients(gan: Gan, net: str) -> dict[str, torch.Tensor]:
     grads = {l.name: (l.weight.grad.detach() if l.weight.grad is not None
                       else torch.zeros_like(l.weight)) for l in masks.layers}
     model.zero_grad(set_to_none=True)
+    forget_cached_weights(gan.G, gan.D)  # this pass's graph, on the default stream, must not outlive it
     return grads

@@ -562,9 +562,10 @@ def test_cuda_batches_match_cpu(tmp_path, monkeypatch):
     for cfg in ({"name": "mnist", "path": str(d), "pad": True}, {"name": "stl10", "path": str(tmp_path)}):
         cpu, gpu = build_data(cfg, 5, "cpu").sample(32), build_data(cfg, 5, "cuda").sample(32)
         assert gpu.device.type == "cuda" and gpu.dtype == torch.float32
-        # resizing may round a rare pixel one level apart; everything else is the same
+        # resizing may round a rare pixel one level apart; everything else is the same up to the last bit
+        # (CUDA divides by 127.5 as a multiplication by its reciprocal)
         diff = (gpu.cpu() - cpu).abs()
-        assert diff.max() <= 1 / 127.5 + 1e-6 and (diff > 0).float().mean() < 1e-3
+        assert diff.max() <= 1 / 127.5 + 1e-6 and (diff > 1e-6).float().mean() < 1e-3
     monkeypatch.setattr(images_mod, "RESIDENT_BYTES", 0)  # memory-mapped, gathered on the host
     src = build_data({"name": "stl10", "path": str(tmp_path)}, 5, "cuda")
     assert src._resident is None and src.sample(4).device.type == "cuda"

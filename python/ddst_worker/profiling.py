@@ -10,7 +10,9 @@ copy and memset the GPU ran. From them:
   kernelS   their summed duration; busyS: the time at least one GPU activity ran (the union of their
             intervals), so busyS / wall time is the GPU's busy fraction;
   syncs     host calls that wait for the GPU (stream, device and event synchronizes, synchronous memcpy),
-            less the one this module makes at the end.
+            less the one this module makes at the end;
+  topOps    the aten operators dispatched most often, [name, calls] (where launches come from);
+  topKernels the kernels with the most GPU time, [name, count, seconds] (null on the CPU).
 Only what happens inside a marked window counts: from just before `fn` to the synchronize after it. The
 profiler's own start-up, its closing synchronize and its flush stay out of wallS and syncs, and a GPU record
 whose timestamps lie far outside the window (CUPTI has been seen to misdate the first records of a second
@@ -19,6 +21,7 @@ The profiler slows the host side; time iterations without it and take the fracti
 """
 
 import time
+from collections import Counter
 
 import torch
 from torch.autograd import DeviceType
@@ -28,6 +31,7 @@ SYNCS = {"cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize
          "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize"}
 WINDOW = "ddst::profiled"
 SLACK_US = 1e6  # GPU records may straddle the window's ends by clock skew, never by a second
+TOP = 12
 
 
 def _launch(name: str) -> bool:
@@ -70,8 +74,9 @@ def profiled(fn, device: str):
     lo, hi = window.start, window.end
     host = [e for e in events if e.device_type == DeviceType.CPU and e.name != WINDOW
             and lo <= e.time_range.start and e.time_range.end <= hi]
-    totals = {"wallS": wall, "cpuOps": sum(e.name.startswith("aten::") for e in host),
-              "launches": None, "kernels": None, "kernelS": None, "busyS": None, "syncs": None}
+    ops = Counter(e.name for e in host if e.name.startswith("aten::"))
+    totals = {"wallS": wall, "cpuOps": sum(ops.values()), "topOps": [[n, c] for n, c in ops.most_common(TOP)],
+              "launches": None, "kernels": None, "kernelS": None, "busyS": None, "syncs": None, "topKernels": None}
     if cuda:
         gpu = [e for e in events if e.device_type == DeviceType.CUDA and e.name != WINDOW
                and not getattr(e, "is_user_annotation", False)
@@ -82,5 +87,15 @@ def profiled(fn, device: str):
             kernels=len(kernels),
             kernelS=sum(e.time_range.elapsed_us() for e in kernels) / 1e6,
             busyS=busy_seconds([(e.time_range.start, e.time_range.end) for e in gpu]),
-            syncs=max(0, sum(e.name in SYNCS for e in host) - 1))
+            syncs=max(0, sum(e.name in SYNCS for e in host) - 1),
+            topKernels=_top_kernels(kernels))
     return out, totals
+
+
+def _top_kernels(kernels) -> list:
+    count, seconds = Counter(), Counter()
+    for e in kernels:
+        name = e.name[:120]  # templated kernel names run to kilobytes
+        count[name] += 1
+        seconds[name] += e.time_range.elapsed_us() / 1e6
+    return [[n, count[n], s] for n, s in seconds.most_common(TOP)]

@@ -189,6 +189,11 @@ export const TrainResult = z.strictObject({
       kernelS: z.number().nullable().describe("summed CUDA kernel time (null on the CPU)"),
       busyS: z.number().nullable().describe("time at least one kernel ran: the union of kernel intervals (null on the CPU)"),
       syncs: z.number().int().nullable().describe("host calls that wait for the GPU (stream, device and event synchronizes, synchronous memcpy; null on the CPU)"),
+      topOps: z.array(z.tuple([z.string(), z.number().int()])).describe("the aten operators dispatched most often: [name, calls]"),
+      topKernels: z
+        .array(z.tuple([z.string(), z.number().int(), z.number()]))
+        .nullable()
+        .describe("the kernels with the most GPU time: [name, count, seconds] (null on the CPU)"),
     })
     .optional()
     .describe("only when the request asked for it"),

@@ -193,6 +193,7 @@ def complete_legacy_build(build: dict) -> None:
         t.setdefault("precision", "fp32")
         t.setdefault("tf32", True)
         t.setdefault("cudaGraphs", False)
+        t.setdefault("channelsLast", False)
 
 
 def _reason(e: Exception) -> str:
@@ -214,8 +215,13 @@ def differences(saved, given, at: str = "") -> list[dict]:
     return [] if saved == given else [{"key": at, "checkpoint": saved, "build": given}]
 
 
+# How a step is executed, not what it computes: a checkpoint continues under either value.
+EXECUTION = {"train.cudaGraphs", "train.channelsLast"}
+
+
 def check_build(ckpt: dict, args: dict, path: str, ignore=()) -> None:
-    diff = [d for d in differences(ckpt["build"], args) if d["key"].split(".")[0] not in ignore]
+    diff = [d for d in differences(ckpt["build"], args)
+            if d["key"].split(".")[0] not in ignore and d["key"] not in EXECUTION]
     if diff:
         said = "; ".join(f"{d['key']} is {d['checkpoint']!r} there, {d['build']!r} here" for d in diff)
         raise _bad(f"checkpoint {path} was written by a worker built with other args ({said}); "

@@ -25,6 +25,7 @@ from .losses import LOSSES
 from .masking import MaskSet, maskable_layers
 from .models import build_model
 from .profiling import profiled
+from .memory_format import use_channels_last
 from .precision import PRECISIONS, fp32_spectral_norm, set_tf32
 from .train import Gan, growth_gradients, train, use_graphs
 
@@ -134,6 +135,8 @@ class Session:
         G, D = G.to(device), D.to(device)
         if t["precision"] == "bf16":
             fp32_spectral_norm(G, D)
+        if t["channelsLast"] and device == "cuda":  # before the EMA copies G
+            use_channels_last(G, D)
         opt_g = Adam(G.parameters(), lr=t["lrG"], betas=t["betas"])
         opt_d = Adam(D.parameters(), lr=t["lrD"], betas=t["betas"])
         layers = layer_table("generator", G, (latent,)) + layer_table("discriminator", D, data.shape)

@@ -13,10 +13,11 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 from conftest import worker_env
 
-from ddst_worker.precision import Fp32SpectralNorm
+from ddst_worker.precision import Fp32SpectralNorm, set_tf32
 from ddst_worker.session import Session
 from ddst_worker.spec_defaults import complete_build
 from ddst_worker.train import iteration
@@ -26,15 +27,16 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch see
 TRAIN = {"batchSize": 8, "genBatchSize": 12, "nCritic": 3, "loss": "hinge", "ema": 0.999}
 
 
-def spec(graphs: bool, precision: str = "fp32", data=None) -> dict:
+def spec(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True) -> dict:
     return complete_build({"seed": 11, "device": "cuda", "model": {"name": "sngan32"},
                            "data": data or {"name": "synthetic", "shape": [3, 32, 32]},
-                           "train": {**TRAIN, "precision": precision, "cudaGraphs": graphs}})
+                           "train": {**TRAIN, "precision": precision, "cudaGraphs": graphs,
+                                     "channelsLast": channels_last}})
 
 
-def build(graphs: bool, precision: str = "fp32", data=None) -> Session:
+def build(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True) -> Session:
     s = Session()
-    r = s.op_build(spec(graphs, precision, data))
+    r = s.op_build(spec(graphs, precision, data, channels_last))
     s.op_setMasks({net: {l["name"]: 0.25 for l in r["layers"] if l["net"] == net and l["maskable"]}
                    for net in ("generator", "discriminator")})
     return s
@@ -60,8 +62,11 @@ def mask_ops(s: Session):
             s.op_setDensity({"net": "discriminator", "target": 0.4, "growth": "global_gradient"})]
 
 
-def test_graphs_replay_the_eager_steps(deterministic):
-    eager, graphed = build(False), build(True)
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_graphs_replay_the_eager_steps(deterministic, channels_last):
+    """Also through gradient growth, whose eager pass leaves spectral norm's cached weight (and its autograd
+    nodes, on the default stream) behind for the next capture to meet."""
+    eager, graphed = build(False, channels_last=channels_last), build(True, channels_last=channels_last)
     assert eager.gan.graphs is None and graphed.gan.graphs is not None
     for start in (1, 7):
         a, b = train(eager, start, 6), train(graphed, start, 6)
@@ -80,6 +85,28 @@ def test_graphs_replay_the_eager_steps(deterministic):
             torch.testing.assert_close(lb.weight.detach(), la.weight.detach(), rtol=1e-4, atol=1e-6)
     for pa, pb in zip(eager.gan.ema.model.parameters(), graphed.gan.ema.model.parameters()):
         torch.testing.assert_close(pb, pa, rtol=1e-4, atol=1e-6)
+
+
+def test_channels_last_computes_the_same_networks():
+    """Channels-last changes the layout of activations, not what the networks compute: with the same weights,
+    the same logits and the same samples up to float rounding (TF32 off: the comparison is of layouts, not of
+    cuDNN's TF32 algorithms, whose roundings differ between layouts by ~1e-3 and which training amplifies), and
+    the activations really are NHWC while the weights keep their layout."""
+    nhwc, nchw = (build(False, channels_last=c) for c in (True, False))
+    set_tf32(False)
+    try:
+        for s in (nhwc, nchw):
+            s.gan.G.eval(), s.gan.D.eval()  # no power iteration, no batch statistics: a pure function of the weights
+        x, z = nhwc.gan.data.sample(8), nhwc.gan.z(8)
+        with torch.no_grad():
+            fake_a, fake_b = nhwc.gan.G(z), nchw.gan.G(z)
+            torch.testing.assert_close(fake_a, fake_b, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(nhwc.gan.D(x), nchw.gan.D(x), rtol=1e-4, atol=1e-4)
+        assert fake_a.is_contiguous(memory_format=torch.channels_last)
+        assert not fake_b.is_contiguous(memory_format=torch.channels_last)
+        assert all(p.is_contiguous() for p in nhwc.gan.G.parameters())
+    finally:
+        set_tf32(True)
 
 
 def test_no_host_sync_while_steps_replay(tmp_path):
@@ -113,7 +140,7 @@ def test_checkpoint_load_recaptures(tmp_path, deterministic):
 @pytest.mark.parametrize("graphs", [False, True])
 def test_bf16(graphs):
     s = build(graphs, precision="bf16")
-    hooks = [h for m in s.gan.D.modules() for h in m._forward_pre_hooks.values()]
+    hooks = [h for m in s.gan.D.modules() for h in m._forward_pre_hooks.values() if isinstance(h, SpectralNorm)]
     assert hooks and all(type(h) is Fp32SpectralNorm for h in hooks)
     out = train(s, 1, 5)
     assert np.isfinite(out["losses"]).all() and np.isfinite(out["probes"]).all()
@@ -130,6 +157,7 @@ def test_profile_counts_launches_and_busy_time():
         r, _ = s.handle("train", {"start": 5, "iterations": 5, "probeEvery": 10, "profile": True}, {})
         p = r["profile"]
         assert p["kernels"] > 0 and 0 < p["busyS"] <= p["wallS"] and p["kernelS"] > 0 and p["syncs"] >= 0
+        assert 0 < sum(s for _, _, s in p["topKernels"]) <= p["kernelS"] * (1 + 1e-9)
         per_iteration[graphs] = p["launches"] / 5
     assert per_iteration[True] < per_iteration[False] / 5, per_iteration
 
@@ -142,7 +170,7 @@ import torch
 from ddst_worker.errors import WorkerError
 from ddst_worker.step_graphs import StepGraph
 w = torch.ones(4, device="cuda")
-step = StepGraph("D step", lambda x: (w.mul_(x.sum().item()),), torch.cuda.graph_pool_handle())
+step = StepGraph("D step", lambda x: (w.mul_(x.sum().item()),), torch.cuda.graph_pool_handle(), lambda: None)
 x = torch.ones(4, device="cuda")
 step(x); step(x)  # warm-up, eager
 try:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from ddst_worker.memory_format import use_channels_last
 from ddst_worker.precision import Fp32SpectralNorm
 from ddst_worker.profiling import busy_seconds, profiled
 from ddst_worker.session import Session
@@ -30,10 +31,35 @@ def run(**train):
 
 
 def test_cuda_switches_change_nothing_on_the_cpu():
-    _, losses, probes = run()
-    s, l2, p2 = run(cudaGraphs=True, tf32=False)
+    _, losses, probes = run(cudaGraphs=False, channelsLast=False)
+    s, l2, p2 = run(cudaGraphs=True, tf32=False, channelsLast=True)
     assert s.gan.graphs is None and all(st["step"].device.type == "cpu" for st in s.gan.opt_d.state.values())
+    assert not any(m._forward_pre_hooks for m in s.gan.G.modules())  # no channels-last hooks
     assert np.array_equal(losses, l2) and np.array_equal(probes, p2)
+
+
+def test_channels_last_hands_convolutions_nhwc_inputs_and_keeps_the_values():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool2d(2),
+                              torch.nn.Conv2d(8, 4, 1))
+    x = torch.randn(2, 3, 8, 8)
+    plain = net(x)
+    seen = []
+    use_channels_last(net)
+    net[3].register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    out = net(x)
+    assert seen == [True] and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, plain)
+    assert net[0].weight.is_contiguous()  # weights keep their layout: masks and checkpoints see the same tensors
+
+
+def test_growth_gradients_leave_no_autograd_history_on_spectral_norm():
+    """Classic spectral norm caches each forward's weight on its module; after a growth gradient that cache
+    must not hold the pass's autograd graph (a CUDA graph capture would meet its default-stream nodes)."""
+    s, *_ = run()
+    s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "magnitude", "growth": "gradient", "alpha": 0.5})
+    normed = [m for m in s.gan.D.modules() if hasattr(m, "weight_orig")]
+    assert normed and all(m.weight.grad_fn is None for m in normed)
 
 
 def test_bf16_trains_near_fp32_with_fp32_spectral_norm():
@@ -70,6 +96,11 @@ def test_profile_on_the_cpu():
     assert r["iterations"] == 3 and dict(t)["losses"].shape == (3, 3)
     assert p["wallS"] > 0 and p["cpuOps"] > 100
     assert p["launches"] is None and p["kernels"] is None and p["busyS"] is None and p["syncs"] is None
+    assert p["topKernels"] is None
+    names = [n for n, _ in p["topOps"]]
+    counts = [c for _, c in p["topOps"]]
+    assert 0 < len(names) <= 12 and all(n.startswith("aten::") for n in names)
+    assert counts == sorted(counts, reverse=True) and sum(counts) <= p["cpuOps"]
 
 
 def test_profile_counts_only_what_runs_inside_its_window():

@@ -22,7 +22,7 @@ export const PAPER_SETTING = {
   train: { batchSize: 64, genBatchSize: 128, nCritic: 5, loss: "hinge", lrG: 2e-4, lrD: 2e-4, betas: [0, 0.9], ema: 0.999 },
 } as const satisfies ExperimentInput;
 
-export type Numerics = Partial<Pick<TrainSpec, "precision" | "tf32" | "cudaGraphs">>;
+export type Numerics = Partial<Pick<TrainSpec, "precision" | "tf32" | "cudaGraphs" | "channelsLast">>;
 
 /** The benchmarked experiment: `input` (the paper setting unless a test gives a smaller one) with the numerics
  * asked for. */
@@ -61,6 +61,9 @@ export async function benchSingle(exp: Experiment, plan: BenchPlan, python?: str
             kernelMsPerIteration: p.kernelS === null ? null : (p.kernelS / n) * 1000,
             busyFraction: p.busyS === null ? null : Math.min(1, p.busyS / (perIteration * n)),
             syncsPerIteration: per(p.syncs),
+            // Where launches and GPU time go, per iteration: what to attack next.
+            topOps: p.topOps.map(([name, calls]) => ({ name, perIteration: calls / n })),
+            topKernels: p.topKernels?.map(([name, count, s]) => ({ name, perIteration: count / n, msPerIteration: (s / n) * 1000 })) ?? null,
           }
         : null,
     };
@@ -103,6 +106,7 @@ export function describeSetting(exp: Experiment) {
     precision: exp.train.precision,
     tf32: exp.train.tf32,
     cudaGraphs: exp.train.cudaGraphs,
+    channelsLast: exp.train.channelsLast,
   };
 }
 

@@ -26,6 +26,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
       precision: { type: "string" },
       "cuda-graphs": { type: "string" },
       tf32: { type: "string" },
+      "channels-last": { type: "string" },
       masking: { type: "string" },
     },
   });
@@ -34,10 +35,10 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const device = values.device;
   if (device !== "cpu" && device !== "cuda") throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
   const batch = intOption("batch", values.batch, 1)!;
-  const paperOnly = ["warmup", "profile-iters", "concurrent", "precision", "cuda-graphs", "tf32", "masking"] as const;
+  const paperOnly = ["warmup", "profile-iters", "concurrent", "precision", "cuda-graphs", "tf32", "channels-last", "masking"] as const;
   const stray = paperOnly.filter((k) => values[k] !== undefined);
   if (!values.paper && stray.length) throw new UsageError(`--${stray[0]} goes with --paper`);
-  // The masked/dense figures run at the default numerics whatever --precision, --tf32 and --cuda-graphs say:
+  // The masked/dense figures run at the default numerics whatever --precision, --tf32, --cuda-graphs and --channels-last say:
   // `--masking off` leaves them out of a run that varies those (and saves their time on a lent GPU).
   const withMasking = onOff("masking", values.masking) ?? true;
   const found = await findPython();
@@ -76,7 +77,7 @@ function onOff(name: string, v: string | undefined): boolean | undefined {
   return v === "on";
 }
 
-function numerics(values: { precision?: string; "cuda-graphs"?: string; tf32?: string }): Numerics {
+function numerics(values: { precision?: string; "cuda-graphs"?: string; tf32?: string; "channels-last"?: string }): Numerics {
   const out: Numerics = {};
   if (values.precision !== undefined) {
     if (values.precision !== "fp32" && values.precision !== "bf16") throw new UsageError(`--precision must be fp32 or bf16, got '${values.precision}'`);
@@ -86,6 +87,8 @@ function numerics(values: { precision?: string; "cuda-graphs"?: string; tf32?: s
   if (graphs !== undefined) out.cudaGraphs = graphs;
   const tf32 = onOff("tf32", values.tf32);
   if (tf32 !== undefined) out.tf32 = tf32;
+  const channelsLast = onOff("channels-last", values["channels-last"]);
+  if (channelsLast !== undefined) out.channelsLast = channelsLast;
   return out;
 }
 
@@ -114,7 +117,7 @@ function printPaper(p: Awaited<ReturnType<typeof paperBench>>): void {
   const f = (x: number | null, digits = 1) => (x === null ? "-" : x.toFixed(digits));
   console.log(
     `paper setting: ${s.model}, D batch ${s.batchSize}, G batch ${s.genBatchSize}, n_critic ${s.nCritic}, probe every ${s.probeEvery}, ` +
-      `d_G ${s.density.generator} d_D ${s.density.discriminator} (${s.init.generator}), ${s.precision}, tf32 ${s.tf32 ? "on" : "off"}, CUDA graphs ${s.cudaGraphs ? "on" : "off"}`,
+      `d_G ${s.density.generator} d_D ${s.density.discriminator} (${s.init.generator}), ${s.precision}, tf32 ${s.tf32 ? "on" : "off"}, CUDA graphs ${s.cudaGraphs ? "on" : "off"}, channels-last ${s.channelsLast ? "on" : "off"}`,
   );
   console.log(`  ${p.device}, torch ${p.torch}: ${p.iterations} iterations timed after ${p.warmup} of warm-up`);
   console.log(`  one iteration                      ${f(p.msPerIteration)} ms`);
@@ -123,6 +126,9 @@ function printPaper(p: Awaited<ReturnType<typeof paperBench>>): void {
     console.log(`  per iteration, profiled (${q.iterations}):  ${f(q.cpuOpsPerIteration, 0)} aten ops, ${f(q.launchesPerIteration, 0)} launches, ${f(q.kernelsPerIteration, 0)} kernels, ` +
       `${f(q.kernelMsPerIteration)} ms of kernels, ${f(q.syncsPerIteration, 2)} host syncs`);
     if (q.busyFraction !== null) console.log(`  GPU busy                           ${(q.busyFraction * 100).toFixed(0)}%`);
+    console.log(`  most dispatched: ${q.topOps.slice(0, 6).map((o) => `${o.name.replace("aten::", "")} ${f(o.perIteration, 0)}`).join(", ")}`);
+    if (q.topKernels)
+      console.log(`  most GPU time: ${q.topKernels.slice(0, 4).map((k) => `${k.name.slice(0, 40)} ${f(k.msPerIteration, 2)} ms`).join(", ")}`);
   }
   for (const c of p.concurrent)
     console.log(`  ${String(c.runs).padStart(2)} runs at once                    ${c.iterationsPerS.toFixed(2)} it/s in all, ${c.overOneRun.toFixed(2)}x one run`);

@@ -32,10 +32,16 @@ export const changesText = (changes: readonly string[]) =>
 const CADENCE_FIELDS = ["log.every", "eval.every"] as const;
 export const cadenceFields = (exp: Experiment): readonly string[] => (exp.controllers?.length ? [] : CADENCE_FIELDS);
 
+/** How a CUDA step is executed, not what it computes: the same kernels replayed as a graph, activations in another
+ * layout (float-level differences, as between two GPUs). A run may turn them off, e.g. after a failed capture. */
+export const EXECUTION_FIELDS = ["train.cudaGraphs", "train.channelsLast"] as const;
+
 /** What a resume lets config.json change: the run's length (--iterations writes it), how the run is supervised
- * and checkpointed, how often it logs and evaluates (without controllers of its own), where its files are (a run
- * moved to another machine; its controllers' modules too) and its name; everything else decides what is trained. */
-const editableOnResume = (trained: Experiment) => new Set<string>(["iterations", "name", ...SUPERVISION_FIELDS, ...cadenceFields(trained), ...PATH_FIELDS]);
+ * and checkpointed, how often it logs and evaluates (without controllers of its own), how its CUDA steps are
+ * executed, where its files are (a run moved to another machine; its controllers' modules too) and its name;
+ * everything else decides what is trained. */
+const editableOnResume = (trained: Experiment) =>
+  new Set<string>(["iterations", "name", ...SUPERVISION_FIELDS, ...cadenceFields(trained), ...EXECUTION_FIELDS, ...PATH_FIELDS]);
 
 /** The config a checkpoint was written under (checkpoint.json's `config`), read through today's schema: one
  * written by a resume of an older run holds the defaults its config.json leaves out, and a field a newer ddst adds

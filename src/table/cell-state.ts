@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
-import { cadenceFields, changesText, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
+import { cadenceFields, changesText, EXECUTION_FIELDS, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import { divergedAt, FailedRecord } from "../run/run-status.js";
 import { issueText, RunDir } from "../run/run-dir.js";
@@ -82,8 +82,9 @@ export function cellState(cell: Cell): CellState {
 export const HOW_IT_RUNS = new Set<string>(["device", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
 
 /** The table's settings an interrupted cell takes up when it resumes: where the files are (a table moved to
- * another machine) and, where they change nothing trained, how often it logs and evaluates. */
-const adopted = (exp: Experiment) => [...PATH_FIELDS, ...cadenceFields(exp)];
+ * another machine), how its CUDA steps are executed and, where they change nothing trained, how often it logs
+ * and evaluates. */
+const adopted = (exp: Experiment) => [...PATH_FIELDS, ...EXECUTION_FIELDS, ...cadenceFields(exp)];
 
 /** The iteration at which a settled cell's training ended before its planned count (diverged, or stopped by a
  * controller); null for any other. A raised count changes nothing about such a cell. */

@@ -111,7 +111,8 @@ export const TrainSpec = z.strictObject({
   ema: z.number().min(0).lt(1).nullable().default(0.999).describe("generator EMA decay (null: no EMA)"),
   precision: z.enum(["fp32", "bf16"]).default("fp32").describe("fp32, or bf16 autocast for the forward passes (opt-in: not the paper's numerics; spectral norm's power iteration stays fp32)"),
   tf32: z.boolean().default(true).describe("CUDA only: TF32 tensor cores for matmuls and convolutions, as the reference code ran them (torch 1.10 had TF32 on); no effect on the CPU"),
-  cudaGraphs: z.boolean().default(false).describe("CUDA only: replay the D step and the G step (optimizer included) as CUDA graphs, re-captured after every mask change; the same algorithm, less launch overhead; no effect on the CPU"),
+  cudaGraphs: z.boolean().default(true).describe("CUDA only: replay the D step and the G step (optimizer included) as CUDA graphs, re-captured after every mask change; the same algorithm, less launch overhead; no effect on the CPU"),
+  channelsLast: z.boolean().default(true).describe("CUDA only: convolutions on channels-last (NHWC) activations, the layout of cuDNN's tensor-core kernels, which saves a layout conversion before and after each; the same algorithm; no effect on the CPU"),
 });
 
 /** G's batch: its own, or D's when the experiment leaves it out. The one place that fallback is written. */

@@ -261,18 +261,20 @@ describe("--extend", () => {
 });
 
 describe("a table moved to another machine", () => {
-  it("lets its cells' data paths (and how often they log and evaluate) change, and resumes them with the new ones", async () => {
+  it("lets its cells' data paths (and how often they log and evaluate, and how CUDA steps run) change, and resumes them with the new ones", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
     const moved = TableSpec.parse({ name: "t", base: { ...base, data: { name: "npy", path: "/new/points.npy" } }, methods: ["static-balance"], densities: [0.1], seeds: [0] });
     const cell = (await planTable(moved, join(dir, "t.json"), join(dir, "out"))).cells[0]!;
     mkdirSync(cell.dir, { recursive: true });
-    const before = { ...cell.experiment, data: { name: "npy", path: "/old/points.npy" }, log: { ...cell.experiment.log, every: 7 } };
+    const before = { ...cell.experiment, data: { name: "npy", path: "/old/points.npy" }, log: { ...cell.experiment.log, every: 7 },
+      train: { ...cell.experiment.train, cudaGraphs: false } };
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify(before));
     writeFileSync(join(cell.dir, "checkpoint.json"), "{}"); // an interrupted cell's (its content is not read here)
     expect(() => checkCellConfig(cell)).not.toThrow();
     adoptPlannedSettings(cell);
     const after = JSON.parse(readFileSync(join(cell.dir, "config.json"), "utf8"));
-    expect(after).toEqual(JSON.parse(JSON.stringify({ ...before, data: { name: "npy", path: "/new/points.npy" }, log: cell.experiment.log })));
+    expect(after).toEqual(JSON.parse(JSON.stringify({ ...before, data: { name: "npy", path: "/new/points.npy" }, log: cell.experiment.log, train: cell.experiment.train })));
+    expect(after.train.cudaGraphs).toBe(true);
   });
 });
 
@@ -283,6 +285,9 @@ describe("editsSinceCheckpoint", () => {
     expect(edit({ log: { ...trained.log, every: 5 }, eval: { ...trained.eval!, every: 50 } })).toEqual([]);
     expect(edit({ log: { ...trained.log, probeEvery: 3 }, eval: { ...trained.eval!, samples: 100 } })).toEqual(["eval.samples: 500 -> 100", "log.probeEvery: (absent) -> 3"]);
     expect(edit({ eval: null })).toEqual([`eval: ${JSON.stringify(trained.eval)} -> null`]);
+    // How CUDA steps are executed is no change of what is trained; TF32 is.
+    expect(edit({ train: { ...trained.train, cudaGraphs: false, channelsLast: false } })).toEqual([]);
+    expect(edit({ train: { ...trained.train, tf32: false } })).toEqual(["train.tf32: true -> false"]);
     // An experiment's own controllers may be called at evaluations and see the loss records: there the cadence decides.
     const steered = { ...trained, controllers: [{ name: "mine", module: "/x/exp.ts" }] };
     expect(editsSinceCheckpoint({ ...steered, log: { ...trained.log, every: 5 }, eval: { ...trained.eval!, every: 50 } }, steered)).toEqual(["eval.every: 100 -> 50", "log.every: 10 -> 5"]);

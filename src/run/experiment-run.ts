@@ -125,9 +125,11 @@ export class ExperimentRun {
 
   // ---- the loop -------------------------------------------------------------------------------------
 
-  /** Trains up to the next event (or an interruption), then carries out what is due there. */
+  /** Trains up to the next event (or an interruption), then carries out what is due there. A periodic evaluation
+   * that failed after the training before it was kept (evaluatingAt) is due first. */
   private async segment(stop: number): Promise<void> {
     const t0 = this.state.iter;
+    if (this.state.evaluatingAt === t0 && t0 < this.exp.iterations) return this.atEvent(t0, stop, []);
     const cadences = this.controllers.flatMap((c) => (c.every === undefined ? [] : [c.every]));
     const next = Math.min(nextEventIter(this.exp, t0, cadences), this.nextCheckpointIter(t0), stop);
     const onProgress = this.opts.onProgress && ((p: { iter: number }) => this.opts.onProgress!({ iter: p.iter }));
@@ -144,25 +146,44 @@ export class ExperimentRun {
     for (const r of records) if (r.kind === "loss") r.flopsPerIteration = rate;
     this.state.iter = result.end;
     for (const r of records) if (r.kind === "loss") this.state.lastLoss = { iter: r.iter, d: r.d, g: r.g };
-    const reached = result.end === next;
-    const evaluated = reached && next < this.exp.iterations && isEvalIter(this.exp, next);
-    if (evaluated) records.push(await this.evaluate(next));
-    if (reached) {
+    if (result.end === next) return this.atEvent(next, stop, records);
+    this.emit(records);
+  }
+
+  /** What is due once training has reached iteration t: the periodic evaluation, the controllers' decisions, the
+   * records (`records` holds those of the training before), a checkpoint where one is due. */
+  private async atEvent(t: number, stop: number, records: MetricRecord[]): Promise<void> {
+    const evaluated = t < this.exp.iterations && isEvalIter(this.exp, t);
+    if (evaluated) {
       try {
-        await this.decideAndApply(next, evaluated, records);
+        records.push(await this.evaluate(t));
       } catch (e) {
-        if (!(e instanceof ControllerError)) throw e;
-        // What was trained and decided before the failure is kept: the records, then a checkpoint.
+        // The worker answered (it is alive, and an evaluation leaves training as it was): keep the training
+        // since the last checkpoint. The trial before training has tried the inputs; what fails here is of the
+        // moment (memory, a full disk, a file moved).
+        if (!(e instanceof WorkerRequestError) || this.opts.signal?.aborted) throw e;
         this.emit(records);
+        this.state.evaluatingAt = t;
         await this.checkpoint();
-        e.message +=
-          `\n(a checkpoint at iteration ${next} was written, with the decisions taken before this one; this controller's and` +
-          ` those after it at ${next} were not taken. --resume continues training from iteration ${next + 1}, with the module as it is then)`;
+        e.message += `\n(a checkpoint at iteration ${t} was written before this evaluation; --resume evaluates there first and continues)`;
         throw e;
       }
+      this.state.evaluatingAt = undefined;
+    }
+    try {
+      await this.decideAndApply(t, evaluated, records);
+    } catch (e) {
+      if (!(e instanceof ControllerError)) throw e;
+      // What was trained and decided before the failure is kept: the records, then a checkpoint.
+      this.emit(records);
+      await this.checkpoint();
+      e.message +=
+        `\n(a checkpoint at iteration ${t} was written, with the decisions taken before this one; this controller's and` +
+        ` those after it at ${t} were not taken. --resume continues training from iteration ${t + 1}, with the module as it is then)`;
+      throw e;
     }
     this.emit(records);
-    if (reached && (next % this.exp.checkpoint.every === 0 || next === stop) && next < this.exp.iterations) await this.checkpoint();
+    if ((t % this.exp.checkpoint.every === 0 || t === stop) && t < this.exp.iterations) await this.checkpoint();
   }
 
   /** Every controller due after iteration t, in order, each seeing what the ones before it did; their actions

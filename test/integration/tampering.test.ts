@@ -95,6 +95,29 @@ describe.concurrent("tampering", () => {
     expect(JSON.parse(read(out, "summary.json")).eval.final.iter).toBe(300);
   });
 
+  it("a periodic evaluation that fails keeps the training before it: a resume evaluates there first, and the run ends as if undisturbed", async () => {
+    const dir = tempDir();
+    const f = join(dir, "eval.json");
+    // At 150: an evaluation, then a DST step of G (every 50); checkpoints every 100.
+    writeFileSync(f, JSON.stringify({ ...EXP, name: "periodic-eval-fails", eval: { every: 150, samples: 200 } }));
+    const straight = cli(["run", f, "--out", join(dir, "straight")]);
+    const out = join(dir, "run");
+    const run = cli(["run", f, "--out", out]);
+    expect(await waitFor(() => existsSync(join(out, "config.json")), 30_000)).toBe(true);
+    writeFileSync(join(out, "samples"), "in the way"); // the evaluation at 150 cannot write its picture
+    const r = await run;
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/a checkpoint at iteration 150 was written before this evaluation; --resume evaluates there first and continues/);
+    expect(JSON.parse(read(out, "checkpoint.json")).iter).toBe(150); // before: 100, and a resume trained 101-150 again
+    rmSync(join(out, "samples"));
+    const resumed = await cli(["run", "--resume", out]);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stderr).not.toMatch(/removed/);
+    expect((await straight).exitCode).toBe(0);
+    expect(read(out, "metrics.jsonl")).toBe(read(join(dir, "straight"), "metrics.jsonl"));
+    expect(readRecords(out).filter((x) => x.kind === "eval").map((x) => x.iter)).toEqual([150, 300]);
+  });
+
   it("a config.json edited after the checkpoint is refused naming the field; supervision and checkpoint may change", async () => {
     const out = await copyOfBase("edited");
     const config = JSON.parse(read(out, "config.json"));

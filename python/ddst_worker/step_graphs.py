@@ -67,7 +67,8 @@ class StepGraph:
                 self.outputs = self.body(*self.inputs)
         except Exception as e:  # nothing ran during the capture: the weights are as the last eager step left them
             raise WorkerError("internal", f"capturing the {self.name} as a CUDA graph failed ({type(e).__name__}: {e}); "
-                              "train without graphs: set train.cudaGraphs to false",
+                              "train without graphs: set train.cudaGraphs to false (a run may change it on --resume; a table's "
+                              "cells take it from the table's experiment)",
                               {"step": self.name, "error": type(e).__name__}) from e
         self.graph = graph
 

@@ -524,6 +524,8 @@ def test_npy_errors(tmp_path):
         return {"name": "npy", "path": str(tmp_path / name)}
     np.save(tmp_path / "range.npy", np.full((2, 1, 4, 4), 1.5, np.float32))
     raises(cfg("range.npy"), str(tmp_path / "range.npy"), "float values in [-1, 1]", "1.5")
+    np.save(tmp_path / "unit.npy", RNG.uniform(0, 1, (3, 1, 4, 4)).astype(np.float32))
+    raises(cfg("unit.npy"), "unit.npy", "float images in [-1, 1]", "none below 0: images scaled to [0, 1]? convert them with x * 2 - 1")
     np.save(tmp_path / "int.npy", np.zeros((2, 1, 4, 4), np.int64))
     raises(cfg("int.npy"), "int.npy", "uint8 images", "int64")
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)

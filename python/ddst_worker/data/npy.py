@@ -6,8 +6,8 @@ Layouts, by number of dimensions:
   N x C x H x W  images, when axis 1 is 1 or 3 (channels first wins when both axis 1 and axis 3 are);
   N x H x W x C  images, when axis 1 is not 1 or 3 but axis 3 is.
 Images are uint8 (0..255, scaled to [-1, 1] per batch as x / 127.5 - 1) or floating point already in
-[-1, 1] (checked over the whole array: NaN, infinities or values outside are an error). Other dtypes are
-refused. Float images come back from `arrays()` as uint8 (round((x + 1) * 127.5)). No labels.
+[-1, 1] (checked over the whole array: NaN, infinities or values outside are an error, and so is an array
+with no value below 0, which is images scaled to [0, 1]). Other dtypes are refused. Float images come back from `arrays()` as uint8 (round((x + 1) * 127.5)). No labels.
 """
 
 from pathlib import Path
@@ -43,6 +43,7 @@ def load(path: Path) -> np.ndarray:
 
 def check_float_range(path: Path, a: np.ndarray) -> None:
     flat = a.reshape(len(a), -1)
+    lowest, highest = np.inf, -np.inf
     for i in range(0, len(a), 4096):
         c = np.asarray(flat[i:i + 4096], np.float64)
         if not np.isfinite(c).all():
@@ -51,6 +52,13 @@ def check_float_range(path: Path, a: np.ndarray) -> None:
         if lo < -1 or hi > 1:
             raise bad(path, "float values in [-1, 1] (or uint8 0..255)",
                       f"values from {lo:g} to {hi:g} in rows {n_(i)}..")
+        lowest, highest = min(lowest, lo), max(highest, hi)
+    # In [-1, 1] black is -1: a whole image set without one value below 0 is images scaled to [0, 1], which
+    # would train G toward grey pictures and be read back (for FID) as levels 128..255.
+    if lowest >= 0:
+        raise bad(path, "float images in [-1, 1] (x / 127.5 - 1 for 8-bit levels)",
+                  f"values from {lowest:g} to {highest:g}, none below 0: images scaled to [0, 1]? convert them with "
+                  "x * 2 - 1, or save the 8-bit levels as uint8")
 
 
 def build(cfg: dict, seed: int, device: str):

@@ -164,12 +164,8 @@ class Evaluator:
                 raise _bad(f"{data.name}: the classifier metrics need labeled train and test splits", data=data.name)
             epochs = self.classifier_epochs
             ident = "classifier:" + clf.cache_path(cache_dir, data.name, x_tr, y_tr, epochs, 0).name
-            try:
-                model, acc = clf.load_or_train(cache_dir, data.name, x_tr, y_tr, x_te, y_te, device=device,
-                                               epochs=epochs, on_step=lambda step, total: progress.advance(0))
-            except OSError as e:
-                raise _bad(f"cannot write the domain classifier under cacheDir {cache_dir}: "
-                           f"{e.strerror or e}", cacheDir=str(cache_dir))
+            model, acc = clf.load_or_train(cache_dir, data.name, x_tr, y_tr, x_te, y_te, device=device,
+                                           epochs=epochs, on_step=lambda step, total: progress.advance(0))
             self.classifiers[key] = (model, acc, ident)
         model, acc, ident = self.classifiers[key]
         return _Net("classifier", ident, model, device, min(batch, CLASSIFIER_BATCH)), acc

@@ -238,7 +238,7 @@ def test_class_metrics_hand_built():
     assert clf.class_kl(np.tile(np.eye(10)[0], (5, 1))) == pytest.approx(math.log(10))
 
 
-def test_load_or_train_cache(tmp_path, monkeypatch):
+def test_load_or_train_cache(tmp_path, monkeypatch, capfd):
     calls = []
     real_train = clf.train_classifier
 
@@ -273,6 +273,11 @@ def test_load_or_train_cache(tmp_path, monkeypatch):
     assert len(calls) == 4
     clf.load_or_train(tmp_path, "bars", *args, epochs=1)  # and the rewritten file is good again
     assert len(calls) == 4
+
+    (tmp_path / "a-file").write_text("")  # a cache that cannot be written: the model all the same, and a word
+    model, acc3 = clf.load_or_train(tmp_path / "a-file" / "cache", "bars", *args, epochs=1)
+    assert len(calls) == 5 and acc3 == acc and isinstance(model, clf.DomainCNN)
+    assert "cannot cache the domain classifier" in capfd.readouterr().err
 
 
 def read_idx(path: Path) -> np.ndarray:

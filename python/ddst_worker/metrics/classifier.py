@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -162,7 +163,8 @@ def cache_path(cache_dir, dataset_name: str, train_images, train_labels, epochs:
 def load_or_train(cache_dir, dataset_name: str, train_images, train_labels, test_images, test_labels,
                   device="cpu", epochs: int = 2, seed: int = 0, num_classes: int = 10, on_step=None):
     """-> (model in eval mode on `device`, test accuracy). Trains and saves on a miss; a cache file that
-    cannot be read is retrained over. `on_step` goes to train_classifier."""
+    cannot be read is retrained over, one that cannot be written is said on stderr (worker.log) and the
+    model returned all the same. `on_step` goes to train_classifier."""
     path = cache_path(cache_dir, dataset_name, train_images, train_labels, epochs, seed)
     if path.is_file():
         try:
@@ -178,6 +180,14 @@ def load_or_train(cache_dir, dataset_name: str, train_images, train_labels, test
     payload = {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "test_accuracy": acc,
                "num_classes": num_classes, "dataset": dataset_name, "code_version": CODE_VERSION,
                "train_seconds": time.perf_counter() - started}
+    try:
+        _save_atomically(payload, path)
+    except OSError as e:  # a cache that cannot be written only costs a retraining in the next worker
+        print(f"ddst-worker: cannot cache the domain classifier at {path}: {e}", file=sys.stderr, flush=True)
+    return model, acc
+
+
+def _save_atomically(payload: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -187,4 +197,3 @@ def load_or_train(cache_dir, dataset_name: str, train_images, train_labels, test
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return model, acc

@@ -307,6 +307,14 @@ def test_cifar_py(tmp_path, protocol):
     assert np.array_equal(imgs, sets["test_batch"][0]) and np.array_equal(labels, sets["test_batch"][1])
 
 
+def test_cifar_prefers_the_layout_that_has_its_batches(tmp_path):
+    write_cifar_py(tmp_path)
+    (tmp_path / "cifar-10-batches-bin").mkdir()  # an extraction of the other layout that never happened
+    assert len(build_data({"name": "cifar10", "path": str(tmp_path)}, 2, "cpu")) == 35
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").unlink()  # neither complete: the first says what is missing
+    raises({"name": "cifar10", "path": str(tmp_path)}, "cifar-10-batches-bin", "data_batch_1.bin")
+
+
 def py2_batch(x: np.ndarray, y: list) -> bytes:
     """A batch pickled as the real Python-version files are: protocol 2 from Python 2, with str (bytes)
     keys and numpy.core.multiarray._reconstruct, written opcode by opcode."""

@@ -108,9 +108,15 @@ def read_bin_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def resolve(path: Path) -> tuple[Path, str]:
     need_dir(path, "a directory holding cifar-10-batches-bin or cifar-10-batches-py")
-    for d, layout in ((path / "cifar-10-batches-bin", "bin"), (path / "cifar-10-batches-py", "py")):
-        if d.is_dir():
+    layouts = [(d, layout) for d, layout in ((path / "cifar-10-batches-bin", "bin"), (path / "cifar-10-batches-py", "py"))
+               if d.is_dir()]
+    # Both unpacked side by side, one of them empty or partial (an interrupted extraction): the one that has
+    # its first batch. Otherwise the first, whose missing files the loader then names.
+    for d, layout in layouts:
+        if (d / ("data_batch_1.bin" if layout == "bin" else "data_batch_1")).is_file():
             return d, layout
+    if layouts:
+        return layouts[0]
     names = [p.name for p in path.iterdir()]
     if any(n.endswith(".bin") and (n.startswith("data_batch_") or n == "test_batch.bin") for n in names):
         return path, "bin"

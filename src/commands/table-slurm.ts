@@ -120,7 +120,13 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       throw new SlurmCommandError(`sbatch did not accept ${file}: ${why}`);
     }
     const job = String(r.stdout).trim().split(";")[0]!;
-    if (!/^\d+$/.test(job)) throw new SlurmCommandError(`sbatch printed '${String(r.stdout).trim()}' where a job id was expected; check squeue before submitting again`);
+    // Not the flags' fault (exit 1, not 2): sbatch accepted something, and whether an array was queued is unknown.
+    if (!/^\d+$/.test(job))
+      throw new Error(
+        `sbatch exited 0 but printed '${String(r.stdout).trim()}' where a job id was expected, so an array may be queued without ` +
+          `this table knowing it: look with squeue -u $USER before submitting again (its tasks, if any, train the cells as any would; ` +
+          `--status cannot name them)`,
+      );
     const kept = join(slurmDir(out), `job-${job}.sbatch`);
     copyFileSync(file, kept);
     appendSubmission(out, { job, at: new Date().toISOString(), tasks, script: kept });

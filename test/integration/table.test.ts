@@ -130,6 +130,17 @@ describe("ddst table", () => {
     expect(existsSync(join(out, "cells"))).toBe(false);
   });
 
+  it.concurrent("an sbatch that answers without a job id: exit 1, saying an array may be queued and to look before submitting again", async () => {
+    const dir = tempDir();
+    const spec = writeToyTable(dir, { iterations: 20, checkpointEvery: 10, methods: ["static-balance"], seeds: [0] });
+    mkdirSync(join(dir, "bin"));
+    writeFileSync(join(dir, "bin", "sbatch"), '#!/bin/sh\necho "Submitted batch job"\n', { mode: 0o755 });
+    const r = await execa("node", [CLI, "table", spec, "--out", join(dir, "table"), "--slurm"], { reject: false, env: { PATH: `${join(dir, "bin")}:${process.env.PATH}` } });
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/sbatch exited 0 but printed 'Submitted batch job' where a job id was expected, so an array may be queued .*look with squeue -u \$USER before submitting again/);
+    expect(existsSync(join(dir, "table", "slurm", "submissions.jsonl"))).toBe(false);
+  });
+
   it.concurrent("does not train a diverged cell again: table.md counts it, --status and ls name it", async () => {
     const dir = tempDir();
     const spec = writeToyTable(dir, { iterations: 100, checkpointEvery: 50, methods: ["static-balance"], seeds: [0, 1] });

@@ -44,7 +44,22 @@ function ownOption(arg: string): string | null {
   return hit ? hit[2] : null;
 }
 
-export const SlurmOptions = z.strictObject({
+/** A GPU request among --sbatch-arg (--gres=gpu[:type][:N], --gpus[-per-task|-per-node]=[type:]N, -G N): the
+ * number of GPUs it asks for, or null when `arg` asks for none. A task trains its cells on one GPU, so the script
+ * leaves its own --gres=gpu:1 out when the user names the GPU (a type, say) this way. */
+export function gpuRequest(arg: string): number | null {
+  const m = /^(?:--gres|--gpus(?:-per-(?:task|node))?|-G)(?:=|\s+|(?<=^-G))(\S+)$/.exec(arg.trim());
+  if (!m) return null;
+  const isGres = arg.startsWith("--gres");
+  const spec = isGres ? m[1]!.split(",").find((g) => /^gpu(:|$)/.test(g)) : m[1];
+  if (spec === undefined) return null; // --gres=shard:2 and such: not a GPU
+  const last = spec.split(":").at(-1)!;
+  if (/^\d+$/.test(last)) return Number(last);
+  return isGres || spec.includes(":") ? 1 : NaN; // gres "gpu[:type]" means one; "--gpus=a100" names no count
+}
+
+export const SlurmOptions = z
+  .strictObject({
   partition: slurmName("--partition").optional(),
   account: slurmName("--account").optional(),
   time: oneLine("--time")
@@ -64,7 +79,18 @@ export const SlurmOptions = z.strictObject({
         if (why) ctx.addIssue({ code: "custom", message: `--sbatch-arg ${arg}: ddst sets this option itself (${why})` });
       }),
   ),
-});
+  })
+  .superRefine((o, ctx) => {
+    const asked = o.sbatchArgs.filter((a) => gpuRequest(a) !== null);
+    for (const arg of asked) {
+      const n = gpuRequest(arg)!;
+      if (o.gpusPerCell === 0)
+        ctx.addIssue({ code: "custom", path: ["sbatchArgs"], message: `--sbatch-arg ${arg}: --gpus-per-cell 0 trains on the CPU, so a GPU would sit idle; leave it out, or train on GPUs` });
+      else if (n !== 1)
+        ctx.addIssue({ code: "custom", path: ["sbatchArgs"], message: `--sbatch-arg ${arg}: a task trains its cells on one GPU (--cells-per-gpu says how many share it); ask for one, e.g. --gres=gpu:a100:1` });
+    }
+    if (asked.length > 1) ctx.addIssue({ code: "custom", path: ["sbatchArgs"], message: `--sbatch-arg: ${asked.join(" and ")} both ask for the task's GPU; give one` });
+  });
 export type SlurmOptions = z.infer<typeof SlurmOptions>;
 
 /** Seconds before the time limit at which a task is told to checkpoint and requeue itself: two minutes, or a

@@ -1,6 +1,6 @@
 import { InputError } from "../input-error.js";
 import type { SlurmOptions } from "./options.js";
-import { signalLead } from "./options.js";
+import { gpuRequest, signalLead } from "./options.js";
 
 /** The job-array script for a table's pending cells: one array task per group of cells sharing a GPU (or the
  * CPUs of a task), each running `ddst table --cells` on the shared table directory, which starts or resumes
@@ -49,7 +49,8 @@ export function sbatchScript(job: ArrayJob): string {
     `--job-name=ddst-${job.name}`,
     `--array=0-${tasks.length - 1}`,
     "--ntasks=1",
-    ...(slurm.gpusPerCell ? ["--gres=gpu:1"] : cpus),
+    // The task's one GPU, unless the user names it (a type: --gres=gpu:a100:1); options.ts checks it is one.
+    ...(slurm.gpusPerCell ? (slurm.sbatchArgs.some((a) => gpuRequest(a) !== null) ? [] : ["--gres=gpu:1"]) : cpus),
     // A requeued task (preemption, node failure, or its own time-limit requeue) resumes its cells.
     "--requeue",
     // Only this shell gets USR1: it asks ddst to checkpoint, then requeues the task.

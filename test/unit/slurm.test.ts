@@ -7,7 +7,7 @@ import { liveHolder } from "../../src/run/dir-lock.js";
 import type { RunStatus } from "../../src/run/run-status.js";
 import { cellStatus, statusText } from "../../src/slurm/cell-status.js";
 import { currentSlurmJob } from "../../src/slurm/job-id.js";
-import { signalLead, SlurmOptions, timeLimitSeconds } from "../../src/slurm/options.js";
+import { gpuRequest, signalLead, SlurmOptions, timeLimitSeconds } from "../../src/slurm/options.js";
 import { parseSacct, parseSqueue } from "../../src/slurm/queue.js";
 import { groupCells, sbatchScript, shellQuote, type ArrayJob } from "../../src/slurm/sbatch-script.js";
 import { appendSubmission, lastTaskOfCells, readSubmissions } from "../../src/slurm/submissions.js";
@@ -57,6 +57,21 @@ describe("Slurm time limits and options", () => {
     expect(issues({ sbatchArgs: ["--signal=USR1@60"] })).toEqual(["--sbatch-arg --signal=USR1@60: ddst sets this option itself (ddst signals the task before --time runs out, to checkpoint and requeue it)"]);
     expect(issues({ sbatchArgs: ["-o", "--array=0-3", "-t10", "--no-requeue", "--sig=B:USR1@10", "--part=gpu"] })).toHaveLength(6);
     expect(issues({ sbatchArgs: ["--time-min=10", "--ntasks-per-node=2", "--exclusive", "-N2", "--mem=4G"] })).toEqual([]);
+  });
+
+  it("takes the user's naming of the task's one GPU (a type), and refuses more GPUs, two requests, or one on a CPU partition", () => {
+    const issues = (x: object) => SlurmOptions.safeParse({ gpusPerCell: 1, cellsPerGpu: 1, sbatchArgs: [], ...x }).error?.issues.map((i) => i.message) ?? [];
+    for (const arg of ["--gres=gpu:a100:1", "--gres=gpu", "--gres=gpu:h100", "--gpus=1", "--gpus=a100:1", "--gpus-per-task=1", "-G1", "-G 1", "--gres=shard:2"])
+      expect(issues({ sbatchArgs: [arg] }), arg).toEqual([]);
+    expect(issues({ sbatchArgs: ["--gres=gpu:a100:2"] })).toEqual([expect.stringMatching(/--gres=gpu:a100:2: a task trains its cells on one GPU \(--cells-per-gpu says how many share it\); ask for one/)]);
+    expect(issues({ sbatchArgs: ["--gpus=a100"] })).toHaveLength(1); // no count
+    expect(issues({ sbatchArgs: ["--gres=gpu:1", "-G1"] })).toEqual([expect.stringMatching(/--gres=gpu:1 and -G1 both ask for the task's GPU; give one/)]);
+    expect(issues({ gpusPerCell: 0, sbatchArgs: ["--gres=gpu:1"] })).toEqual([expect.stringMatching(/--gpus-per-cell 0 trains on the CPU, so a GPU would sit idle/)]);
+    expect(gpuRequest("--gres=gpu:a100:1,shard:2")).toBe(1);
+    expect(gpuRequest("--mem=4G")).toBeNull();
+    const gpuLines = (args: string[]) => sbatchScript(job({ slurm: options({ sbatchArgs: args }) })).split("\n").filter((l) => /gres|gpus/.test(l));
+    expect(gpuLines([])).toEqual(["#SBATCH --gres=gpu:1"]);
+    expect(gpuLines(["--gres=gpu:a100:1"])).toEqual(["#SBATCH --gres=gpu:a100:1"]); // the user's, not a second one
   });
 });
 

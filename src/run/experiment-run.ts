@@ -125,11 +125,11 @@ export class ExperimentRun {
 
   // ---- the loop -------------------------------------------------------------------------------------
 
-  /** Trains up to the next event (or an interruption), then carries out what is due there. A periodic evaluation
-   * that failed after the training before it was kept (evaluatingAt) is due first. */
+  /** Trains up to the next event (or an interruption), then carries out what is due there. An event whose periodic
+   * evaluation failed, after the training before it was kept (eventDueAt), is due first. */
   private async segment(stop: number): Promise<void> {
     const t0 = this.state.iter;
-    if (this.state.evaluatingAt === t0 && t0 < this.exp.iterations) return this.atEvent(t0, stop, []);
+    if (this.state.eventDueAt === t0) return this.atEvent(t0, stop, []);
     const cadences = this.controllers.flatMap((c) => (c.every === undefined ? [] : [c.every]));
     const next = Math.min(nextEventIter(this.exp, t0, cadences), this.nextCheckpointIter(t0), stop);
     const onProgress = this.opts.onProgress && ((p: { iter: number }) => this.opts.onProgress!({ iter: p.iter }));
@@ -153,6 +153,7 @@ export class ExperimentRun {
   /** What is due once training has reached iteration t: the periodic evaluation, the controllers' decisions, the
    * records (`records` holds those of the training before), a checkpoint where one is due. */
   private async atEvent(t: number, stop: number, records: MetricRecord[]): Promise<void> {
+    this.state.eventDueAt = undefined; // taken up now; set again below if the evaluation fails
     const evaluated = t < this.exp.iterations && isEvalIter(this.exp, t);
     if (evaluated) {
       try {
@@ -163,12 +164,11 @@ export class ExperimentRun {
         // moment (memory, a full disk, a file moved).
         if (!(e instanceof WorkerRequestError) || this.opts.signal?.aborted) throw e;
         this.emit(records);
-        this.state.evaluatingAt = t;
+        this.state.eventDueAt = t;
         await this.checkpoint();
         e.message += `\n(a checkpoint at iteration ${t} was written before this evaluation; --resume evaluates there first and continues)`;
         throw e;
       }
-      this.state.evaluatingAt = undefined;
     }
     try {
       await this.decideAndApply(t, evaluated, records);

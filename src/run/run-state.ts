@@ -35,6 +35,9 @@ export const RunState = z.object({
   /** The iteration of the checkpoint written just before the final evaluation (so a failed evaluation keeps the
    * training): a resume there evaluates, unlike one from a checkpoint at the last iteration of a ddst before it. */
   evaluatingAt: z.number().int().optional(),
+  /** The iteration of a checkpoint written when a periodic evaluation there failed: the evaluation and the
+   * controllers' decisions at that iteration are still due, before any more training. */
+  eventDueAt: z.number().int().optional(),
   /** The iteration of the last decision that changed G: an evaluation there came before it, so a run that ends
    * there evaluates again (kept here, so a resume between the stop and that evaluation still knows). */
   generatorChangedAt: z.number().int().optional(),

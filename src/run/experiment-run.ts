@@ -21,6 +21,7 @@ import type { RunState } from "./run-state.js";
 import { segmentRecords } from "./segment-records.js";
 import { DivergedError, firstNonFinite } from "./divergence.js";
 import { InputError } from "../input-error.js";
+import { isJsonObject } from "../vocabulary/schema-shapes.js";
 
 /** One run in its directory, read like the method: train to the next event, decide, apply, and again.
  * A `train` command runs up to the next event (G DST step, D controller decision, log line, evaluation,
@@ -45,6 +46,10 @@ export class BuildRefusedError extends InputError {
 }
 
 const isWorkerFailure = (e: unknown) => e instanceof WorkerDiedError || e instanceof WorkerHungError;
+
+/** The worker could not capture a training step as a CUDA graph (python/ddst_worker/step_graphs.py names it). */
+const isCaptureFailure = (e: unknown) =>
+  e instanceof WorkerRequestError && e.code === "internal" && isJsonObject(e.detail) && (e.detail.step === "D step" || e.detail.step === "G step");
 
 export class ExperimentRun {
   private worker!: Worker;
@@ -107,6 +112,10 @@ export class ExperimentRun {
         try {
           await this.segment(stop);
         } catch (e) {
+          if (isCaptureFailure(e) && this.exp.train.cudaGraphs && !this.opts.signal?.aborted) {
+            await this.withoutGraphs(e as Error);
+            continue;
+          }
           if (!isWorkerFailure(e) || this.opts.signal?.aborted) throw e;
           if (this.state.restarts >= this.exp.supervision.maxRestarts)
             throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1 === 1 ? "once" : `${this.state.restarts + 1} times`}; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
@@ -458,6 +467,19 @@ export class ExperimentRun {
     this.state.restarts = attempt;
     const reason = cause.message.split("\n")[0] ?? cause.name;
     this.emit([{ iter: this.state.iter, kind: "restart", attempt, reason, fromCheckpoint: this.state.iter }]);
+  }
+
+  /** A step that cannot be captured as a CUDA graph is no reason to lose a run (a table's cell, at night): the same
+   * steps run eagerly, the same numbers, slower. config.json records it, and the run continues from its last
+   * checkpoint in a new worker (a failed capture may leave the old one's CUDA context unusable). */
+  private async withoutGraphs(cause: Error): Promise<void> {
+    this.exp = { ...this.exp, train: { ...this.exp.train, cudaGraphs: false } };
+    this.dir.writeJson("config.json", this.exp);
+    this.opts.onNotice?.(
+      `${cause.message.split("\n")[0]}\ncontinuing without CUDA graphs from the last checkpoint (config.json now says train.cudaGraphs: false; ` +
+        "the steps are the same, only slower; a failed capture is a ddst bug worth reporting)",
+    );
+    await this.restart(cause);
   }
 
   private async abort(): Promise<never> {

@@ -6,6 +6,7 @@ import { Dealer } from "zeromq";
 import { beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../../src/protocol/frames.js";
 import { DstStepResult, HelloResult, StatsResult } from "../../src/protocol/messages.js";
+import { findPython } from "../../src/worker/discover.js";
 import { socketBase } from "../../src/worker/socket-dir.js";
 import { Worker } from "../../src/worker/worker.js";
 import { durableToy, isAlive, oneTorchThread, tempDir, toyBuild, waitFor } from "./helpers.js";
@@ -78,6 +79,47 @@ describe.concurrent("faults", () => {
     expect(await waitFor(() => !isAlive(worker), 3000)).toBe(true);
     // The interrupt checkpoint (resuming from one is bitwise: resume.test.ts), not just the periodic one at 0.
     expect(pointerIter(out)).toBeGreaterThan(0);
+  });
+
+  it("a training step that cannot be captured as a CUDA graph: the run goes on without graphs from its last checkpoint, config.json says so", async () => {
+    // A worker whose steps cannot be captured (on the CPU no step is, so the failure is put in): an interpreter
+    // wrapper that loads the worker with Session.op_build patched.
+    const dir = tempDir();
+    const python = (await findPython()).path;
+    writeFileSync(
+      join(dir, "cannot_capture.py"),
+      [
+        "from ddst_worker.errors import WorkerError",
+        "from ddst_worker.session import Session",
+        "class CannotCapture:",
+        "    def d(self, *inputs):",
+        "        raise WorkerError('internal', 'capturing the D step as a CUDA graph failed (InjectedError: put in by a test)', {'step': 'D step', 'error': 'InjectedError'})",
+        "    g = d",
+        "built = Session.op_build",
+        "def op_build(self, args):",
+        "    reply = built(self, args)",
+        "    if args['train']['cudaGraphs']:",
+        "        self.gan.graphs = CannotCapture()",
+        "    return reply",
+        "Session.op_build = op_build",
+      ].join("\n"),
+    );
+    const wrapper = join(dir, "python");
+    const load = "import runpy, cannot_capture; runpy.run_module('ddst_worker', run_name='__main__', alter_sys=True)";
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nif [ "$1" = -m ] && [ "$2" = ddst_worker ]; then shift 2; PYTHONPATH=${dir}:$PYTHONPATH exec ${python} -c "${load}" "$@"; fi\nexec ${python} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const out = join(dir, "run");
+    const r = await run([file, "--out", out, "--set", "train.cudaGraphs=true"], { DDST_PYTHON: wrapper });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/capturing the D step as a CUDA graph failed \(InjectedError: put in by a test\)[\s\S]*continuing without CUDA graphs from the last checkpoint \(config\.json now says train\.cudaGraphs: false/);
+    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).train.cudaGraphs).toBe(false);
+    // Trained as the uninterrupted run was (on the CPU graphs change nothing): only a restart record more.
+    const records = metrics(out).split("\n").filter(Boolean);
+    expect(records.filter((l) => JSON.parse(l).kind === "restart")).toHaveLength(1);
+    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
   });
 
   it("2. a second writer of a run directory is refused naming the holder; a stale lock is taken over", async () => {

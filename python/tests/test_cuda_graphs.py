@@ -27,16 +27,21 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch see
 TRAIN = {"batchSize": 8, "genBatchSize": 12, "nCritic": 3, "loss": "hinge", "ema": 0.999}
 
 
-def spec(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True) -> dict:
-    return complete_build({"seed": 11, "device": "cuda", "model": {"name": "sngan32"},
+SNGAN = {"name": "sngan32"}
+# Transposed convolutions and BatchNorm in G, spectral norm on strided convolutions in D: the other image model.
+DCGAN = {"name": "dcgan32", "width": 16, "latentDim": 32, "spectralNorm": True}
+
+
+def spec(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True, model=SNGAN) -> dict:
+    return complete_build({"seed": 11, "device": "cuda", "model": model,
                            "data": data or {"name": "synthetic", "shape": [3, 32, 32]},
                            "train": {**TRAIN, "precision": precision, "cudaGraphs": graphs,
                                      "channelsLast": channels_last}})
 
 
-def build(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True) -> Session:
+def build(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True, model=SNGAN) -> Session:
     s = Session()
-    r = s.op_build(spec(graphs, precision, data, channels_last))
+    r = s.op_build(spec(graphs, precision, data, channels_last, model))
     s.op_setMasks({net: {l["name"]: 0.25 for l in r["layers"] if l["net"] == net and l["maskable"]}
                    for net in ("generator", "discriminator")})
     return s
@@ -62,11 +67,11 @@ def mask_ops(s: Session):
             s.op_setDensity({"net": "discriminator", "target": 0.4, "growth": "global_gradient"})]
 
 
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_graphs_replay_the_eager_steps(deterministic, channels_last):
+@pytest.mark.parametrize("channels_last,model", [(True, SNGAN), (False, SNGAN), (True, DCGAN)])
+def test_graphs_replay_the_eager_steps(deterministic, channels_last, model):
     """Also through gradient growth, whose eager pass leaves spectral norm's cached weight (and its autograd
     nodes, on the default stream) behind for the next capture to meet."""
-    eager, graphed = build(False, channels_last=channels_last), build(True, channels_last=channels_last)
+    eager, graphed = (build(g, channels_last=channels_last, model=model) for g in (False, True))
     assert eager.gan.graphs is None and graphed.gan.graphs is not None
     for start in (1, 7):
         a, b = train(eager, start, 6), train(graphed, start, 6)

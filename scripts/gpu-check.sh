@@ -10,13 +10,14 @@
 # STEP (default: all, in this order), each a `ddst bench --paper --device cuda` with its settings spelled out,
 # so a step means the same whatever the defaults are:
 #   tests          the CUDA tests (120 s)
-#   eager          no graphs, NCHW: the baseline, and the only step with the masked/dense figures (100 s)
+#   eager          no graphs, NCHW: the baseline, and the only step with the masked/dense figures (those
+#                  always run eager steps in NCHW) (100 s)
 #   graphs         CUDA graphs, NCHW (60 s)
 #   channels-last  CUDA graphs, channels-last: the defaults (60 s)
 #   concurrent     the defaults, 1, 2, 4 and 8 runs sharing the card (50 iterations each; 120 s)
 #   bf16           the defaults in bf16 (60 s)
 #   tf32-off       the defaults without TF32 (60 s)
-# The limits add up to 9.7 minutes, within one device call (10).
+# The limits add up to 9.7 minutes (a step past its limit gets 10 s more to stop), about one device call (10).
 # The machine needs CUDA torch, the worker's Python packages, Node.js and dist/ (see README "On a GPU").
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -52,9 +52,12 @@ def timed(fn, device: str, iters: int) -> list[float]:
 
 
 def build_args(model: str, batch: int, device: str) -> dict:
+    # Eager steps in NCHW: what masks cost over dense kernels, not what graphs save (`ddst bench --paper`
+    # measures those); with graphs a median of three would mix warm-up, capture and replays.
     return complete_build({"seed": 0, "device": device, "model": {"name": model}, "data": DATA[model],
                            "train": {"batchSize": batch, "genBatchSize": batch, "nCritic": 1, "loss": "hinge",
-                                     "lrG": 2e-4, "lrD": 2e-4, "betas": [0.0, 0.9], "ema": 0.999}})
+                                     "lrG": 2e-4, "lrD": 2e-4, "betas": [0.0, 0.9], "ema": 0.999,
+                                     "cudaGraphs": False, "channelsLast": False}})
 
 
 def bench(model: str, batch: int, iters: int, device: str) -> dict:

@@ -202,6 +202,8 @@ def test_fashion_errors_and_idx_layout(tmp_path):
     raises(cfg, str(bad), "rows of 784 values", "783 values in row 0")
     bad.write_text(json.dumps({"data": [[300] * 784]}))
     raises(cfg, str(bad), "pixel values 0..255", "300")
+    bad.write_text(json.dumps({"data": [[10 ** 22] * 784]}))
+    raises(cfg, str(bad), "pixel values 0..255", "a value too large for 64 bits")
     bad.write_text('{"data": [[1, 2,')
     raises(cfg, str(bad), "invalid JSON")
     bad.unlink()
@@ -374,6 +376,10 @@ def test_cifar_py_refuses_code_and_bad_pickles(tmp_path):
     raises(cfg, str(f), 'a uint8 array [n, 3072]', "float32 [7, 3072]")
     f.write_bytes(pickle.dumps({b"data": np.zeros((7, 3072), np.uint8), b"labels": [1] * 6}))
     raises(cfg, str(f), "7 integers 0..9", "found 6 values")
+    f.write_bytes(pickle.dumps({b"data": np.zeros((7, 3072), np.uint8), b"labels": [1.5] * 7}))
+    raises(cfg, str(f), 'b"labels": a list of integers 0..9', "found list of float64")
+    f.write_bytes(pickle.dumps({b"data": np.zeros((7, 3072), np.uint8), b"labels": [2 ** 70] * 7}))
+    raises(cfg, str(f), 'b"labels": a list of integers 0..9', "found list of object")
     f.write_bytes(pickle.dumps([1, 2]))
     raises(cfg, str(f), "a dict", "found a list")
 
@@ -440,7 +446,7 @@ def test_stl10_errors(tmp_path):
     y.write_bytes(bytes([1, 2]))
     raises(cfg, str(y), "expected 3 bytes (one label per image)", "found 2")
     y.write_bytes(bytes([1, 2, 11]))
-    raises(cfg, str(y), "labels 0..9", "found label 10")
+    raises(cfg, str(y), "labels 1..10", "found label 11 at image 2")
     x = d / "train_X.bin"
     x.write_bytes(x.read_bytes()[:-5])
     raises(cfg, str(x), "27,648-byte images", "found 82,939 bytes")

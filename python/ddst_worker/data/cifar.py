@@ -88,9 +88,13 @@ def read_py_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         found = f"{x.dtype} {list(x.shape)}" if isinstance(x, np.ndarray) else type(x).__name__
         raise bad(path, 'b"data": a uint8 array [n, 3072]', found)
     try:
-        y = np.asarray(y if y is not None else [], dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError):
-        raise bad(path, 'b"labels": a list of integers', type(y).__name__)
+        given = np.asarray(y if y is not None else [])
+        if given.size and given.dtype.kind not in "iu":  # 1.5 or "3" would be truncated or parsed silently
+            raise TypeError
+        y = given.astype(np.int64).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        raise bad(path, 'b"labels": a list of integers 0..9', f"{type(y).__name__} of {np.asarray(y).dtype}"
+                  if isinstance(y, (list, np.ndarray)) else type(y).__name__)
     if len(y) != len(x) or (len(y) and y.min() < 0):
         low = y.min() if len(y) else "-"
         raise bad(path, f'b"labels": {n_(len(x))} integers 0..9', f"{n_(len(y))} values, minimum {low}")

@@ -114,7 +114,10 @@ def _parse_json(path, raw):
         lengths.append(len(r))
     _check_lengths(path, lengths)
     kept = [r for r in rows if r]
-    return np.array(kept, dtype=np.int64).reshape(-1), lengths
+    try:
+        return np.array(kept, dtype=np.int64).reshape(-1), lengths
+    except OverflowError:  # the 0..255 check comes later, on the array
+        raise bad(path, "pixel values 0..255", "a value too large for 64 bits")
 
 
 def load_json_split(directory: Path, split: str) -> Images:

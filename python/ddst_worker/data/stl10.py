@@ -43,8 +43,9 @@ def read_y(path: Path, count: int) -> np.ndarray:
     if len(raw) != count:
         raise bad(path, f"{n_(count)} bytes (one label per image)", f"{n_(len(raw))}")
     y = np.frombuffer(raw, np.uint8).astype(np.int64)
-    if count and y.min() < 1:
-        raise bad(path, "labels 1..10", f"label {int(y.min())} at image {n_(int(np.argmin(y)))}")
+    if count and not 1 <= y.min() <= y.max() <= 10:  # the file's own numbering, 1..10, in the message
+        i = int(np.argmax((y < 1) | (y > 10)))
+        raise bad(path, "labels 1..10", f"label {int(y[i])} at image {n_(i)}")
     return check_labels(path, y - 1, 10)
 
 

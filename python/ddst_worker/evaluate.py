@@ -159,7 +159,11 @@ class Evaluator:
                        progress: _Progress) -> tuple[_Net, float]:
         key = (data_key, device, str(cache_dir))
         if key not in self.classifiers:
-            (x_tr, y_tr), (x_te, y_te) = data.stored("train"), data.stored("test")
+            try:
+                (x_tr, y_tr), (x_te, y_te) = data.stored("train"), data.stored("test")
+            except WorkerError as e:  # say why a run whose reference is `train` reads the test split
+                raise _bad(f"the classifier metrics train a domain classifier on the train split and measure its "
+                           f"accuracy on the test split: {e.message}", data=data.name) from e
             if y_tr is None or y_te is None:
                 raise _bad(f"{data.name}: the classifier metrics need labeled train and test splits", data=data.name)
             epochs = self.classifier_epochs

@@ -571,6 +571,23 @@ def test_session_builds_on_mnist_files(tmp_path):
     s.handle("train", {"start": 1, "iterations": 2, "probeEvery": 0}, {})
 
 
+def test_classifier_metrics_say_why_they_read_the_test_split(tmp_path):
+    from ddst_worker.session import Session
+    d, _ = mnist_dir(tmp_path)
+    for f in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (d / f).unlink()
+    s = Session()
+    s.op_build(complete_build({"seed": 1, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
+                               "data": {"name": "mnist", "path": str(d)},
+                               "train": {"batchSize": 4, "genBatchSize": 4, "nCritic": 1, "loss": "hinge", "ema": None}}))
+    with pytest.raises(WorkerError) as e:
+        s.handle("evaluate", {"metrics": ["classifier"], "samples": 2, "seed": 0, "batchSize": 2, "reference": "train",
+                              "cacheDir": str(tmp_path / "cache")}, {})
+    assert e.value.code == "bad_value"
+    assert "train a domain classifier on the train split and measure its accuracy on the test split" in e.value.message
+    assert "t10k-images-idx3-ubyte" in e.value.message
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_batches_match_cpu(tmp_path, monkeypatch):
     d, _ = mnist_dir(tmp_path)

@@ -378,14 +378,15 @@ export class ExperimentRun {
     await this.checkpoint();
   }
 
-  /** What only the worker can judge of the FID and IS evaluations (the Inception file is the FID network, the
-   * reference split has images enough), tried on two samples before training, so that it does not surface at
-   * the first evaluation, hours in. The evaluation's noise is its own and no picture or record is written:
-   * training is unaffected. */
+  /** What only the worker can judge of the evaluations that need a network (the Inception file is the FID
+   * network, the reference split has images enough; the domain classifier's train and test splits are there),
+   * tried on two samples before training, so that it does not surface at the first evaluation, hours in. The
+   * evaluation's noise is its own and no picture or record is written: training is unaffected. (The domain
+   * classifier is trained here, then, the first time, rather than at the first evaluation.) */
   private async checkEvaluation(): Promise<void> {
     if (!this.exp.eval) return;
     const { picture: _picture, ...args } = evaluateArgs(this.exp, this.dir.path, 0);
-    const metrics = args.metrics.filter((m) => m === "fid" || m === "is");
+    const metrics = args.metrics.filter((m) => m === "fid" || m === "is" || m === "classifier");
     if (metrics.length === 0) return;
     try {
       await this.worker.ask("evaluate", { ...args, metrics, samples: Math.min(args.samples, 2), batchSize: 2 }, EvalResult);

@@ -75,6 +75,35 @@ describe.concurrent("tampering", () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it("classifier metrics on MNIST files without the test split are refused before training, exit 2, leaving nothing behind", async () => {
+    const dir = tempDir();
+    const idx = (magic: number, dims: number[], data: Buffer) => {
+      const head = Buffer.alloc(4 + 4 * dims.length);
+      head.writeUInt32BE(magic, 0);
+      dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+      return Buffer.concat([head, data]);
+    };
+    mkdirSync(join(dir, "mnist"));
+    writeFileSync(join(dir, "mnist", "train-images-idx3-ubyte"), idx(0x803, [16, 28, 28], Buffer.alloc(16 * 784, 7)));
+    writeFileSync(join(dir, "mnist", "train-labels-idx1-ubyte"), idx(0x801, [16], Buffer.from(Array.from({ length: 16 }, (_, i) => i % 10))));
+    const f = join(dir, "classifier.json");
+    writeFileSync(f, JSON.stringify({
+      name: "classifier",
+      method: "static-balance",
+      density: 0.5,
+      iterations: 12,
+      model: { name: "dcgan28", width: 8, latentDim: 16 },
+      data: { name: "mnist", path: join(dir, "mnist") },
+      train: { batchSize: 8, nCritic: 1 },
+      eval: { every: 0, samples: 8, batchSize: 8, metrics: ["classifier"] },
+    }));
+    const out = join(dir, "run");
+    const r = await cli(["run", f, "--out", out]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/eval: the classifier metrics train a domain classifier on the train split and measure its accuracy on the test split: .*t10k-images-idx3-ubyte.*\(found by a trial evaluation before training\)/s);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("a final evaluation that fails keeps the training: a resume only evaluates, and then the run is finished", async () => {
     const dir = tempDir();
     const f = join(dir, "eval.json");

@@ -153,6 +153,22 @@ _MACHINE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EIO, errno.ENOMEM, errno.EMF
                    errno.EAGAIN, errno.ETIMEDOUT, errno.EINTR}
 
 
+def load_fault(e: Exception, path: str) -> str:
+    """What a failed torch.load says about the file, in words (torch's own texts name internals: a miniz error,
+    a pickle opcode, or advice to load the file unsafely, which is not ours to give)."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "an empty file"
+    except OSError:
+        pass
+    text = str(e)
+    if isinstance(e, EOFError) or "central directory" in text or "unexpected EOF" in text:
+        return f"truncated or damaged ({type(e).__name__})"
+    if "Weights only load failed" in text:
+        return "not a file of tensors and plain data that torch.save wrote (refused: loading it could run code)"
+    return f"not a PyTorch file of tensors ({type(e).__name__}: {_reason(e)})"
+
+
 def _unreadable(path: str, e: Exception) -> WorkerError:
     return _bad(f"checkpoint {path} cannot be read: truncated, corrupt, unreadable, or holding more than "
                 f"tensors and plain data ({type(e).__name__}: {_reason(e)})", path=path, error=type(e).__name__,

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from . import pictures
-from .checkpoint import _reason
+from .checkpoint import load_fault
 from .data.images import ImageSource, PointSource
 from .data.synthetic import Synthetic
 from .data.toy import Mixture
@@ -150,8 +150,8 @@ class Evaluator:
             except (InceptionWeightsMissing, InceptionWeightsMismatch) as e:
                 raise _bad(str(e), inception=path)
             except Exception as e:  # torch.load's many ways of refusing a file
-                raise _bad(f"cannot read Inception weights {path!r} ({type(e).__name__}: {_reason(e)}); "
-                           f"{WEIGHTS_HELP}", inception=path)
+                raise _bad(f"cannot read Inception weights {path!r}: {load_fault(e, path)}; {WEIGHTS_HELP}",
+                           inception=path)
             self.inception = (key, model)
         return _Net("inception", self.inception[0][1], self.inception[1], device, min(batch, INCEPTION_BATCH))
 

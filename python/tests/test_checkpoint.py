@@ -263,3 +263,26 @@ def test_checkpoints_from_before_resolved_args_still_load(tmp_path):
     other = built(MLP)  # MLP has ema None: the old file meant 0.999, so this build is another one
     with pytest.raises(WorkerError, match="train.ema"):
         other.op_load({"path": path})
+
+
+def test_load_fault_says_what_the_file_is(tmp_path):
+    from ddst_worker.checkpoint import load_fault
+
+    def fault(name: str, content: bytes | None = None, obj=None) -> str:
+        path = tmp_path / name
+        if obj is not None:
+            torch.save(obj, path)
+        else:
+            path.write_bytes(content)
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            return load_fault(e, str(path))
+        raise AssertionError(f"{name} loaded")
+
+    assert fault("empty.pt", b"") == "an empty file"
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.zeros(100)}, good)
+    assert fault("cut.pt", good.read_bytes()[:200]).startswith("truncated or damaged")
+    assert "refused: loading it could run code" in fault("module.pt", obj=torch.nn.Linear(2, 2))
+    assert fault("text.pt", b"hello, not a torch file").startswith("not a PyTorch file of tensors")

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { z } from "zod";
 import { resolveDataPaths } from "../config/data-paths.js";
 import type { Experiment } from "../config/experiment.js";
 import { BrWindow } from "../controller/br-window.js";
@@ -388,13 +389,21 @@ export class ExperimentRun {
     const { picture: _picture, ...args } = evaluateArgs(this.exp, this.dir.path, 0);
     const metrics = args.metrics.filter((m) => m === "fid" || m === "is" || m === "classifier");
     if (metrics.length === 0) return;
+    let trial: z.infer<typeof EvalResult>;
     try {
-      await this.worker.ask("evaluate", { ...args, metrics, samples: Math.min(args.samples, 2), batchSize: 2 }, EvalResult);
+      trial = await this.worker.ask("evaluate", { ...args, metrics, samples: Math.min(args.samples, 2), batchSize: 2 }, EvalResult);
     } catch (e) {
       if (e instanceof WorkerRequestError && e.code === "bad_value")
         throw new InputError(`eval: ${e.message.replace(/^worker evaluate: bad_value: /, "")} (found by a trial evaluation before training)`);
       throw e;
     }
+    // A distance is left out when features are not finite. A generator fresh from its initialization draws finite
+    // samples, so before iteration 1 that is the feature network's doing: weights of the right shapes holding NaN.
+    if (this.state.iter === 0 && metrics.includes("fid") && trial.metrics.fid === undefined)
+      throw new InputError(
+        `eval: a trial evaluation before training gave no FID: the Inception network's features are not finite, so ${args.inception} ` +
+          "holds weights of the right shapes but not usable ones; it must be the FID weights (pt_inception-2015-12-05-6726825d.pth)",
+      );
   }
 
   /** Loads the newest readable checkpoint into a fresh worker and cuts metrics.jsonl back to it. A newest file

@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readRecords } from "../../src/analysis/read-records.js";
+import { findPython } from "../../src/worker/discover.js";
 import { durableToy, hugePoints, npyImages, oneTorchThread, tempDir, waitFor } from "./helpers.js";
 
 /** What a run directory does with values and files it must not trust: training gone to NaN, a config.json or a
@@ -72,6 +73,36 @@ describe.concurrent("tampering", () => {
     const r = await cli(["run", f, "--out", out]);
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/eval: .*inception\.pth.*\(found by a trial evaluation before training\)/s);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("an Inception file of the right shapes holding NaN is refused before training: its features give no FID", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "digits.npy"), npyImages(16, 28));
+    const weights = join(dir, "nan-inception.pth");
+    const write = [
+      "import sys, torch",
+      "from ddst_worker.metrics.inception import FIDInceptionV3",
+      "sd = FIDInceptionV3().state_dict()",
+      "torch.save({k: v.fill_(float('nan')) if v.is_floating_point() else v for k, v in sd.items()}, sys.argv[1])",
+    ].join("\n");
+    const made = await execa((await findPython()).path, ["-c", write, weights], { reject: false, env: { PYTHONPATH: join(import.meta.dirname, "..", "..", "python") } });
+    expect(made.exitCode, made.stderr).toBe(0);
+    const f = join(dir, "fid.json");
+    writeFileSync(f, JSON.stringify({
+      name: "fid-nan",
+      method: "static-balance",
+      density: 0.5,
+      iterations: 12,
+      model: { name: "dcgan28", width: 8, latentDim: 16 },
+      data: { name: "npy", path: join(dir, "digits.npy") },
+      train: { batchSize: 8, nCritic: 1 },
+      eval: { every: 0, samples: 8, batchSize: 8, metrics: ["fid"], inception: weights },
+    }));
+    const out = join(dir, "run");
+    const r = await cli(["run", f, "--out", out]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/eval: a trial evaluation before training gave no FID: the Inception network's features are not finite, so .*nan-inception\.pth holds weights of the right shapes but not usable ones/);
     expect(existsSync(out)).toBe(false);
   });
 

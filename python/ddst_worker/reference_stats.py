@@ -110,7 +110,14 @@ class ReferenceStats:
         mkey = (kind, ident, data_key, split, n)
         if mkey in self.memory:
             return self.memory[mkey], None
-        images = reference_images(data, split, n)
+        try:
+            images = reference_images(data, split, n)
+        except WorkerError as e:
+            if (e.detail or {}).get("split") != split:
+                raise
+            raise WorkerError("bad_value", f"eval.reference {split!r}: {e.message}; the FID's real side comes from a "
+                              "split the data has (a data set without splits, folder or npy, is its own 'train')",
+                              {"split": split}) from e
         if len(images) < 2:
             raise WorkerError("bad_value", f"the {split} split has {len(images)} image(s); FID needs at least 2",
                               {"split": split})

@@ -201,6 +201,14 @@ def test_bad_inception_weights_are_bad_value(tmp_path):
     bad_value(s, eval_args(tmp_path, ["fid"]), "needs `inception`")
 
 
+def test_a_reference_split_the_data_lacks_names_eval_reference(tmp_path, inception_weights):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (16, 1, 28, 28), dtype=np.uint8))
+    s = session(complete_build({"seed": 1, "device": "cpu", "model": {"name": "dcgan28", "width": 4, "latentDim": 8},
+                                "data": {"name": "npy", "path": str(tmp_path / "x.npy")}, "train": TRAIN}))
+    bad_value(s, eval_args(tmp_path / "cache", ["fid"], reference="test", inception=str(inception_weights)),
+              "eval.reference 'test'", "no split 'test'", "is its own 'train'")
+
+
 def test_metrics_that_do_not_fit_the_data(tmp_path, mnist):
     ring = session(RING)
     bad_value(ring, eval_args(tmp_path, ["classifier"]), "'classifier'", "ring8")

@@ -452,6 +452,7 @@ def test_stl10_errors(tmp_path):
     raises(cfg, str(x), "27,648-byte images", "found 82,939 bytes")
     (d / "unlabeled_X.bin").unlink()
     raises({"name": "stl10", "path": str(tmp_path), "split": "unlabeled"}, str(d / "unlabeled_X.bin"), "no such file")
+    raises({"name": "stl10", "path": str(y)}, str(y), "a directory holding stl10_binary", "a file, not a directory")
 
 
 # ---------------------------------------------------------------- image folders
@@ -542,6 +543,8 @@ def test_npy_errors(tmp_path):
     raises(cfg("unit.npy"), "unit.npy", "float images in [-1, 1]", "none below 0: images scaled to [0, 1]? convert them with x * 2 - 1")
     np.save(tmp_path / "int.npy", np.zeros((2, 1, 4, 4), np.int64))
     raises(cfg("int.npy"), "int.npy", "uint8 images", "int64")
+    np.save(tmp_path / "flat.npy", np.zeros((2, 0, 28), np.uint8))
+    raises(cfg("flat.npy"), "flat.npy", "images of at least 1x1 pixels", "(2, 0, 28)")
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
     raises(cfg("obj.npy"), "obj.npy", "unreadable .npy")
     np.save(tmp_path / "shape.npy", np.zeros((2, 5, 5, 5), np.uint8))

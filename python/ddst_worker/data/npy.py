@@ -73,6 +73,8 @@ def build(cfg: dict, seed: int, device: str):
         if not np.isfinite(points).all():
             raise bad(path, "finite points", "NaN or infinity")
         return PointSource(points, seed, device)
+    if 0 in a.shape:
+        raise bad(path, "images of at least 1x1 pixels", describe(a))
     if a.ndim == 3:
         images = a[:, None]
     elif a.ndim == 4 and a.shape[1] in (1, 3):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import Images, ImageSource, Transform, bad, check_labels, n_, read_bytes, split_of
+from .images import Images, ImageSource, Transform, bad, check_labels, n_, need_dir, read_bytes, split_of
 
 IMAGE = 3 * 96 * 96
 SPLITS = ("train+unlabeled", "train", "test", "unlabeled")
@@ -68,8 +68,7 @@ def build(cfg: dict, seed: int, device: str) -> ImageSource:
         raise bad(Path(cfg["path"]), "size 8..96", str(size))
     path = Path(cfg["path"])
     directory = path / "stl10_binary" if (path / "stl10_binary").is_dir() else path
-    if not directory.is_dir():
-        raise bad(directory, "a directory holding stl10_binary (or its files)", "no such directory")
+    need_dir(directory, "a directory holding stl10_binary (or its files)")
     load = lambda s: load_split(directory, s)  # noqa: E731
     return ImageSource("stl10", split, load(split), 10, seed, device, Transform(size=(size, size)),
                        reload=load, splits=SPLITS)

@@ -376,6 +376,8 @@ def test_cifar_py_refuses_code_and_bad_pickles(tmp_path):
     raises(cfg, str(f), 'a uint8 array [n, 3072]', "float32 [7, 3072]")
     f.write_bytes(pickle.dumps({b"data": np.zeros((7, 3072), np.uint8), b"labels": [1] * 6}))
     raises(cfg, str(f), "7 integers 0..9", "found 6 values")
+    f.write_bytes(pickle.dumps({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, protocol=2))
+    raises(cfg, str(f), 'b"data": a uint8 array [n, 3072]', "found uint8 [0, 3072]")  # an empty batch, said so
     f.write_bytes(pickle.dumps({b"data": np.zeros((7, 3072), np.uint8), b"labels": [1.5] * 7}))
     raises(cfg, str(f), 'b"labels": a list of integers 0..9', "found list of float64")
     f.write_bytes(pickle.dumps({b"data": np.zeros((7, 3072), np.uint8), b"labels": [2 ** 70] * 7}))

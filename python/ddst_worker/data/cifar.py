@@ -45,7 +45,16 @@ ALLOWED = {
     ("numpy", "dtype"): lambda: np.dtype,
     # Python 3 pickles of protocol 0-2 store bytes as _codecs.encode(str, 'latin1'): it makes bytes, nothing more.
     ("_codecs", "encode"): lambda: codecs.encode,
+    # ... and empty bytes (an empty array's buffer) as bytes(): only that form, not bytes(n), which allocates n.
+    ("__builtin__", "bytes"): lambda: _bytes_of_bytes,
+    ("builtins", "bytes"): lambda: _bytes_of_bytes,
 }
+
+
+def _bytes_of_bytes(*args) -> bytes:
+    if not args or (len(args) == 1 and isinstance(args[0], (bytes, bytearray))):
+        return bytes(*args)
+    raise pickle.UnpicklingError("bytes() of something other than bytes")
 
 
 class Refused(Exception):

@@ -36,6 +36,26 @@ describe.concurrent("tampering", () => {
     cpSync(await base, out, { recursive: true });
     return out;
   };
+  /** A 12-iteration DCGAN-28 run of `data` evaluated by `evaluation` at its end, refused before training: exit 2,
+   * no run directory. -> its stderr. */
+  const refusedBeforeTraining = async (dir: string, data: object, evaluation: object) => {
+    const f = join(dir, "exp.json");
+    writeFileSync(f, JSON.stringify({
+      name: "refused",
+      method: "static-balance",
+      density: 0.5,
+      iterations: 12,
+      model: { name: "dcgan28", width: 8, latentDim: 16 },
+      data,
+      train: { batchSize: 8, nCritic: 1 },
+      eval: { every: 0, samples: 8, batchSize: 8, ...evaluation },
+    }));
+    const out = join(dir, "run");
+    const r = await cli(["run", f, "--out", out]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(existsSync(out)).toBe(false);
+    return r.stderr;
+  };
   /** The run directory's files, to check that a refusal changed none of them. */
   const snapshot = (dir: string) => ["config.json", "checkpoint.json", "metrics.jsonl"].map((f) => read(dir, f));
 
@@ -57,23 +77,8 @@ describe.concurrent("tampering", () => {
     const dir = tempDir();
     writeFileSync(join(dir, "digits.npy"), npyImages(16, 28));
     writeFileSync(join(dir, "inception.pth"), Buffer.from("not a torch file at all"));
-    const f = join(dir, "fid.json");
-    const exp = {
-      name: "fid",
-      method: "static-balance",
-      density: 0.5,
-      iterations: 12,
-      model: { name: "dcgan28", width: 8, latentDim: 16 },
-      data: { name: "npy", path: join(dir, "digits.npy") },
-      train: { batchSize: 8, nCritic: 1 },
-      eval: { every: 0, samples: 8, batchSize: 8, metrics: ["fid"], inception: join(dir, "inception.pth") },
-    };
-    writeFileSync(f, JSON.stringify(exp));
-    const out = join(dir, "run");
-    const r = await cli(["run", f, "--out", out]);
-    expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/eval: .*inception\.pth.*\(found by a trial evaluation before training\)/s);
-    expect(existsSync(out)).toBe(false);
+    const stderr = await refusedBeforeTraining(dir, { name: "npy", path: join(dir, "digits.npy") }, { metrics: ["fid"], inception: join(dir, "inception.pth") });
+    expect(stderr).toMatch(/eval: .*inception\.pth.*\(found by a trial evaluation before training\)/s);
   });
 
   it("an Inception file of the right shapes holding NaN is refused before training: its features give no FID", async () => {
@@ -88,22 +93,8 @@ describe.concurrent("tampering", () => {
     ].join("\n");
     const made = await execa((await findPython()).path, ["-c", write, weights], { reject: false, env: { PYTHONPATH: join(import.meta.dirname, "..", "..", "python") } });
     expect(made.exitCode, made.stderr).toBe(0);
-    const f = join(dir, "fid.json");
-    writeFileSync(f, JSON.stringify({
-      name: "fid-nan",
-      method: "static-balance",
-      density: 0.5,
-      iterations: 12,
-      model: { name: "dcgan28", width: 8, latentDim: 16 },
-      data: { name: "npy", path: join(dir, "digits.npy") },
-      train: { batchSize: 8, nCritic: 1 },
-      eval: { every: 0, samples: 8, batchSize: 8, metrics: ["fid"], inception: weights },
-    }));
-    const out = join(dir, "run");
-    const r = await cli(["run", f, "--out", out]);
-    expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/eval: a trial evaluation before training gave no FID: the Inception network's features are not finite, so .*nan-inception\.pth holds weights of the right shapes but not usable ones/);
-    expect(existsSync(out)).toBe(false);
+    const stderr = await refusedBeforeTraining(dir, { name: "npy", path: join(dir, "digits.npy") }, { metrics: ["fid"], inception: weights });
+    expect(stderr).toMatch(/eval: a trial evaluation before training gave no FID: the Inception network's features are not finite, so .*nan-inception\.pth holds weights of the right shapes but not usable ones/);
   });
 
   it("classifier metrics on MNIST files without the test split are refused before training, exit 2, leaving nothing behind", async () => {
@@ -117,22 +108,8 @@ describe.concurrent("tampering", () => {
     mkdirSync(join(dir, "mnist"));
     writeFileSync(join(dir, "mnist", "train-images-idx3-ubyte"), idx(0x803, [16, 28, 28], Buffer.alloc(16 * 784, 7)));
     writeFileSync(join(dir, "mnist", "train-labels-idx1-ubyte"), idx(0x801, [16], Buffer.from(Array.from({ length: 16 }, (_, i) => i % 10))));
-    const f = join(dir, "classifier.json");
-    writeFileSync(f, JSON.stringify({
-      name: "classifier",
-      method: "static-balance",
-      density: 0.5,
-      iterations: 12,
-      model: { name: "dcgan28", width: 8, latentDim: 16 },
-      data: { name: "mnist", path: join(dir, "mnist") },
-      train: { batchSize: 8, nCritic: 1 },
-      eval: { every: 0, samples: 8, batchSize: 8, metrics: ["classifier"] },
-    }));
-    const out = join(dir, "run");
-    const r = await cli(["run", f, "--out", out]);
-    expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/eval: the classifier metrics train a domain classifier on the train split and measure its accuracy on the test split: .*t10k-images-idx3-ubyte.*\(found by a trial evaluation before training\)/s);
-    expect(existsSync(out)).toBe(false);
+    const stderr = await refusedBeforeTraining(dir, { name: "mnist", path: join(dir, "mnist") }, { metrics: ["classifier"] });
+    expect(stderr).toMatch(/eval: the classifier metrics train a domain classifier on the train split and measure its accuracy on the test split: .*t10k-images-idx3-ubyte.*\(found by a trial evaluation before training\)/s);
   });
 
   it("a final evaluation that fails keeps the training: a resume only evaluates, and then the run is finished", async () => {

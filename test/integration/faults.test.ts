@@ -127,10 +127,13 @@ describe.concurrent("faults", () => {
     const first = spawnGroup([file, "--out", out]);
     const worker = await first.worker();
     expect(await waitFor(() => existsSync(join(out, "checkpoint.json")), 60_000)).toBe(true);
+    // Held still while the second writer tries: on a loaded machine the whole toy run could end before that.
+    process.kill(-first.child.pid!, "SIGSTOP");
     const second = await run(["--resume", out]);
     expect(second.exitCode).toBe(2);
     expect(second.stderr).toMatch(new RegExp(`being written by another ddst \\(pid ${first.child.pid}\\)`));
     process.kill(first.child.pid!, "SIGKILL"); // dies holding the lock; its worker follows it
+    process.kill(-first.child.pid!, "SIGCONT"); // the worker, to notice that
     await first.child;
     expect(await waitFor(() => !isAlive(worker), 15_000)).toBe(true);
     expect(existsSync(join(out, "run.lock"))).toBe(true);

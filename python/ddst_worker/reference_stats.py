@@ -113,7 +113,7 @@ class ReferenceStats:
         try:
             images = reference_images(data, split, n)
         except WorkerError as e:
-            if (e.detail or {}).get("split") != split:
+            if e.detail.get("split") != split:
                 raise
             raise WorkerError("bad_value", f"eval.reference {split!r}: {e.message}; the FID's real side comes from a "
                               "split the data has (a data set without splits, folder or npy, is its own 'train')",

@@ -69,7 +69,7 @@ class StepGraph:
             raise WorkerError("internal", f"capturing the {self.name} as a CUDA graph failed ({type(e).__name__}: {e}); "
                               "train without graphs: set train.cudaGraphs to false (a run may change it on --resume; a table's "
                               "cells take it from the table's experiment)",
-                              {"step": self.name, "error": type(e).__name__}) from e
+                              {"reason": "capture", "step": self.name, "error": type(e).__name__}) from e
         self.graph = graph
 
 

@@ -48,9 +48,10 @@ export class BuildRefusedError extends InputError {
 
 const isWorkerFailure = (e: unknown) => e instanceof WorkerDiedError || e instanceof WorkerHungError;
 
-/** The worker could not capture a training step as a CUDA graph (python/ddst_worker/step_graphs.py names it). */
+/** The worker could not capture a training step as a CUDA graph (python/ddst_worker/step_graphs.py says so in
+ * `detail.reason`, as a checkpoint load says "unreadable"). */
 const isCaptureFailure = (e: unknown) =>
-  e instanceof WorkerRequestError && e.code === "internal" && isJsonObject(e.detail) && (e.detail.step === "D step" || e.detail.step === "G step");
+  e instanceof WorkerRequestError && e.code === "internal" && isJsonObject(e.detail) && e.detail.reason === "capture";
 
 export class ExperimentRun {
   private worker!: Worker;

@@ -93,7 +93,7 @@ describe.concurrent("faults", () => {
         "from ddst_worker.session import Session",
         "class CannotCapture:",
         "    def d(self, *inputs):",
-        "        raise WorkerError('internal', 'capturing the D step as a CUDA graph failed (InjectedError: put in by a test)', {'step': 'D step', 'error': 'InjectedError'})",
+        "        raise WorkerError('internal', 'capturing the D step as a CUDA graph failed (InjectedError: put in by a test)', {'reason': 'capture', 'step': 'D step', 'error': 'InjectedError'})",
         "    g = d",
         "built = Session.op_build",
         "def op_build(self, args):",

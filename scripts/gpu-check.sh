@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of docs/gpu.md as one script, for a GPU machine lent for minutes: the CUDA tests first (are CUDA
-# graphs, channels-last and Adam's device path right?), then the paper-setting figures, most wanted first.
+# graphs, channels-last, compiled networks and Adam's device path right?), then the paper-setting figures.
 # Every step has its own time limit and the script goes on past a step that fails or runs out, so a short
 # lease still brings back what finished. Output: DIR/log.txt (everything, as it happens), one JSON per bench
 # step, DIR/tests.txt.
@@ -9,22 +9,24 @@
 #
 # STEP (default: all, in this order), each a `ddst bench --paper --device cuda` with its settings spelled out,
 # so a step means the same whatever the defaults are:
-#   tests          the CUDA tests (120 s)
+#   tests          the CUDA tests (300 s: the compiled networks' tests compile for a minute or two)
 #   eager          no graphs, NCHW: the baseline, and the only step with the masked/dense figures (those
 #                  always run eager steps in NCHW) (100 s)
 #   graphs         CUDA graphs, NCHW (60 s)
 #   channels-last  CUDA graphs, channels-last: the defaults (60 s)
+#   compile        the defaults and train.compile (240 s: compilation is in the warm-up)
 #   concurrent     the defaults, 1, 2, 4 and 8 runs sharing the card (50 iterations each; 120 s)
 #   bf16           the defaults in bf16 (60 s)
 #   tf32-off       the defaults without TF32 (60 s)
-# The limits add up to 9.7 minutes (a step past its limit gets 10 s more to stop), about one device call (10).
+# The limits add up to 16.7 minutes (a step past its limit gets 10 s more to stop): more than one device call
+# (10 minutes), so name the steps a call is for, e.g. `tests channels-last compile`.
 # The machine needs CUDA torch, the worker's Python packages, Node.js and dist/ (see README "On a GPU").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-${OUT:-gpu-check}}"
 shift || true
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(tests eager graphs channels-last concurrent bf16 tf32-off)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(tests eager graphs channels-last compile concurrent bf16 tf32-off)
 mkdir -p "$DIR"
 LOG="$DIR/log.txt"
 ITERS="${GPU_CHECK_ITERS:-100}"
@@ -55,11 +57,11 @@ bench() {
 tests() {
   say "CUDA tests"
   # -v: a run cut short by its limit still shows which tests passed.
-  (cd python && timeout --kill-after=10 120 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_graphs.py tests/test_adam.py \
+  (cd python && timeout --kill-after=10 300 "$PY" -m pytest tests/test_cuda.py tests/test_cuda_graphs.py tests/test_adam.py \
     tests/test_checkpoint.py tests/test_data.py::test_cuda_batches_match_cpu tests/test_metrics.py::test_metrics_on_cuda \
     -v -rs 2>&1) > "$DIR/tests.txt"
   local rc=$?
-  say "CUDA tests: exit $rc$(overran $rc 120) ($(tail -1 "$DIR/tests.txt"))"
+  say "CUDA tests: exit $rc$(overran $rc 300) ($(tail -1 "$DIR/tests.txt"))"
 }
 
 say "start ${STEPS[*]}; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
@@ -68,13 +70,14 @@ say "start ${STEPS[*]}; $(nvidia-smi --query-gpu=name,driver_version,memory.tota
 for s in "${STEPS[@]}"; do
   case "$s" in
     tests) tests ;;
-    eager) bench eager 100 --cuda-graphs off --channels-last off ;;
-    graphs) bench graphs 60 --cuda-graphs on --channels-last off --masking off ;;
-    channels-last) bench channels-last 60 --cuda-graphs on --channels-last on --masking off ;;
-    concurrent) bench concurrent 120 --cuda-graphs on --channels-last on --concurrent 1,2,4,8 --iters 50 --profile-iters 0 --masking off ;;
-    bf16) bench bf16 60 --cuda-graphs on --channels-last on --precision bf16 --masking off ;;
-    tf32-off) bench tf32-off 60 --cuda-graphs on --channels-last on --tf32 off --masking off ;;
-    *) say "unknown step '$s' (tests eager graphs channels-last concurrent bf16 tf32-off)"; exit 2 ;;
+    eager) bench eager 100 --cuda-graphs off --channels-last off --compile off ;;
+    graphs) bench graphs 60 --cuda-graphs on --channels-last off --compile off --masking off ;;
+    channels-last) bench channels-last 60 --cuda-graphs on --channels-last on --compile off --masking off ;;
+    compile) bench compile 240 --cuda-graphs on --channels-last on --compile on --masking off ;;
+    concurrent) bench concurrent 120 --cuda-graphs on --channels-last on --compile off --concurrent 1,2,4,8 --iters 50 --profile-iters 0 --masking off ;;
+    bf16) bench bf16 60 --cuda-graphs on --channels-last on --compile off --precision bf16 --masking off ;;
+    tf32-off) bench tf32-off 60 --cuda-graphs on --channels-last on --compile off --tf32 off --masking off ;;
+    *) say "unknown step '$s' (tests eager graphs channels-last compile concurrent bf16 tf32-off)"; exit 2 ;;
   esac
 done
 say "done"

@@ -57,7 +57,7 @@ def build_args(model: str, batch: int, device: str) -> dict:
     return complete_build({"seed": 0, "device": device, "model": {"name": model}, "data": DATA[model],
                            "train": {"batchSize": batch, "genBatchSize": batch, "nCritic": 1, "loss": "hinge",
                                      "lrG": 2e-4, "lrD": 2e-4, "betas": [0.0, 0.9], "ema": 0.999,
-                                     "cudaGraphs": False, "channelsLast": False}})
+                                     "cudaGraphs": False, "channelsLast": False, "compile": False}})
 
 
 def bench(model: str, batch: int, iters: int, device: str) -> dict:

@@ -210,6 +210,7 @@ def complete_legacy_build(build: dict) -> None:
         t.setdefault("tf32", True)
         t.setdefault("cudaGraphs", False)
         t.setdefault("channelsLast", False)
+        t.setdefault("compile", False)
 
 
 def _reason(e: Exception) -> str:
@@ -232,7 +233,7 @@ def differences(saved, given, at: str = "") -> list[dict]:
 
 
 # How a step is executed, not what it computes: a checkpoint continues under either value.
-EXECUTION = {"train.cudaGraphs", "train.channelsLast"}
+EXECUTION = {"train.cudaGraphs", "train.channelsLast", "train.compile"}
 
 
 def check_build(ckpt: dict, args: dict, path: str, ignore=()) -> None:

@@ -25,6 +25,7 @@ from .losses import LOSSES
 from .masking import MaskSet, maskable_layers
 from .models import build_model
 from .profiling import profiled
+from .compiled import compile_networks
 from .memory_format import use_channels_last
 from .precision import PRECISIONS, fp32_spectral_norm, set_tf32
 from .train import Gan, growth_gradients, train, use_graphs
@@ -149,6 +150,8 @@ class Session:
                        data=data, noise=torch.Generator(device=device).manual_seed(noise_seed),
                        latent_dim=latent, batch_size=t["batchSize"], gen_batch_size=gen_batch,
                        n_critic=t["nCritic"], loss=t["loss"], device=device, ema=ema, precision=t["precision"])
+        if t["compile"] and device == "cuda":  # a CPU run ignores it: see compiled.py
+            self.gan.compiled = compile_networks(G, D)
         if graphs:
             use_graphs(self.gan)
         self.mask_gen = torch.Generator().manual_seed(mask_seed)

@@ -58,6 +58,7 @@ class Gan:
     ema: Ema | None = None      # the generator's moving average, None when off
     precision: str = "fp32"     # "bf16": forward passes under autocast
     graphs: StepGraphs | None = None  # the steps as CUDA graphs (train.cudaGraphs); None: eager
+    compiled: tuple | None = None  # (G, D) through torch.compile (train.compile, compiled.py); None: the modules
 
     def autocast(self):
         if self.precision == "bf16":  # a graph must not capture autocast's weight cache
@@ -67,6 +68,14 @@ class Gan:
     def nets(self) -> dict[str, Net]:
         return {"generator": Net("generator", self.G, self.opt_g, self.masks_g),
                 "discriminator": Net("discriminator", self.D, self.opt_d, self.masks_d)}
+
+    def gen(self, z: torch.Tensor) -> torch.Tensor:
+        """G as the training loop runs it: compiled under train.compile (compiled.py), else the module."""
+        return (self.G if self.compiled is None else self.compiled[0])(z)
+
+    def dis(self, x: torch.Tensor) -> torch.Tensor:
+        """D as the training loop runs it; see gen."""
+        return (self.D if self.compiled is None else self.compiled[1])(x)
 
     def z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=self.noise, device=self.device)
@@ -89,14 +98,14 @@ def d_loss_on(gan: Gan, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     differentiate."""
     with gan.autocast():
         with torch.no_grad():
-            fake = gan.G(z)
-        return LOSSES[gan.loss][0](gan.D(x).float(), gan.D(fake).float())
+            fake = gan.gen(z)
+        return LOSSES[gan.loss][0](gan.dis(x).float(), gan.dis(fake).float())
 
 
 def g_logits_on(gan: Gan, z: torch.Tensor) -> torch.Tensor:
     """D(G(z)) in fp32, the forward under autocast when bf16: what G's loss is taken on."""
     with gan.autocast():
-        return gan.D(gan.G(z)).float()
+        return gan.dis(gan.gen(z)).float()
 
 
 def d_update(gan: Gan, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor]:
@@ -176,8 +185,8 @@ def iteration(gan: Gan, probe: bool):
     if not probe:
         return loss_d, loss_g, None
     with torch.no_grad(), gan.autocast():  # raw logits, the nets left in training mode as the steps run them
-        fake_post = gan.D(gan.G(z)).float().mean()
-        real = gan.D(x).float().mean()
+        fake_post = gan.dis(gan.gen(z)).float().mean()
+        real = gan.dis(x).float().mean()
     return loss_d, loss_g, torch.stack([fake_pre, fake_post, real])
 
 

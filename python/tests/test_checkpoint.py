@@ -233,11 +233,12 @@ def test_cuda_checkpoint_restores_exactly_and_keeps_tensors_where_they_were(tmp_
 
 
 def test_a_checkpoint_continues_under_other_execution_settings(tmp_path):
-    """CUDA graphs and channels-last change how a step runs, not what it computes: a checkpoint written with
-    them loads into a build without them, and back. TF32 changes the numbers: it must agree."""
+    """CUDA graphs, channels-last and compiled networks change how a step runs, not what it computes: a
+    checkpoint written with them loads into a build without them, and back. TF32 changes the numbers: it must
+    agree."""
     path = str(tmp_path / "c.pt")
-    on = {**MLP, "train": {**MLP["train"], "cudaGraphs": True, "channelsLast": True}}
-    off = {**MLP, "train": {**MLP["train"], "cudaGraphs": False, "channelsLast": False}}
+    on = {**MLP, "train": {**MLP["train"], "cudaGraphs": True, "channelsLast": True, "compile": True}}
+    off = {**MLP, "train": {**MLP["train"], "cudaGraphs": False, "channelsLast": False, "compile": False}}
     built(on).op_save({"path": path})
     assert built(off).op_load({"path": path}) == {"iter": 0}
     built(off).op_save({"path": path})
@@ -254,7 +255,7 @@ def test_checkpoints_from_before_resolved_args_still_load(tmp_path):
     path = str(tmp_path / "old.pt")
     built(explicit).op_save({"path": path})
     ckpt = torch.load(path, weights_only=True)
-    newer = ("genBatchSize", "ema", "precision", "tf32", "cudaGraphs", "channelsLast")
+    newer = ("genBatchSize", "ema", "precision", "tf32", "cudaGraphs", "channelsLast", "compile")
     ckpt["build"] = {**MLP, "train": {k: v for k, v in MLP["train"].items() if k not in newer},
                      "model": {k: v for k, v in MLP["model"].items() if k != "latentDim"},
                      "data": {k: v for k, v in MLP["data"].items() if k != "std"}}

@@ -32,16 +32,16 @@ SNGAN = {"name": "sngan32"}
 DCGAN = {"name": "dcgan32", "width": 16, "latentDim": 32, "spectralNorm": True}
 
 
-def spec(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True, model=SNGAN) -> dict:
+def spec(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True, model=SNGAN, **train) -> dict:
     return complete_build({"seed": 11, "device": "cuda", "model": model,
                            "data": data or {"name": "synthetic", "shape": [3, 32, 32]},
                            "train": {**TRAIN, "precision": precision, "cudaGraphs": graphs,
-                                     "channelsLast": channels_last}})
+                                     "channelsLast": channels_last, **train}})
 
 
-def build(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True, model=SNGAN) -> Session:
+def build(graphs: bool, precision: str = "fp32", data=None, channels_last: bool = True, model=SNGAN, **train) -> Session:
     s = Session()
-    r = s.op_build(spec(graphs, precision, data, channels_last, model))
+    r = s.op_build(spec(graphs, precision, data, channels_last, model, **train))
     s.op_setMasks({net: {l["name"]: 0.25 for l in r["layers"] if l["net"] == net and l["maskable"]}
                    for net in ("generator", "discriminator")})
     return s
@@ -114,10 +114,11 @@ def test_channels_last_computes_the_same_networks():
         set_tf32(True)
 
 
-def test_no_host_sync_while_steps_replay(tmp_path):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_no_host_sync_while_steps_replay(tmp_path, compiled):
     images = np.random.default_rng(0).integers(0, 256, (64, 3, 32, 32), dtype=np.uint8)
     np.save(tmp_path / "x.npy", images)
-    s = build(True, data={"name": "npy", "path": str(tmp_path / "x.npy")})  # the image path: pinned indices
+    s = build(True, data={"name": "npy", "path": str(tmp_path / "x.npy")}, compile=compiled)  # pinned indices
     for _ in range(3):  # warm-up and capture
         iteration(s.gan, probe=False)
     torch.cuda.synchronize()
@@ -128,6 +129,29 @@ def test_no_host_sync_while_steps_replay(tmp_path):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize("model", [SNGAN, DCGAN])
+def test_compiled_networks_train_as_the_modules(deterministic, model):
+    """train.compile with graphs (inductor's fused kernels, captured) against the plain eager loop: the same
+    training within float rounding (TF32 off: the comparison is of kernels, not of TF32's roundings), the same
+    densities through mask changes, and no recompilation after the first iterations."""
+    from torch._dynamo.utils import counters
+    eager = build(False, channels_last=False, model=model, tf32=False)
+    fused = build(True, model=model, tf32=False, compile=True)
+    assert fused.gan.compiled is not None and eager.gan.compiled is None
+    a, b = train(eager, 1, 6), train(fused, 1, 6)  # compiles every variant, warms up, captures
+    graphs = counters["stats"]["unique_graphs"]
+    for start in (7, 13):
+        for key in ("losses", "probes"):
+            np.testing.assert_allclose(b[key], a[key], rtol=5e-3, atol=1e-3, err_msg=key)
+        assert mask_ops(eager)[-1]["active"] == mask_ops(fused)[-1]["active"]
+        a, b = train(eager, start, 6), train(fused, start, 6)
+    np.testing.assert_allclose(b["losses"], a["losses"], rtol=5e-3, atol=1e-3)
+    assert counters["stats"]["unique_graphs"] == graphs, "a mask change recompiled"
+    assert fused.gan.graphs.captures >= 6
+    for l in fused.gan.masks_d.layers + fused.gan.masks_g.layers:
+        assert (l.weight.detach()[~l.mask] == 0).all(), l.name
 
 
 def test_checkpoint_load_recaptures(tmp_path, deterministic):

@@ -62,7 +62,7 @@ def test_build_names_every_model_and_data_field(validator):
     errs = errors_of(validator, {"v": V, "id": "a", "seq": 1, "op": "build", "args": build})
     assert {e["path"] for e in errs} == {"args.model.latentDim", "args.model.spectralNorm", "args.data.std",
                                          "args.data.radius", "args.train.precision", "args.train.tf32",
-                                         "args.train.cudaGraphs", "args.train.channelsLast"}
+                                         "args.train.cudaGraphs", "args.train.channelsLast", "args.train.compile"}
     lottery = complete_build({**build, "model": {"name": "sngan48"}})
     assert lottery["model"]["gChannels"] == 256
     errs = errors_of(validator, {"v": V, "id": "a", "seq": 1, "op": "build", "args": {

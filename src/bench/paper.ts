@@ -22,7 +22,7 @@ export const PAPER_SETTING = {
   train: { batchSize: 64, genBatchSize: 128, nCritic: 5, loss: "hinge", lrG: 2e-4, lrD: 2e-4, betas: [0, 0.9], ema: 0.999 },
 } as const satisfies ExperimentInput;
 
-export type Numerics = Partial<Pick<TrainSpec, "precision" | "tf32" | "cudaGraphs" | "channelsLast">>;
+export type Numerics = Partial<Pick<TrainSpec, "precision" | "tf32" | "cudaGraphs" | "channelsLast" | "compile">>;
 
 /** The benchmarked experiment: `input` (the paper setting unless a test gives a smaller one) with the numerics
  * asked for. */
@@ -42,7 +42,10 @@ export interface BenchPlan {
 export async function benchSingle(exp: Experiment, plan: BenchPlan, python?: string) {
   const worker = await Worker.start({ python, hangTimeoutMs: 600_000 });
   try {
+    const t0 = performance.now();
     await warmedUp(worker, exp, plan.device, plan.warmup);
+    // Build, masks and warm-up: what a run pays once (CUDA graph captures; with train.compile, compilation).
+    const warmupSeconds = (performance.now() - t0) / 1000;
     const timed = await timeIterations(worker, exp, plan.warmup + 1, plan.iterations);
     const perIteration = timed.seconds / plan.iterations;
     const n = plan.profileIterations;
@@ -50,6 +53,7 @@ export async function benchSingle(exp: Experiment, plan: BenchPlan, python?: str
     const per = (x: number | null | undefined) => (x === null || x === undefined ? null : x / n);
     return {
       torch: worker.hello.torch,
+      warmupSeconds,
       msPerIteration: perIteration * 1000,
       profile: p
         ? {
@@ -107,6 +111,7 @@ export function describeSetting(exp: Experiment) {
     tf32: exp.train.tf32,
     cudaGraphs: exp.train.cudaGraphs,
     channelsLast: exp.train.channelsLast,
+    compile: exp.train.compile,
   };
 }
 

@@ -27,6 +27,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
       "cuda-graphs": { type: "string" },
       tf32: { type: "string" },
       "channels-last": { type: "string" },
+      compile: { type: "string" },
       masking: { type: "string" },
     },
   });
@@ -35,10 +36,11 @@ export async function cmdBench(argv: string[]): Promise<number> {
   const device = values.device;
   if (device !== "cpu" && device !== "cuda") throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
   const batch = intOption("batch", values.batch, 1)!;
-  const paperOnly = ["warmup", "profile-iters", "concurrent", "precision", "cuda-graphs", "tf32", "channels-last", "masking"] as const;
+  const paperOnly = ["warmup", "profile-iters", "concurrent", "precision", "cuda-graphs", "tf32", "channels-last", "compile", "masking"] as const;
   const stray = paperOnly.filter((k) => values[k] !== undefined);
   if (!values.paper && stray.length) throw new UsageError(`--${stray[0]} goes with --paper`);
-  // The masked/dense figures run at the default numerics whatever --precision, --tf32, --cuda-graphs and --channels-last say:
+  // The masked/dense figures run eager steps at the default numerics whatever --precision, --tf32, --cuda-graphs,
+  // --channels-last and --compile say:
   // `--masking off` leaves them out of a run that varies those (and saves their time on a lent GPU).
   const withMasking = onOff("masking", values.masking) ?? true;
   const found = await findPython();
@@ -77,7 +79,7 @@ function onOff(name: string, v: string | undefined): boolean | undefined {
   return v === "on";
 }
 
-function numerics(values: { precision?: string; "cuda-graphs"?: string; tf32?: string; "channels-last"?: string }): Numerics {
+function numerics(values: { precision?: string; "cuda-graphs"?: string; tf32?: string; "channels-last"?: string; compile?: string }): Numerics {
   const out: Numerics = {};
   if (values.precision !== undefined) {
     if (values.precision !== "fp32" && values.precision !== "bf16") throw new UsageError(`--precision must be fp32 or bf16, got '${values.precision}'`);
@@ -89,6 +91,8 @@ function numerics(values: { precision?: string; "cuda-graphs"?: string; tf32?: s
   if (tf32 !== undefined) out.tf32 = tf32;
   const channelsLast = onOff("channels-last", values["channels-last"]);
   if (channelsLast !== undefined) out.channelsLast = channelsLast;
+  const compile = onOff("compile", values.compile);
+  if (compile !== undefined) out.compile = compile;
   return out;
 }
 
@@ -117,9 +121,9 @@ function printPaper(p: Awaited<ReturnType<typeof paperBench>>): void {
   const f = (x: number | null, digits = 1) => (x === null ? "-" : x.toFixed(digits));
   console.log(
     `paper setting: ${s.model}, D batch ${s.batchSize}, G batch ${s.genBatchSize}, n_critic ${s.nCritic}, probe every ${s.probeEvery}, ` +
-      `d_G ${s.density.generator} d_D ${s.density.discriminator} (${s.init.generator}), ${s.precision}, tf32 ${s.tf32 ? "on" : "off"}, CUDA graphs ${s.cudaGraphs ? "on" : "off"}, channels-last ${s.channelsLast ? "on" : "off"}`,
+      `d_G ${s.density.generator} d_D ${s.density.discriminator} (${s.init.generator}), ${s.precision}, tf32 ${s.tf32 ? "on" : "off"}, CUDA graphs ${s.cudaGraphs ? "on" : "off"}, channels-last ${s.channelsLast ? "on" : "off"}, compile ${s.compile ? "on" : "off"}`,
   );
-  console.log(`  ${p.device}, torch ${p.torch}: ${p.iterations} iterations timed after ${p.warmup} of warm-up`);
+  console.log(`  ${p.device}, torch ${p.torch}: ${p.iterations} iterations timed after ${p.warmup} of warm-up (${p.warmupSeconds.toFixed(1)} s with the build)`);
   console.log(`  one iteration                      ${f(p.msPerIteration)} ms`);
   const q = p.profile;
   if (q) {

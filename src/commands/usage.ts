@@ -59,15 +59,15 @@ SIGINT, SIGTERM and SIGHUP write a checkpoint and exit 130, 143, 129; exit 2 mea
     usage: `usage:
   ddst bench [--model sngan32] [--batch 64] [--iters 3] [--device cpu|cuda] [--json]
   ddst bench --paper [--device cpu|cuda] [--iters N] [--warmup N] [--profile-iters N] [--concurrent 1,2,4,8]
-                     [--cuda-graphs on|off] [--channels-last on|off] [--tf32 on|off] [--precision fp32|bf16]
-                     [--masking on|off] [--json]
+                     [--cuda-graphs on|off] [--channels-last on|off] [--compile on|off] [--tf32 on|off]
+                     [--precision fp32|bf16] [--masking on|off] [--json]
 
   --paper          SNGAN-32, D batch 64, G batch 128, n_critic 5, probe every 10, ERK at 0.1: ms per
                    steady-state iteration, and per iteration under the profiler: aten ops, launches, kernels,
                    kernel time, host syncs, the GPU's busy fraction (docs/gpu.md)
   --concurrent     that many runs at once on the device: iterations per second in all
   --masking off    leave out the masked/dense figures (they run at the default numerics, not at the
-                   --precision, --tf32, --cuda-graphs and --channels-last given)
+                   --precision, --tf32, --cuda-graphs, --channels-last and --compile given)
   --iters          timed iterations (--paper: 200 on cuda, 3 on cpu)`,
   },
   ls: {

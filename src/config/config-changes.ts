@@ -33,8 +33,8 @@ const CADENCE_FIELDS = ["log.every", "eval.every"] as const;
 export const cadenceFields = (exp: Experiment): readonly string[] => (exp.controllers?.length ? [] : CADENCE_FIELDS);
 
 /** How a CUDA step is executed, not what it computes: the same kernels replayed as a graph, activations in another
- * layout (float-level differences, as between two GPUs). A run may turn them off, e.g. after a failed capture. */
-export const EXECUTION_FIELDS = ["train.cudaGraphs", "train.channelsLast"] as const;
+ * layout, fused kernels from torch.compile (float-level differences, as between two GPUs). A run may turn them off, e.g. after a failed capture. */
+export const EXECUTION_FIELDS = ["train.cudaGraphs", "train.channelsLast", "train.compile"] as const;
 
 /** What a resume lets config.json change: the run's length (--iterations writes it), how the run is supervised
  * and checkpointed, how often it logs and evaluates (without controllers of its own), how its CUDA steps are

@@ -48,10 +48,22 @@ export class BuildRefusedError extends InputError {
 
 const isWorkerFailure = (e: unknown) => e instanceof WorkerDiedError || e instanceof WorkerHungError;
 
-/** The worker could not capture a training step as a CUDA graph (python/ddst_worker/step_graphs.py says so in
- * `detail.reason`, as a checkpoint load says "unreadable"). */
-const isCaptureFailure = (e: unknown) =>
-  e instanceof WorkerRequestError && e.code === "internal" && isJsonObject(e.detail) && e.detail.reason === "capture";
+/** Execution settings a run can go on without (EXECUTION_FIELDS: the same steps, slower), by the reason a worker
+ * gives in `detail.reason` (as a checkpoint load says "unreadable"): it could not capture a training step as a
+ * CUDA graph (python/ddst_worker/step_graphs.py), or not compile a network (compiled.py). */
+const FALLBACKS = {
+  capture: { field: "cudaGraphs", without: "CUDA graphs", note: "a failed capture is a ddst bug worth reporting" },
+  compile: { field: "compile", without: "torch.compile", note: "the first line says why the compiler failed" },
+} as const;
+
+/** The fallback for a worker's failure, when it is one and the setting it turns off is on. */
+function fallbackFor(e: unknown, train: Experiment["train"]) {
+  if (!(e instanceof WorkerRequestError) || e.code !== "internal" || !isJsonObject(e.detail)) return undefined;
+  const reason = e.detail.reason;
+  if (reason !== "capture" && reason !== "compile") return undefined;
+  const fallback = FALLBACKS[reason];
+  return train[fallback.field] ? fallback : undefined;
+}
 
 export class ExperimentRun {
   private worker!: Worker;
@@ -114,8 +126,9 @@ export class ExperimentRun {
         try {
           await this.segment(stop);
         } catch (e) {
-          if (isCaptureFailure(e) && this.exp.train.cudaGraphs && !this.opts.signal?.aborted) {
-            await this.withoutGraphs(e as Error);
+          const fallback = fallbackFor(e, this.exp.train);
+          if (fallback && !this.opts.signal?.aborted) {
+            await this.without(fallback, e as Error);
             continue;
           }
           if (!isWorkerFailure(e) || this.opts.signal?.aborted) throw e;
@@ -480,15 +493,16 @@ export class ExperimentRun {
     this.emit([{ iter: this.state.iter, kind: "restart", attempt, reason, fromCheckpoint: this.state.iter }]);
   }
 
-  /** A step that cannot be captured as a CUDA graph is no reason to lose a run (a table's cell, at night): the same
-   * steps run eagerly, the same numbers, slower. config.json records it, and the run continues from its last
-   * checkpoint in a new worker (a failed capture may leave the old one's CUDA context unusable). */
-  private async withoutGraphs(cause: Error): Promise<void> {
-    this.exp = { ...this.exp, train: { ...this.exp.train, cudaGraphs: false } };
+  /** A step that cannot be captured as a CUDA graph, or a network that cannot be compiled, is no reason to lose a
+   * run (a table's cell, at night): the same steps run without, slower. config.json records it, and the run
+   * continues from its last checkpoint in a new worker (a failed capture may leave the old one's CUDA context
+   * unusable). */
+  private async without(fallback: (typeof FALLBACKS)[keyof typeof FALLBACKS], cause: Error): Promise<void> {
+    this.exp = { ...this.exp, train: { ...this.exp.train, [fallback.field]: false } };
     this.dir.writeJson("config.json", this.exp);
     this.opts.onNotice?.(
-      `${cause.message.split("\n")[0]}\ncontinuing without CUDA graphs from the last checkpoint (config.json now says train.cudaGraphs: false; ` +
-        "the steps are the same, only slower; a failed capture is a ddst bug worth reporting)",
+      `${cause.message.split("\n")[0]}\ncontinuing without ${fallback.without} from the last checkpoint (config.json now says train.${fallback.field}: false; ` +
+        `the steps are the same, only slower; ${fallback.note})`,
     );
     await this.restart(cause);
   }

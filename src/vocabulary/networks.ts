@@ -113,6 +113,7 @@ export const TrainSpec = z.strictObject({
   tf32: z.boolean().default(true).describe("CUDA only: TF32 tensor cores for matmuls and convolutions, as the reference code ran them (torch 1.10 had TF32 on); no effect on the CPU"),
   cudaGraphs: z.boolean().default(true).describe("CUDA only: replay the D step and the G step (optimizer included) as CUDA graphs, re-captured after every mask change; the same algorithm, less launch overhead; no effect on the CPU"),
   channelsLast: z.boolean().default(true).describe("CUDA only: convolutions on channels-last (NHWC) activations, the layout of cuDNN's tensor-core kernels, which saves a layout conversion before and after each; the same algorithm; no effect on the CPU"),
+  compile: z.boolean().default(false).describe("CUDA only: the training loop's passes of G and D through torch.compile (TorchInductor), which fuses the memory-bound work around the convolutions (bias adds and their gradients, activations, norms, pools); the same algorithm, float-level differences; compiles for about a minute when a run starts; no effect on the CPU"),
 });
 
 /** G's batch: its own, or D's when the experiment leaves it out. The one place that fallback is written. */

@@ -17,12 +17,13 @@ const toyPaper = {
 
 describe("ddst bench --paper", () => {
   it("times steady-state iterations, profiles some and runs workers side by side", async () => {
-    const exp = paperExperiment({ cudaGraphs: true }, toyPaper);
+    const exp = paperExperiment({ cudaGraphs: true, compile: true }, toyPaper);  // both CUDA only: the CPU runs eagerly
     const r = await paperBench(exp, { device: "cpu", warmup: 1, iterations: 4, profileIterations: 2 }, [2]);
-    expect(r.setting).toMatchObject({ nCritic: 5, probeEvery: 10, batchSize: 16, genBatchSize: 32, cudaGraphs: true, precision: "fp32" });
+    expect(r.setting).toMatchObject({ nCritic: 5, probeEvery: 10, batchSize: 16, genBatchSize: 32, cudaGraphs: true, compile: true, precision: "fp32" });
     expect(r.setting.density).toEqual({ generator: 0.1, discriminator: exp.discriminator.density });
     expect(r.torch).toMatch(/^2\./);
     expect(r.msPerIteration).toBeGreaterThan(0);
+    expect(r.warmupSeconds).toBeGreaterThan(0);
     expect(r.profile).toMatchObject({ iterations: 2, launchesPerIteration: null, kernelsPerIteration: null, busyFraction: null, syncsPerIteration: null });
     // An iteration is 5 D steps and a G step: hundreds of operators even for a toy network.
     expect(r.profile!.cpuOpsPerIteration).toBeGreaterThan(200);
@@ -38,6 +39,8 @@ describe("ddst bench --paper", () => {
       [["--warmup", "3"], /--warmup goes with --paper/],
       [["--paper", "--cuda-graphs", "yes"], /--cuda-graphs must be on or off, got 'yes'/],
       [["--masking", "off"], /--masking goes with --paper/],
+      [["--compile", "on"], /--compile goes with --paper/],
+      [["--paper", "--compile", "1"], /--compile must be on or off, got '1'/],
       [["--paper", "--masking", "no"], /--masking must be on or off, got 'no'/],
       [["--paper", "--precision", "fp16"], /--precision must be fp32 or bf16, got 'fp16'/],
       [["--paper", "--concurrent", "1,0"], /--concurrent takes run counts from 1 to 64/],

@@ -81,9 +81,13 @@ describe.concurrent("faults", () => {
     expect(pointerIter(out)).toBeGreaterThan(0);
   });
 
-  it("a training step that cannot be captured as a CUDA graph: the run goes on without graphs from its last checkpoint, config.json says so", async () => {
-    // A worker whose steps cannot be captured (on the CPU no step is, so the failure is put in): an interpreter
-    // wrapper that loads the worker with Session.op_build patched.
+  it.each([
+    ["a training step that cannot be captured as a CUDA graph", "cudaGraphs", "CUDA graphs", "capturing the D step as a CUDA graph failed (InjectedError: put in by a test)", []],
+    // (graphs off: their injected failure would come first)
+    ["a network that cannot be compiled", "compile", "torch.compile", "compiling the discriminator with torch.compile failed (InjectedError: put in by a test)", ["--set", "train.cudaGraphs=false"]],
+  ] as const)("%s: the run goes on without it from its last checkpoint, config.json says so", async (_, field, without, failure, more) => {
+    // A worker whose steps cannot be captured or whose networks cannot be compiled (on the CPU neither is
+    // done, so the failure is put in): an interpreter wrapper that loads the worker with Session.op_build patched.
     const dir = tempDir();
     const python = (await findPython()).path;
     writeFileSync(
@@ -95,11 +99,15 @@ describe.concurrent("faults", () => {
         "    def d(self, *inputs):",
         "        raise WorkerError('internal', 'capturing the D step as a CUDA graph failed (InjectedError: put in by a test)', {'reason': 'capture', 'step': 'D step', 'error': 'InjectedError'})",
         "    g = d",
+        "def cannot_compile(x):",
+        "    raise WorkerError('internal', 'compiling the discriminator with torch.compile failed (InjectedError: put in by a test); train without it', {'reason': 'compile', 'net': 'the discriminator', 'error': 'InjectedError'})",
         "built = Session.op_build",
         "def op_build(self, args):",
         "    reply = built(self, args)",
         "    if args['train']['cudaGraphs']:",
         "        self.gan.graphs = CannotCapture()",
+        "    if args['train']['compile']:",
+        "        self.gan.compiled = (self.gan.G, cannot_compile)",
         "    return reply",
         "Session.op_build = op_build",
       ].join("\n"),
@@ -112,10 +120,11 @@ describe.concurrent("faults", () => {
       { mode: 0o755 },
     );
     const out = join(dir, "run");
-    const r = await run([file, "--out", out, "--set", "train.cudaGraphs=true"], { DDST_PYTHON: wrapper });
+    const r = await run([file, "--out", out, "--set", `train.${field}=true`, ...more], { DDST_PYTHON: wrapper });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/capturing the D step as a CUDA graph failed \(InjectedError: put in by a test\)[\s\S]*continuing without CUDA graphs from the last checkpoint \(config\.json now says train\.cudaGraphs: false/);
-    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).train.cudaGraphs).toBe(false);
+    expect(r.stderr).toContain(failure);
+    expect(r.stderr).toContain(`continuing without ${without} from the last checkpoint (config.json now says train.${field}: false`);
+    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).train[field]).toBe(false);
     // Trained as the uninterrupted run was (on the CPU graphs change nothing): only a restart record more.
     const records = metrics(out).split("\n").filter(Boolean);
     expect(records.filter((l) => JSON.parse(l).kind === "restart")).toHaveLength(1);

@@ -286,7 +286,7 @@ describe("editsSinceCheckpoint", () => {
     expect(edit({ log: { ...trained.log, probeEvery: 3 }, eval: { ...trained.eval!, samples: 100 } })).toEqual(["eval.samples: 500 -> 100", "log.probeEvery: (absent) -> 3"]);
     expect(edit({ eval: null })).toEqual([`eval: ${JSON.stringify(trained.eval)} -> null`]);
     // How CUDA steps are executed is no change of what is trained; TF32 is.
-    expect(edit({ train: { ...trained.train, cudaGraphs: false, channelsLast: false } })).toEqual([]);
+    expect(edit({ train: { ...trained.train, cudaGraphs: false, channelsLast: false, compile: true } })).toEqual([]);
     expect(edit({ train: { ...trained.train, tf32: false } })).toEqual(["train.tf32: true -> false"]);
     // An experiment's own controllers may be called at evaluations and see the loss records: there the cadence decides.
     const steered = { ...trained, controllers: [{ name: "mine", module: "/x/exp.ts" }] };

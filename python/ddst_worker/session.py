@@ -16,6 +16,7 @@ import torch
 
 from . import PROTOCOL_VERSION, __version__, checkpoint
 from .adam import Adam
+from .compiled import compile_networks
 from .data import build_data
 from .ema import Ema
 from .errors import WorkerError
@@ -25,7 +26,6 @@ from .losses import LOSSES
 from .masking import MaskSet, maskable_layers
 from .models import build_model
 from .profiling import profiled
-from .compiled import compile_networks
 from .memory_format import use_channels_last
 from .precision import PRECISIONS, fp32_spectral_norm, set_tf32
 from .train import Gan, growth_gradients, train, use_graphs

@@ -114,7 +114,7 @@ def test_channels_last_computes_the_same_networks():
         set_tf32(True)
 
 
-@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 def test_no_host_sync_while_steps_replay(tmp_path, compiled):
     images = np.random.default_rng(0).integers(0, 256, (64, 3, 32, 32), dtype=np.uint8)
     np.save(tmp_path / "x.npy", images)
@@ -131,7 +131,7 @@ def test_no_host_sync_while_steps_replay(tmp_path, compiled):
     torch.cuda.synchronize()
 
 
-@pytest.mark.parametrize("model", [SNGAN, DCGAN])
+@pytest.mark.parametrize("model", [SNGAN, DCGAN], ids=["sngan", "dcgan"])
 def test_compiled_networks_train_as_the_modules(deterministic, model):
     """train.compile with graphs (inductor's fused kernels, captured) against the plain eager loop: the same
     training within float rounding (TF32 off: the comparison is of kernels, not of TF32's roundings), the same

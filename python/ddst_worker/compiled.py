@@ -41,9 +41,9 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 
 from .errors import WorkerError
 
-# Dynamo keeps its compiled variants per code object, and every module's call goes through the same one
-# (nn.Module's), so G's and D's variants share one list, by default capped at 8; past the cap a call silently
-# runs eagerly. The loop needs about seven there; leave room for the modes of other models.
+# Dynamo keeps its compiled variants per code object, by default at most 8; past the cap a call silently runs
+# eagerly. A network's forward has about four variants in the loop, and every instance of a class (a rebuilt
+# session's networks, the power iteration of G and of D) adds its own to the same code object: leave room.
 RECOMPILE_LIMIT = 64
 
 
@@ -115,6 +115,8 @@ class CompiledNet:
         try:
             self._spectral_vectors(x.device.type)
             return self.fn(x)
+        except torch._dynamo.exc.TorchRuntimeError:  # the model's own error, met while tracing: eager has it too
+            raise
         except torch._dynamo.exc.TorchDynamoException as e:
             cause = getattr(e, "inner_exception", None) or e  # a backend's own error, under dynamo's wrapper
             said = (str(cause).strip().splitlines() or [""])[0]
@@ -145,4 +147,10 @@ def compile_networks(G: nn.Module, D: nn.Module, backend="inductor") -> tuple[Co
     config = torch._dynamo.config
     limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # renamed in torch 2.6
     setattr(config, limit, max(getattr(config, limit), RECOMPILE_LIMIT))
+    # A training graph's backward is compiled with its forward, not at the first backward() (outside these
+    # calls, where a failure could not be told from any other): a compiler that fails, fails here.
+    # (torch 2.11 and 2.13 have the switch; an older torch compiles lazily, and its failure there ends the run.)
+    functorch = torch._functorch.config
+    if hasattr(functorch, "force_non_lazy_backward_lowering"):
+        functorch.force_non_lazy_backward_lowering = True
     return CompiledNet("the generator", G, backend), CompiledNet("the discriminator", D, backend)

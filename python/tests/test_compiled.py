@@ -52,19 +52,30 @@ def test_the_cpu_ignores_the_setting():
     assert build(DCGAN, compile_train=True).gan.compiled is None
 
 
-def test_a_failed_compilation_says_to_turn_compile_off():
-    s = build(DCGAN)
+@pytest.mark.parametrize("failing", ["forward", "backward"])
+def test_a_failed_compilation_says_to_turn_compile_off(failing):
+    """Also when only the backward fails to compile (an inductor kernel of a convolution's gradient, say): it
+    is compiled with the forward, where the failure is recognized, not at the first backward()."""
+    from torch._dynamo.backends.common import aot_autograd
+    from functorch.compile import make_boxed_func
+
+    def compiles(gm, example_inputs):
+        return make_boxed_func(gm.forward)
 
     def no_compiler(gm, example_inputs):
         raise RuntimeError("Failed to find C compiler. Please specify via CC environment variable.")
 
-    s.gan.compiled = compile_networks(s.gan.G, s.gan.D, backend=no_compiler)
+    s = build(DCGAN)
+    backend = aot_autograd(fw_compiler=no_compiler if failing == "forward" else compiles,
+                           bw_compiler=no_compiler if failing == "backward" else compiles)
+    s.gan.compiled = compile_networks(s.gan.G, s.gan.D, backend=backend)
+    net = "generator" if failing == "forward" else "discriminator"  # G's first pass is under no_grad: no backward
     with pytest.raises(WorkerError) as e:
         train(s, 1, 1)
-    assert e.value.message.startswith("compiling the generator with torch.compile failed (RuntimeError: Failed to "
+    assert e.value.message.startswith(f"compiling the {net} with torch.compile failed (RuntimeError: Failed to "
                                       "find C compiler. Please specify via CC environment variable.); train "
                                       "without it: set train.compile to false")
-    assert e.value.detail == {"reason": "compile", "net": "the generator", "error": "RuntimeError"}
+    assert e.value.detail == {"reason": "compile", "net": f"the {net}", "error": "RuntimeError"}
 
 
 def same(a, b, exact: bool, what: str, atol: float = 1e-6) -> None:
@@ -78,6 +89,11 @@ def same(a, b, exact: bool, what: str, atol: float = 1e-6) -> None:
 @pytest.mark.parametrize("backend,model,precision", [("eager", SNGAN, "fp32"), ("eager", DCGAN, "bf16"),
                                                      ("aot_eager", DCGAN, "fp32")])
 def test_compiled_networks_train_as_the_modules_and_mask_changes_never_recompile(backend, model, precision):
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):  # not silently eager past the limit
+        compiled_training(backend, model, precision)
+
+
+def compiled_training(backend, model, precision):
     exact = backend == "eager"
     eager, compiled = build(model, precision=precision), build(model, precision=precision)
     counter = CompileCounterWithBackend(backend)

@@ -136,9 +136,15 @@ def test_compiled_networks_train_as_the_modules(deterministic, model):
     """train.compile with graphs (inductor's fused kernels, captured) against the plain eager loop: the same
     training within float rounding (TF32 off: the comparison is of kernels, not of TF32's roundings), the same
     densities through mask changes, and no recompilation after the first iterations."""
-    from torch._dynamo.utils import counters
+    import torch._dynamo
     eager = build(False, channels_last=False, model=model, tf32=False)
     fused = build(True, model=model, tf32=False, compile=True)
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):  # not silently eager past the limit
+        compiled_against_eager(eager, fused)
+
+
+def compiled_against_eager(eager: Session, fused: Session) -> None:
+    from torch._dynamo.utils import counters
     assert fused.gan.compiled is not None and eager.gan.compiled is None
     a, b = train(eager, 1, 6), train(fused, 1, 6)  # compiles every variant, warms up, captures
     graphs = counters["stats"]["unique_graphs"]

@@ -119,8 +119,8 @@ def test_no_host_sync_while_steps_replay(tmp_path, compiled):
     images = np.random.default_rng(0).integers(0, 256, (64, 3, 32, 32), dtype=np.uint8)
     np.save(tmp_path / "x.npy", images)
     s = build(True, data={"name": "npy", "path": str(tmp_path / "x.npy")}, compile=compiled)  # pinned indices
-    for _ in range(3):  # warm-up and capture
-        iteration(s.gan, probe=False)
+    for probe in (False, True, False):  # warm-up and capture; with compile, every variant compiled (syncs)
+        iteration(s.gan, probe)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:

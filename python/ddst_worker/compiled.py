@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 from .errors import WorkerError
+from .models import spectral_norm_hooks
 
 # Dynamo keeps its compiled variants per code object, by default at most 8; past the cap a call silently runs
 # eagerly. A network's forward has about four variants in the loop, and every instance of a class (a rebuilt
@@ -87,14 +88,11 @@ _AHEAD_CLASSES: dict[type, type] = {}
 def _split_spectral_norms(model: nn.Module) -> list[tuple[nn.Module, SpectralNorm]]:
     """Turn `model`'s spectral norm hooks into _Ahead ones (a class swap, as precision.fp32_spectral_norm does:
     the hook keeps its state, its class and bf16's fp32 variant) -> [(layer, hook)] in forward order."""
-    norms = []
-    for m in model.modules():
-        for hook in m._forward_pre_hooks.values():
-            if isinstance(hook, SpectralNorm):
-                cls = type(hook)
-                if not issubclass(cls, _Ahead):
-                    hook.__class__ = _AHEAD_CLASSES.setdefault(cls, type("Ahead" + cls.__name__, (_Ahead, cls), {}))
-                norms.append((m, hook))
+    norms = list(spectral_norm_hooks(model))
+    for _, hook in norms:
+        cls = type(hook)
+        if not issubclass(cls, _Ahead):
+            hook.__class__ = _AHEAD_CLASSES.setdefault(cls, type("Ahead" + cls.__name__, (_Ahead, cls), {}))
     return norms
 
 

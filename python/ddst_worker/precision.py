@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
+from .models import spectral_norm_hooks
+
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -31,11 +33,9 @@ class Fp32SpectralNorm(SpectralNorm):
 def fp32_spectral_norm(*models: nn.Module) -> None:
     """Make every classic spectral-norm hook of `models` compute in fp32 under autocast. The class swap keeps
     the hook's state and survives deepcopy (the EMA's copy) and state_dict."""
-    for model in models:
-        for m in model.modules():
-            for hook in m._forward_pre_hooks.values():
-                if type(hook) is SpectralNorm:
-                    hook.__class__ = Fp32SpectralNorm
+    for _, hook in spectral_norm_hooks(*models):
+        if type(hook) is SpectralNorm:
+            hook.__class__ = Fp32SpectralNorm
 
 
 def set_tf32(on: bool) -> None:

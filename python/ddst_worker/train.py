@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.spectral_norm import SpectralNorm
 
 from .adam import Adam
 from .ema import Ema
 from .losses import LOSSES
 from .masking import MaskSet
+from .models import spectral_norm_hooks
 from .step_graphs import StepGraphs
 
 
@@ -164,11 +164,8 @@ def forget_cached_weights(*models: nn.Module) -> None:
     an eager pass on the default stream (growth gradients) fails, and one made on a warm-up's side stream
     forks the capture into that stream. The cached weight is recomputed by every forward, so dropping its
     history changes no number."""
-    for model in models:
-        for m in model.modules():
-            for hook in m._forward_pre_hooks.values():
-                if isinstance(hook, SpectralNorm):
-                    setattr(m, hook.name, getattr(m, hook.name).detach())
+    for m, hook in spectral_norm_hooks(*models):
+        setattr(m, hook.name, getattr(m, hook.name).detach())
 
 
 def iteration(gan: Gan, probe: bool):

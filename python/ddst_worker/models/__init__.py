@@ -8,6 +8,10 @@ Each module accepts exactly the keys of its branch of `build.model` in schemas/r
 
 import importlib
 import re
+from typing import Iterator
+
+from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 from ..errors import WorkerError
 
@@ -24,6 +28,16 @@ def check_keys(cfg: dict, allowed: set[str], model: str) -> None:
     unknown = sorted(set(cfg) - allowed - {"name"})
     if unknown:
         raise ValueError(f"{model} does not take {unknown}; it takes {sorted(allowed)}")
+
+
+def spectral_norm_hooks(*models: nn.Module) -> Iterator[tuple[nn.Module, SpectralNorm]]:
+    """(layer, hook) for every classic spectral norm of `models` (subclasses too), in module order: the order
+    the layers run in the forward."""
+    for model in models:
+        for m in model.modules():
+            for hook in m._forward_pre_hooks.values():
+                if isinstance(hook, SpectralNorm):
+                    yield m, hook
 
 
 def module_for(name) -> str:

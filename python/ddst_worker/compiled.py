@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
-from .errors import WorkerError
+from .errors import execution_failed
 from .models import spectral_norm_hooks
 
 # Dynamo keeps its compiled variants per code object, by default at most 8; past the cap a call silently runs
@@ -118,10 +118,8 @@ class CompiledNet:
         except torch._dynamo.exc.TorchDynamoException as e:
             cause = getattr(e, "inner_exception", None) or e  # a backend's own error, under dynamo's wrapper
             said = (str(cause).strip().splitlines() or [""])[0]
-            raise WorkerError("internal", f"compiling {self.name} with torch.compile failed ({type(cause).__name__}: {said}); "
-                              "train without it: set train.compile to false (a run may change it on --resume; a "
-                              "table's cells take it from the table's experiment)",
-                              {"reason": "compile", "net": self.name, "error": type(cause).__name__}) from e
+            raise execution_failed(f"compiling {self.name} with torch.compile failed ({type(cause).__name__}: {said})",
+                                   "compile", "it", "compile", net=self.name, error=type(cause).__name__) from e
         finally:
             for _, hook in self.norms:
                 hook.uv = None

@@ -13,3 +13,10 @@ class WorkerError(Exception):
 
     def to_json(self) -> dict:
         return {"code": self.code, "message": self.message, "detail": self.detail}
+
+
+def execution_failed(failure: str, setting: str, without: str, reason: str, **detail) -> WorkerError:
+    """A way of executing the steps (an execution setting: CUDA graphs, torch.compile) that failed here. The
+    same steps run without it; `detail.reason` is what `ddst run` recognizes to turn `train.<setting>` off."""
+    return WorkerError("internal", f"{failure}; train without {without}: set train.{setting} to false (a run may change "
+                       "it on --resume; a table's cells take it from the table's experiment)", {"reason": reason, **detail})

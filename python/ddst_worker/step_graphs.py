@@ -28,7 +28,7 @@ from typing import Callable, Hashable
 
 import torch
 
-from .errors import WorkerError
+from .errors import execution_failed
 
 WARMUP = 2  # eager calls before capture (PyTorch's whole-network capture recipe warms up on a side stream)
 
@@ -66,10 +66,8 @@ class StepGraph:
             with torch.cuda.graph(graph, pool=self.pool):  # the backward runs on autograd's device thread: global mode
                 self.outputs = self.body(*self.inputs)
         except Exception as e:  # nothing ran during the capture: the weights are as the last eager step left them
-            raise WorkerError("internal", f"capturing the {self.name} as a CUDA graph failed ({type(e).__name__}: {e}); "
-                              "train without graphs: set train.cudaGraphs to false (a run may change it on --resume; a table's "
-                              "cells take it from the table's experiment)",
-                              {"reason": "capture", "step": self.name, "error": type(e).__name__}) from e
+            raise execution_failed(f"capturing the {self.name} as a CUDA graph failed ({type(e).__name__}: {e})",
+                                   "cudaGraphs", "graphs", "capture", step=self.name, error=type(e).__name__) from e
         self.graph = graph
 
 

@@ -79,20 +79,19 @@ function onOff(name: string, v: string | undefined): boolean | undefined {
   return v === "on";
 }
 
-function numerics(values: { precision?: string; "cuda-graphs"?: string; tf32?: string; "channels-last"?: string; compile?: string }): Numerics {
+/** `--paper`'s on|off options and the train setting each sets. */
+const SWITCHES = { "cuda-graphs": "cudaGraphs", tf32: "tf32", "channels-last": "channelsLast", compile: "compile" } as const;
+
+function numerics(values: { precision?: string } & { [flag in keyof typeof SWITCHES]?: string }): Numerics {
   const out: Numerics = {};
   if (values.precision !== undefined) {
     if (values.precision !== "fp32" && values.precision !== "bf16") throw new UsageError(`--precision must be fp32 or bf16, got '${values.precision}'`);
     out.precision = values.precision;
   }
-  const graphs = onOff("cuda-graphs", values["cuda-graphs"]);
-  if (graphs !== undefined) out.cudaGraphs = graphs;
-  const tf32 = onOff("tf32", values.tf32);
-  if (tf32 !== undefined) out.tf32 = tf32;
-  const channelsLast = onOff("channels-last", values["channels-last"]);
-  if (channelsLast !== undefined) out.channelsLast = channelsLast;
-  const compile = onOff("compile", values.compile);
-  if (compile !== undefined) out.compile = compile;
+  for (const flag of Object.keys(SWITCHES) as (keyof typeof SWITCHES)[]) {
+    const on = onOff(flag, values[flag]);
+    if (on !== undefined) out[SWITCHES[flag]] = on;
+  }
   return out;
 }
 

@@ -60,8 +60,8 @@ const FALLBACKS = {
 function fallbackFor(e: unknown, train: Experiment["train"]) {
   if (!(e instanceof WorkerRequestError) || e.code !== "internal" || !isJsonObject(e.detail)) return undefined;
   const reason = e.detail.reason;
-  if (reason !== "capture" && reason !== "compile") return undefined;
-  const fallback = FALLBACKS[reason];
+  if (typeof reason !== "string" || !Object.hasOwn(FALLBACKS, reason)) return undefined;
+  const fallback = FALLBACKS[reason as keyof typeof FALLBACKS];
   return train[fallback.field] ? fallback : undefined;
 }
 
@@ -187,11 +187,8 @@ export class ExperimentRun {
         // since the last checkpoint. The trial before training has tried the inputs; what fails here is of the
         // moment (memory, a full disk, a file moved).
         if (!(e instanceof WorkerRequestError) || this.opts.signal?.aborted) throw e;
-        this.emit(records);
         this.state.eventDueAt = t;
-        await this.checkpoint();
-        e.message += `\n(a checkpoint at iteration ${t} was written before this evaluation; --resume evaluates there first and continues)`;
-        throw e;
+        return this.keepThenFail(e, records, `a checkpoint at iteration ${t} was written before this evaluation; --resume evaluates there first and continues`);
       }
     }
     try {
@@ -199,15 +196,23 @@ export class ExperimentRun {
     } catch (e) {
       if (!(e instanceof ControllerError)) throw e;
       // What was trained and decided before the failure is kept: the records, then a checkpoint.
-      this.emit(records);
-      await this.checkpoint();
-      e.message +=
-        `\n(a checkpoint at iteration ${t} was written, with the decisions taken before this one; this controller's and` +
-        ` those after it at ${t} were not taken. --resume continues training from iteration ${t + 1}, with the module as it is then)`;
-      throw e;
+      return this.keepThenFail(
+        e,
+        records,
+        `a checkpoint at iteration ${t} was written, with the decisions taken before this one; this controller's and` +
+          ` those after it at ${t} were not taken. --resume continues training from iteration ${t + 1}, with the module as it is then`,
+      );
     }
     this.emit(records);
     if ((t % this.exp.checkpoint.every === 0 || t === stop) && t < this.exp.iterations) await this.checkpoint();
+  }
+
+  /** A failure at an event that keeps what came before it: the records, then a checkpoint, which `e` then names. */
+  private async keepThenFail(e: Error, records: MetricRecord[], kept: string): Promise<never> {
+    this.emit(records);
+    await this.checkpoint();
+    e.message += `\n(${kept})`;
+    throw e;
   }
 
   /** Every controller due after iteration t, in order, each seeing what the ones before it did; their actions

@@ -36,6 +36,21 @@ def worker_env() -> dict:
     return env
 
 
+def train(s, start: int, n: int) -> dict:
+    """`n` iterations of an in-process Session from `start`, probing every other one -> its tensors by name."""
+    _, tensors = s.handle("train", {"start": start, "iterations": n, "probeEvery": 2}, {})
+    return dict(tensors)
+
+
+def mask_ops(s) -> list:
+    """One mask change of each kind on an in-process Session: a DST step with gradient growth on G, a global
+    one with hybrid growth on D, a density increase with global gradient growth -> their replies."""
+    return [s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "gradient", "alpha": 0.5}),
+            s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "global_magnitude",
+                          "growth": "global_hybrid", "alpha": 0.5}),
+            s.op_setDensity({"net": "discriminator", "target": 0.4, "growth": "global_gradient"})]
+
+
 class WorkerProcess:
     """The real worker as a subprocess, reached over ipc:// exactly as the orchestrator reaches it: a private
     0700 directory holding the 0600 key file and the socket, the committed schemas, one torch thread, and a

@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
+from conftest import mask_ops, train
+
 from ddst_worker.compiled import compile_networks
 from ddst_worker.errors import WorkerError
 from ddst_worker.session import Session
@@ -34,18 +36,6 @@ def build(model: dict, compile_train: bool = False, precision: str = "fp32") -> 
     s.op_setMasks({net: {l["name"]: 0.5 for l in r["layers"] if l["net"] == net and l["maskable"]}
                    for net in ("generator", "discriminator")})
     return s
-
-
-def train(s: Session, start: int, n: int) -> dict:
-    _, tensors = s.handle("train", {"start": start, "iterations": n, "probeEvery": 2}, {})
-    return dict(tensors)
-
-
-def mask_ops(s: Session) -> list:
-    return [s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "gradient", "alpha": 0.5}),
-            s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "global_magnitude",
-                          "growth": "global_hybrid", "alpha": 0.5}),
-            s.op_setDensity({"net": "discriminator", "target": 0.4, "growth": "global_gradient"})]
 
 
 def test_the_cpu_ignores_the_setting():

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.nn.utils.spectral_norm import SpectralNorm
 
-from conftest import worker_env
+from conftest import mask_ops, train, worker_env
 
 from ddst_worker.precision import Fp32SpectralNorm, set_tf32
 from ddst_worker.session import Session
@@ -53,18 +53,6 @@ def deterministic():
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     yield
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
-
-
-def train(s: Session, start: int, n: int):
-    _, tensors = s.handle("train", {"start": start, "iterations": n, "probeEvery": 2}, {})
-    return dict(tensors)
-
-
-def mask_ops(s: Session):
-    return [s.op_dstStep({"net": "generator", "dropRate": 0.3, "prune": "magnitude", "growth": "gradient", "alpha": 0.5}),
-            s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "global_magnitude",
-                          "growth": "global_hybrid", "alpha": 0.5}),
-            s.op_setDensity({"net": "discriminator", "target": 0.4, "growth": "global_gradient"})]
 
 
 @pytest.mark.parametrize("channels_last,model", [(True, SNGAN), (False, SNGAN), (True, DCGAN)])

@@ -7,7 +7,8 @@ Layouts, by number of dimensions:
   N x H x W x C  images, when axis 1 is not 1 or 3 but axis 3 is.
 Images are uint8 (0..255, scaled to [-1, 1] per batch as x / 127.5 - 1) or floating point already in
 [-1, 1] (checked over the whole array: NaN, infinities or values outside are an error, and so is an array
-with no value below 0, which is images scaled to [0, 1]). Other dtypes are refused. Float images come back from `arrays()` as uint8 (round((x + 1) * 127.5)). No labels.
+with no value below 0, which is images scaled to [0, 1]). Other dtypes are refused. Float images come back
+from `arrays()` as uint8 (round((x + 1) * 127.5)). No labels.
 """
 
 from pathlib import Path

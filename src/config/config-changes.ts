@@ -33,7 +33,8 @@ const CADENCE_FIELDS = ["log.every", "eval.every"] as const;
 export const cadenceFields = (exp: Experiment): readonly string[] => (exp.controllers?.length ? [] : CADENCE_FIELDS);
 
 /** How a CUDA step is executed, not what it computes: the same kernels replayed as a graph, activations in another
- * layout, fused kernels from torch.compile (float-level differences, as between two GPUs). A run may turn them off, e.g. after a failed capture. */
+ * layout, fused kernels from torch.compile (float-level differences, as between two GPUs). A run may turn them
+ * off, e.g. after a failed capture. (python/ddst_worker/checkpoint.py's EXECUTION is the worker's copy.) */
 export const EXECUTION_FIELDS = ["train.cudaGraphs", "train.channelsLast", "train.compile"] as const;
 
 /** What a resume lets config.json change: the run's length (--iterations writes it), how the run is supervised

@@ -81,15 +81,18 @@ export const SlurmOptions = z
   ),
   })
   .superRefine((o, ctx) => {
-    const asked = o.sbatchArgs.filter((a) => gpuRequest(a) !== null);
-    for (const arg of asked) {
-      const n = gpuRequest(arg)!;
+    const asked = o.sbatchArgs.flatMap((arg) => {
+      const n = gpuRequest(arg);
+      return n === null ? [] : [{ arg, n }];
+    });
+    for (const { arg, n } of asked) {
       if (o.gpusPerCell === 0)
         ctx.addIssue({ code: "custom", path: ["sbatchArgs"], message: `--sbatch-arg ${arg}: --gpus-per-cell 0 trains on the CPU, so a GPU would sit idle; leave it out, or train on GPUs` });
       else if (n !== 1)
         ctx.addIssue({ code: "custom", path: ["sbatchArgs"], message: `--sbatch-arg ${arg}: a task trains its cells on one GPU (--cells-per-gpu says how many share it); ask for one, e.g. --gres=gpu:a100:1` });
     }
-    if (asked.length > 1) ctx.addIssue({ code: "custom", path: ["sbatchArgs"], message: `--sbatch-arg: ${asked.join(" and ")} both ask for the task's GPU; give one` });
+    if (asked.length > 1)
+      ctx.addIssue({ code: "custom", path: ["sbatchArgs"], message: `--sbatch-arg: ${asked.map((a) => a.arg).join(" and ")} both ask for the task's GPU; give one` });
   });
 export type SlurmOptions = z.infer<typeof SlurmOptions>;
 

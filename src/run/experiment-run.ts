@@ -48,6 +48,16 @@ export class BuildRefusedError extends InputError {
 
 const isWorkerFailure = (e: unknown) => e instanceof WorkerDiedError || e instanceof WorkerHungError;
 
+/** A metrics.jsonl line that records a restart from the checkpoint of `iter`. */
+function isRestartAt(line: string, iter: number): boolean {
+  try {
+    const r = JSON.parse(line) as { kind?: unknown; iter?: unknown };
+    return r.kind === "restart" && r.iter === iter;
+  } catch {
+    return false;
+  }
+}
+
 /** Execution settings a run can go on without (EXECUTION_FIELDS: the same steps, slower), by the reason a worker
  * gives in `detail.reason` (as a checkpoint load says "unreadable"): it could not capture a training step as a
  * CUDA graph (python/ddst_worker/step_graphs.py), or not compile a network (compiled.py). */
@@ -464,7 +474,8 @@ export class ExperimentRun {
       break;
     }
     // Checked and cut before the pointer moves to a fallback.
-    const dropped = this.dir.truncateMetrics(loaded!.state.metricsBytes);
+    // Restarts back to this checkpoint (a failed capture, then a failed compilation) each keep their record.
+    const dropped = this.dir.truncateMetrics(loaded!.state.metricsBytes, (line) => isRestartAt(line, loaded!.iter));
     if (dropped > 0)
       this.opts.onNotice?.(`${this.dir.metricsPath}: ${dropped} record${dropped === 1 ? "" : "s"} written after the checkpoint of iteration ${loaded!.iter} removed; those iterations are trained again`);
     if (loaded !== pointer) this.dir.point({ ...loaded!, config: pointer.config, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });

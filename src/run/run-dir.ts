@@ -108,14 +108,21 @@ export class RunDir {
   }
 
   /** Cuts metrics.jsonl back to the `bytes` a checkpoint recorded, dropping whatever was appended after it, so
-   * no iteration is recorded twice. Returns how many lines were dropped. */
-  truncateMetrics(bytes: number): number {
+   * no iteration is recorded twice; the lines `keep` accepts are written back after the cut (a restart record
+   * from that same checkpoint: history, not training). Returns how many lines were dropped. */
+  truncateMetrics(bytes: number, keep: (line: string) => boolean = () => false): number {
     this.checkMetrics(bytes);
     const size = this.metricsBytes();
     if (size <= bytes) return 0;
-    const tail = readBytes(this.metricsPath, bytes, size - bytes);
-    truncateSync(this.metricsPath, bytes);
-    return tail.toString("utf8").split("\n").filter((l) => l.trim()).length;
+    const lines = readBytes(this.metricsPath, bytes, size - bytes).toString("utf8").split("\n").filter((l) => l.trim());
+    const kept = lines.filter(keep);
+    try {
+      truncateSync(this.metricsPath, bytes);
+      if (kept.length) appendFileSync(this.metricsPath, kept.join("\n") + "\n");
+    } catch (e) {
+      throw ioError("cut back", this.metricsPath, e);
+    }
+    return lines.length - kept.length;
   }
 
   /** Refuses a metrics.jsonl that no longer holds what the checkpoint recorded: shorter than its `bytes`, or

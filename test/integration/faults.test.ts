@@ -124,12 +124,13 @@ describe.concurrent("faults", () => {
     expect(r.stderr).toContain("compiling the discriminator with torch.compile failed (InjectedError: put in by a test)");
     expect(r.stderr).toContain("continuing without torch.compile from the last checkpoint (config.json now says train.compile: false");
     expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).train).toMatchObject({ cudaGraphs: false, compile: false });
-    // Trained as the uninterrupted run was (on the CPU neither changes anything), with a restart record more: the
-    // second restart's (both went back to the same checkpoint, which rewinds metrics.jsonl past the first's).
+    // Trained as the uninterrupted run was (on the CPU neither changes anything), with a record of each restart:
+    // both went back to the same checkpoint, and the second's rewind of metrics.jsonl keeps the first's record.
     const records = metrics(out).split("\n").filter(Boolean);
     const restarts = records.map((l) => JSON.parse(l)).filter((r) => r.kind === "restart");
-    expect(restarts).toHaveLength(1);
-    expect(restarts[0]).toMatchObject({ attempt: 2, reason: expect.stringContaining("compiling the discriminator") });
+    expect(restarts).toHaveLength(2);
+    expect(restarts[0]).toMatchObject({ attempt: 1, reason: expect.stringContaining("capturing the D step") });
+    expect(restarts[1]).toMatchObject({ attempt: 2, reason: expect.stringContaining("compiling the discriminator"), fromCheckpoint: restarts[0].fromCheckpoint });
     expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
   });
 

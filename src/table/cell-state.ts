@@ -48,6 +48,26 @@ function isEmptyOrGone(dir: string): boolean {
   }
 }
 
+/** What a cell directory without checkpoint.json holds of training, if anything: a run that died before its first
+ * checkpoint has written at most its iteration-0 records and checkpoint (nothing lost when it is started again);
+ * anything more means checkpoint.json was lost or left behind in a copy, and the directory must not be emptied. */
+function trainingIn(dir: string): string | null {
+  if (existsSync(join(dir, "summary.json"))) return "summary.json";
+  const checkpoints = existsSync(join(dir, "checkpoints")) ? readdirSync(join(dir, "checkpoints")).filter((f) => /^iter-0*[1-9]\d*\.pt$/.test(f)) : [];
+  if (checkpoints.length) return `checkpoints/${checkpoints[0]}`;
+  const metrics = join(dir, "metrics.jsonl");
+  if (!existsSync(metrics)) return null;
+  const trainedPast0 = readFileSync(metrics, "utf8").split("\n").some((line) => {
+    try {
+      const iter = (JSON.parse(line) as { iter?: unknown }).iter;
+      return typeof iter === "number" && iter > 0;
+    } catch {
+      return false; // a record cut by the crash
+    }
+  });
+  return trainedPast0 ? "metrics.jsonl records past iteration 0" : null;
+}
+
 /** What to do about a cell whose bookkeeping is damaged: it cannot be resumed, only trained again. */
 const anew = (dir: string) => `; the cell cannot be resumed: remove ${dir} to train it anew`;
 
@@ -62,7 +82,16 @@ function readJson(file: string, cell: string, dir: string): unknown {
 export function cellState(cell: Cell): CellState {
   if (isEmptyOrGone(cell.dir)) return { kind: "new" };
   const pointerFile = join(cell.dir, "checkpoint.json");
-  if (!existsSync(pointerFile)) return { kind: "unstarted" };
+  if (!existsSync(pointerFile)) {
+    const trained = trainingIn(cell.dir);
+    if (trained)
+      throw new CellStateError(
+        cell.id,
+        `${cell.dir} holds training (${trained}) but no checkpoint.json, which says how far it went: restore checkpoint.json ` +
+          `(from where the cell was copied) to count or resume it, or remove ${cell.dir} to train it anew`,
+      );
+    return { kind: "unstarted" };
+  }
   const pointer = CheckpointPointer.safeParse(readJson(pointerFile, cell.id, cell.dir));
   if (!pointer.success) throw new CellStateError(cell.id, `${pointerFile} is not a ddst checkpoint pointer (${issueText(pointer.error.issues[0])})${anew(cell.dir)}`);
   // A summary that cannot be read (damaged, or of an older ddst) leaves the cell to be resumed: finishing
@@ -78,8 +107,9 @@ export function cellState(cell: Cell): CellState {
 }
 
 /** Settings that say how a cell runs, not what it trains: where (--devices), how it is supervised and how
- * often it is checkpointed (resume is bitwise). A cell keeps the ones it started with. */
-export const HOW_IT_RUNS = new Set<string>(["device", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
+ * often it is checkpointed (resume is bitwise), and its name (the table's, renamed). A cell keeps the ones it
+ * started with. */
+export const HOW_IT_RUNS = new Set<string>(["name", "device", ...SUPERVISION_FIELDS, ...PATH_FIELDS]);
 
 /** The table's settings an interrupted cell takes up when it resumes: where the files are (a table moved to
  * another machine), how its CUDA steps are executed and, where they change nothing trained, how often it logs

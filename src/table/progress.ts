@@ -61,6 +61,12 @@ export class TableProgress {
     this.line(`start ${id} on ${device}${from === null ? "" : `, resuming from iteration ${from}`}`);
   }
 
+  /** A queued cell that ends without starting here (`left`: the iterations it was counted with); finish or fail follows. */
+  unqueue(left: number): void {
+    this.queued--;
+    this.queuedLeft -= left;
+  }
+
   record(id: string, r: MetricRecord): void {
     const c = this.running.get(id);
     if (!c || r.iter <= c.iter) return;

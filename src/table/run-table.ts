@@ -58,7 +58,9 @@ export function inspectCells(plan: TablePlan, only?: ReadonlySet<string>): Map<s
     const mine = !only || only.has(cell.id);
     try {
       const state = cellState(cell);
-      if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell, plan.extend, state);
+      // Another task's cell planned for another count is no conflict of this task's: `--extend` records the count
+      // in each cell as it can (one being trained keeps its own until then), and results leave such a cell out.
+      if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell, plan.extend || !mine, state);
       if (mine) states.set(cell.id, state);
     } catch (e) {
       if (!(e instanceof CellStateError)) throw e;
@@ -140,23 +142,58 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
   const queue: Cell[] = [];
   for (const cell of mine.cells) {
     const s = states.get(cell.id)!;
-    if (s.kind === "unstarted") {
-      // Another process starting this cell holds its run.lock: never delete under it.
-      const holder = liveHolder(join(cell.dir, "run.lock"));
-      if (holder) {
-        failed.push({ id: cell.id, error: `${cell.dir} is being started by another ddst (${holderText(holder)})` });
-        continue;
-      }
-      // A directory without a checkpoint holds no training; starting it again is the only way forward.
-      rmSync(cell.dir, { recursive: true, force: true });
-    }
     if (s.kind === "diverged") diverged.push({ id: cell.id, error: s.error });
     if (!isSettled(s)) queue.push(cell);
   }
   const { progress, signal } = opts;
 
+  /** The cell's state at its turn: a `--cells` command beside this one (it takes no table lock) may have
+   * trained it meanwhile. Undefined when there is nothing to run (said on the progress). */
+  const stateAtTurn = (cell: Cell): CellState | undefined => {
+    const planned = states.get(cell.id)!;
+    const left = cell.experiment.iterations - (planned.kind === "interrupted" ? planned.iter : 0);
+    let state: CellState;
+    try {
+      state = cellState(cell);
+      if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell, plan.extend, state);
+    } catch (e) {
+      if (!(e instanceof CellStateError)) throw e;
+      progress.unqueue(left);
+      failed.push({ id: cell.id, error: e.message });
+      progress.fail(cell.id, e.message);
+      return undefined;
+    }
+    if (state.kind === "unstarted") {
+      // Another process starting this cell holds its run.lock: never delete under it.
+      const holder = liveHolder(join(cell.dir, "run.lock"));
+      if (holder) {
+        const error = `${cell.dir} is being started by another ddst (${holderText(holder)})`;
+        progress.unqueue(left);
+        failed.push({ id: cell.id, error });
+        progress.fail(cell.id, error);
+        return undefined;
+      }
+      // A directory without a checkpoint holds no training (cellState has looked); starting it again is the only way forward.
+      rmSync(cell.dir, { recursive: true, force: true });
+      return { kind: "new" };
+    }
+    if (state.kind === "finished") {
+      progress.unqueue(left);
+      progress.finish(cell.id, `${describe(state.summary)} (trained meanwhile by another ddst)`);
+      return undefined;
+    }
+    if (state.kind === "diverged") {
+      progress.unqueue(left);
+      diverged.push({ id: cell.id, error: state.error });
+      progress.fail(cell.id, `${state.error} (meanwhile, in another ddst)`, true);
+      return undefined;
+    }
+    return state;
+  };
+
   const runCell = async (cell: Cell, slot: Slot): Promise<void> => {
-    const state = states.get(cell.id)!;
+    const state = stateAtTurn(cell);
+    if (!state) return;
     const from = state.kind === "interrupted" ? state.iter : null;
     // An interrupted cell continues on the kind of device it started on (its random streams live there).
     const started = state.kind === "interrupted" ? startedOn(cell) : undefined;
@@ -227,7 +264,13 @@ function describe(s: Summary): string {
 export function settledCells(plan: TablePlan): SettledCell[] {
   const out: SettledCell[] = [];
   for (const cell of plan.cells) {
-    const s = cellState(cell);
+    let s: CellState;
+    try {
+      s = cellState(cell);
+    } catch (e) {
+      if (e instanceof CellStateError) continue; // damaged: inspectCells and --status name it
+      throw e;
+    }
     if (!isSettled(s) || conflictOf(cell, plan.extend, s) !== null) continue;
     const key = { method: cell.method, density: cell.density, seed: cell.seed };
     if (s.kind === "finished") out.push({ ...key, summary: s.summary });

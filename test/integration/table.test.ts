@@ -205,6 +205,29 @@ describe("ddst table", () => {
     expect(shorter.stderr).toMatch(/\(iterations: 100 -> 80\)\. Restore the table file, or write this table to another --out; it is past 80 iterations \(at 100\): remove .* to train it anew\./);
   });
 
+  it.concurrent("takes a queued cell as it is at its turn: one trained meanwhile by a --cells command is not started again", async () => {
+    const dir = tempDir();
+    const spec = writeToyTable(dir, { iterations: 60, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
+    const out = join(dir, "table");
+    const whole = execa("node", [CLI, "table", spec, "--out", out, "--jobs", "1"], { reject: false });
+    let log = "";
+    whole.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+    // Held still once it has read the cells and started the first; the second is trained beside it meanwhile.
+    expect(await waitFor(() => /^start static-balance-d0\.5-s0/m.test(log), 60_000, 20)).toBe(true);
+    process.kill(whole.pid!, "SIGSTOP");
+    const beside = await execa("node", [CLI, "table", spec, "--out", out, "--cells", "static-balance-d0.5-s1"], { reject: false });
+    process.kill(whole.pid!, "SIGCONT");
+    expect(beside.exitCode, beside.stderr).toBe(0);
+    const cell = cellDir(out, "static-balance", 1);
+    const before = fingerprint(cell);
+    const r = await whole;
+    expect(r.exitCode, r.stderr + log).toBe(0);
+    expect(log).toMatch(/^done {2}static-balance-d0\.5-s1: .*\(trained meanwhile by another ddst\)$/m);
+    expect(log).not.toMatch(/^start static-balance-d0\.5-s1/m);
+    expect(fingerprint(cell)).toEqual(before);
+    expect(JSON.parse(readFileSync(join(out, "table.json"), "utf8")).entries[0].seeds).toEqual([0, 1]);
+  });
+
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "bad.json");

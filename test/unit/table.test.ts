@@ -163,6 +163,28 @@ describe("cellState", () => {
     writeFileSync(join(cell.dir, "checkpoint.json"), '{"iter": 10');
     expect(() => cellState(cell)).toThrow(/cannot read .*checkpoint.json: .*; the cell cannot be resumed: remove .* to train it anew/);
   });
+
+  it("takes a directory without checkpoint.json for unstarted only while it holds no training: a trained one is never emptied", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const cell = (await planTable(spec(), join(dir, "t.json"), join(dir, "out"))).cells[0]!;
+    mkdirSync(join(cell.dir, "checkpoints"), { recursive: true });
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify(cell.experiment));
+    // What a run that died before its first checkpoint leaves: iteration 0's record and worker file, a cut record.
+    writeFileSync(join(cell.dir, "metrics.jsonl"), '{"iter":0,"kind":"density","generator":0.1,"discriminator":0.1}\n{"iter":1');
+    writeFileSync(join(cell.dir, "checkpoints", "iter-000000000.pt"), "");
+    expect(cellState(cell)).toEqual({ kind: "unstarted" });
+    const refused = (what: string) => new RegExp(`cell ${cell.id}: .* holds training \\(${what}\\) but no checkpoint\\.json.*: restore checkpoint\\.json .* or remove .* to train it anew`);
+    writeFileSync(join(cell.dir, "metrics.jsonl"), '{"iter":0,"kind":"density","generator":0.1,"discriminator":0.1}\n{"iter":10,"kind":"loss","d":1,"g":1}\n');
+    expect(() => cellState(cell)).toThrow(refused("metrics.jsonl records past iteration 0"));
+    writeFileSync(join(cell.dir, "checkpoints", "iter-000000100.pt"), "");
+    expect(() => cellState(cell)).toThrow(refused("checkpoints/iter-000000100.pt"));
+    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(summary(cell.method, 1, 0.1, 0.1)));
+    expect(() => cellState(cell)).toThrow(refused("summary.json"));
+    // Refused, not counted and not started: the table names it; the results leave it out.
+    const plan = await planTable(spec(), join(dir, "t.json"), join(dir, "out"));
+    expect(() => inspectCells(plan)).toThrow(refused("summary.json"));
+    expect(settledCells(plan)).toEqual([]);
+  });
 });
 
 describe("a table file edited while its cells are on disk", () => {
@@ -186,9 +208,10 @@ describe("a table file edited while its cells are on disk", () => {
     writeFileSync(join(trained.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state, config: trainedWith }));
     expect(() => checkCellConfig(trained)).toThrow(/config\.json was edited after its checkpoint \(train\.lrG: 0\.123 -> 0\.0002\)/);
     expect(settledCells(plan)).toEqual([]);
-    // A cell that cannot be read belongs to its own task: another task goes on.
+    // A cell that cannot be read belongs to its own task: another task goes on, and writes the results without it.
     writeFileSync(join(trained.dir, "checkpoint.json"), '{"iter": 10');
     expect(inspectCells(plan, new Set([mine.id])).get(mine.id)).toEqual({ kind: "new" });
+    expect(settledCells(plan)).toEqual([]);
   });
 });
 
@@ -257,6 +280,29 @@ describe("--extend", () => {
     extendCells(plan.cells, (text) => expect.fail(text));
     expect(await row()).toMatchObject({ state: "stopped", progress: "100/200" });
     expect(inspectCells({ ...plan, extend: false }).get(cell.id)).toEqual({ kind: "interrupted", iter: 100 });
+  });
+
+  it("lets an array task go on beside another task's cell that keeps its count (it was being trained at --extend)", async () => {
+    const dir = tempDir();
+    const plan = await planTable(TableSpec.parse({ ...spec(), base: { ...base, iterations: 200 } }), join(dir, "t.json"), join(dir, "out"));
+    const [busy, mine] = [plan.cells[0]!, plan.cells[1]!];
+    mkdirSync(busy.dir, { recursive: true });
+    writeFileSync(join(busy.dir, "config.json"), JSON.stringify({ ...busy.experiment, iterations: 100 }));
+    writeFileSync(join(busy.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state: runState(100) }));
+    writeFileSync(join(busy.dir, "summary.json"), JSON.stringify(summary(busy.method, 1, 0.1, 0.1)));
+    expect(inspectCells(plan, new Set([mine.id])).get(mine.id)).toEqual({ kind: "new" });
+    // Its own cell, or the whole table, is held to the count; the results leave the cell out until it has it.
+    expect(() => inspectCells(plan, new Set([busy.id]))).toThrow(/iterations: 100 -> 200/);
+    expect(() => inspectCells(plan)).toThrow(/iterations: 100 -> 200/);
+    expect(settledCells(plan)).toEqual([]);
+    // A renamed table is the same table.
+    const renamed = await planTable(TableSpec.parse({ ...spec(), name: "t2", base: { ...base, iterations: 200 } }), join(dir, "t.json"), join(dir, "out"), true);
+    expect(renamed.cells[0]!.experiment.name).not.toBe(busy.experiment.name);
+    expect(inspectCells(renamed).get(busy.id)).toEqual({ kind: "interrupted", iter: 100 });
+    // Past the count is another table, for every task.
+    writeFileSync(join(busy.dir, "config.json"), JSON.stringify({ ...busy.experiment, iterations: 300 }));
+    writeFileSync(join(busy.dir, "checkpoint.json"), JSON.stringify({ iter: 300, worker: "checkpoints/iter-000000300.pt", state: runState(300) }));
+    expect(() => inspectCells(plan, new Set([mine.id]))).toThrow(/iterations: 300 -> 200/);
   });
 });
 

@@ -9,6 +9,8 @@ export function intOption(name: string, v: string | undefined, min = 0): number 
     const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer of at least ${min}`;
     throw new UsageError(`--${name} must be ${what}, got '${v}'`);
   }
+  // Past 2^53 a number is no longer the integer typed (and JSON would carry another one).
+  if (!Number.isSafeInteger(Number(v))) throw new UsageError(`--${name} is too large: '${v}'`);
   return Number(v);
 }
 

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { changesText, editsSinceCheckpoint, trainedConfig } from "../config/config-changes.js";
-import { Experiment } from "../config/experiment.js";
+import { Experiment, ExperimentInput } from "../config/experiment.js";
 import { findPython } from "../worker/discover.js";
 import { controllersOf } from "../controller/registry.js";
 import { DivergedError } from "./divergence.js";
@@ -11,6 +11,7 @@ import { preflight } from "./preflight.js";
 import { isFinishedRun, Summary } from "./records.js";
 import type { RunOptions } from "./run-options.js";
 import { issueText, RunDir, RunDirError } from "./run-dir.js";
+import { InputError } from "../input-error.js";
 
 export { BuildRefusedError, RunAborted } from "./experiment-run.js";
 export type { RunOptions } from "./run-options.js";
@@ -86,6 +87,9 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
           "its own log.every and eval.every may change). Restore " +
           "them, or start a run with the new settings in another directory",
       );
+    // Held to a new run's limits: config.json records the count, and a value the schema refuses would leave the run unreadable.
+    const counted = ExperimentInput.shape.iterations.safeParse(opts.iterations ?? exp.iterations);
+    if (!counted.success) throw new InputError(`--iterations ${opts.iterations}: ${issueText(counted.error.issues[0])}`);
     const target = opts.iterations ?? exp.iterations;
     // Even a finished run: answering with its summary must not hide records lost since.
     dir.checkMetrics(pointer.state.metricsBytes);

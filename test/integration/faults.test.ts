@@ -165,6 +165,10 @@ describe.concurrent("faults", () => {
     expect(until.exitCode).toBe(2);
     expect(until.stderr).toMatch(/already at iteration 200, past --until 120; give --until 200 or more/);
     expect(until.stdout).not.toMatch(/worker: pid/);
+    // More than a new run may have would leave config.json unreadable.
+    const longer = await run(["--resume", out, "--iterations", "9999999999"]);
+    expect(longer.exitCode).toBe(2);
+    expect(longer.stderr).toMatch(/--iterations 9999999999: Too big: expected number to be <=100000000/);
     expect(readFileSync(join(out, "config.json"), "utf8")).toBe(config); // so a plain --resume still works
   });
 

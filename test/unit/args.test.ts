@@ -13,5 +13,7 @@ describe("intOption", () => {
     }
     expect(() => intOption("seed", "x")).toThrow("--seed must be a non-negative integer, got 'x'");
     expect(() => intOption("n", "2", 3)).toThrow("--n must be an integer of at least 3, got '2'");
+    expect(intOption("n", String(2 ** 53 - 1))).toBe(2 ** 53 - 1);
+    expect(() => intOption("iterations", "99999999999999999999")).toThrow("--iterations is too large: '99999999999999999999'");
   });
 });

@@ -475,7 +475,7 @@ export class ExperimentRun {
     }
     // Checked and cut before the pointer moves to a fallback.
     // Restarts back to this checkpoint (a failed capture, then a failed compilation) each keep their record.
-    const dropped = this.dir.truncateMetrics(loaded!.state.metricsBytes, (line) => isRestartAt(line, loaded!.iter));
+    const dropped = this.dir.truncateMetrics(loaded!.state.metricsBytes, loaded!.iter, (line) => isRestartAt(line, loaded!.iter));
     if (dropped > 0)
       this.opts.onNotice?.(`${this.dir.metricsPath}: ${dropped} record${dropped === 1 ? "" : "s"} written after the checkpoint of iteration ${loaded!.iter} removed; those iterations are trained again`);
     if (loaded !== pointer) this.dir.point({ ...loaded!, config: pointer.config, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });

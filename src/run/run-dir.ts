@@ -6,6 +6,16 @@ import { CheckpointPointer, type SavedCheckpoint } from "./run-state.js";
 import { InputError } from "../input-error.js";
 import { readBytes, writeWhole } from "../files.js";
 
+/** A metrics.jsonl line's iteration (Infinity for a line that is not a record: it proves nothing). */
+function recordIter(line: string): number {
+  try {
+    const iter = (JSON.parse(line) as { iter?: unknown }).iter;
+    return typeof iter === "number" ? iter : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
 /** "train.batchSize: Too small: expected number to be >=1": a zod issue with the field it is about. */
 export function issueText(issue: { path: PropertyKey[]; message: string } | undefined): string {
   if (!issue) return "invalid";
@@ -107,14 +117,14 @@ export class RunDir {
     return existsSync(this.metricsPath) ? statSync(this.metricsPath).size : 0;
   }
 
-  /** Cuts metrics.jsonl back to the `bytes` a checkpoint recorded, dropping whatever was appended after it, so
-   * no iteration is recorded twice; the lines `keep` accepts are written back after the cut (a restart record
-   * from that same checkpoint: history, not training). Returns how many lines were dropped. */
-  truncateMetrics(bytes: number, keep: (line: string) => boolean = () => false): number {
-    this.checkMetrics(bytes);
-    const size = this.metricsBytes();
-    if (size <= bytes) return 0;
-    const lines = readBytes(this.metricsPath, bytes, size - bytes).toString("utf8").split("\n").filter((l) => l.trim());
+  /** Cuts metrics.jsonl back to the `bytes` that the checkpoint of iteration `iter` recorded, dropping whatever
+   * was appended after it, so no iteration is recorded twice; the lines `keep` accepts are written back after
+   * the cut (a restart record from that same checkpoint: history, not training). Returns how many lines were
+   * dropped. */
+  truncateMetrics(bytes: number, iter: number, keep: (line: string) => boolean = () => false): number {
+    this.checkMetrics(bytes, iter);
+    const lines = this.linesAfter(bytes);
+    if (lines.length === 0) return 0;
     const kept = lines.filter(keep);
     try {
       truncateSync(this.metricsPath, bytes);
@@ -125,9 +135,11 @@ export class RunDir {
     return lines.length - kept.length;
   }
 
-  /** Refuses a metrics.jsonl that no longer holds what the checkpoint recorded: shorter than its `bytes`, or
-   * not ending a record there. Appending to it would glue new records onto a cut one, or leave a gap. */
-  checkMetrics(bytes: number): void {
+  /** Refuses a metrics.jsonl that no longer holds what the checkpoint of iteration `iter` recorded: shorter than
+   * its `bytes`, or not ending a record there (appending would glue new records onto a cut one, or leave a gap);
+   * and a checkpoint whose `bytes` would cut records of iterations before its own (checkpoint.json edited: the
+   * resume would drop them and never train them again). */
+  checkMetrics(bytes: number, iter: number): void {
     // A file that is not a regular one (a pipe, a device) has no length to hold to.
     if (existsSync(this.metricsPath) && !statSync(this.metricsPath).isFile()) return;
     const size = this.metricsBytes();
@@ -136,6 +148,19 @@ export class RunDir {
     if (size < bytes) throw new RunDirError(`${lost}: records were lost (the file was cut short, emptied or removed); ${what}`);
     if (bytes > 0 && readBytes(this.metricsPath, bytes - 1, 1)[0] !== 0x0a)
       throw new RunDirError(`${lost}, and no record ends there: the file was edited; ${what}`);
+    const earlier = this.linesAfter(bytes).find((line) => recordIter(line) < iter);
+    if (earlier !== undefined)
+      throw new RunDirError(
+        `${join(this.path, "checkpoint.json")} says its checkpoint of iteration ${iter} ends ${this.metricsPath} at byte ${bytes}, but a record of ` +
+          `iteration ${recordIter(earlier)} comes after that: resuming would drop it for good. checkpoint.json was edited; restore it (nothing was changed)`,
+      );
+  }
+
+  /** The records of metrics.jsonl after its first `bytes`, as lines. */
+  private linesAfter(bytes: number): string[] {
+    const size = this.metricsBytes();
+    if (size <= bytes) return [];
+    return readBytes(this.metricsPath, bytes, size - bytes).toString("utf8").split("\n").filter((l) => l.trim());
   }
 
   workerCheckpoint(iter: number): { relative: string; absolute: string } {

@@ -92,7 +92,7 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     if (!counted.success) throw new InputError(`--iterations ${opts.iterations}: ${issueText(counted.error.issues[0])}`);
     const target = opts.iterations ?? exp.iterations;
     // Even a finished run: answering with its summary must not hide records lost since.
-    dir.checkMetrics(pointer.state.metricsBytes);
+    dir.checkMetrics(pointer.state.metricsBytes, done);
     if (existsSync(join(dir.path, "summary.json"))) {
       // A summary that cannot be read (damaged, or from an older ddst that today's schema does not read) only
       // means the run is not finished here: finishing writes it again from the checkpoint.

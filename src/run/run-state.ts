@@ -1,29 +1,32 @@
 import { z } from "zod";
 import { Json } from "../controller/controller.js";
 
+/** Densities are in (0, 1]; a checkpoint.json saying otherwise was edited. */
+const Density = z.number().gt(0).max(1);
+
 /** Everything the orchestrator must remember to continue a run exactly where a checkpoint left it. The
  * orchestrator draws no random numbers, so it has no RNG state; the worker's RNG streams are in its file. */
 export const RunState = z.object({
   iter: z.number().int().min(0),
-  densityD: z.number(),
-  window: z.object({ size: z.number().int(), ratios: z.array(z.number()) }),
-  lossSum: z.object({ d: z.number(), g: z.number(), n: z.number().int() }),
+  densityD: Density,
+  window: z.object({ size: z.number().int().min(1), ratios: z.array(z.number()) }),
+  lossSum: z.object({ d: z.number(), g: z.number(), n: z.number().int().min(0) }),
   flops: z.object({
-    paper: z.object({ generator: z.number(), discriminator: z.number() }),
-    executed: z.object({ generator: z.number(), discriminator: z.number() }),
+    paper: z.object({ generator: z.number().min(0), discriminator: z.number().min(0) }),
+    executed: z.object({ generator: z.number().min(0), discriminator: z.number().min(0) }),
   }),
-  restarts: z.number().int(),
-  wallSeconds: z.number(),
+  restarts: z.number().int().min(0),
+  wallSeconds: z.number().min(0),
   eval: z.object({
     final: z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) }).nullable(),
     best: z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) }).nullable(),
   }),
   /** Length of metrics.jsonl when the checkpoint was taken: a resume cuts the file back to it. */
-  metricsBytes: z.number().int(),
+  metricsBytes: z.number().int().min(0),
   /** What the experiment's own controllers see and keep (absent in checkpoints from before controllers were
    * plug-ins, which had none): G's density as last set, the newest loss record, every evaluation, and each
    * controller's state by name. */
-  densityG: z.number().optional(),
+  densityG: Density.optional(),
   lastLoss: z.object({ iter: z.number().int(), d: z.number(), g: z.number() }).nullable().optional(),
   evals: z.array(z.object({ iter: z.number().int(), metrics: z.record(z.string(), z.number()) })).optional(),
   controllers: z.record(z.string(), Json).optional(),
@@ -46,8 +49,12 @@ export type RunState = z.infer<typeof RunState>;
 
 /** One complete checkpoint: the worker's file and the orchestrator's state at the same iteration. */
 export const SavedCheckpoint = z.object({
-  iter: z.number().int(),
-  worker: z.string().describe("worker checkpoint, relative to the run directory"),
+  iter: z.number().int().min(0),
+  // Only a name the run itself gives (RunDir.workerCheckpoint): a resume loads the file, and sets an unreadable one aside.
+  worker: z
+    .string()
+    .regex(/^checkpoints\/iter-\d+\.pt$/, "not a checkpoint of this run (checkpoints/iter-<iteration>.pt)")
+    .describe("worker checkpoint, relative to the run directory"),
   state: RunState,
 });
 export type SavedCheckpoint = z.infer<typeof SavedCheckpoint>;

@@ -1,7 +1,7 @@
 import { execa } from "execa";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readRecords } from "../../src/analysis/read-records.js";
 import { findPython } from "../../src/worker/discover.js";
@@ -210,6 +210,28 @@ describe.concurrent("tampering", () => {
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/iter-000000100\.pt holds iteration 0, but checkpoint\.json records it as iteration 100: the file was replaced: restore the right file, or remove it and resume: the run then falls back to its checkpoint of iteration 0/);
     expect(snapshot(out)).toEqual(before);
+  });
+
+  it("a checkpoint.json edited by hand is refused naming what is wrong: no record is dropped, no file outside the run touched", async () => {
+    const out = await copyOfBase("pointer");
+    const pointer = JSON.parse(read(out, "checkpoint.json"));
+    const victim = join(tempDir(), "victim.txt");
+    writeFileSync(victim, "notes\n");
+    const refused = async (edit: (p: typeof pointer) => void, message: RegExp) => {
+      const edited = structuredClone(pointer);
+      edit(edited);
+      writeFileSync(join(out, "checkpoint.json"), JSON.stringify(edited));
+      const before = snapshot(out);
+      const r = await cli(["run", "--resume", out]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(snapshot(out)).toEqual(before);
+    };
+    await refused((p) => (p.state.metricsBytes = 0), /checkpoint of iteration 100 ends .*metrics\.jsonl at byte 0, but a record of iteration 0 comes after that: resuming would drop it for good\. checkpoint\.json was edited; restore it/);
+    await refused((p) => (p.state.metricsBytes = -5), /checkpoint\.json cannot be read as a checkpoint pointer \(state\.metricsBytes: Too small/);
+    await refused((p) => (p.state.densityD = 5), /checkpoint\.json cannot be read as a checkpoint pointer \(state\.densityD: Too big/);
+    await refused((p) => (p.worker = relative(out, victim)), /checkpoint\.json cannot be read as a checkpoint pointer \(worker: not a checkpoint of this run \(checkpoints\/iter-<iteration>\.pt\)\)/);
+    expect(readFileSync(victim, "utf8")).toBe("notes\n");
   });
 
   it("a resume on a machine without a usable Python exits 2 and changes nothing", async () => {

@@ -37,6 +37,20 @@ async function plotSections(plots: Plot[], png: string | null, dir: string): Pro
   return { sections, written };
 }
 
+/** An evaluation's picture, only where it is what the run writes (a PNG file in its samples/, picturePath), so
+ * that a metrics.jsonl edited to name another file cannot put that file into a page meant to be shared. */
+function samplePicture(dir: string, picture: string): Buffer | null {
+  if (!/^samples\/iter-\d+(-[\w-]+)?\.png$/.test(picture)) return null;
+  const file = join(dir, picture);
+  try {
+    if (!lstatSync(file).isFile()) return null;
+    const png = readFileSync(file);
+    return isPng(png) ? png : null;
+  } catch {
+    return null;
+  }
+}
+
 async function runReport(dir: string, png: string | null) {
   const s = runStatus(dir);
   if (!s) throw new UsageError(`${dir} is not a ddst run or table directory (no readable config.json or table-spec.json)`);
@@ -46,11 +60,15 @@ async function runReport(dir: string, png: string | null) {
   // The dense run of the same plan costs summary.flops.total / ratio over the whole run.
   const dense = s.summary && s.summary.flops.ratio > 0 ? { total: s.summary.flops.total / s.summary.flops.ratio, iterations: e.iterations } : null;
   const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null, dense), png, dir);
-  const pictures = records.flatMap((r) => (r.kind === "eval" && r.picture && existsSync(join(dir, r.picture)) ? [{ iter: r.iter, file: join(dir, r.picture) }] : []));
-  if (pictures.length)
+  const named = records.flatMap((r) => (r.kind === "eval" && r.picture ? [{ iter: r.iter, png: samplePicture(dir, r.picture) }] : []));
+  const pictures = named.filter((p): p is { iter: number; png: Buffer } => p.png !== null);
+  const foreign = named.filter((p) => p.png === null).length;
+  if (pictures.length || foreign)
     sections.push({
       title: "Samples (EMA generator) at each evaluation",
-      html: `<div class="pictures">${pictures.map((p) => `<figure>${imageTag(readFileSync(p.file), `iteration ${p.iter}`)}<figcaption>iteration ${p.iter}</figcaption></figure>`).join("")}</div>`,
+      html:
+        `<div class="pictures">${pictures.map((p) => `<figure>${imageTag(p.png, `iteration ${p.iter}`)}<figcaption>iteration ${p.iter}</figcaption></figure>`).join("")}</div>` +
+        (foreign ? `<p>${foreign} picture${foreign === 1 ? "" : "s"} left out: missing, or not a PNG file of this run's samples/</p>` : ""),
     });
   if (s.summary) sections.push({ title: "Summary (summary.json)", html: preBlock(JSON.stringify(s.summary, null, 2)) });
   sections.push({ title: "Configuration (config.json)", html: preBlock(JSON.stringify(e, null, 2)) });

@@ -1,5 +1,5 @@
 import { execa, execaSync } from "execa";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "./helpers.js";
@@ -60,6 +60,22 @@ describe("ddst report", () => {
       const png = readFileSync(join(run, `report-${id}.png`));
       expect(png.subarray(1, 4).toString()).toBe("PNG");
     }
+
+    // Pictures are embedded only from the run's own samples/: a metrics.jsonl edited to name another file (the
+    // page is meant to be shared) or a directory leaves them out, saying so.
+    const edited = join(dir, "edited");
+    cpSync(run, edited, { recursive: true });
+    writeFileSync(join(dir, "secret.png"), readFileSync(join(run, "report-br.png")));
+    const pictures = ["../secret.png", "samples"]; // the evaluations at 60 and 120
+    const lines = readFileSync(join(edited, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    for (const l of lines.filter((x) => x.kind === "eval")) l.picture = pictures.shift();
+    writeFileSync(join(edited, "metrics.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    const e = await execa("node", [CLI, "report", edited], { reject: false });
+    expect(e.exitCode, e.stderr).toBe(0);
+    const eh = readFileSync(join(edited, "report.html"), "utf8");
+    expect(count(eh, "<img ")).toBe(0);
+    expect(eh).toContain("2 pictures left out: missing, or not a PNG file of this run's samples/");
+    expect(eh).not.toContain(readFileSync(join(dir, "secret.png")).toString("base64").slice(0, 200));
 
     // A table directory: table.md and two cells (this run's records, twice).
     const table = join(dir, "table");

@@ -132,6 +132,9 @@ def test_mnist_errors_name_the_file(tmp_path):
     raises(cfg, str(images), "expected IDX magic 0x00000803", "found 0x00000801")
     images.write_bytes(gzip.compress(full))
     raises(cfg, str(images), "expected IDX magic 0x00000803", "found 0x1f8b08")
+    # sizes whose product wraps around in 64 bits (2^64: zero pixel bytes would pass) are counted exactly
+    images.write_bytes((0x803).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (2 ** 22, 2 ** 22, 2 ** 20)))
+    raises(cfg, str(images), "expected 18,446,744,073,709,551,632 bytes", "found 16")
     images.write_bytes(full)
     # label count mismatch, label out of range
     write_idx(labels, np.zeros(19, np.uint8), 0x801)
@@ -206,6 +209,8 @@ def test_fashion_errors_and_idx_layout(tmp_path):
     raises(cfg, str(bad), "pixel values 0..255", "a value too large for 64 bits")
     bad.write_text('{"data": [[1, 2,')
     raises(cfg, str(bad), "invalid JSON")
+    bad.write_text('{"data": ' + "[" * 100_000 + "]" * 100_000 + "}")  # deeper than Python's stack
+    raises(cfg, str(bad), "invalid JSON", "recursion")
     bad.unlink()
     raises(cfg, str(bad), "no such file")
     empty = tmp_path / "empty"

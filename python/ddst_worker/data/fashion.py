@@ -101,7 +101,7 @@ def _check_lengths(path, lengths):
 def _parse_json(path, raw):
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested past Python's stack
         raise bad(path, "JSON", f"invalid JSON ({e})")
     rows = obj.get("data") if isinstance(obj, dict) else None
     if not isinstance(rows, list):

@@ -14,6 +14,7 @@ and in the current directory.
 """
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     if len(raw) < header:
         raise bad(path, f"an IDX header of {header} bytes", f"a file of {len(raw)} bytes")
     dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    size = header + int(np.prod(dims, dtype=np.int64))
+    size = header + math.prod(dims)  # Python ints: a header's sizes may multiply past 64 bits
     if len(raw) != size:
         shape = " x ".join(n_(d) for d in dims)
         raise bad(path, f"{n_(size)} bytes (a {header}-byte header and {shape} bytes)", f"{n_(len(raw))}",

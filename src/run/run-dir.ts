@@ -244,6 +244,7 @@ const CAUSES: Record<string, string> = {
   ENOTDIR: "a part of the path is a file, not a directory",
   ENOENT: "no such file or directory",
   EIO: "input/output error",
+  EISDIR: "it is a directory, not a file",
 };
 
 /** A file-system failure as a message naming the file and the cause; what was written before is kept, and

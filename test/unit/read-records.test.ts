@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -13,6 +13,12 @@ describe("reading a run back through the package's API", () => {
     expect(MetricRecord.parse(loss)).toEqual(loss);
     writeFileSync(join(dir, "metrics.jsonl"), `${JSON.stringify(loss)}\n${JSON.stringify({ iter: 20, kind: "lose" })}\n`);
     expect(() => readRecords(dir)).toThrow(`${join(dir, "metrics.jsonl")}:2 is not a ddst metrics record`);
+    // Lines numbered as an editor shows them, blank ones included.
+    writeFileSync(join(dir, "metrics.jsonl"), `${JSON.stringify(loss)}\n\n${JSON.stringify(loss)}\ngarbage\n`);
+    expect(() => readRecords(dir)).toThrow(`${join(dir, "metrics.jsonl")}:4 is not JSON`);
+    const other = mkdtempSync(join(tmpdir(), "ddst-read-"));
+    mkdirSync(join(other, "metrics.jsonl"));
+    expect(() => readRecords(other)).toThrow(`cannot read ${join(other, "metrics.jsonl")}: it is a directory, not a file (EISDIR)`);
     expect(Summary.safeParse({}).success).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { MetricRecord } from "./records.js";
-import { holderText, type LockHolder, takeLock } from "./dir-lock.js";
+import { holderText, liveHolder, type LockHolder, takeLock } from "./dir-lock.js";
 import { CheckpointPointer, type SavedCheckpoint } from "./run-state.js";
 import { InputError } from "../input-error.js";
 import { readBytes, writeWhole } from "../files.js";
@@ -14,6 +14,25 @@ function recordIter(line: string): number {
   } catch {
     return Number.POSITIVE_INFINITY;
   }
+}
+
+/** What a run directory without checkpoint.json holds of training, if anything: a run that died before its
+ * first checkpoint has written at most its iteration-0 records and worker file (nothing is lost when it is
+ * started again); anything more means checkpoint.json was lost or left behind in a copy. */
+export function trainingIn(dir: string): string | null {
+  if (existsSync(join(dir, "summary.json"))) return "summary.json";
+  const checkpoints = existsSync(join(dir, "checkpoints")) ? readdirSync(join(dir, "checkpoints")).filter((f) => /^iter-0*[1-9]\d*\.pt$/.test(f)) : [];
+  if (checkpoints.length) return `checkpoints/${checkpoints[0]}`;
+  const metrics = join(dir, "metrics.jsonl");
+  if (!existsSync(metrics) || !statSync(metrics).isFile()) return null;
+  // A line that is not a record (one cut by the crash) proves nothing.
+  const trainedPast0 = readFileSync(metrics, "utf8").split("\n").some((line) => Number.isFinite(recordIter(line)) && recordIter(line) > 0);
+  return trainedPast0 ? "metrics.jsonl records past iteration 0" : null;
+}
+
+/** A run directory that `ddst run` created and that stopped before its first checkpoint, with nothing trained. */
+function isUnstartedRun(dir: string): boolean {
+  return existsSync(join(dir, "config.json")) && !existsSync(join(dir, "checkpoint.json")) && trainingIn(dir) === null && !liveHolder(join(dir, "run.lock"));
 }
 
 /** "train.batchSize: Too small: expected number to be >=1": a zod issue with the field it is about. */
@@ -47,14 +66,18 @@ export class RunDir {
         throw new RunDirError(`${path} is inside the run ${up}; choose an --out outside it`);
     if (!existsSync(path)) return;
     if (!statSync(path).isDirectory()) throw new RunDirError(`${path} is a file, not a directory; choose another --out`);
-    if (readdirSync(path).length > 0)
-      throw new RunDirError(`${path} already exists and is not empty; choose another --out, remove it, or continue it with --resume ${path}`);
+    if (readdirSync(path).length === 0) return;
+    if (isUnstartedRun(path))
+      throw new RunDirError(`${path} holds a run that stopped before its first checkpoint, so nothing of it was trained; remove it and run again, or choose another --out`);
+    throw new RunDirError(`${path} already exists and is not empty; choose another --out, remove it, or continue it with --resume ${path}`);
   }
 
   /** An existing run, for --resume. */
   static open(path: string): RunDir {
     if (!existsSync(path)) throw new RunDirError(`${path} does not exist; --resume takes the directory of a run`);
     if (!statSync(path).isDirectory()) throw new RunDirError(`${path} is a file; --resume takes the directory of a run`);
+    if (isUnstartedRun(path))
+      throw new RunDirError(`${path} cannot be resumed: it stopped before its first checkpoint, so nothing of it was trained; remove it and start the run again`);
     for (const f of ["config.json", "checkpoint.json"])
       if (!existsSync(join(path, f)))
         throw new RunDirError(`${path} is not a resumable run: ${f} is missing (was it started by ddst run, and did it write its first checkpoint?)`);

@@ -5,7 +5,7 @@ import { isFinishedRun, Summary } from "../run/records.js";
 import { cadenceFields, changesText, EXECUTION_FIELDS, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
 import { divergedAt, FailedRecord } from "../run/run-status.js";
-import { issueText, RunDir } from "../run/run-dir.js";
+import { issueText, RunDir, trainingIn } from "../run/run-dir.js";
 import { liveHolder } from "../run/dir-lock.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import { readJsonAs } from "../files.js";
@@ -46,26 +46,6 @@ function isEmptyOrGone(dir: string): boolean {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return true;
     throw e;
   }
-}
-
-/** What a cell directory without checkpoint.json holds of training, if anything: a run that died before its first
- * checkpoint has written at most its iteration-0 records and checkpoint (nothing lost when it is started again);
- * anything more means checkpoint.json was lost or left behind in a copy, and the directory must not be emptied. */
-function trainingIn(dir: string): string | null {
-  if (existsSync(join(dir, "summary.json"))) return "summary.json";
-  const checkpoints = existsSync(join(dir, "checkpoints")) ? readdirSync(join(dir, "checkpoints")).filter((f) => /^iter-0*[1-9]\d*\.pt$/.test(f)) : [];
-  if (checkpoints.length) return `checkpoints/${checkpoints[0]}`;
-  const metrics = join(dir, "metrics.jsonl");
-  if (!existsSync(metrics)) return null;
-  const trainedPast0 = readFileSync(metrics, "utf8").split("\n").some((line) => {
-    try {
-      const iter = (JSON.parse(line) as { iter?: unknown }).iter;
-      return typeof iter === "number" && iter > 0;
-    } catch {
-      return false; // a record cut by the crash
-    }
-  });
-  return trainedPast0 ? "metrics.jsonl records past iteration 0" : null;
 }
 
 /** What to do about a cell whose bookkeeping is damaged: it cannot be resumed, only trained again. */

@@ -303,6 +303,23 @@ describe.concurrent("tampering", () => {
     expect(onFile.stderr).toMatch(/config\.json is a file; --resume takes the directory of a run/);
   });
 
+  it("a run that stopped before its first checkpoint is named as such, by a new run into it and by --resume", async () => {
+    // What a run killed during start-up leaves: config.json, iteration 0's record and worker file, no checkpoint.json.
+    const out = await copyOfBase("unstarted");
+    rmSync(join(out, "checkpoint.json"));
+    rmSync(join(out, "checkpoints", "iter-000000100.pt"));
+    writeFileSync(join(out, "metrics.jsonl"), read(out, "metrics.jsonl").split("\n")[0] + "\n");
+    for (const args of [["run", file, "--out", out], ["run", "--resume", out]]) {
+      const r = await cli(args);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/stopped before its first checkpoint, so nothing of it was trained; remove it and (run|start the run) again/);
+    }
+    // With more than that in it, it is not called empty of training.
+    writeFileSync(join(out, "summary.json"), "{}");
+    const r = await cli(["run", file, "--out", out]);
+    expect(r.stderr).toMatch(/already exists and is not empty/);
+  });
+
   it("a finished run taken further is no longer shown with its old end as final", async () => {
     const out = await copyOfBase("extended");
     expect((await cli(["run", "--resume", out, "--iterations", "100"])).exitCode).toBe(0); // finished at 100

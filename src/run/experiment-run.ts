@@ -444,11 +444,22 @@ export class ExperimentRun {
     const candidates = [pointer, ...pointer.earlier];
     let loaded: (typeof candidates)[number] | undefined;
     for (const [i, c] of candidates.entries()) {
+      // A readable file of another iteration or another run (copied over this one): its weights and the state beside it disagree.
+      const replaced = (what: string) => {
+        const next = candidates[i + 1];
+        return new RunDirError(
+          `${join(this.dir.path, c.worker)} ${what}: the file was replaced: restore the right file` +
+            (next ? `, or remove it and resume: the run then falls back to its checkpoint of iteration ${next.iter}` : ", or start the run anew in another directory"),
+        );
+      };
       let at: number;
       try {
         at = (await this.worker.ask("load", { path: `${this.dir.path}/${c.worker}` }, LoadResult)).iter;
       } catch (e) {
-        const unreadable = e instanceof WorkerRequestError && (e.detail as { reason?: string } | undefined)?.reason === "unreadable";
+        const detail = e instanceof WorkerRequestError ? (e.detail as { reason?: string; differences?: { key: string; checkpoint: unknown; build: unknown }[] } | undefined) : undefined;
+        if (detail?.differences?.length)
+          throw replaced(`was written by another run (${detail.differences.map((d) => `${d.key} is ${JSON.stringify(d.checkpoint)} there, ${JSON.stringify(d.build)} here`).join("; ")})`);
+        const unreadable = detail?.reason === "unreadable";
         const next = candidates[i + 1];
         if (!unreadable) throw e;
         if (!next)
@@ -458,18 +469,10 @@ export class ExperimentRun {
               "so this run cannot be resumed: run the experiment again into a new directory (config.json here holds it as resolved; metrics.jsonl keeps what was trained)",
           );
         const aside = existsSync(join(this.dir.path, c.worker)) ? `; set aside as ${this.dir.setAside(c.worker)}` : "";
-        this.opts.onNotice?.(`${e.message.replace(/^worker load: bad_value: /, "")}${aside}. Falling back to the checkpoint of iteration ${next.iter}.`);
+        this.opts.onNotice?.(`${(e as Error).message.replace(/^worker load: bad_value: /, "")}${aside}. Falling back to the checkpoint of iteration ${next.iter}.`);
         continue;
       }
-      // A readable file of another iteration (copied over this one): its weights and the state beside it disagree.
-      if (at !== c.iter) {
-        const next = candidates[i + 1];
-        throw new RunDirError(
-          `${join(this.dir.path, c.worker)} holds iteration ${at}, but checkpoint.json records it as iteration ${c.iter}: ` +
-            "the file was replaced: restore the right file" +
-            (next ? `, or remove it and resume: the run then falls back to its checkpoint of iteration ${next.iter}` : ", or start the run anew in another directory"),
-        );
-      }
+      if (at !== c.iter) throw replaced(`holds iteration ${at}, but checkpoint.json records it as iteration ${c.iter}`);
       loaded = c;
       break;
     }

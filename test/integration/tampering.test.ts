@@ -210,6 +210,14 @@ describe.concurrent("tampering", () => {
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/iter-000000100\.pt holds iteration 0, but checkpoint\.json records it as iteration 100: the file was replaced: restore the right file, or remove it and resume: the run then falls back to its checkpoint of iteration 0/);
     expect(snapshot(out)).toEqual(before);
+    // One of another run (another seed): named as such, with what differs.
+    const other = join(tempDir(), "other");
+    expect((await cli(["run", file, "--out", other, "--seed", "7", "--until", "0"])).exitCode).toBe(0);
+    cpSync(join(other, "checkpoints", "iter-000000000.pt"), join(out, "checkpoints", "iter-000000100.pt"));
+    const foreign = await cli(["run", "--resume", out]);
+    expect(foreign.exitCode, foreign.stderr).toBe(2);
+    expect(foreign.stderr).toMatch(/iter-000000100\.pt was written by another run \(seed is 7 there, 0 here\): the file was replaced: restore the right file, or remove it and resume: the run then falls back to its checkpoint of iteration 0/);
+    expect(snapshot(out)).toEqual(before);
   });
 
   it("a checkpoint.json edited by hand is refused naming what is wrong: no record is dropped, no file outside the run touched", async () => {

@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { planFlops, whyNeedsRun } from "../report/plan-flops.js";
 import { planTable, loadTableSpec, preflightCells, type TablePlan } from "../table/cells.js";
-import { assignSlots, DeviceListError, parseDevices, resolveAuto, type Slot } from "../table/devices.js";
+import { assignSlots, checkGpuIndices, DeviceListError, parseDevices, resolveAuto, type Slot } from "../table/devices.js";
 import { duration, TableProgress } from "../table/progress.js";
 import { tableMarkdown } from "../table/render.js";
 import { checkTableDir, inspectCells, runTable } from "../table/run-table.js";
@@ -86,9 +86,10 @@ export async function cmdTable(argv: string[]): Promise<number> {
     const wantsCuda = devices.some((d) => d.startsWith("cuda")) && (values.plan || toTrain.length > 0);
     if (devices.includes("auto") || wantsCuda) {
       const found = await findPython();
-      const { cuda } = await probePython(found.path, found.source, true);
+      const { cuda, gpus } = await probePython(found.path, found.source, true);
       // Every cell would fail the same way, one worker start at a time.
       if (wantsCuda && !cuda) throw new InputError(`devices ${devices.join(",")}${values.devices ? "" : " (the experiments' device)"}: the torch of ${found.path} sees no GPU on this machine; use --devices cpu`);
+      if (wantsCuda && gpus !== undefined) checkGpuIndices(devices, gpus);
       if (devices.includes("auto")) {
         devices = resolveAuto(devices, cuda === true);
         console.log(`devices auto: ${devices.join(",")} (torch ${cuda ? "sees a GPU" : "sees no GPU"})`);

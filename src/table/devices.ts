@@ -20,6 +20,13 @@ export function parseDevices(list: string): string[] {
   return items;
 }
 
+/** Refuses a `cuda:N` past the GPUs torch sees (`gpus`, counted under the inherited CUDA_VISIBLE_DEVICES): every
+ * cell there would fail at its worker's start, one at a time. */
+export function checkGpuIndices(devices: readonly string[], gpus: number): void {
+  const past = devices.find((d) => d.startsWith("cuda:") && Number(d.split(":")[1]) >= gpus);
+  if (past) throw new DeviceListError(`--devices: ${past}, but torch sees ${gpus} GPU${gpus === 1 ? "" : "s"} here (cuda:0${gpus > 1 ? ` to cuda:${gpus - 1}` : ""})`);
+}
+
 /** `auto` as the machine decides it: cuda when torch sees a GPU, else cpu. */
 export const resolveAuto = (devices: readonly string[], cudaAvailable: boolean): string[] =>
   devices.map((d) => (d === "auto" ? (cudaAvailable ? "cuda" : "cpu") : d));

@@ -16,13 +16,15 @@ export interface Candidate {
   torch?: string;
   zmq?: string;
   cuda?: boolean;
+  /** How many GPUs torch sees (under the inherited CUDA_VISIBLE_DEVICES); full probe only. */
+  gpus?: number;
 }
 
 /** `ddst doctor`'s probe imports everything, as the worker will (seconds: torch loads). */
 const FULL_PROBE = [
   "import json, sys",
   "out = {'python': sys.version.split()[0]}",
-  "import torch; out['torch'] = torch.__version__; out['cuda'] = bool(torch.cuda.is_available())",
+  "import torch; out['torch'] = torch.__version__; out['cuda'] = bool(torch.cuda.is_available()); out['gpus'] = torch.cuda.device_count() if out['cuda'] else 0",
   "import zmq; out['zmq'] = zmq.__version__",
   "import jsonschema",
   "print(json.dumps(out))",

@@ -9,7 +9,7 @@ import { adoptPlannedSettings, cellState, checkCellConfig, HOW_IT_RUNS } from ".
 import { configChanges, editsSinceCheckpoint } from "../../src/config/config-changes.js";
 import { checkTableDir, configConflicts, extendCells, settledCells, inspectCells } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
-import { assignSlots, parseDevices } from "../../src/table/devices.js";
+import { assignSlots, checkGpuIndices, parseDevices } from "../../src/table/devices.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
 import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
 import { stat, tableResult, type SettledCell } from "../../src/table/results.js";
@@ -453,6 +453,10 @@ describe("devices", () => {
     // Under a scheduler's CUDA_VISIBLE_DEVICES, cuda:N is the N-th GPU it allows.
     expect(assignSlots(["cuda:0", "cuda:1"], 2, 8, "2,3").map((s) => s.env.CUDA_VISIBLE_DEVICES)).toEqual(["2", "3"]);
     expect(() => assignSlots(["cuda:2"], 1, 8, "2,3")).toThrow(/allows 2 GPU/);
+    // A GPU index past those torch sees is refused once, before any cell starts.
+    expect(() => checkGpuIndices(["cuda:0", "cuda:1", "cuda"], 2)).not.toThrow();
+    expect(() => checkGpuIndices(["cuda:0", "cuda:2"], 2)).toThrow("--devices: cuda:2, but torch sees 2 GPUs here (cuda:0 to cuda:1)");
+    expect(() => checkGpuIndices(["cuda:1"], 1)).toThrow("--devices: cuda:1, but torch sees 1 GPU here (cuda:0)");
   });
 });
 

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { z } from "zod";
@@ -11,11 +11,32 @@ import type { z } from "zod";
 export function writeWhole(file: string, data: string | Buffer, mode?: number): void {
   const tmp = join(dirname(file), `.${basename(file)}.${hostname()}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+    const fd = openSync(tmp, "w", mode);
+    try {
+      writeFileSync(fd, data);
+      // On disk before the rename: after a power cut the name holds the old file or the new one, never an empty one.
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  }
+  syncDir(dirname(file));
+}
+
+/** Makes a rename in `dir` durable; a file system that cannot sync a directory (some network ones) is left to its own order. */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    /* best effort, as the rename itself is already done */
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -151,39 +151,37 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
    * trained it meanwhile. Undefined when there is nothing to run (said on the progress). */
   const stateAtTurn = (cell: Cell): CellState | undefined => {
     const planned = states.get(cell.id)!;
-    const left = cell.experiment.iterations - (planned.kind === "interrupted" ? planned.iter : 0);
+    // It leaves the queue without starting here.
+    const unqueue = () => progress.unqueue(cell.experiment.iterations - (planned.kind === "interrupted" ? planned.iter : 0));
+    const fail = (error: string) => {
+      unqueue();
+      failed.push({ id: cell.id, error });
+      progress.fail(cell.id, error);
+      return undefined;
+    };
     let state: CellState;
     try {
       state = cellState(cell);
       if (state.kind !== "new" && state.kind !== "unstarted") checkCellConfig(cell, plan.extend, state);
     } catch (e) {
       if (!(e instanceof CellStateError)) throw e;
-      progress.unqueue(left);
-      failed.push({ id: cell.id, error: e.message });
-      progress.fail(cell.id, e.message);
-      return undefined;
+      return fail(e.message);
     }
     if (state.kind === "unstarted") {
       // Another process starting this cell holds its run.lock: never delete under it.
       const holder = liveHolder(join(cell.dir, "run.lock"));
-      if (holder) {
-        const error = `${cell.dir} is being started by another ddst (${holderText(holder)})`;
-        progress.unqueue(left);
-        failed.push({ id: cell.id, error });
-        progress.fail(cell.id, error);
-        return undefined;
-      }
+      if (holder) return fail(`${cell.dir} is being started by another ddst (${holderText(holder)})`);
       // A directory without a checkpoint holds no training (cellState has looked); starting it again is the only way forward.
       rmSync(cell.dir, { recursive: true, force: true });
       return { kind: "new" };
     }
     if (state.kind === "finished") {
-      progress.unqueue(left);
+      unqueue();
       progress.finish(cell.id, `${describe(state.summary)} (trained meanwhile by another ddst)`);
       return undefined;
     }
     if (state.kind === "diverged") {
-      progress.unqueue(left);
+      unqueue();
       diverged.push({ id: cell.id, error: state.error });
       progress.fail(cell.id, `${state.error} (meanwhile, in another ddst)`, true);
       return undefined;

@@ -9,6 +9,7 @@ import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from
 import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-script.js";
 import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
 import { preflightCells, type TablePlan } from "../table/cells.js";
+import { unplannedCells } from "../table/unplanned-cells.js";
 import { configConflicts, extendCells, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
 import { isSettled } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
@@ -84,6 +85,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
     }
     const { jobs, queue, where } = await slurmView(plan);
     const { finished, diverged, inQueue, pending } = pendingCells(plan, where, queue);
+    for (const note of unplannedCells(plan)) console.log(`  ${note}`);
     console.log(`  ${finished.length} finished, ${diverged.length ? `${diverged.length} diverged (not submitted again), ` : ""}${inQueue.length} queued or running in Slurm${jobs.length ? ` (job ${jobs.join(", ")})` : ""}, ${pending.length} to submit`);
     if (pending.length === 0) {
       console.log(finished.length + diverged.length === plan.cells.length ? `every cell is ${diverged.length ? "finished or diverged" : "finished"}: run the same command without --slurm to write the table` : "nothing to submit");

@@ -4,6 +4,7 @@ import { planFlops, whyNeedsRun } from "../report/plan-flops.js";
 import { planTable, loadTableSpec, preflightCells, type TablePlan } from "../table/cells.js";
 import { assignSlots, checkGpuIndices, DeviceListError, parseDevices, resolveAuto, type Slot } from "../table/devices.js";
 import { duration, TableProgress } from "../table/progress.js";
+import { unplannedCells } from "../table/unplanned-cells.js";
 import { tableMarkdown } from "../table/render.js";
 import { checkTableDir, inspectCells, runTable } from "../table/run-table.js";
 import { isSettled } from "../table/cell-state.js";
@@ -110,6 +111,8 @@ export async function cmdTable(argv: string[]): Promise<number> {
       `  ${done} finished, ${diverged ? `${diverged} diverged (not tried again), ` : ""}${resumable} to resume, ${mine.cells.length - done - diverged - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
   );
   printDropped(plan);
+  // Array tasks leave it to the submitting command, which says it once.
+  if (!only) for (const note of unplannedCells(plan)) console.log(`  ${note}`);
   if (!values.plan) preflightCells(file, toTrain);
   const planIterations = intOption("plan-iterations", values["plan-iterations"], 0)!;
   if (values.plan) return await printPlan(plan, states, slots, planIterations);

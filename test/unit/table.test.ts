@@ -10,6 +10,7 @@ import { configChanges, editsSinceCheckpoint } from "../../src/config/config-cha
 import { checkTableDir, configConflicts, extendCells, settledCells, inspectCells } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable } from "../../src/table/cells.js";
 import { assignSlots, checkGpuIndices, parseDevices } from "../../src/table/devices.js";
+import { unplannedCells } from "../../src/table/unplanned-cells.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
 import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
 import { stat, tableResult, type SettledCell } from "../../src/table/results.js";
@@ -506,5 +507,22 @@ describe("table files", () => {
     const file = join(mkdtempSync(join(tmpdir(), "ddst-unit-")), "t.json");
     writeFileSync(file, '{"name": "t", "base": {');
     await expect(loadTableSpec(file)).rejects.toThrow(/^invalid table .*t\.json:\n  - \(root\): not valid JSON/);
+  });
+});
+
+describe("cell directories the table does not name", () => {
+  it("are left as they are and said; one under another name of a planned cell's method names where it belongs", async () => {
+    const dir = tempDir();
+    const plan = await planTable(TableSpec.parse({ ...spec(), methods: ["static-balance", "adapt-relax"] }), join(dir, "t.json"), join(dir, "out"));
+    expect(unplannedCells(plan)).toEqual([]);
+    for (const id of ["ddst-relax-d0.1-s0", "sdst-strong-rigl-d0.1-s0", plan.cells[0]!.id, ".hidden"]) mkdirSync(join(plan.out, "cells", id), { recursive: true });
+    const cells = join(plan.out, "cells");
+    expect(unplannedCells(plan)).toEqual([
+      `${join(cells, "ddst-relax-d0.1-s0")} is adapt-relax-d0.1-s0 of this table under the method's other name: move it to ${join(cells, "adapt-relax-d0.1-s0")} to count it instead of training that cell anew`,
+      `${join(cells, "sdst-strong-rigl-d0.1-s0")} is not a cell of this table (the table file no longer names it); it is left as it is`,
+    ]);
+    // Once the planned cell exists, the other is only another directory.
+    mkdirSync(join(cells, "adapt-relax-d0.1-s0"));
+    expect(unplannedCells(plan)[0]).toMatch(/ddst-relax-d0\.1-s0 is not a cell of this table/);
   });
 });

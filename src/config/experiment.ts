@@ -182,13 +182,13 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
 }
 
 /** Whether evaluations happen before the last iteration (controllers are never called after it). */
-function evaluatesDuringTraining(x: { eval: { every: number } | null; iterations: number }): boolean {
+export function evaluatesDuringTraining(x: { eval: { every: number } | null; iterations: number }): boolean {
   return x.eval !== null && x.eval.every > 0 && x.eval.every < x.iterations;
 }
 
 /** The experiment's own controllers must be Controller objects with distinct names of their own, from a module
  * a resume can import again. */
-function checkControllers(list: unknown[], module: string | undefined, evaluates: boolean): { path: string; message: string }[] {
+export function checkControllers(list: unknown[], module: string | undefined, evaluates: boolean): { path: string; message: string }[] {
   const issues: { path: string; message: string }[] = [];
   const seen = new Set<string>();
   list.forEach((c, i) => {

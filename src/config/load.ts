@@ -19,7 +19,7 @@ export async function loadExperiment(file: string, sets: readonly string[] = [],
   try {
     input = applySets(raw as Record<string, unknown>, sets);
   } catch (e) {
-    if (e instanceof SetOverrideError) throw new ConfigError(file, [{ path: "", message: e.message }]);
+    if (e instanceof SetOverrideError) throw new ConfigError(file, [{ path: e.field ?? "", message: e.message }]);
     throw e;
   }
   return experimentFrom(input, file, checkPaths, isModule(file) ? resolve(file) : undefined);

@@ -3,7 +3,11 @@
  * validated like the file, so a wrong path or value is reported by its full path. */
 
 export class SetOverrideError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The experiment's field at fault, where it is not the overridden path. */
+    readonly field?: string,
+  ) {
     super(message);
     this.name = "SetOverrideError";
   }
@@ -38,9 +42,23 @@ export function applySets(input: Record<string, unknown>, sets: readonly string[
 /** A deep copy of an experiment's data; its own controllers (code, which cannot be cloned) are shared. */
 function copyOf(input: Record<string, unknown>): Record<string, unknown> {
   const { controllers, ...data } = input;
+  const code = codeIn(data);
+  if (code !== null)
+    throw new SetOverrideError(`a ${code.kind}: code is only allowed in \`controllers\` (the rest of an experiment is data, saved in config.json)`, code.path);
   const out = structuredClone(data);
   if (controllers !== undefined) out.controllers = controllers;
   return out;
+}
+
+/** The first function (or other value structuredClone cannot copy) in an experiment's data, with its path. */
+function codeIn(x: unknown, path = ""): { path: string; kind: string } | null {
+  if (typeof x === "function" || typeof x === "symbol") return { path, kind: typeof x };
+  if (x === null || typeof x !== "object") return null;
+  for (const [k, v] of Object.entries(x)) {
+    const found = codeIn(v, path ? `${path}.${k}` : k);
+    if (found) return found;
+  }
+  return null;
 }
 
 /** Returns a copy of `input` with `value` at the dotted `path` (objects created on the way). */

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import type { Experiment } from "../config/experiment.js";
 import { DensityGrowth, GrowthCriterion, NetName, PruneCriterion } from "../vocabulary/criteria.js";
@@ -9,11 +10,47 @@ import { DensityGrowth, GrowthCriterion, NetName, PruneCriterion } from "../voca
  * relaxed and strict BR rules, DDA) are controllers too (built-in.ts). */
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
-export const Json: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.string(), z.number().refine(Number.isFinite), z.boolean(), z.null(), z.array(Json), z.record(z.string(), Json)], {
-    error: "must be plain JSON: strings, finite numbers, booleans, null, arrays and objects of them",
-  }),
-);
+
+/** Deeper than this is refused: JSON.stringify and the checkpoint's reader would run out of stack. */
+const JSON_DEPTH = 1000;
+
+/** Why `x` is not plain JSON, or null. A cycle or a depth past JSON_DEPTH would only fail later, when the
+ * checkpoint is written (and name the file, not the controller); -0 is a number JSON writes as 0. */
+function notPlainJson(x: unknown): string | null {
+  const open = new Set<object>(); // the objects on the path from the root: a cycle meets one of them again
+  const walk = (v: unknown, path: string, depth: number): string | null => {
+    const at = (what: string) => (path ? `${path}: ${what}` : what);
+    if (v === null || typeof v === "string" || typeof v === "boolean") return null;
+    if (typeof v === "number") return Number.isFinite(v) ? null : at(`${v}, not a finite number`);
+    if (v === undefined) return at("undefined");
+    if (typeof v !== "object") return at(`a ${typeof v}`);
+    if (depth > JSON_DEPTH) return at(`nested deeper than ${JSON_DEPTH} levels`);
+    if (open.has(v)) return at("refers to itself (a cycle)");
+    const proto = Object.getPrototypeOf(v) as { constructor?: { name?: string } } | null;
+    if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) return at(`a ${proto.constructor?.name || "object"}, not a plain object`);
+    open.add(v);
+    for (const [k, c] of Object.entries(v)) {
+      const problem = walk(c, Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k, depth + 1);
+      if (problem) return problem;
+    }
+    open.delete(v);
+    return null;
+  };
+  return walk(x, "", 0);
+}
+
+/** Plain JSON as JSON would carry it: -0 becomes 0, so a state kept in memory and one read back from a
+ * checkpoint are the same (a resume is exact). */
+const withoutNegativeZero = (x: Json): Json =>
+  Object.is(x, -0) ? 0 : Array.isArray(x) ? x.map(withoutNegativeZero) : x && typeof x === "object" ? Object.fromEntries(Object.entries(x).map(([k, v]) => [k, withoutNegativeZero(v)])) : x;
+
+export const Json: z.ZodType<Json> = z
+  .unknown()
+  .superRefine((x, ctx) => {
+    const problem = notPlainJson(x);
+    if (problem) ctx.addIssue({ code: "custom", message: `must be plain JSON (strings, finite numbers, booleans, null, arrays and objects of them): ${problem}` });
+  })
+  .transform((x) => withoutNegativeZero(x as Json));
 
 /** What a controller may do. Densities and drop rates are fractions in (0, 1]. */
 export const ControllerAction = z.discriminatedUnion("op", [
@@ -154,7 +191,7 @@ export async function callController(c: Controller, view: ControllerView, state:
     ]);
   } catch (e) {
     if (e instanceof ControllerError) throw e;
-    throw new ControllerError(c.name, t, `it threw: ${(e as Error)?.stack ?? String(e)}`);
+    throw new ControllerError(c.name, t, `it threw: ${thrownText(e)}`);
   } finally {
     clearTimeout(timer);
   }
@@ -166,6 +203,17 @@ export async function callController(c: Controller, view: ControllerView, state:
       `invalid answer ${short(answer)}: ${parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "(answer)"}: ${i.message}`).join("; ")}`,
     );
   return parsed.data;
+}
+
+/** What a controller threw: its message and the stack frames of its own code; ddst's and Node's frames below
+ * them say nothing about the controller's mistake. */
+export function thrownText(e: unknown): string {
+  const stack = (e as Error | undefined)?.stack;
+  if (typeof stack !== "string") return String(e);
+  const ours = fileURLToPath(new URL("..", import.meta.url)); // dist/ (or src/ under a TypeScript runner)
+  const lines = stack.split("\n");
+  const kept = lines.filter((l, i) => i === 0 || !/^\s+at /.test(l) || !(l.includes(ours) || l.includes("node:internal") || l.includes("(native)")));
+  return kept.join("\n");
 }
 
 /** The answer as the controller gave it, for an error message: JSON, except that what JSON would turn into null or

@@ -1,15 +1,31 @@
-import type { Experiment } from "../config/experiment.js";
+import { checkControllers, ConfigError, evaluatesDuringTraining, type Experiment } from "../config/experiment.js";
 import { readRaw } from "../config/load.js";
 import { InputError } from "../input-error.js";
 import { isController, type Controller } from "./controller.js";
 
 /** The code behind config.json's controller references: the experiment module is imported again (a new run
- * and a resume alike), and each controller found in its `controllers` by name. */
+ * and a resume alike), held to the checks a new run's controllers pass (the module may have been edited since),
+ * and each controller found in its `controllers` by name. */
 export async function controllersOf(exp: Experiment): Promise<Controller[]> {
   const out: Controller[] = [];
-  for (const ref of exp.controllers ?? []) {
-    const raw = (await readRaw(ref.module)) as { controllers?: unknown } | null;
-    const list = Array.isArray(raw?.controllers) ? raw.controllers.filter(isController) : [];
+  const checked = new Set<string>();
+  for (const [i, ref] of (exp.controllers ?? []).entries()) {
+    let raw: { controllers?: unknown } | null;
+    try {
+      raw = (await readRaw(ref.module)) as { controllers?: unknown } | null;
+    } catch (e) {
+      throw new InputError(
+        `the run's controller '${ref.name}' comes from ${ref.module} (config.json's controllers.${i}.module), which cannot be loaded: ` +
+          `${e instanceof ConfigError ? e.issues.map((x) => x.message).join("; ") : (e as Error).message}\nrestore the module there, or, if it moved, write its new path into controllers.${i}.module of the run's config.json`,
+      );
+    }
+    const all = Array.isArray(raw?.controllers) ? (raw.controllers as unknown[]) : [];
+    if (!checked.has(ref.module)) {
+      checked.add(ref.module);
+      const issues = checkControllers(all, ref.module, evaluatesDuringTraining(exp));
+      if (issues.length) throw new ConfigError(ref.module, issues);
+    }
+    const list = all.filter(isController);
     const c = list.find((x) => x.name === ref.name);
     if (!c)
       throw new InputError(

@@ -11,7 +11,7 @@ import { BuildResult, DstStepResult, EvalResult, LoadResult, SaveResult, SetDens
 import { layersLeftEmpty, startingMasks } from "../sparsity/erk.js";
 import { Worker, WorkerDiedError, WorkerHungError } from "../worker/worker.js";
 import { BUILT_IN_NAMES, builtInControllers } from "../controller/built-in.js";
-import { callController, controllerEvent, ControllerAction, ControllerError, frozenCopy, Json, type Controller, type ControllerView } from "../controller/controller.js";
+import { callController, controllerEvent, ControllerAction, ControllerError, frozenCopy, Json, thrownText, type Controller, type ControllerView } from "../controller/controller.js";
 import { configuredPrimary, evaluateArgs, recordEvaluation } from "./evaluation.js";
 import { isEvalIter, nextEventIter, probeEvery, windowProbes } from "./events.js";
 import { FlopsLedger } from "./flops-ledger.js";
@@ -605,9 +605,10 @@ export class ExperimentRun {
 function initialState(c: Controller, exp: Experiment): Json {
   let s: unknown;
   try {
-    s = c.initialState(exp);
+    // A copy, frozen as the view is: the controller cannot change what the run trains.
+    s = c.initialState(frozenCopy(exp));
   } catch (e) {
-    throw new ControllerError(c.name, 0, `initialState threw: ${(e as Error)?.stack ?? String(e)}`);
+    throw new ControllerError(c.name, 0, `initialState threw: ${thrownText(e)}`);
   }
   const parsed = Json.safeParse(s ?? null);
   if (!parsed.success) throw new ControllerError(c.name, 0, `initialState must return plain JSON (it is saved in checkpoints): ${parsed.error.issues[0]?.message}`);

@@ -82,7 +82,7 @@ async function baseExperiment(spec: TableSpec, source: string): Promise<{ base: 
     try {
       out = setPath(out, path.split("."), value);
     } catch (e) {
-      if (e instanceof SetOverrideError) throw new ConfigError(source, [{ path: `set.${path}`, message: e.message }]);
+      if (e instanceof SetOverrideError) throw e.field === undefined ? new ConfigError(source, [{ path: `set.${path}`, message: e.message }]) : new ConfigError(from, [{ path: e.field, message: e.message }]);
       throw e;
     }
   }

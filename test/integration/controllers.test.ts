@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "./helpers.js";
@@ -16,6 +16,7 @@ const records = (dir: string): any[] =>
 /** A toy experiment module with one controller of its own, written as a user would (no imports needed: a
  * controller is a plain object). */
 function writeModule(dir: string, controller: string, iterations = 600, extra = ""): string {
+  mkdirSync(dir, { recursive: true });
   const file = join(dir, "experiment.ts");
   writeFileSync(
     file,
@@ -159,6 +160,40 @@ describe.concurrent("an experiment's own controller", () => {
     expect(r.stderr).toMatch(/controller 'stuck' at iteration 100: no answer within 500 ms \(its timeoutMs\)/);
     expect(JSON.parse(readFileSync(join(out, "checkpoint.json"), "utf8")).iter).toBe(100);
     expect(Date.now() - started).toBeLessThan(45_000);
+  });
+
+  it("a module is held to the same checks on resume as at the start; its controllers cannot change the experiment; code outside controllers is named", async () => {
+    const dir = tempDir();
+    const counter = (every: string) => `{ name: "counter", every: ${every}, initialState: () => ({ n: 0 }), decide: (v, s) => ({ state: { n: s.n + 1 } }) }`;
+    const file = writeModule(dir, counter("100"), 400);
+    const out = join(dir, "run");
+    const first = await run([file, "--out", out, "--until", "100"]);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const config = readFileSync(join(out, "config.json"), "utf8");
+    // Edited since: a cadence of 2.5 iterations is refused as it would be in a new run (the worker refused it, unnamed).
+    writeModule(dir, counter("2.5"), 400);
+    const edited = await run(["--resume", out]);
+    expect(edited.exitCode).toBe(2);
+    expect(edited.stderr).toMatch(/invalid experiment .*experiment\.ts:\n {2}- controllers\.0\.every: must be a positive integer of iterations, got 2\.5/);
+    // Moved: the message says which field of config.json names it.
+    rmSync(file);
+    const moved = await run(["--resume", out]);
+    expect(moved.exitCode).toBe(2);
+    expect(moved.stderr).toMatch(/the run's controller 'counter' comes from .*experiment\.ts \(config\.json's controllers\.0\.module\), which cannot be loaded: .*\nrestore the module there, or, if it moved, write its new path into controllers\.0\.module/);
+    expect(readFileSync(join(out, "config.json"), "utf8")).toBe(config);
+    // initialState is handed a frozen copy of the experiment, as decide is: what it writes there (ignored, the
+    // module being sloppy-mode code) trains nothing, and the checkpoint's record of the config stays config.json's.
+    const sneaky = writeModule(join(dir, "sneaky"), `{ name: "sneaky", every: 100, initialState: (exp) => { try { exp.train.lrD = 0.05; } catch {} return null; }, decide: () => ({}) }`, 200);
+    const sneakyOut = join(dir, "sneaky-run");
+    expect((await run([sneaky, "--out", sneakyOut, "--until", "100"])).exitCode).toBe(0);
+    const resumed = await run(["--resume", sneakyOut]);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(sneakyOut, "checkpoint.json"), "utf8")).config.train.lrD).toBe(0.0005);
+    // A controller put where data belongs.
+    const misplaced = writeModule(join(dir, "misplaced"), counter("100"), 400, "\n  discriminator: { controller: scripted },");
+    const m = await run([misplaced, "--out", join(dir, "misplaced-run"), "--set", "train.lrD=0.001"]);
+    expect(m.exitCode).toBe(2);
+    expect(m.stderr).toMatch(/discriminator\.controller\.initialState: a function: code is only allowed in `controllers`/);
   });
 
   it("a JSON experiment cannot carry controllers: exit 2 naming the field", async () => {

@@ -42,6 +42,32 @@ describe("calling a controller", () => {
     await expect(callController(slow, view(), null)).rejects.toThrow(/no answer within 50 ms/);
   });
 
+  it("refuses a state or note that JSON cannot carry back (a cycle, nesting too deep, a class) and keeps -0 as JSON does", async () => {
+    const cyclic: Record<string, unknown> = { n: 1 };
+    cyclic.self = { up: cyclic };
+    await expect(callController(controller(() => ({ state: cyclic }) as never), view(), null)).rejects.toThrow(/controller 'c' at iteration 1000: invalid answer .*state: must be plain JSON .*: self\.up: refers to itself \(a cycle\)/);
+    let deep: unknown = 0;
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    await expect(callController(controller(() => ({ state: deep }) as never), view(), null)).rejects.toThrow(/state: must be plain JSON .*: nested deeper than 1000 levels/);
+    await expect(callController(controller(() => ({ note: { at: new Date(0) } }) as never), view(), null)).rejects.toThrow(/note\.at: must be plain JSON .*: a Date, not a plain object/);
+    await expect(callController(controller(() => ({ state: { u: undefined } }) as never), view(), null)).rejects.toThrow(/state: must be plain JSON .*: u: undefined/);
+    // A state read back from a checkpoint has 0 where -0 was: so has the one kept in memory.
+    const d = await callController(controller(() => ({ state: { z: -0, list: [-0, 1] } })), view(), null);
+    expect(Object.is((d.state as { z: number }).z, 0)).toBe(true);
+    expect(Object.is((d.state as { list: number[] }).list[0], 0)).toBe(true);
+    // Shared (not cyclic) parts are fine.
+    const part = { a: 1 };
+    expect((await callController(controller(() => ({ state: { x: part, y: part } })), view(), null)).state).toEqual({ x: part, y: part });
+  });
+
+  it("quotes a thrown error with the controller's own stack frames, not ddst's", async () => {
+    const err = await callController(controller(function userDecide() { throw new Error("boom"); }), view(), null).catch((e: Error) => e);
+    const frames = String((err as Error).message).split("\n").filter((l) => /^\s+at /.test(l));
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames.some((l) => l.includes("userDecide"))).toBe(true);
+    expect(frames.some((l) => l.includes("/src/controller/") || l.includes("node:internal"))).toBe(false);
+  });
+
   it("hands out a frozen view and a copy of the state: a controller cannot change the run", async () => {
     const state = { seen: [1] };
     await expect(callController(controller((v) => { (v.br as { value: number }).value = 0; return {}; }), view(), null)).rejects.toThrow(/read only|read-only|Cannot assign/);

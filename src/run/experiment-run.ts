@@ -19,7 +19,7 @@ import { type MetricRecord, type Summary } from "./records.js";
 import { RunDirError, type RunDir } from "./run-dir.js";
 import type { RunOptions } from "./run-options.js";
 import type { RunState } from "./run-state.js";
-import { segmentRecords } from "./segment-records.js";
+import { closeLossInterval, segmentRecords } from "./segment-records.js";
 import { DivergedError, firstNonFinite } from "./divergence.js";
 import { InputError } from "../input-error.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
@@ -173,13 +173,10 @@ export class ExperimentRun {
     const losses = rowsOf(reply.tensors.get("losses"));
     const diverged = firstNonFinite(losses, probes);
     if (diverged) throw new DivergedError(diverged, t0, this.dir.tryPointerIter());
-    const records = segmentRecords(this.exp, this.state, this.window, losses, probes);
-    this.ledger.add(this.state.flops, result.end - t0, probes.length);
     // Densities only change at events, so one cost per iteration holds for the whole segment.
-    const rate = this.ledger.perIteration();
-    for (const r of records) if (r.kind === "loss") r.flopsPerIteration = rate;
+    const records = segmentRecords(this.exp, this.state, this.window, losses, probes, this.ledger.perIteration());
+    this.ledger.add(this.state.flops, result.end - t0, probes.length);
     this.state.iter = result.end;
-    for (const r of records) if (r.kind === "loss") this.state.lastLoss = { iter: r.iter, d: r.d, g: r.g };
     if (result.end === next) return this.atEvent(next, stop, records);
     this.emit(records);
   }
@@ -558,6 +555,8 @@ export class ExperimentRun {
         last.push(await this.evaluate(this.state.iter, stale ? "final" : undefined));
       }
       last.push({ iter: this.state.iter, kind: "density", generator: stats.generator.density, discriminator: stats.discriminator.density });
+      // Stopped by a controller between log iterations: the losses since the last record are the run's last.
+      if (this.state.lossSum.n > 0) last.unshift(closeLossInterval(this.state, this.state.iter));
       this.emit(last);
       this.state.finishedAt = this.state.iter;
       await this.checkpoint();

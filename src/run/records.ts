@@ -13,7 +13,7 @@ export const LossRecord = z.object({
   flopsPerIteration: z
     .number()
     .optional()
-    .describe("training FLOPs of one iteration at the densities in force since the previous loss record, paper convention (absent in runs from before it was recorded)"),
+    .describe("training FLOPs per iteration since the previous loss record (the mean, where a density changed in between), paper convention (absent in runs from before it was recorded)"),
 });
 export const BrRecord = z.object({
   ...Base,

@@ -10,7 +10,14 @@ export const RunState = z.object({
   iter: z.number().int().min(0),
   densityD: Density,
   window: z.object({ size: z.number().int().min(1), ratios: z.array(z.number()) }),
-  lossSum: z.object({ d: z.number(), g: z.number(), n: z.number().int().min(0) }),
+  /** The losses since the last loss record, and the FLOPs rate of each stretch of it ([rate, iterations]; absent in
+   * checkpoints of a ddst before them). */
+  lossSum: z.object({
+    d: z.number(),
+    g: z.number(),
+    n: z.number().int().min(0),
+    rates: z.array(z.tuple([z.number().min(0), z.number().int().min(1)])).optional(),
+  }),
   flops: z.object({
     paper: z.object({ generator: z.number().min(0), discriminator: z.number().min(0) }),
     executed: z.object({ generator: z.number().min(0), discriminator: z.number().min(0) }),

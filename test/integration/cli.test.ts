@@ -24,7 +24,8 @@ const readRecords = (dir: string) =>
 describe.concurrent("ddst run", () => {
   it("runs the ADAPT toy example for 400 iterations and writes config, metrics, pictures and summary", async () => {
     const out = join(tempDir(), "run");
-    const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "400", "--set", "model.hidden=128", "--out", out], { reject: false });
+    // Logged every 30 iterations: the DST steps (every 100) and the decision at 200 fall inside loss intervals.
+    const r = await execa("node", [CLI, "run", EXAMPLE, "--iterations", "400", "--set", "model.hidden=128", "--set", "log.every=30", "--out", out], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/controller: BR/);
     const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
@@ -57,6 +58,11 @@ describe.concurrent("ddst run", () => {
     expect(summary.eval?.primary).toBe("kl");
     expect(summary.final.densityG).toBeCloseTo(0.1, 2);
     expect(summary.final.densityD).toBeCloseTo(controller[0]!.densityD, 2);
+    // The loss records' FLOPs per iteration, times their intervals, are the run's FLOPs (what the report plots).
+    const losses = records.filter((x) => x.kind === "loss");
+    const summed = losses.reduce((a, x, i) => a + x.flopsPerIteration! * (x.iter - (i ? losses[i - 1]!.iter : 0)), 0);
+    expect(losses.at(-1)!.iter).toBe(400);
+    expect(Math.abs(summed / summary.flops.total - 1)).toBeLessThan(1e-12);
   });
 
   it("gives identical metrics for the same seed on CPU, and different ones for another seed", async () => {

@@ -196,6 +196,25 @@ describe.concurrent("an experiment's own controller", () => {
     expect(m.stderr).toMatch(/discriminator\.controller\.initialState: a function: code is only allowed in `controllers`/);
   });
 
+  it("a stop between log iterations ends with the losses since the last record; the records' FLOPs sum to the run's", async () => {
+    const dir = tempDir();
+    const file = writeModule(
+      dir,
+      `{ name: "stopper", every: 50, initialState: () => null,
+         decide: (v) => v.iteration === 50 ? { actions: [{ op: "setDensity", net: "generator", target: 0.3 }] } : v.iteration === 150 ? { actions: [{ op: "stop", reason: "enough" }] } : {} }`,
+      400,
+      "\n  log: { every: 20 },",
+    );
+    const out = join(dir, "run");
+    const r = await run([file, "--out", out]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const losses = records(out).filter((x) => x.kind === "loss");
+    expect(losses.at(-1).iter).toBe(150);
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8"));
+    const summed = losses.reduce((a: number, x: { iter: number; flopsPerIteration: number }, i: number) => a + x.flopsPerIteration * (x.iter - (i ? losses[i - 1].iter : 0)), 0);
+    expect(Math.abs(summed / summary.flops.total - 1)).toBeLessThan(1e-12);
+  });
+
   it("a JSON experiment cannot carry controllers: exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "x.json");

@@ -10,6 +10,21 @@ import { UsageError } from "./args.js";
 
 const isTable = (dir: string) => existsSync(join(dir, "table-spec.json"));
 
+/** The directories in `dir`, by name; a link that leads nowhere (or anything else stat cannot follow) is not one. */
+function listed(dir: string): { name: string; dir: string }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((name) => ({ name, dir: join(dir, name) }))
+    .filter((e) => {
+      try {
+        return statSync(e.dir).isDirectory();
+      } catch {
+        return false;
+      }
+    });
+}
+
 /** Each cell directory's status; null for one whose config.json cannot be read. */
 function cellStatuses(table: string): { dir: string; status: RunStatus | null }[] {
   const cells = join(table, "cells");
@@ -55,9 +70,13 @@ export async function cmdLs(argv: string[]): Promise<number> {
   const root = positionals[0] ?? "runs";
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new UsageError(`${root} is not a directory (ddst ls [DIR], default runs/)`);
   const rows: string[][] = [];
-  for (const name of readdirSync(root).sort()) {
-    const dir = join(root, name);
-    if (!statSync(dir).isDirectory()) continue;
+  // A run or table directory itself is listed as itself (a table with its cells after it), not searched.
+  const entries = isTable(root)
+    ? [{ name: root, dir: root }, ...listed(join(root, "cells"))]
+    : runStatus(root) || damagedRun(root)
+      ? [{ name: root, dir: root }]
+      : listed(root);
+  for (const { name, dir } of entries) {
     if (isTable(dir)) {
       // Cell directories the table file no longer names (it was edited since) are not its cells.
       const planned = plannedCells(dir);

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -218,6 +218,7 @@ describe.concurrent("ddst run", () => {
     mkdirSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s1"));
     writeFileSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s1", "config.json"), "{");
     mkdirSync(join(root, "not-a-run"));
+    symlinkSync(join(root, "nowhere"), join(root, "g-dangling")); // a link that leads nowhere is no run, and no crash
     const ls = await execa("node", [CLI, "ls", root], { reject: false });
     expect(ls.exitCode, ls.stderr).toBe(0);
     const rows = ls.stdout.split("\n").slice(1).map((l) => l.split(/ {2,}/));
@@ -233,6 +234,14 @@ describe.concurrent("ddst run", () => {
       "e-lost-pointer  run  adapt-relax  0.1  0/400  damaged: checkpoint.json unreadable, so --resume cannot continue it",
       "f-table  table  tt  0/4 cells  1 interrupted, 1 damaged, 2 not started",
     ]);
+    // A table directory itself: the table, then its cells; a run directory itself: its line.
+    const table = await execa("node", [CLI, "ls", join(root, "f-table")], { reject: false });
+    expect(table.stdout.split("\n").slice(1).map((l) => l.split(/ {2,}/).slice(0, 2).join(" "))).toEqual([
+      `${join(root, "f-table")} table`,
+      "adapt-relax-d0.1-s0 run",
+      "adapt-relax-d0.1-s1 run",
+    ]);
+    expect((await execa("node", [CLI, "ls", join(root, "c-failed")], { reject: false })).stdout).toMatch(/c-failed +run +adapt-relax .* failed/);
     const resume = await execa("node", [CLI, "run", "--resume", join(root, "e-lost-pointer")], { reject: false });
     expect(resume.exitCode).toBe(2);
     expect(resume.stderr).toMatch(/checkpoint.json cannot be read as a checkpoint pointer \(.*\): it holds the run's own state .*restore it from a copy, or start the run anew/);

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { z } from "zod";
@@ -59,4 +59,20 @@ export function readJsonAs<T>(file: string, schema: z.ZodType<T>): T | null {
   } catch {
     return null;
   }
+}
+
+/** The directories in `dir` (none when it does not exist), sorted by name; a link that leads nowhere, or anything
+ * else stat cannot follow, is not one. */
+export function subdirectories(dir: string): { name: string; dir: string }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((name) => ({ name, dir: join(dir, name) }))
+    .filter((e) => {
+      try {
+        return statSync(e.dir).isDirectory();
+      } catch {
+        return false;
+      }
+    });
 }

@@ -1,34 +1,20 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { finalMetric, runStatus, type RunStatus } from "../run/run-status.js";
 import { cellKeys, TableSpec } from "../table/spec.js";
 import { changesText } from "../config/config-changes.js";
 import { UsageError } from "./args.js";
+import { subdirectories } from "../files.js";
 
 /** `ddst ls [DIR]` lists the runs and tables under DIR; `ddst show RUN|TABLE` prints one. Both only read files. */
 
 const isTable = (dir: string) => existsSync(join(dir, "table-spec.json"));
 
-/** The directories in `dir`, by name; a link that leads nowhere (or anything else stat cannot follow) is not one. */
-function listed(dir: string): { name: string; dir: string }[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .sort()
-    .map((name) => ({ name, dir: join(dir, name) }))
-    .filter((e) => {
-      try {
-        return statSync(e.dir).isDirectory();
-      } catch {
-        return false;
-      }
-    });
-}
-
 /** Each cell directory's status; null for one whose config.json cannot be read. */
 function cellStatuses(table: string): { dir: string; status: RunStatus | null }[] {
   const cells = join(table, "cells");
-  return existsSync(cells) ? readdirSync(cells).sort().map((c) => ({ dir: join(cells, c), status: runStatus(join(cells, c)) })) : [];
+  return subdirectories(cells).map((c) => ({ dir: c.dir, status: runStatus(c.dir) }));
 }
 
 /** The statuses that could be read. */
@@ -72,10 +58,10 @@ export async function cmdLs(argv: string[]): Promise<number> {
   const rows: string[][] = [];
   // A run or table directory itself is listed as itself (a table with its cells after it), not searched.
   const entries = isTable(root)
-    ? [{ name: root, dir: root }, ...listed(join(root, "cells"))]
+    ? [{ name: root, dir: root }, ...subdirectories(join(root, "cells"))]
     : runStatus(root) || damagedRun(root)
       ? [{ name: root, dir: root }]
-      : listed(root);
+      : subdirectories(root);
   for (const { name, dir } of entries) {
     if (isTable(dir)) {
       // Cell directories the table file no longer names (it was edited since) are not its cells.

@@ -1,10 +1,10 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { GENERATOR, imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
-import { readBytes, writeWhole } from "../files.js";
+import { readBytes, subdirectories, writeWhole } from "../files.js";
 import { runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
 import { readRecords } from "../analysis/read-records.js";
@@ -81,12 +81,9 @@ async function runReport(dir: string, png: string | null) {
 async function tableReport(dir: string, png: string | null) {
   const cellsDir = join(dir, "cells");
   const planned = plannedCells(dir); // not the directories of cells the table file no longer names
-  const cells = existsSync(cellsDir)
-    ? readdirSync(cellsDir)
-        .sort()
-        .filter((id) => !planned || planned.has(id))
-        .map((id) => ({ id, records: readRecords(join(cellsDir, id)) }))
-    : [];
+  const cells = subdirectories(cellsDir)
+    .filter((c) => !planned || planned.has(c.name))
+    .map((c) => ({ id: c.name, records: readRecords(c.dir) }));
   const { sections, written } = await plotSections(tablePlots(cells), png, dir);
   const md = join(dir, "table.md");
   const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownTable(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };

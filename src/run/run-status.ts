@@ -1,9 +1,9 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { editsSinceCheckpoint, trainedConfig } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
-import { readJsonAs } from "../files.js";
+import { readBytes, readJsonAs } from "../files.js";
 import { liveHolder } from "./dir-lock.js";
 import { isFinishedRun, Summary } from "./records.js";
 import { CheckpointPointer } from "./run-state.js";
@@ -30,7 +30,7 @@ export type RunStatus = {
   experiment: Experiment;
   /** The fields of config.json edited after the newest checkpoint ("method: ... -> ..."); empty when none. */
   edited: string[];
-  /** Iterations done (the newest checkpoint's) and planned. */
+  /** Iterations done (the newest checkpoint's; a running run's, its newest record's) and planned. */
   iter: number;
   planned: number;
   summary: Summary | null;
@@ -56,12 +56,34 @@ export function runStatus(dir: string): RunStatus | null {
   const experiment = edited.length && trained ? { ...trained, iterations: config.iterations } : config;
   const base = { dir, experiment, edited, iter: pointer?.iter ?? 0, planned: experiment.iterations, summary };
   const holder = liveHolder(join(dir, "run.lock"));
-  if (holder) return { ...base, kind: "running", pid: holder.pid };
+  if (holder) return { ...base, iter: Math.max(base.iter, newestRecordIter(dir) ?? 0), kind: "running", pid: holder.pid };
   if (isFinishedRun(summary, base.iter, experiment.iterations)) return { ...base, kind: "finished" };
   if (!pointer && existsSync(pointerFile)) return { ...base, kind: "damaged", damage: "checkpoint.json unreadable, so --resume cannot continue it" };
   const failure = readJsonAs(join(dir, "failed.json"), FailedRecord);
   if (failure) return { ...base, kind: divergedAt(failure) === undefined ? "failed" : "diverged", failure };
   return { ...base, kind: pointer ? "interrupted" : "unstarted" };
+}
+
+/** The iteration of metrics.jsonl's last whole record, read from the file's end (a running run's progress, which
+ * its checkpoint lags by up to checkpoint.every); undefined when there is none. */
+function newestRecordIter(dir: string): number | undefined {
+  const file = join(dir, "metrics.jsonl");
+  try {
+    const size = statSync(file).size;
+    const tail = readBytes(file, Math.max(0, size - 65_536), Math.min(size, 65_536)).toString("utf8").split("\n");
+    const first = size > 65_536 ? 1 : 0; // read from the middle of the file, the first line is cut
+    for (let i = tail.length - 1; i >= first; i--) {
+      try {
+        const iter = (JSON.parse(tail[i]!) as { iter?: unknown }).iter;
+        if (typeof iter === "number") return iter;
+      } catch {
+        /* a line being written, or the cut one at the tail's start */
+      }
+    }
+  } catch {
+    /* no records yet */
+  }
+  return undefined;
 }
 
 /** "kl 0.1014" from a summary's final evaluation; "kl n/a" when that evaluation has no value for it (a generator

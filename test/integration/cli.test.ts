@@ -205,7 +205,9 @@ describe.concurrent("ddst run", () => {
       for (const [f, v] of Object.entries({ "config.json": exp, ...files })) writeFileSync(join(root, name, f), typeof v === "string" ? v : JSON.stringify(v));
     };
     const pointer = { iter: 100, worker: "checkpoints/iter-000000100.pt", state };
-    make("a-running", { "checkpoint.json": pointer, "run.lock": `${process.pid} ${hostname()}\n` });
+    // Running: its progress is its newest record (130), not its checkpoint's (100); a record being written is no record.
+    const recs = [100, 110, 120, 130].map((iter) => JSON.stringify({ iter, kind: "loss", d: 1, g: 1 })).join("\n");
+    make("a-running", { "checkpoint.json": pointer, "run.lock": `${process.pid} ${hostname()}\n`, "metrics.jsonl": `${recs}\n{"iter":14` });
     make("b-interrupted", { "checkpoint.json": pointer });
     make("c-failed", { "checkpoint.json": pointer, "failed.json": { error: "the PyTorch worker was killed by SIGKILL", iter: 100, at: "2026-01-01T00:00:00Z" } });
     make("d-unstarted", {});
@@ -223,7 +225,7 @@ describe.concurrent("ddst run", () => {
     expect(ls.exitCode, ls.stderr).toBe(0);
     const rows = ls.stdout.split("\n").slice(1).map((l) => l.split(/ {2,}/));
     expect(rows.slice(0, 4).map((r) => [r[0], r[4], r[5]])).toEqual([
-      ["a-running", "100/400", `running (pid ${process.pid})`],
+      ["a-running", "130/400", `running (pid ${process.pid})`],
       ["b-interrupted", "100/400", "interrupted"],
       ["c-failed", "100/400", "failed"],
       ["d-unstarted", "0/400", "unstarted"],

@@ -16,6 +16,12 @@ describe("reading a run back through the package's API", () => {
     // Lines numbered as an editor shows them, blank ones included.
     writeFileSync(join(dir, "metrics.jsonl"), `${JSON.stringify(loss)}\n\n${JSON.stringify(loss)}\ngarbage\n`);
     expect(() => readRecords(dir)).toThrow(`${join(dir, "metrics.jsonl")}:4 is not JSON`);
+    // A last line still being written (or cut by a crash) is left out; what comes before is whole.
+    writeFileSync(join(dir, "metrics.jsonl"), `${JSON.stringify(loss)}\n{"iter":20,"ki`);
+    expect(readRecords(dir)).toEqual([loss]);
+    // Not a run directory: said, not an empty list.
+    expect(() => readRecords(join(dir, "nope"))).toThrow(`${join(dir, "nope")} does not exist; readRecords takes a run directory`);
+    expect(() => readRecords(join(dir, "metrics.jsonl"))).toThrow(/metrics\.jsonl is a file; readRecords takes the run directory/);
     const other = mkdtempSync(join(tmpdir(), "ddst-read-"));
     mkdirSync(join(other, "metrics.jsonl"));
     expect(() => readRecords(other)).toThrow(`cannot read ${join(other, "metrics.jsonl")}: it is a directory, not a file (EISDIR)`);

@@ -57,8 +57,10 @@ async function runReport(dir: string, png: string | null) {
   const e = s.experiment;
   const records = readRecords(dir);
   const c = e.discriminator.controller;
-  // The dense run of the same plan costs summary.flops.total / ratio over the whole run.
-  const dense = s.summary && s.summary.flops.ratio > 0 ? { total: s.summary.flops.total / s.summary.flops.ratio, iterations: e.iterations } : null;
+  // The dense run of the summary's plan costs summary.flops.total / ratio over the plan's iterations (config.json's
+  // may have changed since: --extend records a new count before the run continues to it).
+  const sum = s.summary;
+  const dense = sum && sum.flops.ratio > 0 ? { total: sum.flops.total / sum.flops.ratio, iterations: sum.flops.planned ?? e.iterations } : null;
   const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null, dense), png, dir);
   const named = records.flatMap((r) => (r.kind === "eval" && r.picture ? [{ iter: r.iter, png: samplePicture(dir, r.picture) }] : []));
   const pictures = named.filter((p): p is { iter: number; png: Buffer } => p.png !== null);

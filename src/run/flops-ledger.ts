@@ -66,6 +66,7 @@ export class FlopsLedger {
       ...flops.paper,
       total: total(flops.paper),
       ratio: total(flops.paper) / this.dense("paper"),
+      planned: this.exp.iterations,
       executed: { ...flops.executed, total: total(flops.executed), ratio: total(flops.executed) / this.dense("executed") },
     };
   }

@@ -109,6 +109,7 @@ export const Summary = z.object({
     discriminator: z.number(),
     total: z.number(),
     ratio: z.number().describe("total over the dense run of the same plan"),
+    planned: z.number().int().optional().describe("the plan's iterations, over which that dense run is counted (absent in summaries of a ddst before it)"),
     executed: z.object({ generator: z.number(), discriminator: z.number(), total: z.number(), ratio: z.number() }),
   }),
   restarts: z.number().int(),

@@ -106,17 +106,22 @@ export function lossPlot(records: readonly MetricRecord[]): Plot {
 export function evalPlots(records: readonly MetricRecord[]): Plot[] {
   const evals = of(records, "eval");
   const names = [...new Set(evals.flatMap((r) => Object.keys(r.metrics)))];
-  return names.map((name) => ({
-    id: `eval-${name}`,
-    title: `Evaluation: ${name}`,
-    spec: {
-      ...base(name),
-      height: 150,
-      data: { values: evals.filter((r) => name in r.metrics).map((r) => ({ iter: r.iter, value: r.metrics[name] })) },
-      mark: { type: "line", point: true },
-      encoding: { x: iterAxis, y: { field: "value", type: "quantitative", title: name } },
-    } as TopLevelSpec,
-  }));
+  return names.map((name) => {
+    // An evaluation without a value (the toy KL of a generator with no sample near a mode) is said, not dropped silently.
+    const missing = evals.filter((r) => !(name in r.metrics)).map((r) => r.iter);
+    const gap = missing.length ? ` (no value at iteration${missing.length === 1 ? "" : "s"} ${missing.join(", ")})` : "";
+    return {
+      id: `eval-${name}`,
+      title: `Evaluation: ${name}${gap}`,
+      spec: {
+        ...base(name),
+        height: 150,
+        data: { values: evals.filter((r) => name in r.metrics).map((r) => ({ iter: r.iter, value: r.metrics[name] })) },
+        mark: { type: "line", point: true },
+        encoding: { x: iterAxis, y: { field: "value", type: "quantitative", title: name } },
+      } as TopLevelSpec,
+    };
+  });
 }
 
 /** Training FLOPs so far (paper convention: per iteration at the densities in force, summed over the loss

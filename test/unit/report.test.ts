@@ -68,6 +68,10 @@ describe("report plots", () => {
     const evals = evalPlots(records);
     expect(evals.map((p) => p.id)).toEqual(["eval-kl", "eval-modes"]);
     expect(count(await toSvg(evals[0]!), "line mark")).toBe(1);
+    expect(evals[0]!.title).toBe("Evaluation: kl");
+    // An evaluation without a value for a metric is named in that plot's caption.
+    const collapsed = evalPlots([...records, { iter: 300, kind: "eval", metrics: { modes: 0 }, picture: null }]);
+    expect(collapsed.map((p) => p.title)).toEqual(["Evaluation: kl (no value at iteration 300)", "Evaluation: modes"]);
   });
 
   it("training FLOPs so far, summed from the per-iteration cost, against the dense run pro rata; none for records without it", async () => {

@@ -70,10 +70,12 @@ class Server:
         # Signed, but maybe captured and sent again: only a sequence number above every earlier one is new.
         # A header without one is left to the schema, which requires it.
         seq = _peek(header_bytes, "seq")
+        # 105.0 is the number 105 (the schema takes it as an integer), so it is checked as one.
+        if isinstance(seq, float) and seq.is_integer():
+            seq = int(seq)
         if isinstance(seq, int) and not isinstance(seq, bool):
             if seq <= self.last_seq:
                 return self.drop("replayed", f"a replayed request (seq {seq}, after {self.last_seq})")
-            self.last_seq = seq
         rid = None
         try:
             size = sum(len(f) for f in frames[1:])
@@ -91,6 +93,9 @@ class Server:
             if isinstance(op, str) and not self.validator.knows(op):
                 raise WorkerError("unknown_op", f"unknown op {op!r}", {"op": op, "ops": sorted(self.validator.ops)})
             self.validator.validate(header)
+            # Only a request that passed the schema moves the replay bound: a header refused (a seq far out of range)
+            # would otherwise make every later genuine request look replayed.
+            self.last_seq = seq
             tensors = decode_all(header.get("tensors", []), tensor_frames)
             return identity, rid, op, header.get("args", {}), tensors
         except WorkerError as err:
@@ -190,7 +195,7 @@ def _to_json(header: dict) -> bytes:
 def _parse_header(data: bytes) -> dict:
     try:
         header = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nested past Python's stack
         raise WorkerError("bad_header", f"header frame is not UTF-8 JSON: {e}", {})
     if not isinstance(header, dict):
         raise WorkerError("bad_header", "header must be a JSON object", {"type": type(header).__name__})

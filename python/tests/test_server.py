@@ -138,6 +138,18 @@ def test_unsigned_short_and_replayed_messages_are_dropped_and_counted(worker):
     result, _ = c.ok("hello")
     assert result["dropped"] == {"unsigned": 3, "replayed": 3}
     assert not c.sock.poll(100)  # nothing ever answered the dropped ones
+    # The same number written as 105.0 (an integer to the schema) is the same request.
+    seq = next(c.seqs)
+    as_int = {"v": PROTOCOL_VERSION, "id": "n", "seq": seq, "op": "ping", "args": {}}
+    c.send_frames([json.dumps(as_int).encode()])
+    assert c.recv()[0]["id"] == "n"
+    c.send_frames([json.dumps({**as_int, "seq": float(seq)}).encode()])
+    assert not c.sock.poll(200)
+    # A signed request the schema refuses does not move the bound: the next genuine one is answered.
+    c.send_frames([json.dumps({"v": PROTOCOL_VERSION, "id": "far", "seq": 10 ** 30, "op": "ping", "args": {}}).encode()])
+    assert error_of(c.recv()[0])["code"] == "invalid_request"
+    result, _ = c.ok("hello")
+    assert result["dropped"] == {"unsigned": 3, "replayed": 4}
 
 
 def test_bad_header(worker):
@@ -146,6 +158,8 @@ def test_bad_header(worker):
     header, _ = c.recv()
     assert header["id"] is None and error_of(header)["code"] == "bad_header"
     c.send_frames([b"[1, 2]"])
+    assert error_of(c.recv()[0])["code"] == "bad_header"
+    c.send_frames([b'{"a": ' + b"[" * 3000 + b"]" * 3000 + b"}"])  # nested past Python's stack: answered too
     assert error_of(c.recv()[0])["code"] == "bad_header"
 
 
@@ -194,7 +208,7 @@ def test_invalid_request_version_and_unknown_op(worker):
 def test_still_serving_then_shutdown_exits_zero(worker):
     proc, c = worker
     result, _ = c.ok("hello")
-    assert result["dropped"] == {"unsigned": 3, "replayed": 3}
+    assert result["dropped"] == {"unsigned": 3, "replayed": 4}
     stats, _ = c.ok("stats")
     assert stats["generator"]["itop"] > stats["generator"]["density"]
     assert c.ok("shutdown")[0] == {}

@@ -3,6 +3,9 @@ import { decodeTensors, encodeTensor, type Tensor } from "./frames.js";
 import { PROTOCOL_VERSION, ReplyHeader, type ErrorCode, type OpName } from "./messages.js";
 import { sign, verify } from "./signing.js";
 
+/** The worker's default --max-message-bytes (python/ddst_worker/__main__.py). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 24;
+
 /** A typed error reply from the worker. */
 export class WorkerRequestError extends Error {
   constructor(
@@ -59,6 +62,8 @@ export class WorkerClient {
   constructor(
     readonly endpoint: string,
     private readonly key: Buffer,
+    /** The worker's --max-message-bytes: ZeroMQ drops a larger frame without a word, so it is refused here. */
+    private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
   ) {
     this.socket.connect(endpoint);
     void this.receiveLoop();
@@ -76,7 +81,11 @@ export class WorkerClient {
     const header = Buffer.from(
       JSON.stringify({ v: PROTOCOL_VERSION, id, seq, op, args, tensors: encoded.map((e) => e.desc) }),
     );
-    return this.sendSigned([header, ...encoded.map((e) => e.frame)], id, op, opts.onProgress);
+    const frames = [header, ...encoded.map((e) => e.frame)];
+    const size = frames.reduce((a, f) => a + f.length, 0);
+    if (size > this.maxMessageBytes)
+      return Promise.reject(new Error(`${op}: the request is ${size} bytes, over the worker's limit of ${this.maxMessageBytes} (--max-message-bytes); it was not sent`));
+    return this.sendSigned(frames, id, op, opts.onProgress);
   }
 
   /** The next sequence number. It rises with every request, under the signature: a captured request sent again

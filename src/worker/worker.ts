@@ -100,7 +100,7 @@ export class Worker {
     try {
       writeFileSync(keyFile, key, { mode: 0o600 });
       // The client first: once the process runs, its exit handler fails the client's requests.
-      this.client = new WorkerClient(endpoint, Buffer.from(key, "ascii"));
+      this.client = new WorkerClient(endpoint, Buffer.from(key, "ascii"), opts.maxMessageBytes);
     } catch (e) {
       this.cleanupDir();
       throw new WorkerEnvironmentError(`cannot set up the worker's socket in ${dir}: ${(e as Error).message}`);
@@ -114,6 +114,9 @@ export class Worker {
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
+      // Read as it comes (onStderr): execa's buffer would hold all of it and, past its cap, close the pipe, which
+      // kills the worker at its next write.
+      buffer: false,
       cleanup: true,
       env: {
         PYTHONPATH: join(root, "python"),
@@ -123,8 +126,11 @@ export class Worker {
         ...opts.env,
       },
     });
-    this.proc.stderr?.on("data", (chunk: Buffer) => this.onStderr(chunk.toString("utf8")));
-    this.proc.stdout?.on("data", (chunk: Buffer) => this.onStderr(chunk.toString("utf8")));
+    // One decoder per stream: a character split between two chunks is put back together.
+    this.proc.stderr?.setEncoding("utf8");
+    this.proc.stdout?.setEncoding("utf8");
+    this.proc.stderr?.on("data", (text: string) => this.onStderr(text));
+    this.proc.stdout?.on("data", (text: string) => this.onStderr(text));
     this.exited = this.proc.then((r) => {
       this.flushPartial();
       if (!this.failure) {

@@ -100,6 +100,10 @@ describe("worker over ZeroMQ (real PyTorch)", () => {
     await w.client.sendRaw([Buffer.from(JSON.stringify(big)), Buffer.alloc(2 << 20)]);
     await new Promise((r) => setTimeout(r, 300));
     expect(PingResult.parse((await w.call("ping", {})).result).busy).toBe(false);
+    // So the orchestrator never sends what would be lost that way: it refuses a request over the cap itself.
+    await expect(w.call("ping", {}, { tensors: { x: { dtype: "uint8", shape: [2 << 20], data: new Uint8Array(2 << 20) } } })).rejects.toThrow(
+      /ping: the request is \d+ bytes, over the worker's limit of 1048576 \(--max-message-bytes\); it was not sent/,
+    );
   });
 
   it("answers invalid arguments with invalid_request naming the path", async () => {

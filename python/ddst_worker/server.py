@@ -41,6 +41,9 @@ class Server:
         self.validator = validator
         self.session = session or Session()
         self.parent = parent if parent is not None else os.getppid()  # the pid whose death ends us
+        # The orchestrator's own pid where a wrapper script stands between us (DDST_PYTHON without `exec`): that
+        # shell outlives a SIGKILLed orchestrator, so our parent alone would keep us running with no one to serve.
+        self.orchestrator = _pid_from_env("DDST_ORCHESTRATOR_PID")
         self.last_seq = 0  # the highest sequence number accepted: each signed request carries a higher one
 
     # ---- sending -------------------------------------------------------------------------------
@@ -167,7 +170,7 @@ class Server:
     # ---- the loop ------------------------------------------------------------------------------
 
     def check_parent(self) -> None:
-        if os.getppid() != self.parent:
+        if os.getppid() != self.parent or (self.orchestrator is not None and not _alive(self.orchestrator)):
             try:
                 print("ddst-worker: parent process is gone, exiting", file=sys.stderr, flush=True)
             except OSError:  # stderr was a pipe to the parent that just died
@@ -179,6 +182,21 @@ class Server:
             if self.sock.poll(POLL_MS):
                 self.handle(self.sock.recv_multipart())
             self.check_parent()
+
+
+def _pid_from_env(name: str) -> int | None:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 1 else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
 
 
 def _plain(value):

@@ -122,6 +122,8 @@ export class Worker {
         PYTHONPATH: join(root, "python"),
         DDST_SCHEMAS: join(root, "schemas"),
         PYTHONUNBUFFERED: "1",
+        // The worker exits when this process is gone, even where a wrapper script (DDST_PYTHON) is its parent.
+        DDST_ORCHESTRATOR_PID: String(process.pid),
         ...(opts.threads ? { DDST_THREADS: String(opts.threads) } : {}),
         ...opts.env,
       },
@@ -164,6 +166,19 @@ export class Worker {
     }
   }
 
+  /** SIGKILL to the process started and, where a wrapper script started Python (its pid is not ours), to the
+   * worker itself: killing the wrapper alone would leave the worker running. */
+  private killHard(): void {
+    this.proc.kill("SIGKILL");
+    const worker = this.hello?.pid;
+    if (worker && worker !== this.proc.pid)
+      try {
+        process.kill(worker, "SIGKILL");
+      } catch {
+        /* gone already */
+      }
+  }
+
   get pid(): number | undefined {
     return this.proc.pid;
   }
@@ -202,11 +217,11 @@ export class Worker {
     clearInterval(this.watchdog);
     if (this.alive) {
       this.client.request("shutdown", {}).catch(() => undefined);
-      const t = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
+      const t = setTimeout(() => this.killHard(), graceMs);
       await this.exited.catch(() => undefined);
       clearTimeout(t);
     } else {
-      this.proc.kill("SIGKILL");
+      this.killHard();
       await this.exited.catch(() => undefined);
     }
     this.client.close();
@@ -217,7 +232,7 @@ export class Worker {
   /** Synchronous last resort (process exit): no orphan worker, no leftover socket directory. */
   killNow(): void {
     try {
-      this.proc.kill("SIGKILL");
+      this.killHard();
     } catch {
       /* already gone */
     }
@@ -244,7 +259,7 @@ export class Worker {
     if (silent > this.hangTimeoutMs) {
       this.failure = new WorkerHungError(silent, this.lastWords(), this.hangSetting);
       this.client.failAll(this.failure);
-      this.proc.kill("SIGKILL");
+      this.killHard();
       return;
     }
     // A ping is answered between training iterations; its reply refreshes lastHeard.

@@ -254,6 +254,16 @@ describe.concurrent("faults", () => {
     expect(await waitFor(() => !isAlive(worker), 15_000)).toBe(true);
     const privateDirs = () => readdirSync(tmp).filter((f) => f.startsWith("ddst-"));
     expect(await waitFor(() => privateDirs().length === 0, 5000)).toBe(true);
+    // The same where a wrapper script that does not `exec` starts Python (a `module load` first, say): the shell
+    // outlives the CLI, and the worker goes all the same.
+    const wrapper = join(tmp, "python-wrapper");
+    writeFileSync(wrapper, `#!/bin/sh\n${(await findPython()).path} "$@"\n`, { mode: 0o755 });
+    const w = spawnGroup([file, "--out", join(tempDir(), "wrapped"), "--iterations", "1000000"], { TMPDIR: tmp, DDST_PYTHON: wrapper });
+    const wrapped = await w.worker();
+    process.kill(w.child.pid!, "SIGKILL");
+    await w.child;
+    expect(await waitFor(() => !isAlive(wrapped), 15_000)).toBe(true);
+    expect(await waitFor(() => privateDirs().length === 0, 5000)).toBe(true);
   });
 
   it("5. a captured signed request sent again from a new connection is dropped and counted; training is unaffected", async () => {

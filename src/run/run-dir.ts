@@ -231,12 +231,13 @@ export class RunDir {
     this.point({ ...saved, config, earlier: earlier.slice(0, Math.max(0, keep - 1)) });
   }
 
-  /** Makes `pointer` the run's newest checkpoint and removes the worker files it does not name. */
+  /** Makes `pointer` the run's newest checkpoint and removes the worker files it does not name, and any half-written
+   * one (`.pt.tmp`) a save cut short by a second signal left: no save is under way when a checkpoint is published. */
   point(pointer: CheckpointPointer): void {
     this.writeJson("checkpoint.json", pointer);
     const named = new Set([pointer.worker, ...pointer.earlier.map((p) => p.worker)].map((w) => basename(w)));
     const dir = join(this.path, "checkpoints");
-    for (const f of readdirSync(dir)) if (/^iter-\d+\.pt$/.test(f) && !named.has(f)) rmSync(join(dir, f), { force: true });
+    for (const f of readdirSync(dir)) if (/^iter-\d+\.pt(\.tmp)?$/.test(f) && !named.has(f)) rmSync(join(dir, f), { force: true });
   }
 
   /** Moves an unreadable checkpoint file aside (kept for a look, never loaded again); returns its new name. */

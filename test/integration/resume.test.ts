@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricRecord, Summary } from "../../src/run/records.js";
@@ -36,9 +36,12 @@ describe.concurrent("durable runs", () => {
     expect(a.exitCode, a.stderr).toBe(0);
     expect(a.stdout).toMatch(/continue with: ddst run --resume/);
     expect(existsSync(join(out, "summary.json"))).toBe(false);
+    // What a save cut short by a second signal leaves: gone at the next checkpoint, the named files kept.
+    writeFileSync(join(out, "checkpoints", "iter-000000140.pt.tmp"), "half a checkpoint");
     const b = await execa("node", [CLI, "run", "--resume", out], { reject: false });
     expect(b.exitCode, b.stderr).toBe(0);
     expect(metrics(out)).toBe(await reference);
+    expect(readdirSync(join(out, "checkpoints")).filter((f) => f.endsWith(".tmp"))).toEqual([]);
     const again = await execa("node", [CLI, "run", "--resume", out], { reject: false });
     expect(again.exitCode).toBe(0);
     expect(metrics(out)).toBe(await reference);

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "./paths.js";
 import { InputError } from "../input-error.js";
@@ -46,10 +46,18 @@ export async function probePython(path: string, source: string, full = true): Pr
   const r = await execa(path, ["-c", full ? FULL_PROBE : QUICK_PROBE], { reject: false, timeout: 120_000, env: { PYTHONNOUSERSITE: "1" } });
   if (r.failed) {
     const lines = `${r.stderr ?? ""}`.trim().split("\n");
-    const missing = (r as { code?: string }).code === "ENOENT";
+    const code = (r as { code?: string }).code;
     // Not execa's shortMessage: it quotes the whole probe script.
     const silent = r.signal ? `killed by ${r.signal}` : `exited with code ${r.exitCode} without a message`;
-    const last = missing ? "not found" : r.timedOut ? "timed out importing torch" : lines[lines.length - 1] || silent;
+    const isDir = (() => {
+      try {
+        return statSync(path).isDirectory();
+      } catch {
+        return false;
+      }
+    })();
+    const spawnFailure: Record<string, string> = { ENOENT: "not found", EACCES: isDir ? "a directory, not an interpreter" : "not executable (chmod +x it, or name the interpreter itself)" };
+    const last = (code && spawnFailure[code]) ?? (r.timedOut ? `gave no answer within 120 s (${full ? "importing torch" : "looking for its packages"})` : lines[lines.length - 1] || silent);
     return { path, source, ok: false, reason: last };
   }
   try {

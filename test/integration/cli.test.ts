@@ -152,6 +152,14 @@ describe.concurrent("ddst run", () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/\/nonexistent\/python \(DDST_PYTHON\): not found/);
     expect(existsSync(out)).toBe(false);
+    // A directory, or a file that is not executable: said as such.
+    const dir = tempDir();
+    writeFileSync(join(dir, "python"), "");
+    for (const [python, said] of [[dir, "a directory, not an interpreter"], [join(dir, "python"), "not executable \\(chmod \\+x it"]] as const) {
+      const bad = await execa("node", [CLI, "run", EXAMPLE, "--out", out], { reject: false, env: { DDST_PYTHON: python } });
+      expect(bad.exitCode).toBe(2);
+      expect(bad.stderr).toMatch(new RegExp(`${python} \\(DDST_PYTHON\\): ${said}`));
+    }
     const doctor = await execa("node", [CLI, "doctor"], { reject: false, env: { DDST_PYTHON: "/nonexistent/python" } });
     expect(doctor.exitCode).toBe(1);
     expect(doctor.stdout).toMatch(/DDST_PYTHON is set but unusable/);

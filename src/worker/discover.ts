@@ -42,8 +42,21 @@ const QUICK_PROBE = [
   "print(json.dumps(out))",
 ].join("\n");
 
-export async function probePython(path: string, source: string, full = true): Promise<Candidate> {
-  const r = await execa(path, ["-c", full ? FULL_PROBE : QUICK_PROBE], { reject: false, timeout: 120_000, env: { PYTHONNOUSERSITE: "1" } });
+export async function probePython(path: string, source: string, full = true, timeoutMs = 120_000): Promise<Candidate> {
+  // In a process group of its own, killed whole at the time limit: a wrapper script's child that keeps the pipes
+  // open (a `sleep`, a hung `module load`) would otherwise hold the answer past any timeout.
+  const child = execa(path, ["-c", full ? FULL_PROBE : QUICK_PROBE], { reject: false, detached: true, cleanup: true, env: { PYTHONNOUSERSITE: "1" } });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      if (child.pid) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }, timeoutMs);
+  const r = await child.finally(() => clearTimeout(timer));
+  if (timedOut) return { path, source, ok: false, reason: `gave no answer within ${timeoutMs / 1000} s (${full ? "importing torch" : "looking for its packages"})` };
   if (r.failed) {
     const lines = `${r.stderr ?? ""}`.trim().split("\n");
     const code = (r as { code?: string }).code;
@@ -57,7 +70,7 @@ export async function probePython(path: string, source: string, full = true): Pr
       }
     })();
     const spawnFailure: Record<string, string> = { ENOENT: "not found", EACCES: isDir ? "a directory, not an interpreter" : "not executable (chmod +x it, or name the interpreter itself)" };
-    const last = (code && spawnFailure[code]) ?? (r.timedOut ? `gave no answer within 120 s (${full ? "importing torch" : "looking for its packages"})` : lines[lines.length - 1] || silent);
+    const last = (code && spawnFailure[code]) ?? (lines[lines.length - 1] || silent);
     return { path, source, ok: false, reason: last };
   }
   try {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ErrorCode, OP_NAMES, OpArgs, OpResults } from "../../src/protocol/messages.js";
-import { DataArgs, ModelArgs } from "../../src/vocabulary/networks.js";
+import { DataArgs, ModelArgs, TrainArgs } from "../../src/vocabulary/networks.js";
 
 /** docs/protocol.md against the zod source: every op documented with exactly its argument fields (optional
  * ones marked `?`) and its result fields, and every error code named, so the document cannot drift. */
@@ -64,6 +64,11 @@ describe("docs/protocol.md", () => {
       const expected = keysOf(spec, true).filter((k) => k !== "name").join(",");
       expect(specs.filter((s) => s.names === names).map((s) => s.fields), names).toContain(expected);
     }
+  });
+
+  it("names every field of build's train block", () => {
+    const block = /`train`, every field required[\s\S]*?(?=\n {2}- )/.exec(doc)?.[0] ?? "";
+    for (const field of Object.keys(TrainArgs.shape)) expect(block, field).toContain(`\`${field}\``);
   });
 
   it("names every error code", () => {

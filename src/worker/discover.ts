@@ -45,17 +45,25 @@ const QUICK_PROBE = [
 export async function probePython(path: string, source: string, full = true, timeoutMs = 120_000): Promise<Candidate> {
   // In a process group of its own, killed whole at the time limit: a wrapper script's child that keeps the pipes
   // open (a `sleep`, a hung `module load`) would otherwise hold the answer past any timeout.
-  const child = execa(path, ["-c", full ? FULL_PROBE : QUICK_PROBE], { reject: false, detached: true, cleanup: true, env: { PYTHONNOUSERSITE: "1" } });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  const child = execa(path, ["-c", full ? FULL_PROBE : QUICK_PROBE], { reject: false, detached: true, env: { PYTHONNOUSERSITE: "1" } });
+  const killGroup = () => {
     try {
       if (child.pid) process.kill(-child.pid, "SIGKILL");
     } catch {
       /* gone */
     }
+  };
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup();
   }, timeoutMs);
-  const r = await child.finally(() => clearTimeout(timer));
+  // Detached, it would outlive this process (execa's cleanup skips detached children): the group goes with us.
+  process.once("exit", killGroup);
+  const r = await child.finally(() => {
+    clearTimeout(timer);
+    process.removeListener("exit", killGroup);
+  });
   if (timedOut) return { path, source, ok: false, reason: `gave no answer within ${timeoutMs / 1000} s (${full ? "importing torch" : "looking for its packages"})` };
   if (r.failed) {
     const lines = `${r.stderr ?? ""}`.trim().split("\n");

@@ -234,6 +234,23 @@ describe.concurrent("faults", () => {
     expect(existsSync(join(out, "run.lock"))).toBe(false);
   });
 
+  it("4a. a worker that writes 110 MB to stderr keeps running, and worker.log holds all of it, every character whole", async () => {
+    // Through a wrapper that writes before it starts Python: the orchestrator read the pipe into a 100 MB buffer
+    // that, full, closed it, and the next write killed the writer. Two-byte characters: decoded chunk by chunk,
+    // one split between two chunks came out as two replacement characters.
+    const dir = tempDir();
+    const python = (await findPython()).path;
+    const wrapper = join(dir, "python");
+    const spew = "import sys\nblock = ('\u00e9' * 511 + '\\n').encode() * 1024\nfor _ in range(110): sys.stderr.buffer.write(block)";
+    writeFileSync(wrapper, `#!/bin/sh\nif [ "$1" = -m ]; then ${python} -c "${spew}" || exit 1; fi\nexec ${python} "$@"\n`, { mode: 0o755 });
+    const out = join(dir, "run");
+    const r = await run([file, "--out", out, "--iterations", "20"], { DDST_PYTHON: wrapper });
+    expect(r.exitCode, r.stderr.slice(-500)).toBe(0);
+    expect(statSync(join(out, "worker.log")).size).toBeGreaterThan(110_000_000);
+    expect(readFileSync(join(out, "worker.log"), "utf8").includes("\ufffd")).toBe(false);
+    rmSync(join(out, "worker.log"));
+  });
+
   it("4. a TMPDIR too long for a socket path still runs, and the private directory goes even after SIGKILL", async () => {
     const long = join(tempDir(), "x".repeat(110));
     mkdirSync(long);

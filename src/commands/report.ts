@@ -5,7 +5,7 @@ import { GENERATOR, imageTag, markdownTable, page, preBlock, type Section } from
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
 import { readBytes, subdirectories, writeWhole } from "../files.js";
-import { runPlots, type Plot } from "../report/run-plots.js";
+import { denseRun, runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
 import { readRecords } from "../analysis/read-records.js";
 import { InputError } from "../input-error.js";
@@ -57,11 +57,7 @@ async function runReport(dir: string, png: string | null) {
   const e = s.experiment;
   const records = readRecords(dir);
   const c = e.discriminator.controller;
-  // The dense run of the summary's plan costs summary.flops.total / ratio over the plan's iterations (config.json's
-  // may have changed since: --extend records a new count before the run continues to it).
-  const sum = s.summary;
-  const dense = sum && sum.flops.ratio > 0 ? { total: sum.flops.total / sum.flops.ratio, iterations: sum.flops.planned ?? e.iterations } : null;
-  const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null, dense), png, dir);
+  const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null, denseRun(s.summary, e.iterations)), png, dir);
   const named = records.flatMap((r) => (r.kind === "eval" && r.picture ? [{ iter: r.iter, png: samplePicture(dir, r.picture) }] : []));
   const pictures = named.filter((p): p is { iter: number; png: Buffer } => p.png !== null);
   const foreign = named.filter((p) => p.png === null).length;

@@ -1,5 +1,5 @@
 import type { TopLevelSpec } from "vega-lite";
-import type { MetricRecord } from "../run/records.js";
+import type { MetricRecord, Summary } from "../run/records.js";
 
 /** The plots of a run, as Vega-Lite specs built from its metrics.jsonl records: pure data in, spec out, so
  * they are unit-tested without rendering. Rendering (to SVG in Node) is render-plots.ts. */
@@ -122,6 +122,14 @@ export function evalPlots(records: readonly MetricRecord[]): Plot[] {
       } as TopLevelSpec,
     };
   });
+}
+
+/** The dense run the FLOPs plot compares with: the summary's plan costs flops.total / ratio over the plan's
+ * iterations, which config.json's `iterations` (given as a fallback, for summaries from before `planned`) may no
+ * longer be: --extend records a new count before the run continues to it. Null without a summary. */
+export function denseRun(summary: Summary | null, iterations: number): { total: number; iterations: number } | null {
+  if (!summary || !(summary.flops.ratio > 0)) return null;
+  return { total: summary.flops.total / summary.flops.ratio, iterations: summary.flops.planned ?? iterations };
 }
 
 /** Training FLOPs so far (paper convention: per iteration at the densities in force, summed over the loss

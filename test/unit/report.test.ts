@@ -3,9 +3,9 @@ import { markdownTable } from "../../src/report/html.js";
 import { captioned, toPng, toSvg } from "../../src/report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../../src/report/png-mark.js";
 import { crc32 } from "node:zlib";
-import { brPlot, densityPlot, evalPlots, flopsPlot, lossPlot } from "../../src/report/run-plots.js";
+import { brPlot, denseRun, densityPlot, evalPlots, flopsPlot, lossPlot } from "../../src/report/run-plots.js";
 import { tablePlots } from "../../src/report/table-plots.js";
-import type { MetricRecord } from "../../src/run/records.js";
+import type { MetricRecord, Summary } from "../../src/run/records.js";
 
 /** The report's plot specs, built from metrics records, and what they render to (SVG in Node). */
 
@@ -72,6 +72,14 @@ describe("report plots", () => {
     // An evaluation without a value for a metric is named in that plot's caption.
     const collapsed = evalPlots([...records, { iter: 300, kind: "eval", metrics: { modes: 0 }, picture: null }]);
     expect(collapsed.map((p) => p.title)).toEqual(["Evaluation: kl (no value at iteration 300)", "Evaluation: modes"]);
+  });
+
+  it("compares with the dense run of the summary's plan, whatever config.json's count says since (--extend)", () => {
+    const summary = { flops: { total: 2e10, ratio: 0.2, planned: 200 } } as Summary;
+    expect(denseRun(summary, 400)).toEqual({ total: 1e11, iterations: 200 });
+    // A summary from before `planned`: config.json's count is all there is.
+    expect(denseRun({ flops: { total: 2e10, ratio: 0.2 } } as Summary, 400)).toEqual({ total: 1e11, iterations: 400 });
+    expect(denseRun(null, 400)).toBeNull();
   });
 
   it("training FLOPs so far, summed from the per-iteration cost, against the dense run pro rata; none for records without it", async () => {

@@ -51,11 +51,12 @@ function copyOf(input: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** The first function (or other value structuredClone cannot copy) in an experiment's data, with its path. */
-function codeIn(x: unknown, path = ""): { path: string; kind: string } | null {
+function codeIn(x: unknown, path = "", seen = new Set<object>()): { path: string; kind: string } | null {
   if (typeof x === "function" || typeof x === "symbol") return { path, kind: typeof x };
-  if (x === null || typeof x !== "object") return null;
+  if (x === null || typeof x !== "object" || seen.has(x)) return null; // a cycle is structuredClone's to copy
+  seen.add(x);
   for (const [k, v] of Object.entries(x)) {
-    const found = codeIn(v, path ? `${path}.${k}` : k);
+    const found = codeIn(v, path ? `${path}.${k}` : k, seen);
     if (found) return found;
   }
   return null;

@@ -7,7 +7,7 @@ import { InputError } from "../input-error.js";
 import { readBytes, writeWhole } from "../files.js";
 
 /** A metrics.jsonl line's iteration (Infinity for a line that is not a record: it proves nothing). */
-function recordIter(line: string): number {
+export function recordIter(line: string): number {
   try {
     const iter = (JSON.parse(line) as { iter?: unknown }).iter;
     return typeof iter === "number" ? iter : Number.POSITIVE_INFINITY;
@@ -26,7 +26,10 @@ export function trainingIn(dir: string): string | null {
   const metrics = join(dir, "metrics.jsonl");
   if (!existsSync(metrics) || !statSync(metrics).isFile()) return null;
   // A line that is not a record (one cut by the crash) proves nothing.
-  const trainedPast0 = readFileSync(metrics, "utf8").split("\n").some((line) => Number.isFinite(recordIter(line)) && recordIter(line) > 0);
+  const trainedPast0 = readFileSync(metrics, "utf8")
+    .split("\n")
+    .map(recordIter)
+    .some((iter) => Number.isFinite(iter) && iter > 0);
   return trainedPast0 ? "metrics.jsonl records past iteration 0" : null;
 }
 
@@ -145,8 +148,7 @@ export class RunDir {
    * the cut (a restart record from that same checkpoint: history, not training). Returns how many lines were
    * dropped. */
   truncateMetrics(bytes: number, iter: number, keep: (line: string) => boolean = () => false): number {
-    this.checkMetrics(bytes, iter);
-    const lines = this.linesAfter(bytes);
+    const lines = this.checkMetrics(bytes, iter);
     if (lines.length === 0) return 0;
     const kept = lines.filter(keep);
     try {
@@ -161,29 +163,24 @@ export class RunDir {
   /** Refuses a metrics.jsonl that no longer holds what the checkpoint of iteration `iter` recorded: shorter than
    * its `bytes`, or not ending a record there (appending would glue new records onto a cut one, or leave a gap);
    * and a checkpoint whose `bytes` would cut records of iterations before its own (checkpoint.json edited: the
-   * resume would drop them and never train them again). */
-  checkMetrics(bytes: number, iter: number): void {
+   * resume would drop them and never train them again). Returns the lines after `bytes`, which a resume cuts. */
+  checkMetrics(bytes: number, iter: number): string[] {
     // A file that is not a regular one (a pipe, a device) has no length to hold to.
-    if (existsSync(this.metricsPath) && !statSync(this.metricsPath).isFile()) return;
+    if (existsSync(this.metricsPath) && !statSync(this.metricsPath).isFile()) return [];
     const size = this.metricsBytes();
     const lost = `${this.metricsPath} has ${size} bytes, but the checkpoint it is resumed from recorded ${bytes}`;
     const what = "nothing was changed; restore the file (a copy, a backup) to continue this run, or start it anew in another directory";
     if (size < bytes) throw new RunDirError(`${lost}: records were lost (the file was cut short, emptied or removed); ${what}`);
     if (bytes > 0 && readBytes(this.metricsPath, bytes - 1, 1)[0] !== 0x0a)
       throw new RunDirError(`${lost}, and no record ends there: the file was edited; ${what}`);
-    const earlier = this.linesAfter(bytes).find((line) => recordIter(line) < iter);
+    const after = size > bytes ? readBytes(this.metricsPath, bytes, size - bytes).toString("utf8").split("\n").filter((l) => l.trim()) : [];
+    const earlier = after.map(recordIter).find((at) => at < iter);
     if (earlier !== undefined)
       throw new RunDirError(
         `${join(this.path, "checkpoint.json")} says its checkpoint of iteration ${iter} ends ${this.metricsPath} at byte ${bytes}, but a record of ` +
-          `iteration ${recordIter(earlier)} comes after that: resuming would drop it for good. checkpoint.json was edited; restore it (nothing was changed)`,
+          `iteration ${earlier} comes after that: resuming would drop it for good. checkpoint.json was edited; restore it (nothing was changed)`,
       );
-  }
-
-  /** The records of metrics.jsonl after its first `bytes`, as lines. */
-  private linesAfter(bytes: number): string[] {
-    const size = this.metricsBytes();
-    if (size <= bytes) return [];
-    return readBytes(this.metricsPath, bytes, size - bytes).toString("utf8").split("\n").filter((l) => l.trim());
+    return after;
   }
 
   workerCheckpoint(iter: number): { relative: string; absolute: string } {

@@ -7,6 +7,7 @@ import { readBytes, readJsonAs } from "../files.js";
 import { liveHolder } from "./dir-lock.js";
 import { isFinishedRun, Summary } from "./records.js";
 import { CheckpointPointer } from "./run-state.js";
+import { recordIter } from "./run-dir.js";
 
 /** Where a run directory stands, read from its files alone (`ddst ls`, `ddst show`): nothing is started. */
 
@@ -72,13 +73,10 @@ function newestRecordIter(dir: string): number | undefined {
     const size = statSync(file).size;
     const tail = readBytes(file, Math.max(0, size - 65_536), Math.min(size, 65_536)).toString("utf8").split("\n");
     const first = size > 65_536 ? 1 : 0; // read from the middle of the file, the first line is cut
+    // A line being written, or the cut one at the tail's start, is no record (recordIter: Infinity).
     for (let i = tail.length - 1; i >= first; i--) {
-      try {
-        const iter = (JSON.parse(tail[i]!) as { iter?: unknown }).iter;
-        if (typeof iter === "number") return iter;
-      } catch {
-        /* a line being written, or the cut one at the tail's start */
-      }
+      const iter = recordIter(tail[i]!);
+      if (Number.isFinite(iter)) return iter;
     }
   } catch {
     /* no records yet */

@@ -1,4 +1,5 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { subdirectories } from "../files.js";
 import { join } from "node:path";
 import { canonicalMethod } from "../config/method-policies.js";
 import { MethodName } from "../config/presets.js";
@@ -11,14 +12,11 @@ import { cellId } from "./spec.js";
  * named with the directory it would have to be moved to. */
 export function unplannedCells(plan: TablePlan): string[] {
   const cells = join(plan.out, "cells");
-  if (!existsSync(cells)) return [];
   const planned = new Map(plan.cells.map((c) => [c.id, c]));
-  return readdirSync(cells)
-    .filter((id) => !id.startsWith(".") && !planned.has(id))
-    .sort()
-    .map((id) => {
+  return subdirectories(cells)
+    .filter(({ name }) => !name.startsWith(".") && !planned.has(name))
+    .map(({ name: id, dir: where }) => {
       const same = sameCellAs(id, planned);
-      const where = join(cells, id);
       return same && !existsSync(join(cells, same))
         ? `${where} is ${same} of this table under the method's other name: move it to ${join(cells, same)} to count it instead of training that cell anew`
         : `${where} is not a cell of this table (the table file no longer names it); it is left as it is`;

@@ -90,7 +90,11 @@ describe.skipIf("skip" in cluster)("ddst table --slurm on a one-node Slurm", () 
     const queued = await ddst(["table", spec, "--out", out, "--status"]);
     expect(queued.stdout).toMatch(new RegExp(`${ADAPT} +queued +${job}_1 +\\d+/${ITERS} +pending`));
     expect(queued.stdout).toMatch(new RegExp(`${STATIC} +queued +${job}_0 +\\d+/${ITERS} +pending`));
-    // Slurm holds a requeued job back for two minutes (BeginTime); the test does not wait that long.
+    // Slurm holds a requeued job back for two minutes (BeginTime); the test does not wait that long. But not less
+    // than two seconds either: slurmd revokes a killed job's credential with one-second resolution, and a relaunch
+    // in the same second is refused ("Job N already killed, do not launch batch job": the task then ends at once,
+    // exit 1, seen once on a loaded machine).
+    await new Promise((r) => setTimeout(r, 2000));
     for (const task of [0, 1]) expect((await slurm("scontrol", ["update", `jobid=${job}_${task}`, "starttime=now"])).exitCode).toBe(0);
 
     const done = () => [STATIC, ADAPT].every((c) => existsSync(join(out, "cells", c, "summary.json")));

@@ -136,7 +136,8 @@ class Session:
         G, D = G.to(device), D.to(device)
         if t["precision"] == "bf16":
             fp32_spectral_norm(G, D)
-        if t["channelsLast"] and device == "cuda":  # before the EMA copies G
+        channels_last = bool(t["channelsLast"]) and device == "cuda"
+        if channels_last:  # before the EMA copies G
             use_channels_last(G, D)
         opt_g = Adam(G.parameters(), lr=t["lrG"], betas=t["betas"])
         opt_d = Adam(D.parameters(), lr=t["lrD"], betas=t["betas"])
@@ -150,14 +151,19 @@ class Session:
                        data=data, noise=torch.Generator(device=device).manual_seed(noise_seed),
                        latent_dim=latent, batch_size=t["batchSize"], gen_batch_size=gen_batch,
                        n_critic=t["nCritic"], loss=t["loss"], device=device, ema=ema, precision=t["precision"])
-        if t["compile"] and device == "cuda":  # a CPU run ignores it: see compiled.py
+        compiled = bool(t["compile"]) and device == "cuda"  # a CPU run ignores it: see compiled.py
+        if compiled:
             self.gan.compiled = compile_networks(G, D)
         if graphs:
             use_graphs(self.gan)
         self.mask_gen = torch.Generator().manual_seed(mask_seed)
         self.iter = 0
         self.build_args, self.data_shape = copy.deepcopy(args), tuple(data.shape)
-        return {"device": device, "latentDim": latent, "dataShape": list(data.shape), "layers": layers}
+        # What this worker does of the execution settings (on the CPU, none): a worker that dies twice at the same
+        # place with one of them on goes on without it (`ddst run`).
+        execution = {"cudaGraphs": graphs, "channelsLast": channels_last, "compile": compiled}
+        return {"device": device, "latentDim": latent, "dataShape": list(data.shape), "layers": layers,
+                "execution": execution}
 
     def op_setMasks(self, args):
         self._built()

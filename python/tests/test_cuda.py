@@ -38,8 +38,10 @@ def check_invariants(s: Session) -> None:
 
 def test_sngan32_on_cuda():
     s = Session()
-    r = s.op_build(complete_build(BUILD))
+    args = complete_build(BUILD)
+    r = s.op_build(args)
     assert r["device"] == "cuda" and r["dataShape"] == [3, 32, 32]
+    assert r["execution"] == {k: args["train"][k] for k in ("cudaGraphs", "channelsLast", "compile")}  # CUDA applies each
     assert sum(l["macs"] for l in r["layers"] if l["net"] == "generator") == 1_683_553_280
     assert s.gan.data.sample(2).is_cuda and s.gan.z(2).is_cuda
 

@@ -143,6 +143,14 @@ def test_build_reply_data_shape_and_macs_mlp2d():
     assert layer_macs(s.gan.G, (2,)).total == g and layer_macs(s.gan.D, (2,)).total == d
 
 
+def test_build_reply_says_which_execution_settings_apply():
+    """The CPU applies none of them, whatever the train block asks (the orchestrator's suspect for a worker that
+    keeps dying is only ever a setting the worker applied)."""
+    train = {"cudaGraphs": True, "channelsLast": True, "compile": True}
+    r = Session().op_build(complete_build({**BUILD, "train": {**BUILD.get("train", {}), **train}}))
+    assert r["execution"] == {"cudaGraphs": False, "channelsLast": False, "compile": False}
+
+
 def test_synthetic_data_is_seeded_images_in_range():
     args = {**BUILD, "model": {"name": "dcgan28", "width": 4}, "data": {"name": "synthetic", "shape": [1, 28, 28]}}
     a, b = Session(), Session()

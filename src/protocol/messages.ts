@@ -147,6 +147,8 @@ export const BuildResult = z.strictObject({
   latentDim: z.number().int(),
   dataShape: z.array(z.number().int()),
   layers: z.array(LayerInfo),
+  /** The train block's execution settings this worker applies (none on the CPU). */
+  execution: z.strictObject({ cudaGraphs: z.boolean(), channelsLast: z.boolean(), compile: z.boolean() }),
 });
 
 export const NetStats = z.strictObject({

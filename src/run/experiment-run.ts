@@ -66,13 +66,24 @@ const FALLBACKS = {
   compile: { field: "compile", without: "torch.compile", note: "the first line says why the compiler failed" },
 } as const;
 
+type Fallback = (typeof FALLBACKS)[keyof typeof FALLBACKS];
+
 /** The fallback for a worker's failure, when it is one and the setting it turns off is on. */
-function fallbackFor(e: unknown, train: Experiment["train"]) {
+function fallbackFor(e: unknown, train: Experiment["train"]): Fallback | undefined {
   if (!(e instanceof WorkerRequestError) || e.code !== "internal" || !isJsonObject(e.detail)) return undefined;
   const reason = e.detail.reason;
   if (typeof reason !== "string" || !Object.hasOwn(FALLBACKS, reason)) return undefined;
   const fallback = FALLBACKS[reason as keyof typeof FALLBACKS];
   return train[fallback.field] ? fallback : undefined;
+}
+
+/** A compiler or a capture that kills the process (a segfault in generated code, a hang) gives no reason: the
+ * worker dies or hangs. Once may be anything (the OOM killer, a GPU error); twice since the same checkpoint,
+ * with a setting the worker applied, the setting is the suspect: the code generator first, then the capture. */
+function suspectOf(execution: BuildResult["execution"] | undefined): Fallback | undefined {
+  if (execution?.compile) return FALLBACKS.compile;
+  if (execution?.cudaGraphs) return FALLBACKS.capture;
+  return undefined;
 }
 
 export class ExperimentRun {
@@ -90,6 +101,10 @@ export class ExperimentRun {
   private stats_: StatsResult | null = null;
   /** Continuing a run from its checkpoint (not starting one). */
   private resuming = false;
+  /** Worker deaths and hangs since the same checkpoint (`from`: its iteration), to find a setting that kills it. */
+  private failures: { from: number | null; times: number } = { from: null, times: 0 };
+  /** What the current worker applies of the execution settings (its build's answer). */
+  private execution: BuildResult["execution"] | undefined;
   /** Set when a controller ends the run early. */
   private stopped: { iter: number; controller: string; reason: string } | null = null;
 
@@ -142,6 +157,15 @@ export class ExperimentRun {
             continue;
           }
           if (!isWorkerFailure(e) || this.opts.signal?.aborted) throw e;
+          const from = this.dir.tryPointerIter();
+          const times = from !== null && from === this.failures.from ? this.failures.times + 1 : 1;
+          this.failures = { from, times };
+          const suspect = times > 1 ? suspectOf(this.execution) : undefined;
+          if (suspect) {
+            const what = `the worker failed ${times} times since the checkpoint of iteration ${from} with ${suspect.without} on`;
+            await this.without(suspect, e as Error, what);
+            continue;
+          }
           if (this.state.restarts >= this.exp.supervision.maxRestarts)
             throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1 === 1 ? "once" : `${this.state.restarts + 1} times`}; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
           await this.restart(e as Error);
@@ -377,6 +401,7 @@ export class ExperimentRun {
         );
       });
     this.ledger = new FlopsLedger(e, built.layers);
+    this.execution = built.execution;
   }
 
   private watch(): void {
@@ -513,12 +538,15 @@ export class ExperimentRun {
    * run (a table's cell, at night): the same steps run without, slower. config.json records it, and the run
    * continues from its last checkpoint in a new worker (a failed capture may leave the old one's CUDA context
    * unusable). */
-  private async without(fallback: (typeof FALLBACKS)[keyof typeof FALLBACKS], cause: Error): Promise<void> {
+  private async without(fallback: Fallback, cause: Error, suspected?: string): Promise<void> {
     this.exp = { ...this.exp, train: { ...this.exp.train, [fallback.field]: false } };
     this.dir.writeJson("config.json", this.exp);
+    const note = suspected
+      ? `${suspected}: it is the suspect; --resume with --set train.${fallback.field}=true tries it again`
+      : fallback.note;
     this.opts.onNotice?.(
       `${cause.message.split("\n")[0]}\ncontinuing without ${fallback.without} from the last checkpoint (config.json now says train.${fallback.field}: false; ` +
-        `the steps are the same, only slower; ${fallback.note})`,
+        `the steps are the same, only slower; ${note})`,
     );
     await this.restart(cause);
   }

@@ -24,6 +24,20 @@ const run = (args: string[], env?: Record<string, string>) => execa("node", [CLI
 const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8");
 const pointerIter = (dir: string) => (JSON.parse(readFileSync(join(dir, "checkpoint.json"), "utf8")) as { iter: number }).iter;
 
+/** An interpreter wrapper that starts the worker with `module` (a file in `dir`) imported first, to patch it:
+ * how faults the CPU never meets (a failed capture, a compiler crash) are put in. */
+async function patchedWorker(dir: string, module: string): Promise<string> {
+  const python = (await findPython()).path;
+  const wrapper = join(dir, "python");
+  const load = `import runpy, ${module}; runpy.run_module('ddst_worker', run_name='__main__', alter_sys=True)`;
+  writeFileSync(
+    wrapper,
+    `#!/bin/sh\nif [ "$1" = -m ] && [ "$2" = ddst_worker ]; then shift 2; PYTHONPATH=${dir}:$PYTHONPATH exec ${python} -c "${load}" "$@"; fi\nexec ${python} "$@"\n`,
+    { mode: 0o755 },
+  );
+  return wrapper;
+}
+
 /** The CLI in a process group of its own, as a shell, `timeout` or Slurm starts it, reporting its worker's pid. */
 function spawnGroup(args: string[], env?: Record<string, string>) {
   const child: ResultPromise = execa("node", [CLI, "run", ...args], { reject: false, detached: true, env });
@@ -86,7 +100,6 @@ describe.concurrent("faults", () => {
     // done, so the failures are put in): an interpreter wrapper that loads the worker with Session.op_build
     // patched. The capture fails first; the worker built without graphs then fails to compile.
     const dir = tempDir();
-    const python = (await findPython()).path;
     writeFileSync(
       join(dir, "cannot_capture.py"),
       [
@@ -109,13 +122,7 @@ describe.concurrent("faults", () => {
         "Session.op_build = op_build",
       ].join("\n"),
     );
-    const wrapper = join(dir, "python");
-    const load = "import runpy, cannot_capture; runpy.run_module('ddst_worker', run_name='__main__', alter_sys=True)";
-    writeFileSync(
-      wrapper,
-      `#!/bin/sh\nif [ "$1" = -m ] && [ "$2" = ddst_worker ]; then shift 2; PYTHONPATH=${dir}:$PYTHONPATH exec ${python} -c "${load}" "$@"; fi\nexec ${python} "$@"\n`,
-      { mode: 0o755 },
-    );
+    const wrapper = await patchedWorker(dir, "cannot_capture");
     const out = join(dir, "run");
     const r = await run([file, "--out", out, "--set", "train.cudaGraphs=true", "--set", "train.compile=true"], { DDST_PYTHON: wrapper });
     expect(r.exitCode, r.stderr).toBe(0);
@@ -131,6 +138,39 @@ describe.concurrent("faults", () => {
     expect(restarts).toHaveLength(2);
     expect(restarts[0]).toMatchObject({ attempt: 1, reason: expect.stringContaining("capturing the D step") });
     expect(restarts[1]).toMatchObject({ attempt: 2, reason: expect.stringContaining("compiling the discriminator"), fromCheckpoint: restarts[0].fromCheckpoint });
+    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+  });
+
+  it("a worker that dies twice since the same checkpoint with torch.compile applied goes on without it", async () => {
+    // A compiler crash kills the process and says nothing. Put in here: a worker whose compiled discriminator
+    // kills it (SIGKILL, as a segfault would) and whose build says it applies train.compile, as on CUDA.
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, "compile_kills.py"),
+      [
+        "import os, signal",
+        "from ddst_worker.session import Session",
+        "def kills(x):",
+        "    os.kill(os.getpid(), signal.SIGKILL)",
+        "built = Session.op_build",
+        "def op_build(self, args):",
+        "    reply = built(self, args)",
+        "    if args['train']['compile']:",
+        "        self.gan.compiled = (self.gan.G, kills)",
+        "        reply['execution']['compile'] = True",
+        "    return reply",
+        "Session.op_build = op_build",
+      ].join("\n"),
+    );
+    const out = join(dir, "run");
+    const r = await run([file, "--out", out, "--set", "train.compile=true"], { DDST_PYTHON: await patchedWorker(dir, "compile_kills") });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain("the worker failed 2 times since the checkpoint of iteration 0 with torch.compile on: it is the suspect");
+    expect(r.stderr).toContain("continuing without torch.compile from the last checkpoint (config.json now says train.compile: false");
+    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).train.compile).toBe(false);
+    const records = metrics(out).split("\n").filter(Boolean);
+    const restarts = records.map((l) => JSON.parse(l)).filter((r) => r.kind === "restart");
+    expect(restarts.map((r) => [r.attempt, r.fromCheckpoint])).toEqual([[1, 0], [2, 0]]);
     expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
   });
 

@@ -2,6 +2,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, 
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { z } from "zod";
+import { InputError } from "./input-error.js";
 
 /** Reading and writing the files ddst keeps: whole or not at all, and read without trusting them. */
 
@@ -51,10 +52,26 @@ export function readBytes(file: string, position: number, length: number): Buffe
   }
 }
 
-/** The JSON file read through `schema`, or null when it is missing, unreadable or not what the schema says. */
+/** A file that is there but cannot be read (permissions, a directory in its place, an I/O error): not the same
+ * as a missing one, which a reader may take for a run not yet that far. */
+export class UnreadableFileError extends InputError {
+  constructor(readonly file: string, cause: NodeJS.ErrnoException) {
+    super(`${file} cannot be read (${cause.code ?? cause.message}): fix its permissions or put the right file back`);
+  }
+}
+
+/** The JSON file read through `schema`, or null when it is missing, not JSON or not what the schema says (damaged,
+ * or written by another ddst). A file there that cannot be read throws UnreadableFileError. */
 export function readJsonAs<T>(file: string, schema: z.ZodType<T>): T | null {
+  let text: string;
   try {
-    const r = schema.safeParse(JSON.parse(readFileSync(file, "utf8")));
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return null;
+    throw new UnreadableFileError(file, e as NodeJS.ErrnoException);
+  }
+  try {
+    const r = schema.safeParse(JSON.parse(text));
     return r.success ? r.data : null;
   } catch {
     return null;

@@ -5,16 +5,26 @@ import { finalMetric, runStatus, type RunStatus } from "../run/run-status.js";
 import { cellKeys, TableSpec } from "../table/spec.js";
 import { changesText } from "../config/config-changes.js";
 import { UsageError } from "./args.js";
-import { subdirectories } from "../files.js";
+import { subdirectories, UnreadableFileError } from "../files.js";
 
 /** `ddst ls [DIR]` lists the runs and tables under DIR; `ddst show RUN|TABLE` prints one. Both only read files. */
 
 const isTable = (dir: string) => existsSync(join(dir, "table-spec.json"));
 
+/** A directory's run status, or why its config.json cannot be read at all (permissions, say). */
+function statusOrUnreadable(dir: string): { status: RunStatus | null; unreadable?: string } {
+  try {
+    return { status: runStatus(dir) };
+  } catch (e) {
+    if (e instanceof UnreadableFileError) return { status: null, unreadable: e.message };
+    throw e;
+  }
+}
+
 /** Each cell directory's status; null for one whose config.json cannot be read. */
-function cellStatuses(table: string): { dir: string; status: RunStatus | null }[] {
+function cellStatuses(table: string): { dir: string; status: RunStatus | null; unreadable?: string }[] {
   const cells = join(table, "cells");
-  return subdirectories(cells).map((c) => ({ dir: c.dir, status: runStatus(c.dir) }));
+  return subdirectories(cells).map((c) => ({ dir: c.dir, ...statusOrUnreadable(c.dir) }));
 }
 
 /** The statuses that could be read. */
@@ -59,7 +69,7 @@ export async function cmdLs(argv: string[]): Promise<number> {
   // A run or table directory itself is listed as itself (a table with its cells after it), not searched.
   const entries = isTable(root)
     ? [{ name: root, dir: root }, ...subdirectories(join(root, "cells"))]
-    : runStatus(root) || damagedRun(root)
+    : statusOrUnreadable(root).status || damagedRun(root)
       ? [{ name: root, dir: root }]
       : subdirectories(root);
   for (const { name, dir } of entries) {
@@ -85,9 +95,9 @@ export async function cmdLs(argv: string[]): Promise<number> {
       rows.push([name, "table", tableName(dir), "", `${count("finished")}/${total} cells`, status || "no cells", ""]);
       continue;
     }
-    const s = runStatus(dir);
+    const { status: s, unreadable } = statusOrUnreadable(dir);
     if (!s) {
-      if (damagedRun(dir)) rows.push([name, "run", "?", "", "", "damaged: config.json unreadable", ""]);
+      if (damagedRun(dir)) rows.push([name, "run", "?", "", "", `damaged: ${unreadable ?? "config.json unreadable"}`, ""]);
       continue;
     }
     rows.push([name, "run", s.experiment.method, String(s.experiment.density), `${s.iter}/${s.planned}`, statusText(s), finalMetric(s.summary) ?? ""]);
@@ -109,7 +119,10 @@ export async function cmdShow(argv: string[]): Promise<number> {
   if (isTable(dir)) {
     const md = join(dir, "table.md");
     console.log(existsSync(md) ? readFileSync(md, "utf8").trimEnd() : `table ${tableName(dir)}: no finished cell yet`);
-    for (const c of readable(cellStatuses(dir))) if (c.kind !== "finished") console.log(`  ${c.dir}: ${statusText(c)} at ${c.iter}/${c.planned}`);
+    for (const c of cellStatuses(dir)) {
+      if (c.unreadable) console.log(`  ${c.dir}: damaged: ${c.unreadable}`);
+      else if (c.status && c.status.kind !== "finished") console.log(`  ${c.dir}: ${statusText(c.status)} at ${c.status.iter}/${c.status.planned}`);
+    }
     return 0;
   }
   const s = runStatus(dir);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { editsSinceCheckpoint, trainedConfig } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
-import { readBytes, readJsonAs } from "../files.js";
+import { readBytes, readJsonAs, UnreadableFileError } from "../files.js";
 import { liveHolder } from "./dir-lock.js";
 import { isFinishedRun, Summary } from "./records.js";
 import { CheckpointPointer } from "./run-state.js";
@@ -44,10 +44,21 @@ export type RunStatus = {
   | { kind: "damaged"; damage: string }
 );
 
-/** The run in `dir`, or null when `dir` holds no readable ddst run (no or invalid config.json). */
+/** The run in `dir`, or null when `dir` holds no readable ddst run (no or invalid config.json). A config.json
+ * there that cannot be read at all throws UnreadableFileError; any other file of the run that cannot be read
+ * makes it "damaged", naming the file. */
 export function runStatus(dir: string): RunStatus | null {
   const config = readJsonAs(join(dir, "config.json"), Experiment);
   if (!config) return null;
+  try {
+    return statusOf(dir, config);
+  } catch (e) {
+    if (!(e instanceof UnreadableFileError)) throw e;
+    return { dir, experiment: config, edited: [], iter: 0, planned: config.iterations, summary: null, kind: "damaged", damage: e.message };
+  }
+}
+
+function statusOf(dir: string, config: Experiment): RunStatus {
   const pointerFile = join(dir, "checkpoint.json");
   const pointer = readJsonAs(pointerFile, CheckpointPointer);
   const summary = readJsonAs(join(dir, "summary.json"), Summary);

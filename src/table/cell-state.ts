@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import type { z } from "zod";
 import { Experiment } from "../config/experiment.js";
 import { isFinishedRun, Summary } from "../run/records.js";
 import { cadenceFields, changesText, EXECUTION_FIELDS, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
@@ -8,7 +9,7 @@ import { divergedAt, FailedRecord } from "../run/run-status.js";
 import { issueText, RunDir, trainingIn } from "../run/run-dir.js";
 import { liveHolder } from "../run/dir-lock.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
-import { readJsonAs } from "../files.js";
+import { readJsonAs, UnreadableFileError } from "../files.js";
 import type { Cell } from "./cells.js";
 
 /** What a cell's directory holds, so that re-running a table skips finished cells, resumes interrupted ones
@@ -48,6 +49,16 @@ function isEmptyOrGone(dir: string): boolean {
   }
 }
 
+/** readJsonAs for a cell's file: one that is there but cannot be read makes the cell damaged, not unfinished. */
+function readCellJsonAs<T>(cell: Cell, file: string, schema: z.ZodType<T>): T | null {
+  try {
+    return readJsonAs(file, schema);
+  } catch (e) {
+    if (e instanceof UnreadableFileError) throw new CellStateError(cell.id, e.message);
+    throw e;
+  }
+}
+
 /** What to do about a cell whose bookkeeping is damaged: it cannot be resumed, only trained again. */
 const anew = (dir: string) => `; the cell cannot be resumed: remove ${dir} to train it anew`;
 
@@ -76,11 +87,11 @@ export function cellState(cell: Cell): CellState {
   if (!pointer.success) throw new CellStateError(cell.id, `${pointerFile} is not a ddst checkpoint pointer (${issueText(pointer.error.issues[0])})${anew(cell.dir)}`);
   // A summary that cannot be read (damaged, or of an older ddst) leaves the cell to be resumed: finishing
   // writes it again from the checkpoint, as `ddst ls` and `ddst show` suggest.
-  const summary = readJsonAs(join(cell.dir, "summary.json"), Summary);
+  const summary = readCellJsonAs(cell, join(cell.dir, "summary.json"), Summary);
   // Finished: all its iterations, or ended early by one of its controllers.
   if (isFinishedRun(summary, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary };
   // Any other failure (a worker crash, a full disk) is retried: failed.json only records the last attempt.
-  const failure = readJsonAs(join(cell.dir, "failed.json"), FailedRecord);
+  const failure = readCellJsonAs(cell, join(cell.dir, "failed.json"), FailedRecord);
   const at = failure ? divergedAt(failure) : undefined;
   if (failure && at !== undefined) return { kind: "diverged", iter: pointer.data.iter, at, error: failure.error };
   return { kind: "interrupted", iter: pointer.data.iter };

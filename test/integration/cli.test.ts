@@ -223,6 +223,11 @@ describe.concurrent("ddst run", () => {
     make("d-unstarted", {});
     make("e-damaged", { "config.json": '{"name": "toy", "meth' });
     make("e-lost-pointer", { "checkpoint.json": '{"iter": 100, "wor' });
+    // Files there that cannot be read (a directory in a file's place; permissions do the same for other users than
+    // root) are no missing files: a run not yet finished, a run not there.
+    mkdirSync(join(root, "e-unreadable-config", "config.json"), { recursive: true });
+    make("e-unreadable-summary", { "checkpoint.json": pointer });
+    mkdirSync(join(root, "e-unreadable-summary", "summary.json"));
     // A table of 2 x 2 cells: one interrupted, one damaged (its config.json cut), two not started (no directories).
     mkdirSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s0"), { recursive: true });
     writeFileSync(join(root, "f-table", "table-spec.json"), JSON.stringify({ source: "t.json", spec: { name: "tt", base: "b.json", methods: ["adapt-relax", "dense"], densities: [0.1], seeds: [0, 1] } }));
@@ -244,6 +249,8 @@ describe.concurrent("ddst run", () => {
     expect(rows.slice(4).map((r) => r.join("  "))).toEqual([
       "e-damaged  run  ?  damaged: config.json unreadable",
       "e-lost-pointer  run  adapt-relax  0.1  0/400  damaged: checkpoint.json unreadable, so --resume cannot continue it",
+      `e-unreadable-config  run  ?  damaged: ${join(root, "e-unreadable-config", "config.json")} cannot be read (EISDIR): fix its permissions or put the right file back`,
+      `e-unreadable-summary  run  adapt-relax  0.1  0/400  damaged: ${join(root, "e-unreadable-summary", "summary.json")} cannot be read (EISDIR): fix its permissions or put the right file back`,
       "f-table  table  tt  0/4 cells  1 interrupted, 1 damaged, 2 not started",
     ]);
     // A table directory itself: the table, then its cells; a run directory itself: its line.
@@ -260,6 +267,9 @@ describe.concurrent("ddst run", () => {
     const damaged = await execa("node", [CLI, "show", join(root, "e-damaged")], { reject: false });
     expect(damaged.exitCode).toBe(2);
     expect(damaged.stderr).toMatch(/e-damaged\/config.json cannot be read as a ddst experiment \(cut short or edited\)/);
+    const unreadable = await execa("node", [CLI, "show", join(root, "e-unreadable-config")], { reject: false });
+    expect(unreadable.exitCode).toBe(2);
+    expect(unreadable.stderr).toContain(`${join(root, "e-unreadable-config", "config.json")} cannot be read (EISDIR)`);
     const show = await execa("node", [CLI, "show", join(root, "c-failed")], { reject: false });
     expect(show.stdout).toMatch(/failed after the checkpoint at 100: the PyTorch worker was killed by SIGKILL/);
     const interrupted = await execa("node", [CLI, "show", join(root, "b-interrupted")], { reject: false });

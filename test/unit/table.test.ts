@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -161,6 +161,11 @@ describe("cellState", () => {
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state }));
     writeFileSync(join(cell.dir, "summary.json"), '{"name": "x", "me');
     expect(cellState(cell)).toEqual({ kind: "interrupted", iter: 100 });
+    // One that is there but cannot be read is no damaged one: the cell is not trained again over it.
+    rmSync(join(cell.dir, "summary.json"));
+    mkdirSync(join(cell.dir, "summary.json"));
+    expect(() => cellState(cell)).toThrow(/^cell .*: .*summary.json cannot be read \(EISDIR\): fix its permissions or put the right file back$/);
+    rmSync(join(cell.dir, "summary.json"), { recursive: true });
     writeFileSync(join(cell.dir, "checkpoint.json"), '{"iter": 10');
     expect(() => cellState(cell)).toThrow(/cannot read .*checkpoint.json: .*; the cell cannot be resumed: remove .* to train it anew/);
   });

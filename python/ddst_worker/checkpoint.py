@@ -162,7 +162,9 @@ def load_fault(e: Exception, path: str) -> str:
     except OSError:
         pass
     text = str(e)
-    if isinstance(e, EOFError) or "central directory" in text or "unexpected EOF" in text:
+    # torch's zip reader meets the end of a cut file as EINVAL (torch 2.13) or a missing central directory.
+    cut = isinstance(e, EOFError) or (isinstance(e, OSError) and e.errno == errno.EINVAL)
+    if cut or "central directory" in text or "unexpected EOF" in text:
         return f"truncated or damaged ({type(e).__name__})"
     if "Weights only load failed" in text:
         return "not a file of tensors and plain data that torch.save wrote (refused: loading it could run code)"
@@ -170,8 +172,7 @@ def load_fault(e: Exception, path: str) -> str:
 
 
 def _unreadable(path: str, e: Exception) -> WorkerError:
-    return _bad(f"checkpoint {path} cannot be read: truncated, corrupt, unreadable, or holding more than "
-                f"tensors and plain data ({type(e).__name__}: {_reason(e)})", path=path, error=type(e).__name__,
+    return _bad(f"checkpoint {path} cannot be read: {load_fault(e, path)}", path=path, error=type(e).__name__,
                 reason="unreadable")
 
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DirName } from "./names.js";
 import { DataSpec, DeviceChoice, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
 import { withoutDefaults } from "../vocabulary/schema-shapes.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
@@ -61,7 +62,7 @@ const ProbeEvery = z.number().int().min(0).max(1_000_000);
 
 export const ExperimentInput = z.strictObject({
   $schema: z.string().optional(),
-  name: z.string().min(1).max(200).regex(/^[\w.-]+$/, "letters, digits, '.', '_' and '-' only").optional(),
+  name: DirName.optional(),
   method: MethodName,
   density: z.number().gt(0).max(1).describe("generator density d_G"),
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),

@@ -63,6 +63,8 @@ export class RunDir {
   }
 
   static checkFree(path: string): void {
+    // "" is no directory, yet Node writes a run's files into the working directory for it (over a run there, too).
+    if (path === "") throw new RunDirError("--out is empty; give the directory for the run");
     // A run inside another run's directory would be taken for part of it (and removed with it).
     for (let up = dirname(resolve(path)); up !== dirname(up); up = dirname(up))
       if (existsSync(join(up, "config.json")) && existsSync(join(up, "checkpoint.json")))

@@ -101,6 +101,7 @@ const TABLE_ENTRIES = new Set(["table-spec.json", "table.lock", "cells", "slurm"
 /** Refuses a directory that is not a table's (a run, a folder of the user's): the table would write its
  * cells and overwrite table.md, table.csv and table.json there. Missing and empty directories are fine. */
 export function checkTableDir(out: string): void {
+  if (out === "") throw new TableError("--out is empty; give the table's directory");
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new TableError(`${out} is a file, not a directory; choose another --out`);
   // Hidden files (.gitkeep) are nobody's results, and a spec being written by a concurrent --cells task is hidden

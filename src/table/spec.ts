@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DirName } from "../config/names.js";
 import { canonicalMethod } from "../config/method-policies.js";
 import { MethodName } from "../config/presets.js";
 
@@ -10,7 +11,7 @@ const Density = z.number().gt(0).max(1);
 export const TableSpec = z
   .strictObject({
     $schema: z.string().optional(),
-    name: z.string().min(1).max(200).regex(/^[\w.-]+$/, "letters, digits, '.', '_' and '-' only"),
+    name: DirName,
     base: z
       .union([z.string().min(1), z.record(z.string(), z.unknown())])
       .describe("the experiment every cell starts from: an object, or a path to a JSON / TypeScript experiment relative to this file"),

@@ -400,6 +400,13 @@ describe.concurrent("faults", () => {
     expect(f.exitCode).toBe(2);
     expect(f.stderr).toMatch(new RegExp(`${taken} is a file, not a directory`));
     expect(readFileSync(taken, "utf8")).toBe("mine");
+    // An empty --out (an unset shell variable) is no directory: Node's fs would have written into the working
+    // directory, over the run of iteration 0 above when run from there.
+    const before = readdirSync(out).map((f) => [f, statSync(join(out, f)).mtimeMs]);
+    const empty = await execa("node", [CLI, "run", file, "--out", ""], { reject: false, cwd: out });
+    expect(empty.exitCode).toBe(2);
+    expect(empty.stderr).toContain("--out is empty; give the directory for the run");
+    expect(readdirSync(out).map((f) => [f, statSync(join(out, f)).mtimeMs])).toEqual(before);
   });
 
   it("8b. a read-only place for the run is reported as such, naming the directory", async () => {

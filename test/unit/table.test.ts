@@ -130,6 +130,7 @@ describe("checkTableDir", () => {
     expect(() => checkTableDir(dir("run", ["config.json", "metrics.jsonl", "checkpoints/"]))).toThrow(/run is a ddst run, not a ddst table directory/);
     writeFileSync(join(root, "file"), "x");
     expect(() => checkTableDir(join(root, "file"))).toThrow(/file is a file, not a directory/);
+    expect(() => checkTableDir("")).toThrow("--out is empty");
   });
 });
 

@@ -146,39 +146,41 @@ export class ExperimentRun {
         if (this.state.finishedAt !== this.state.iter) await this.checkEvaluation();
       } else await this.begin();
       const stop = Math.min(this.opts.until ?? this.exp.iterations, this.exp.iterations);
-      while (this.state.iter < stop && !this.stopped) {
-        if (this.opts.signal?.aborted) await this.abort();
+      // Training to `stop`, then the end (a final evaluation, the last checkpoint): a worker that dies or hangs in
+      // either is restarted from the last checkpoint, and what was due is done again from there.
+      for (;;) {
+        if (this.opts.signal?.aborted && this.state.iter < this.exp.iterations && !this.stopped) await this.abort();
         try {
-          await this.segment(stop);
+          if (this.state.iter < stop && !this.stopped) await this.segment(stop);
+          else if (this.state.iter >= this.exp.iterations || this.stopped) return await this.finish();
+          else {
+            await this.checkpoint();
+            return this.summary(await this.stats());
+          }
         } catch (e) {
-          const fallback = fallbackFor(e, this.exp.train);
-          if (fallback && !this.opts.signal?.aborted) {
-            await this.without(fallback, e as Error);
-            continue;
-          }
-          if (!isWorkerFailure(e) || this.opts.signal?.aborted) throw e;
-          const from = this.dir.tryPointerIter();
-          const times = from !== null && from === this.failures.from ? this.failures.times + 1 : 1;
-          this.failures = { from, times };
-          const suspect = times > 1 ? suspectOf(this.execution) : undefined;
-          if (suspect) {
-            const what = `the worker failed ${times} times since the checkpoint of iteration ${from} with ${suspect.without} on`;
-            await this.without(suspect, e as Error, what);
-            continue;
-          }
-          if (this.state.restarts >= this.exp.supervision.maxRestarts)
-            throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1 === 1 ? "once" : `${this.state.restarts + 1} times`}; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
-          await this.restart(e as Error);
+          await this.recover(e);
         }
       }
-      if (this.opts.signal?.aborted && this.state.iter < this.exp.iterations && !this.stopped) await this.abort();
-      if (this.state.iter >= this.exp.iterations || this.stopped) return await this.finish();
-      await this.checkpoint();
-      return this.summary(await this.stats());
     } finally {
       this.opts.signal?.removeEventListener("abort", onAbort);
       await this.worker?.stop();
     }
+  }
+
+  /** After a failure of the worker: go on without an execution setting that failed (or that the worker keeps
+   * dying with), or restart it from the last checkpoint, within supervision.maxRestarts; else throw `e` on. */
+  private async recover(e: unknown): Promise<void> {
+    const fallback = fallbackFor(e, this.exp.train);
+    if (fallback && !this.opts.signal?.aborted) return this.without(fallback, e as Error);
+    if (!isWorkerFailure(e) || this.opts.signal?.aborted) throw e;
+    const from = this.dir.tryPointerIter();
+    const times = from !== null && from === this.failures.from ? this.failures.times + 1 : 1;
+    this.failures = { from, times };
+    const suspect = times > 1 ? suspectOf(this.execution) : undefined;
+    if (suspect) return this.without(suspect, e as Error, `the worker failed ${times} times since the checkpoint of iteration ${from} with ${suspect.without} on`);
+    if (this.state.restarts >= this.exp.supervision.maxRestarts)
+      throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1 === 1 ? "once" : `${this.state.restarts + 1} times`}; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
+    await this.restart(e as Error);
   }
 
   // ---- the loop -------------------------------------------------------------------------------------

@@ -174,6 +174,38 @@ describe.concurrent("faults", () => {
     expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
   });
 
+  it("a worker that dies while the run ends is restarted from the last checkpoint like one that dies training", async () => {
+    // The end of a run (the final evaluation, the last checkpoint) was outside the restart loop: a death there
+    // failed the run. Put in: the worker dies saving the run's last checkpoint (at iteration 300), once; the run
+    // goes back to its checkpoint of 200.
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, "dies_at_the_end.py"),
+      [
+        "import os, signal",
+        "from ddst_worker.session import Session",
+        `SAVES = ${JSON.stringify(join(dir, "saves-at-300"))}`,
+        "save = Session.op_save",
+        "def op_save(self, args):",
+        "    if self.iter == 300:",
+        "        n = int(open(SAVES).read()) if os.path.exists(SAVES) else 0",
+        "        open(SAVES, 'w').write(str(n + 1))",
+        "        if n == 0:",
+        "            os.kill(os.getpid(), signal.SIGKILL)",
+        "    return save(self, args)",
+        "Session.op_save = op_save",
+      ].join("\n"),
+    );
+    const out = join(dir, "run");
+    const r = await run([file, "--out", out], { DDST_PYTHON: await patchedWorker(dir, "dies_at_the_end") });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(join(dir, "saves-at-300"), "utf8")).toBe("2");
+    const records = metrics(out).split("\n").filter(Boolean);
+    expect(records.map((l) => JSON.parse(l)).filter((x) => x.kind === "restart")).toMatchObject([{ attempt: 1, reason: expect.stringContaining("SIGKILL"), fromCheckpoint: 200 }]);
+    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+    expect(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")).restarts).toBe(1);
+  });
+
   it("2. a second writer of a run directory is refused naming the holder; a stale lock is taken over", async () => {
     const out = join(tempDir(), "lock");
     const first = spawnGroup([file, "--out", out]);

@@ -502,12 +502,15 @@ export class ExperimentRun {
     }
     // Checked and cut before the pointer moves to a fallback.
     // Restarts back to this checkpoint (a failed capture, then a failed compilation) each keep their record.
-    const dropped = this.dir.truncateMetrics(loaded!.state.metricsBytes, loaded!.iter, (line) => isRestartAt(line, loaded!.iter));
+    const { dropped, kept } = this.dir.truncateMetrics(loaded!.state.metricsBytes, loaded!.iter, (line) => isRestartAt(line, loaded!.iter));
     if (dropped > 0)
       this.opts.onNotice?.(`${this.dir.metricsPath}: ${dropped} record${dropped === 1 ? "" : "s"} written after the checkpoint of iteration ${loaded!.iter} removed; those iterations are trained again`);
     if (loaded !== pointer) this.dir.point({ ...loaded!, config: pointer.config, earlier: pointer.earlier.filter((p) => p.iter < loaded!.iter) });
     this.watch();
     this.state = structuredClone(loaded!.state);
+    // Those restarts came after the checkpoint: its count lacks them (the process that made them may have been
+    // killed before its next checkpoint), and summary.json and the next restart's number must not.
+    this.state.restarts += kept.length;
     // Checkpoints from before finishedAt existed: only finish() checkpointed at the last iteration, after its
     // evaluation. One written before the final evaluation says so (evaluatingAt): that evaluation is still due.
     if (this.state.finishedAt === undefined && this.state.evaluatingAt !== this.state.iter && this.state.iter >= this.exp.iterations)

@@ -148,10 +148,10 @@ export class RunDir {
   /** Cuts metrics.jsonl back to the `bytes` that the checkpoint of iteration `iter` recorded, dropping whatever
    * was appended after it, so no iteration is recorded twice; the lines `keep` accepts are written back after
    * the cut (a restart record from that same checkpoint: history, not training). Returns how many lines were
-   * dropped. */
-  truncateMetrics(bytes: number, iter: number, keep: (line: string) => boolean = () => false): number {
+   * dropped, and the lines kept. */
+  truncateMetrics(bytes: number, iter: number, keep: (line: string) => boolean = () => false): { dropped: number; kept: string[] } {
     const lines = this.checkMetrics(bytes, iter);
-    if (lines.length === 0) return 0;
+    if (lines.length === 0) return { dropped: 0, kept: [] };
     const kept = lines.filter(keep);
     try {
       truncateSync(this.metricsPath, bytes);
@@ -159,7 +159,7 @@ export class RunDir {
     } catch (e) {
       throw ioError("cut back", this.metricsPath, e);
     }
-    return lines.length - kept.length;
+    return { dropped: lines.length - kept.length, kept };
   }
 
   /** Refuses a metrics.jsonl that no longer holds what the checkpoint of iteration `iter` recorded: shorter than

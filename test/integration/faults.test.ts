@@ -206,6 +206,20 @@ describe.concurrent("faults", () => {
     expect(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")).restarts).toBe(1);
   });
 
+  it("restarts recorded after the last checkpoint (by a process killed before its next one) count in summary.json", async () => {
+    // As the kill leaves it: a restart record back to the checkpoint of 200, written after that checkpoint.
+    const out = await stoppedAt(200, "restarted");
+    const restart = { iter: 200, kind: "restart", attempt: 1, reason: "the PyTorch worker was killed by SIGKILL.", fromCheckpoint: 200 };
+    writeFileSync(join(out, "metrics.jsonl"), metrics(out) + JSON.stringify(restart) + "\n");
+    const r = await run(["--resume", out]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/1 worker restart/);
+    expect(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")).restarts).toBe(1);
+    const records = metrics(out).split("\n").filter(Boolean);
+    expect(records.filter((l) => JSON.parse(l).kind === "restart").map((l) => JSON.parse(l))).toEqual([restart]);
+    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+  });
+
   it("2. a second writer of a run directory is refused naming the holder; a stale lock is taken over", async () => {
     const out = join(tempDir(), "lock");
     const first = spawnGroup([file, "--out", out]);

@@ -80,6 +80,9 @@ export class Worker {
   private failure?: Error;
   private readonly watchdog: NodeJS.Timeout;
   private pinging = false;
+  private readonly pingIntervalMs: number;
+  /** When the watchdog last ran. */
+  private lastCheck = Date.now();
   /** No message from a busy worker for this long means it hangs (changeable, e.g. after a slow build). */
   hangTimeoutMs: number;
   /** The setting named when the worker is declared hung. */
@@ -143,7 +146,8 @@ export class Worker {
     });
     this.hangTimeoutMs = opts.hangTimeoutMs ?? 120_000;
     this.hangSetting = opts.hangSetting ?? "the hang timeout";
-    this.watchdog = setInterval(() => this.checkLiveness(), opts.pingIntervalMs ?? 1000);
+    this.pingIntervalMs = opts.pingIntervalMs ?? 1000;
+    this.watchdog = setInterval(() => this.checkLiveness(), this.pingIntervalMs);
     this.watchdog.unref();
     process.once("exit", this.onExit);
   }
@@ -251,11 +255,17 @@ export class Worker {
   }
 
   private checkLiveness(): void {
-    if (!this.alive || this.client.inFlight === 0) {
-      this.client.lastHeard = Date.now();
+    const now = Date.now();
+    // A check long overdue means this process did not run (stopped with SIGSTOP or Ctrl-Z, a suspended job or
+    // machine, a blocked event loop): it heard nothing because it was not listening, and the worker's answers
+    // wait unread in the socket. Silence counts from now.
+    const overdue = now - this.lastCheck > Math.max(3 * this.pingIntervalMs, 2000);
+    this.lastCheck = now;
+    if (!this.alive || this.client.inFlight === 0 || overdue) {
+      this.client.lastHeard = now;
       return;
     }
-    const silent = Date.now() - this.client.lastHeard;
+    const silent = now - this.client.lastHeard;
     if (silent > this.hangTimeoutMs) {
       this.failure = new WorkerHungError(silent, this.lastWords(), this.hangSetting);
       this.client.failAll(this.failure);

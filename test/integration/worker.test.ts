@@ -148,6 +148,23 @@ describe("worker faults", () => {
     await w.stop();
   });
 
+  it("a busy worker is not declared hung for the time this process itself did not run (SIGSTOP, a suspended job)", async () => {
+    const w = await builtWorker({ pingIntervalMs: 200 });
+    w.hangTimeoutMs = 1500;
+    const training = w.call("train", { start: 1, iterations: 300, probeEvery: 10 });
+    let failed: unknown;
+    training.catch((e) => (failed = e));
+    await new Promise((r) => setTimeout(r, 300));
+    // The event loop held for longer than the hang timeout, as a stopped process is: the worker's progress waits
+    // unread in the socket, and the watchdog runs before it is read.
+    const until = Date.now() + 2500;
+    while (Date.now() < until);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(failed).toBeUndefined();
+    await training;
+    await w.stop();
+  });
+
   it("shuts down cleanly and leaves no process", async () => {
     const w = await Worker.start();
     const pid = w.pid!;

@@ -134,7 +134,9 @@ export class ExperimentRun {
     };
   }
 
-  async drive(resume: boolean): Promise<Summary> {
+  /** Runs (`resume`: continues) the experiment to its end or `until`. `accepted`, on a resume: called once the
+   * checkpoint is loaded and the evaluation's inputs are found, before anything is trained. */
+  async drive(resume: boolean, accepted?: () => void): Promise<Summary> {
     this.resuming = resume;
     const onAbort = () => this.worker?.client.request("interrupt", {}).catch(() => undefined);
     this.opts.signal?.addEventListener("abort", onAbort);
@@ -144,6 +146,7 @@ export class ExperimentRun {
         await this.restore();
         // Its Inception file may have moved since (eval.inception may change on a resume).
         if (this.state.finishedAt !== this.state.iter) await this.checkEvaluation();
+        accepted?.();
       } else await this.begin();
       const stop = Math.min(this.opts.until ?? this.exp.iterations, this.exp.iterations);
       // Training to `stop`, then the end (a final evaluation, the last checkpoint): a worker that dies or hangs in

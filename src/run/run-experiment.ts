@@ -109,16 +109,21 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
     // Found before anything changes, so a machine without one leaves the run as it was.
     const python = opts.worker?.python ?? (await findPython()).path;
     const controllers = await controllersOf(exp);
-    rmSync(join(dir.path, "failed.json"), { force: true }); // accepted: this attempt's outcome replaces the last one's
-    // A finished run taken further is no longer finished: its summary would show the old end as final.
-    if (done < target) rmSync(join(dir.path, "summary.json"), { force: true });
-    if (opts.iterations !== undefined && opts.iterations !== exp.iterations) {
-      // A new length moves the schedules' horizon from here on; config.json records it.
-      exp = { ...exp, iterations: opts.iterations };
-      dir.writeJson("config.json", exp);
-    }
-    return await new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }, controllers).drive(true).catch((e: unknown) => {
-      recordFailure(dir, e);
+    const lengthened = opts.iterations !== undefined && opts.iterations !== exp.iterations;
+    // A new length moves the schedules' horizon from here on.
+    if (lengthened) exp = { ...exp, iterations: opts.iterations! };
+    // The files change once a worker has loaded a checkpoint (none readable, an Inception file gone: refused
+    // as it was found).
+    let accepted = false;
+    const accept = () => {
+      accepted = true;
+      rmSync(join(dir.path, "failed.json"), { force: true }); // this attempt's outcome replaces the last one's
+      // A finished run taken further is no longer finished: its summary would show the old end as final.
+      if (done < target) rmSync(join(dir.path, "summary.json"), { force: true });
+      if (lengthened) dir.writeJson("config.json", exp);
+    };
+    return await new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }, controllers).drive(true, accept).catch((e: unknown) => {
+      if (accepted) recordFailure(dir, e);
       throw e;
     });
   } finally {

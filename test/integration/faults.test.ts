@@ -519,11 +519,20 @@ describe.concurrent("faults", () => {
     const out = join(tempDir(), "all-truncated");
     expect((await run([file, "--out", out, "--until", "20"])).exitCode).toBe(0);
     const kept = readFileSync(join(out, "metrics.jsonl"), "utf8");
+    // A failure of an earlier attempt, and a summary as a finished run has one: a refused resume changes neither,
+    // nor the length config.json records (it did: --iterations was written, failed.json replaced, summary.json removed).
+    const failed = JSON.stringify({ error: "an earlier failure", iter: 20, at: "2026-01-01T00:00:00Z" });
+    writeFileSync(join(out, "failed.json"), failed);
+    writeFileSync(join(out, "summary.json"), "{}");
+    const config = readFileSync(join(out, "config.json"), "utf8");
     for (const f of readdirSync(join(out, "checkpoints"))) truncateSync(join(out, "checkpoints", f), 100);
-    const r = await run(["--resume", out]);
+    const r = await run(["--resume", out, "--iterations", "400"]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`no checkpoint of ${out} can be read \\(tried iterations 20, 0\\), so this run cannot be resumed: run the experiment again into a new directory`));
     expect(r.stderr).not.toMatch(/    at /);
     expect(readFileSync(join(out, "metrics.jsonl"), "utf8")).toBe(kept);
+    expect(readFileSync(join(out, "config.json"), "utf8")).toBe(config);
+    expect(readFileSync(join(out, "failed.json"), "utf8")).toBe(failed);
+    expect(readFileSync(join(out, "summary.json"), "utf8")).toBe("{}");
   });
 });

@@ -1,16 +1,21 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { experimentPaths } from "./data-paths.js";
 import { applySets, SetOverrideError } from "./set-override.js";
 import { ConfigError, resolveExperiment, type Experiment } from "./experiment.js";
 import { packageRoot } from "../worker/paths.js";
+import { InputError, safeText } from "../input-error.js";
 
 /** Reads an experiment file: JSON, or a JavaScript module whose default export is the experiment.
  * `sets` (`path=value`, from the command line) are applied to the raw input before validation. With
  * `checkPaths`, data paths must resolve (environment variables set, data packages installed). */
 export async function loadExperiment(file: string, sets: readonly string[] = [], checkPaths = true): Promise<Experiment> {
   const raw = await readRaw(file);
+  return readingModule(file, () => experimentOf(raw, file, sets, checkPaths));
+}
+
+function experimentOf(raw: unknown, file: string, sets: readonly string[], checkPaths: boolean): Experiment {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw new ConfigError(file, [{ path: "", message: "an experiment must be a JSON object" }]);
   if (["base", "methods", "densities", "seeds"].every((k) => k in raw))
@@ -23,6 +28,17 @@ export async function loadExperiment(file: string, sets: readonly string[] = [],
     throw e;
   }
   return experimentFrom(input, file, checkPaths, isModule(file) ? resolve(file) : undefined);
+}
+
+/** `read()` of a module's export, where the module's own code (a getter, a Proxy) may throw: named as the
+ * experiment's fault, not ddst's. */
+export function readingModule<T>(file: string, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new ConfigError(file, [{ path: "", message: `reading the module's export threw: ${safeText(e).split("\n")[0]}` }]);
+  }
 }
 
 /** A JavaScript or TypeScript module (whose default export is the experiment or table), not JSON. */
@@ -51,7 +67,7 @@ export async function readRaw(file: string): Promise<unknown> {
         : ((await import(pathToFileURL(resolve(file)).href)) as { default?: unknown });
     } catch (e) {
       // The whole message (a syntax error's file:line:column come after esbuild's first line), not the require stack.
-      const lines = (e as Error).message.split("\n");
+      const lines = safeText(e).split("\n");
       const stack = lines.findIndex((l) => l.startsWith("Require stack"));
       const message = lines
         .slice(0, stack < 0 ? 8 : stack)
@@ -77,12 +93,15 @@ export async function readRaw(file: string): Promise<unknown> {
   }
   let text: string;
   try {
+    // A pipe or a device would be read until it ends, which may be never (/dev/zero: until memory runs out).
+    if (!statSync(file).isFile()) throw new Error("not a regular file");
     text = readFileSync(file, "utf8");
   } catch (e) {
     throw new ConfigError(file, [{ path: "", message: `cannot read the file: ${(e as Error).message}` }]);
   }
   try {
-    return JSON.parse(text) as unknown;
+    // A byte-order mark (some Windows editors write one) is no part of the JSON.
+    return JSON.parse(text.replace(/^\uFEFF/, "")) as unknown;
   } catch (e) {
     throw new ConfigError(file, [{ path: "", message: `not valid JSON: ${(e as Error).message}` }]);
   }

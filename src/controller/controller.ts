@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import type { Experiment } from "../config/experiment.js";
 import { DensityGrowth, GrowthCriterion, NetName, PruneCriterion } from "../vocabulary/criteria.js";
+import { safeText } from "../input-error.js";
 
 /** The decision layer's plug-in point (docs/controllers.md). A controller is called by the run loop after
  * iterations of its own cadence (and, if it asks, after evaluations) with a read-only view of what the
@@ -89,10 +90,21 @@ export const BandDecision = z.strictObject({
   densityD: z.number(),
 });
 
+/** A controller's state is written into every checkpoint.json: past this it would be the run's largest file
+ * (and, some hundred MB on, more than one JavaScript string holds, failing the checkpoint, not the controller). */
+const STATE_MAX_CHARS = 10_000_000;
+const jsonChars = (x: Json) => {
+  try {
+    return JSON.stringify(x).length;
+  } catch {
+    return Infinity; // longer than a string can be
+  }
+};
+
 export const ControllerDecision = z.strictObject({
   actions: z.array(ControllerAction).default([]),
   /** The controller's new state (plain JSON); absent keeps the old one. */
-  state: Json.optional(),
+  state: Json.refine((x) => jsonChars(x) <= STATE_MAX_CHARS, `more than ${STATE_MAX_CHARS / 1e6} million characters as JSON: keep what the next decisions need (a summary, not every value seen)`).optional(),
   /** Anything worth keeping about the decision: written, with the actions, as a `decision` record. */
   note: z.record(z.string(), Json).optional(),
   band: BandDecision.optional(),
@@ -195,7 +207,13 @@ export async function callController(c: Controller, view: ControllerView, state:
   } finally {
     clearTimeout(timer);
   }
-  const parsed = ControllerDecision.safeParse(answer ?? {});
+  let parsed: ReturnType<typeof ControllerDecision.safeParse>;
+  try {
+    parsed = ControllerDecision.safeParse(answer ?? {});
+  } catch (e) {
+    // Its own code ran while the answer was read (a getter, a Proxy) and threw.
+    throw new ControllerError(c.name, t, `reading its answer threw: ${thrownText(e)}`);
+  }
   if (!parsed.success)
     throw new ControllerError(
       c.name,
@@ -208,8 +226,13 @@ export async function callController(c: Controller, view: ControllerView, state:
 /** What a controller threw: its message and the stack frames of its own code; ddst's and Node's frames below
  * them say nothing about the controller's mistake. */
 export function thrownText(e: unknown): string {
-  const stack = (e as Error | undefined)?.stack;
-  if (typeof stack !== "string") return String(e);
+  let stack: unknown;
+  try {
+    stack = (e as Error | undefined)?.stack;
+  } catch {
+    /* a getter of its own that throws: its text is all there is */
+  }
+  if (typeof stack !== "string") return safeText(e);
   const ours = fileURLToPath(new URL("..", import.meta.url)); // dist/ (or src/ under a TypeScript runner)
   const lines = stack.split("\n");
   const kept = lines.filter((l, i) => i === 0 || !/^\s+at /.test(l) || !(l.includes(ours) || l.includes("node:internal") || l.includes("(native)")));
@@ -233,7 +256,7 @@ const short = (x: unknown) => {
       }) ?? String(x);
     for (const [mark, shown] of marks) s = s.replace(JSON.stringify(mark), shown);
   } catch {
-    s = String(x);
+    s = safeText(x);
   }
   return s.length > 300 ? `${s.slice(0, 300)}...` : s;
 };

@@ -1,6 +1,6 @@
 import { checkControllers, ConfigError, evaluatesDuringTraining, type Experiment } from "../config/experiment.js";
-import { readRaw } from "../config/load.js";
-import { InputError } from "../input-error.js";
+import { readingModule, readRaw } from "../config/load.js";
+import { InputError, safeText } from "../input-error.js";
 import { isController, type Controller } from "./controller.js";
 
 /** The code behind config.json's controller references: the experiment module is imported again (a new run
@@ -16,17 +16,19 @@ export async function controllersOf(exp: Experiment): Promise<Controller[]> {
     } catch (e) {
       throw new InputError(
         `the run's controller '${ref.name}' comes from ${ref.module} (config.json's controllers.${i}.module), which cannot be loaded: ` +
-          `${e instanceof ConfigError ? e.issues.map((x) => x.message).join("; ") : (e as Error).message}\nrestore the module there, or, if it moved, write its new path into controllers.${i}.module of the run's config.json`,
+          `${e instanceof ConfigError ? e.issues.map((x) => x.message).join("; ") : safeText(e)}\nrestore the module there, or, if it moved, write its new path into controllers.${i}.module of the run's config.json`,
       );
     }
-    const all = Array.isArray(raw?.controllers) ? (raw.controllers as unknown[]) : [];
-    if (!checked.has(ref.module)) {
-      checked.add(ref.module);
-      const issues = checkControllers(all, ref.module, evaluatesDuringTraining(exp));
-      if (issues.length) throw new ConfigError(ref.module, issues);
-    }
-    const list = all.filter(isController);
-    const c = list.find((x) => x.name === ref.name);
+    const { list, c } = readingModule(ref.module, () => {
+      const all = Array.isArray(raw?.controllers) ? (raw.controllers as unknown[]) : [];
+      if (!checked.has(ref.module)) {
+        checked.add(ref.module);
+        const issues = checkControllers(all, ref.module, evaluatesDuringTraining(exp));
+        if (issues.length) throw new ConfigError(ref.module, issues);
+      }
+      const list = all.filter(isController);
+      return { list, c: list.find((x) => x.name === ref.name) };
+    });
     if (!c)
       throw new InputError(
         `the run's controller '${ref.name}' comes from ${ref.module}, whose experiment no longer has it` +

@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from "node:path";
 import { ConfigError, type Experiment } from "../config/experiment.js";
-import { experimentFrom, isModule, readRaw } from "../config/load.js";
+import { experimentFrom, isModule, readingModule, readRaw } from "../config/load.js";
 import { dropInapplicable } from "../config/method-policies.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
 import { preflight } from "../run/preflight.js";
@@ -40,7 +40,7 @@ export async function loadTableSpec(file: string): Promise<TableSpec> {
   } catch (e) {
     throw e instanceof ConfigError ? new ConfigError(e.source, e.issues, "table") : e; // readRaw speaks of experiments
   }
-  const parsed = TableSpec.safeParse(raw);
+  const parsed = readingModule(file, () => TableSpec.safeParse(raw));
   if (!parsed.success)
     throw new ConfigError(
       file,
@@ -55,6 +55,10 @@ export async function loadTableSpec(file: string): Promise<TableSpec> {
  * of a finished table need neither the data nor its variables. */
 export async function planTable(spec: TableSpec, source: string, out: string, extend = false): Promise<TablePlan> {
   const { base, module } = await baseExperiment(spec, source);
+  return readingModule(module ?? source, () => cellsOf(spec, source, out, extend, base, module));
+}
+
+function cellsOf(spec: TableSpec, source: string, out: string, extend: boolean, base: Record<string, unknown>, module?: string): TablePlan {
   const cells: Cell[] = [];
   for (const { id, method, density, seed, column } of cellKeys(spec)) {
     const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
@@ -76,6 +80,10 @@ async function baseExperiment(spec: TableSpec, source: string): Promise<{ base: 
     from = resolve(dirname(source), base);
     base = await readRaw(from);
   }
+  return readingModule(from, () => withSets(spec, source, from, base));
+}
+
+function withSets(spec: TableSpec, source: string, from: string, base: unknown): { base: Record<string, unknown>; module?: string } {
   if (!isJsonObject(base)) throw new ConfigError(from, [{ path: "", message: "the table's base must be an experiment object" }]);
   let out = base;
   for (const [path, value] of Object.entries(spec.set)) {

@@ -175,6 +175,22 @@ describe("experiment modules outside the checkout", () => {
     const named = await loadError("named.ts", "export const a = {};\nexport const b = {};\n");
     expect(named.message).toContain("the module has no default export (it exports 'a', 'b'");
   });
+
+  it("what a module throws, Error or not, and its getters that throw are the module's fault, named by file", async () => {
+    const thrown = await loadError("throws-null.mjs", "throw null;\n");
+    expect(thrown.message).toContain(`${thrown.file}`);
+    expect(thrown.message).toContain("cannot load the module: null");
+    const getter = await loadError("getter.mjs", 'export default { method: "dense", density: 1, get iterations() { throw new Error("getter boom"); } };\n');
+    expect(getter.message).toContain("reading the module's export threw: getter boom");
+  });
+
+  it("JSON with a byte-order mark reads; a path that is not a regular file is refused, not read until it ends", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-json-"));
+    const file = join(dir, "bom.json");
+    writeFileSync(file, "\uFEFF" + JSON.stringify({ ...base, iterations: 7 }));
+    expect((await loadExperiment(file)).iterations).toBe(7);
+    await expect(loadExperiment(dir)).rejects.toThrow(/cannot read the file: not a regular file/);
+  });
 });
 
 describe("paths an experiment needs", () => {

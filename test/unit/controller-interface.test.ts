@@ -37,6 +37,15 @@ describe("calling a controller", () => {
     await expect(callController(controller(() => ({ state: { x: Number.NaN } })), view(), null)).rejects.toThrow('invalid answer {"state":{"x":NaN}}');
     await expect(callController(controller(() => ({ state: { f: () => 1 } }) as never), view(), null)).rejects.toThrow('invalid answer {"state":{"f":[function]}}');
     await expect(callController(controller(() => ({ actions: [], extra: 1 }) as never), view(), null)).rejects.toThrow(/Unrecognized key/);
+    // Whatever it throws (not an Error, an object whose toString throws), and code of its own that throws while
+    // its answer is read.
+    await expect(callController(controller(() => { throw null; }), view(), null)).rejects.toThrow(/controller 'c' at iteration 1000: it threw: null/);
+    const hostile = { toString() { throw new Error("no"); } };
+    await expect(callController(controller(() => { throw hostile; }), view(), null)).rejects.toThrow(/it threw: \[object Object\]/);
+    const getter = { get actions(): never { throw new Error("getter boom"); } };
+    await expect(callController(controller(() => getter), view(), null)).rejects.toThrow(/controller 'c' at iteration 1000: reading its answer threw: Error: getter boom/);
+    // A state too large to keep in every checkpoint.
+    await expect(callController(controller(() => ({ state: { log: "x".repeat(10_000_001) } })), view(), null)).rejects.toThrow(/state: more than 10 million characters as JSON/);
     const slow = controller(() => new Promise(() => undefined), { timeoutMs: 50 });
     await expect(callController(slow, view(), null)).rejects.toBeInstanceOf(ControllerError);
     await expect(callController(slow, view(), null)).rejects.toThrow(/no answer within 50 ms/);

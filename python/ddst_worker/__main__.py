@@ -77,8 +77,8 @@ def serve(args, parent: int) -> int:
 
     threads = os.environ.get("DDST_THREADS")
     if threads:
-        if not threads.isdigit() or int(threads) < 1:
-            fail(f"DDST_THREADS must be a positive integer, got {threads!r}")
+        if not threads.isdigit() or not 1 <= int(threads) <= 1024:  # the orchestrator's MAX_THREADS
+            fail(f"DDST_THREADS must be a number of threads from 1 to 1024, got {threads!r}")
         torch.set_num_threads(int(threads))
 
     ctx = zmq.Context()

@@ -6,6 +6,7 @@ import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, Generat
 import { policyConflicts } from "./method-policies.js";
 import { MethodName, presetPolicies } from "./presets.js";
 import { InputError } from "../input-error.js";
+import { MAX_THREADS } from "../protocol/messages.js";
 import { BUILT_IN_NAMES } from "../controller/built-in.js";
 import { isController, type Controller } from "../controller/controller.js";
 
@@ -44,7 +45,7 @@ export const Supervision = z.strictObject({
     .max(MAX_TIMER_SECONDS)
     .default(600)
     .describe("worker start-up (Python and torch loading, building the networks and the data, loading a checkpoint) must finish within this"),
-  threads: z.number().int().min(1).optional().describe("torch threads in the worker (default: torch's choice)"),
+  threads: z.number().int().min(1).max(MAX_THREADS).optional().describe("torch threads in the worker (default: torch's choice)"),
 });
 
 /** The experiment a user writes (JSON or TypeScript). `method` and `density` name the paper's row; the

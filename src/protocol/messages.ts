@@ -7,6 +7,10 @@ import { DataArgs, Device, ModelArgs, TrainArgs } from "../vocabulary/networks.j
 
 export const PROTOCOL_VERSION = 3 as const;
 
+/** The most torch threads a worker is started with (DDST_THREADS, supervision.threads): more than any machine's
+ * cores, and far fewer than would exhaust memory starting them. */
+export const MAX_THREADS = 1024;
+
 export const DType = z.enum(["float32", "float64", "int32", "int64", "uint8", "bool"]);
 export const TensorDesc = z.strictObject({
   name: z.string().min(1),

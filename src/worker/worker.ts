@@ -3,7 +3,7 @@ import { execa, type ResultPromise } from "execa";
 import { appendFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { WorkerClient, type Reply, type RequestOptions } from "../protocol/client.js";
-import { HelloResult, PROTOCOL_VERSION, type OpName } from "../protocol/messages.js";
+import { HelloResult, MAX_THREADS, PROTOCOL_VERSION, type OpName } from "../protocol/messages.js";
 import { newKey } from "../protocol/signing.js";
 import { findPython } from "./discover.js";
 import { packageRoot } from "./paths.js";
@@ -154,6 +154,11 @@ export class Worker {
 
   /** Starts a worker and waits for its handshake. */
   static async start(opts: WorkerOptions = {}): Promise<Worker> {
+    // Inherited from the environment unless the experiment sets supervision.threads: a bad one is the
+    // environment's fault, said before a worker starts (the worker would exit, or die starting that many threads).
+    const inherited = opts.threads === undefined ? (opts.env?.DDST_THREADS ?? process.env.DDST_THREADS) : undefined;
+    if (inherited !== undefined && inherited !== "" && !(/^\d+$/.test(inherited) && Number(inherited) >= 1 && Number(inherited) <= MAX_THREADS))
+      throw new WorkerEnvironmentError(`DDST_THREADS is ${JSON.stringify(inherited)}: it must be a number of torch threads from 1 to ${MAX_THREADS}, or unset (torch's own choice)`);
     const python = opts.python ?? (await findPython()).path;
     const w = new Worker(python, opts);
     try {

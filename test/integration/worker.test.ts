@@ -165,6 +165,11 @@ describe("worker faults", () => {
     await w.stop();
   });
 
+  it("a DDST_THREADS from the environment that is no thread count is refused before a worker starts", async () => {
+    for (const bad of ["abc", "0", "100000000"])
+      await expect(Worker.start({ env: { DDST_THREADS: bad } })).rejects.toThrow(new RegExp(`DDST_THREADS is "${bad}": it must be a number of torch threads from 1 to 1024, or unset`));
+  });
+
   it("shuts down cleanly and leaves no process", async () => {
     const w = await Worker.start();
     const pid = w.pid!;

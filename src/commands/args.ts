@@ -3,14 +3,15 @@
 export class UsageError extends Error {}
 
 /** An integer option of at least `min`: one message for '-1', 'abc', '2.5' and '0' where 0 makes no sense. */
-export function intOption(name: string, v: string | undefined, min = 0): number | undefined {
+export function intOption(name: string, v: string | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) < min) {
     const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer of at least ${min}`;
     throw new UsageError(`--${name} must be ${what}, got '${v}'`);
   }
   // Past 2^53 a number is no longer the integer typed (and JSON would carry another one).
-  if (!Number.isSafeInteger(Number(v))) throw new UsageError(`--${name} is too large: '${v}'`);
+  if (!Number.isSafeInteger(Number(v)) || Number(v) > max)
+    throw new UsageError(`--${name} is too large: '${v}'${max < Number.MAX_SAFE_INTEGER ? ` (at most ${max})` : ""}`);
   return Number(v);
 }
 

@@ -2,7 +2,7 @@ import { execa } from "execa";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { paperBench, paperExperiment, type Numerics } from "../bench/paper.js";
-import { MODEL_NAMES, ModelSpec } from "../vocabulary/networks.js";
+import { MAX_BATCH, MODEL_NAMES, ModelSpec } from "../vocabulary/networks.js";
 import { InputError } from "../input-error.js";
 import { findPython, probePython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
@@ -35,7 +35,7 @@ export async function cmdBench(argv: string[]): Promise<number> {
   if (!model.success) throw new UsageError(`unknown model '${values.model}'; known: ${MODEL_NAMES.join(", ")}`);
   const device = values.device;
   if (device !== "cpu" && device !== "cuda") throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
-  const batch = intOption("batch", values.batch, 1)!;
+  const batch = intOption("batch", values.batch, 1, MAX_BATCH)!;
   const paperOnly = ["warmup", "profile-iters", "concurrent", "precision", "cuda-graphs", "tf32", "channels-last", "compile", "masking"] as const;
   const stray = paperOnly.filter((k) => values[k] !== undefined);
   if (!values.paper && stray.length) throw new UsageError(`--${stray[0]} goes with --paper`);
@@ -111,7 +111,11 @@ async function maskingBench(python: string, model: string, batch: number, iters:
     env: { PYTHONPATH: join(root, "python"), DDST_SCHEMAS: join(root, "schemas") },
     reject: false,
   });
-  if (r.exitCode !== 0) throw new Error(`the benchmark failed:\n${r.stderr}`);
+  if (r.exitCode !== 0) {
+    // Python's last line names the exception (out of memory, say); the traceback above it is the benchmark's own.
+    const last = String(r.stderr).trim().split("\n").pop();
+    throw new Error(`the masking benchmark failed: ${last || (r.signal ? `killed by ${r.signal} (out of memory?)` : `exit code ${r.exitCode}`)}`);
+  }
   return JSON.parse(String(r.stdout).trim().split("\n").pop()!) as Masking;
 }
 

@@ -13,6 +13,7 @@ import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
 import { WorkerRequestError } from "../protocol/client.js";
 import { InputError } from "../input-error.js";
+import { MAX_TIMER_SECONDS } from "../config/experiment.js";
 import { intOption, UsageError } from "./args.js";
 import { onInterrupt } from "./signals.js";
 import { printStatus, refuseLocalTraining, submitTable } from "./table-slurm.js";
@@ -49,7 +50,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("ddst table takes exactly one table file");
   const file = positionals[0]!;
   const jobs = intOption("jobs", values.jobs ?? "1", 1)!;
-  const statusEvery = intOption("status-every", values["status-every"], 1)!;
+  const statusEvery = intOption("status-every", values["status-every"], 1, MAX_TIMER_SECONDS)!;
   const modes = (["plan", "status", "slurm", "cells"] as const).filter((m) => values[m] !== undefined && values[m] !== false);
   if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} do not go together`);
   // Where and how many cells train here means nothing to a submission or a status.

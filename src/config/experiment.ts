@@ -33,7 +33,7 @@ export const EvalSpec = z.strictObject({
 });
 
 /** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once. */
-const MAX_TIMER_SECONDS = 2_000_000;
+export const MAX_TIMER_SECONDS = 2_000_000;
 
 /** How the orchestrator watches the worker. */
 export const Supervision = z.strictObject({

@@ -100,9 +100,12 @@ export const DataSpec = z.discriminatedUnion("name", [
   }),
 ]);
 
+/** The largest batch a run (or `ddst bench`) takes. */
+export const MAX_BATCH = 65536;
+
 export const TrainSpec = z.strictObject({
-  batchSize: z.number().int().min(1).max(65536).default(256).describe("D's batch (real and fake); the paper's SNGAN setting is 64 (examples/cifar10-sngan.json)"),
-  genBatchSize: z.number().int().min(1).max(65536).optional().describe("G's batch (default: batchSize; the paper uses 128 with D at 64)"),
+  batchSize: z.number().int().min(1).max(MAX_BATCH).default(256).describe("D's batch (real and fake); the paper's SNGAN setting is 64 (examples/cifar10-sngan.json)"),
+  genBatchSize: z.number().int().min(1).max(MAX_BATCH).optional().describe("G's batch (default: batchSize; the paper uses 128 with D at 64)"),
   nCritic: z.number().int().min(1).max(100).default(1).describe("D steps per G step; the paper's SNGAN setting is 5"),
   loss: z.enum(["hinge", "ns", "wasserstein"]).default("hinge"),
   lrG: z.number().positive().max(1).default(2e-4),

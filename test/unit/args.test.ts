@@ -15,5 +15,8 @@ describe("intOption", () => {
     expect(() => intOption("n", "2", 3)).toThrow("--n must be an integer of at least 3, got '2'");
     expect(intOption("n", String(2 ** 53 - 1))).toBe(2 ** 53 - 1);
     expect(() => intOption("iterations", "99999999999999999999")).toThrow("--iterations is too large: '99999999999999999999'");
+    // A maximum of the option's own (a timer's longest delay, the largest batch).
+    expect(intOption("status-every", "2000000", 1, 2_000_000)).toBe(2_000_000);
+    expect(() => intOption("status-every", "3000000", 1, 2_000_000)).toThrow("--status-every is too large: '3000000' (at most 2000000)");
   });
 });

@@ -64,6 +64,10 @@ export async function cmdLs(argv: string[]): Promise<number> {
   const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
   if (positionals.length > 1) throw new UsageError("ddst ls takes at most one directory");
   const root = positionals[0] ?? "runs";
+  if (positionals.length === 0 && !existsSync(root)) {
+    console.log("no ddst runs or tables here yet: runs/ does not exist (ddst ls DIR lists another directory)");
+    return 0;
+  }
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new UsageError(`${root} is not a directory (ddst ls [DIR], default runs/)`);
   const rows: string[][] = [];
   // A run or table directory itself is listed as itself (a table with its cells after it), not searched.
@@ -92,7 +96,8 @@ export async function cmdLs(argv: string[]): Promise<number> {
         .filter(([, n]) => n > 0)
         .map(([k, n]) => `${n} ${k}`)
         .join(", ");
-      rows.push([name, "table", tableName(dir), "", `${count("finished")}/${total} cells`, status || "no cells", ""]);
+      const spec = planned ? (status || "no cells") : `damaged: ${join(dir, "table-spec.json")} unreadable${status ? `; ${status}` : ""}`;
+      rows.push([name, "table", tableName(dir), "", `${count("finished")}/${total} cells`, spec, ""]);
       continue;
     }
     const { status: s, unreadable } = statusOrUnreadable(dir);
@@ -107,10 +112,15 @@ export async function cmdLs(argv: string[]): Promise<number> {
     return 0;
   }
   const header = ["NAME", "KIND", "METHOD", "d_G", "ITERATIONS", "STATUS", "FINAL"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [header, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+  const shown = rows.map((r) => r.map(printable));
+  const widths = header.map((h, i) => Math.max(h.length, ...shown.map((r) => r[i]!.length)));
+  for (const r of [header, ...shown]) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
   return 0;
 }
+
+/** A name from the disk as the terminal should show it: control characters (an escape sequence in a directory
+ * name could rewrite the screen) as \x escapes. */
+const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 
 export async function cmdShow(argv: string[]): Promise<number> {
   const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });

@@ -234,6 +234,9 @@ describe.concurrent("ddst run", () => {
     for (const [f, v] of Object.entries({ "config.json": exp, "checkpoint.json": pointer })) writeFileSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s0", f), JSON.stringify(v));
     mkdirSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s1"));
     writeFileSync(join(root, "f-table", "cells", "adapt-relax-d0.1-s1", "config.json"), "{");
+    mkdirSync(join(root, "f-table-damaged"));
+    writeFileSync(join(root, "f-table-damaged", "table-spec.json"), '{"source": "t.json", "spe');
+    make("h-\u001b[2Jescape", { "checkpoint.json": pointer }); // a name that would clear the terminal
     mkdirSync(join(root, "not-a-run"));
     symlinkSync(join(root, "nowhere"), join(root, "g-dangling")); // a link that leads nowhere is no run, and no crash
     const ls = await execa("node", [CLI, "ls", root], { reject: false });
@@ -252,6 +255,8 @@ describe.concurrent("ddst run", () => {
       `e-unreadable-config  run  ?  damaged: ${join(root, "e-unreadable-config", "config.json")} cannot be read (EISDIR): fix its permissions or put the right file back`,
       `e-unreadable-summary  run  adapt-relax  0.1  0/400  damaged: ${join(root, "e-unreadable-summary", "summary.json")} cannot be read (EISDIR): fix its permissions or put the right file back`,
       "f-table  table  tt  0/4 cells  1 interrupted, 1 damaged, 2 not started",
+      `f-table-damaged  table  ${join(root, "f-table-damaged")}  0/0 cells  damaged: ${join(root, "f-table-damaged", "table-spec.json")} unreadable`,
+      "h-\\x1b[2Jescape  run  adapt-relax  0.1  100/400  interrupted",
     ]);
     // A table directory itself: the table, then its cells; a run directory itself: its line.
     const table = await execa("node", [CLI, "ls", join(root, "f-table")], { reject: false });
@@ -267,6 +272,9 @@ describe.concurrent("ddst run", () => {
     const damaged = await execa("node", [CLI, "show", join(root, "e-damaged")], { reject: false });
     expect(damaged.exitCode).toBe(2);
     expect(damaged.stderr).toMatch(/e-damaged\/config.json cannot be read as a ddst experiment \(cut short or edited\)/);
+    const empty = tempDir();
+    const fresh = await execa("node", [CLI, "ls"], { reject: false, cwd: empty });
+    expect([fresh.exitCode, fresh.stdout]).toEqual([0, "no ddst runs or tables here yet: runs/ does not exist (ddst ls DIR lists another directory)"]);
     const unreadable = await execa("node", [CLI, "show", join(root, "e-unreadable-config")], { reject: false });
     expect(unreadable.exitCode).toBe(2);
     expect(unreadable.stderr).toContain(`${join(root, "e-unreadable-config", "config.json")} cannot be read (EISDIR)`);

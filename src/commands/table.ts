@@ -144,6 +144,11 @@ export async function cmdTable(argv: string[]): Promise<number> {
           `or remove a cell's directory (${out}/cells/ID) to train it once more (a new data.path, say to data scaled anew, is no other setting to the table)`,
       );
     }
+    if (outcome.busy.length)
+      console.error(
+        `${count(outcome.busy.length, "cell")} ${outcome.busy.length === 1 ? "was" : "were"} being trained by another ddst and left to it:\n` +
+          `${outcome.busy.map((b) => `  - ${b.id} (${b.holder})`).join("\n")}\nthe table files count ${outcome.busy.length === 1 ? "it" : "them"} once finished: run the same command again then`,
+      );
     if (outcome.failed.length) {
       console.error(`${outcome.failed.length} cell(s) failed:\n${outcome.failed.map((f) => `  - ${f.id}: ${f.error}`).join("\n")}`);
       console.error("the same command retries them (and keeps every finished cell)");

@@ -36,6 +36,8 @@ export interface TableOutcome {
   failed: { id: string; error: string }[];
   /** Cells whose training diverged, in this command or an earlier one: not tried again. */
   diverged: { id: string; error: string }[];
+  /** Cells another ddst (a `--cells` command beside this one) was training at their turn: left to it. */
+  busy: { id: string; holder: string }[];
   interrupted: boolean;
 }
 
@@ -140,6 +142,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
   recordSpec(plan);
   const failed: TableOutcome["failed"] = [];
   const diverged: TableOutcome["diverged"] = [];
+  const busy: TableOutcome["busy"] = [];
   const queue: Cell[] = [];
   for (const cell of mine.cells) {
     const s = states.get(cell.id)!;
@@ -168,10 +171,16 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
       if (!(e instanceof CellStateError)) throw e;
       return fail(e.message);
     }
+    // Another process training (or starting) this cell holds its run.lock: not a failure, and never deleted under
+    // it; it is that process's to finish.
+    const holder = state.kind === "unstarted" || state.kind === "interrupted" ? liveHolder(join(cell.dir, "run.lock")) : null;
+    if (holder) {
+      unqueue();
+      busy.push({ id: cell.id, holder: holderText(holder) });
+      progress.note(`busy ${cell.id}: being trained by another ddst (${holderText(holder)}); left to it`);
+      return undefined;
+    }
     if (state.kind === "unstarted") {
-      // Another process starting this cell holds its run.lock: never delete under it.
-      const holder = liveHolder(join(cell.dir, "run.lock"));
-      if (holder) return fail(`${cell.dir} is being started by another ddst (${holderText(holder)})`);
       // A directory without a checkpoint holds no training (cellState has looked); starting it again is the only way forward.
       rmSync(cell.dir, { recursive: true, force: true });
       return { kind: "new" };
@@ -241,7 +250,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
   // In the table's order, not the order in which cells running side by side ended.
   const rank = new Map(plan.cells.map((c, i) => [c.id, i]));
   const inOrder = <T extends { id: string }>(xs: T[]) => xs.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
-  return { result: writeResults(plan), failed: inOrder(failed), diverged: inOrder(diverged), interrupted: signal?.aborted === true };
+  return { result: writeResults(plan), failed: inOrder(failed), diverged: inOrder(diverged), busy: inOrder(busy), interrupted: signal?.aborted === true };
 }
 
 function startedOn(cell: Cell): string | undefined {

@@ -228,6 +228,33 @@ describe("ddst table", () => {
     expect(JSON.parse(readFileSync(join(out, "table.json"), "utf8")).entries[0].seeds).toEqual([0, 1]);
   });
 
+  it.concurrent("leaves a cell that a --cells command beside it is training to that command: not a failure", async () => {
+    const dir = tempDir();
+    const spec = writeToyTable(dir, { iterations: 60, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
+    const out = join(dir, "table");
+    const whole = execa("node", [CLI, "table", spec, "--out", out, "--jobs", "1"], { reject: false });
+    let log = "";
+    whole.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+    expect(await waitFor(() => /^start static-balance-d0\.5-s0/m.test(log), 60_000, 20)).toBe(true);
+    process.kill(whole.pid!, "SIGSTOP");
+    // The second cell, held still while it trains (its run.lock taken) until the whole table has had its turn at it.
+    const beside = execa("node", [CLI, "table", spec, "--out", out, "--cells", "static-balance-d0.5-s1"], { reject: false });
+    const lock = join(cellDir(out, "static-balance", 1), "run.lock");
+    expect(await waitFor(() => existsSync(lock), 60_000, 20)).toBe(true);
+    process.kill(beside.pid!, "SIGSTOP");
+    process.kill(whole.pid!, "SIGCONT");
+    const r = await whole;
+    process.kill(beside.pid!, "SIGCONT");
+    expect(r.exitCode, r.stderr + log).toBe(0);
+    expect(log).toMatch(new RegExp(`^busy static-balance-d0\\.5-s1: being trained by another ddst \\(pid ${beside.pid}\\); left to it$`, "m"));
+    expect(log).not.toMatch(/FAILED/);
+    expect(r.stderr).toMatch(/1 cell was being trained by another ddst and left to it:\n {2}- static-balance-d0\.5-s1 \(pid \d+\)\nthe table files count it once finished: run the same command again then/);
+    expect((await beside).exitCode).toBe(0);
+    const again = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, "table.json"), "utf8")).entries[0].seeds).toEqual([0, 1]);
+  });
+
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "bad.json");

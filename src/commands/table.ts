@@ -49,7 +49,8 @@ export async function cmdTable(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError("ddst table takes exactly one table file");
   const file = positionals[0]!;
-  const jobs = intOption("jobs", values.jobs ?? "1", 1)!;
+  // More cells at once than a table could have is a typo (each job is a slot printed in --plan).
+  const jobs = intOption("jobs", values.jobs ?? "1", 1, 4096)!;
   const statusEvery = intOption("status-every", values["status-every"], 1, MAX_TIMER_SECONDS)!;
   const modes = (["plan", "status", "slurm", "cells"] as const).filter((m) => values[m] !== undefined && values[m] !== false);
   if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} do not go together`);

@@ -18,7 +18,7 @@ export async function loadExperiment(file: string, sets: readonly string[] = [],
 function experimentOf(raw: unknown, file: string, sets: readonly string[], checkPaths: boolean): Experiment {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw new ConfigError(file, [{ path: "", message: "an experiment must be a JSON object" }]);
-  if (["base", "methods", "densities", "seeds"].every((k) => k in raw))
+  if (isTableFile(raw))
     throw new ConfigError(file, [{ path: "", message: `this is a table file (base, methods, densities, seeds), not an experiment: run it with \`ddst table ${file}\`; \`ddst table ${file} --plan\` lists its cells with their FLOPs` }]);
   let input: Record<string, unknown>;
   try {
@@ -40,6 +40,9 @@ export function readingModule<T>(file: string, read: () => T): T {
     throw new ConfigError(file, [{ path: "", message: `reading the module's export threw: ${safeText(e).split("\n")[0]}` }]);
   }
 }
+
+/** Content with a table file's keys (base, methods, densities, seeds), given where an experiment belongs. */
+export const isTableFile = (raw: object) => ["base", "methods", "densities", "seeds"].every((k) => k in raw);
 
 /** A JavaScript or TypeScript module (whose default export is the experiment or table), not JSON. */
 export const isModule = (file: string) => [".js", ".mjs", ".ts", ".mts"].includes(extname(file));

@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from "node:path";
 import { ConfigError, type Experiment } from "../config/experiment.js";
-import { experimentFrom, isModule, readingModule, readRaw } from "../config/load.js";
+import { experimentFrom, isModule, isTableFile, readingModule, readRaw } from "../config/load.js";
 import { dropInapplicable } from "../config/method-policies.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
 import { preflight } from "../run/preflight.js";
@@ -85,6 +85,8 @@ async function baseExperiment(spec: TableSpec, source: string): Promise<{ base: 
 
 function withSets(spec: TableSpec, source: string, from: string, base: unknown): { base: Record<string, unknown>; module?: string } {
   if (!isJsonObject(base)) throw new ConfigError(from, [{ path: "", message: "the table's base must be an experiment object" }]);
+  if (isTableFile(base))
+    throw new ConfigError(source, [{ path: "base", message: `${from} is a table file, not an experiment: the base names the experiment every cell starts from` }], "table");
   let out = base;
   for (const [path, value] of Object.entries(spec.set)) {
     try {

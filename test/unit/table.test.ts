@@ -514,6 +514,12 @@ describe("table files", () => {
     writeFileSync(file, '{"name": "t", "base": {');
     await expect(loadTableSpec(file)).rejects.toThrow(/^invalid table .*t\.json:\n  - \(root\): not valid JSON/);
   });
+
+  it("says so when a table's base is a table file (itself, say)", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "ddst-unit-")), "t.json");
+    writeFileSync(file, JSON.stringify({ name: "t", base: "t.json", methods: ["dense"], densities: [0.1], seeds: [0] }));
+    await expect(planTable(await loadTableSpec(file), file, join(file, "..", "out"))).rejects.toThrow(/^invalid table .*t\.json:\n  - base: .*t\.json is a table file, not an experiment/);
+  });
 });
 
 describe("cell directories the table does not name", () => {

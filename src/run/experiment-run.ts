@@ -79,7 +79,8 @@ function fallbackFor(e: unknown, train: Experiment["train"]): Fallback | undefin
 
 /** A compiler or a capture that kills the process (a segfault in generated code, a hang) gives no reason: the
  * worker dies or hangs. Once may be anything (the OOM killer, a GPU error); twice since the same checkpoint,
- * with a setting the worker applied, the setting is the suspect: the code generator first, then the capture. */
+ * with a setting the worker applied, the setting is the suspect: the code generator first, then (at the next
+ * failure there, restarts permitting) the capture. Each goes on as a restart within supervision.maxRestarts. */
 function suspectOf(execution: BuildResult["execution"] | undefined): Fallback | undefined {
   if (execution?.compile) return FALLBACKS.compile;
   if (execution?.cudaGraphs) return FALLBACKS.capture;
@@ -176,13 +177,13 @@ export class ExperimentRun {
     const fallback = fallbackFor(e, this.exp.train);
     if (fallback && !this.opts.signal?.aborted) return this.without(fallback, e as Error);
     if (!isWorkerFailure(e) || this.opts.signal?.aborted) throw e;
+    if (this.state.restarts >= this.exp.supervision.maxRestarts)
+      throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1 === 1 ? "once" : `${this.state.restarts + 1} times`}; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
     const from = this.dir.tryPointerIter();
     const times = from !== null && from === this.failures.from ? this.failures.times + 1 : 1;
     this.failures = { from, times };
     const suspect = times > 1 ? suspectOf(this.execution) : undefined;
     if (suspect) return this.without(suspect, e as Error, `the worker failed ${times} times since the checkpoint of iteration ${from} with ${suspect.without} on`);
-    if (this.state.restarts >= this.exp.supervision.maxRestarts)
-      throw new Error(`${(e as Error).message}\n(the worker failed ${this.state.restarts + 1 === 1 ? "once" : `${this.state.restarts + 1} times`}; supervision.maxRestarts is ${this.exp.supervision.maxRestarts})`);
     await this.restart(e as Error);
   }
 
@@ -550,7 +551,7 @@ export class ExperimentRun {
     this.exp = { ...this.exp, train: { ...this.exp.train, [fallback.field]: false } };
     this.dir.writeJson("config.json", this.exp);
     const note = suspected
-      ? `${suspected}: it is the suspect; --resume with --set train.${fallback.field}=true tries it again`
+      ? `${suspected}: it is the suspect; to try it again, set train.${fallback.field} back to true in config.json and --resume`
       : fallback.note;
     this.opts.onNotice?.(
       `${cause.message.split("\n")[0]}\ncontinuing without ${fallback.without} from the last checkpoint (config.json now says train.${fallback.field}: false; ` +

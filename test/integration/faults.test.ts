@@ -162,8 +162,15 @@ describe.concurrent("faults", () => {
         "Session.op_build = op_build",
       ].join("\n"),
     );
+    const wrapper = await patchedWorker(dir, "compile_kills");
+    // Within supervision.maxRestarts, as any restart: with 1, the second failure ends the run, compile left on.
+    const limited = join(dir, "limited");
+    const l = await run([file, "--out", limited, "--set", "train.compile=true", "--set", "supervision.maxRestarts=1"], { DDST_PYTHON: wrapper });
+    expect(l.exitCode).toBe(1);
+    expect(l.stderr).toContain("(the worker failed 2 times; supervision.maxRestarts is 1)");
+    expect(JSON.parse(readFileSync(join(limited, "config.json"), "utf8")).train.compile).toBe(true);
     const out = join(dir, "run");
-    const r = await run([file, "--out", out, "--set", "train.compile=true"], { DDST_PYTHON: await patchedWorker(dir, "compile_kills") });
+    const r = await run([file, "--out", out, "--set", "train.compile=true"], { DDST_PYTHON: wrapper });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain("the worker failed 2 times since the checkpoint of iteration 0 with torch.compile on: it is the suspect");
     expect(r.stderr).toContain("continuing without torch.compile from the last checkpoint (config.json now says train.compile: false");

@@ -69,7 +69,8 @@ export async function runExperiment(experiment: Experiment, opts: RunOptions): P
 }
 
 /** Continues the run in `opts.out` from its last checkpoint, to the experiment's end or `iterations`. Nothing
- * in the directory changes before the request is accepted. */
+ * in the directory changes before the request is accepted, but what loading a checkpoint mends: a newest one
+ * that cannot be read is set aside (the pointer falls back), and records past the loaded one are cut. */
 export async function resumeRun(opts: RunOptions & { iterations?: number }): Promise<Summary> {
   const dir = RunDir.open(opts.out);
   const unlock = dir.lock();
@@ -123,7 +124,9 @@ export async function resumeRun(opts: RunOptions & { iterations?: number }): Pro
       if (lengthened) dir.writeJson("config.json", exp);
     };
     return await new ExperimentRun(exp, dir, { ...opts, worker: { ...opts.worker, python } }, controllers).drive(true, accept).catch((e: unknown) => {
-      if (accepted) recordFailure(dir, e);
+      // A refusal (no readable checkpoint, a build the worker refuses) leaves the record as it was; a failure
+      // (the worker died loading) is this attempt's outcome.
+      if (accepted || !(e instanceof InputError)) recordFailure(dir, e);
       throw e;
     });
   } finally {

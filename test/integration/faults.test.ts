@@ -227,6 +227,15 @@ describe.concurrent("faults", () => {
     expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
   });
 
+  it("a resume whose worker dies loading the checkpoint records the failure (a refusal would not)", async () => {
+    const out = await stoppedAt(100, "dies-loading");
+    const dir = tempDir();
+    writeFileSync(join(dir, "dies_loading.py"), ["import os, signal", "from ddst_worker.session import Session", "Session.op_load = lambda self, args: os.kill(os.getpid(), signal.SIGKILL)"].join("\n"));
+    const r = await run(["--resume", out], { DDST_PYTHON: await patchedWorker(dir, "dies_loading") });
+    expect(r.exitCode).toBe(1);
+    expect(JSON.parse(readFileSync(join(out, "failed.json"), "utf8")).error).toMatch(/SIGKILL/);
+  });
+
   it("2. a second writer of a run directory is refused naming the holder; a stale lock is taken over", async () => {
     const out = join(tempDir(), "lock");
     const first = spawnGroup([file, "--out", out]);

@@ -156,7 +156,7 @@ export class Worker {
   static async start(opts: WorkerOptions = {}): Promise<Worker> {
     // Inherited from the environment unless the experiment sets supervision.threads: a bad one is the
     // environment's fault, said before a worker starts (the worker would exit, or die starting that many threads).
-    const inherited = opts.threads === undefined ? (opts.env?.DDST_THREADS ?? process.env.DDST_THREADS) : undefined;
+    const inherited = opts.env?.DDST_THREADS ?? (opts.threads === undefined ? process.env.DDST_THREADS : undefined);
     if (inherited !== undefined && inherited !== "" && !(/^\d+$/.test(inherited) && Number(inherited) >= 1 && Number(inherited) <= MAX_THREADS))
       throw new WorkerEnvironmentError(`DDST_THREADS is ${JSON.stringify(inherited)}: it must be a number of torch threads from 1 to ${MAX_THREADS}, or unset (torch's own choice)`);
     const python = opts.python ?? (await findPython()).path;
@@ -263,11 +263,16 @@ export class Worker {
     const now = Date.now();
     // A check long overdue means this process did not run (stopped with SIGSTOP or Ctrl-Z, a suspended job or
     // machine, a blocked event loop): it heard nothing because it was not listening, and the worker's answers
-    // wait unread in the socket. Silence counts from now.
-    const overdue = now - this.lastCheck > Math.max(3 * this.pingIntervalMs, 2000);
+    // wait unread in the socket. That time is not the worker's silence: it is given back, and this check,
+    // which runs before the waiting answers are read, judges nothing.
+    const lost = now - this.lastCheck - this.pingIntervalMs;
     this.lastCheck = now;
-    if (!this.alive || this.client.inFlight === 0 || overdue) {
+    if (!this.alive || this.client.inFlight === 0) {
       this.client.lastHeard = now;
+      return;
+    }
+    if (lost > Math.max(2 * this.pingIntervalMs, 2000)) {
+      this.client.lastHeard += lost;
       return;
     }
     const silent = now - this.client.lastHeard;

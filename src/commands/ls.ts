@@ -1,25 +1,15 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { finalMetric, runStatus, type RunStatus } from "../run/run-status.js";
+import { finalMetric, runStatus, statusOrUnreadable, type RunStatus } from "../run/run-status.js";
 import { cellKeys, TableSpec } from "../table/spec.js";
 import { changesText } from "../config/config-changes.js";
 import { UsageError } from "./args.js";
-import { subdirectories, UnreadableFileError } from "../files.js";
+import { subdirectories } from "../files.js";
 
 /** `ddst ls [DIR]` lists the runs and tables under DIR; `ddst show RUN|TABLE` prints one. Both only read files. */
 
 const isTable = (dir: string) => existsSync(join(dir, "table-spec.json"));
-
-/** A directory's run status, or why its config.json cannot be read at all (permissions, say). */
-function statusOrUnreadable(dir: string): { status: RunStatus | null; unreadable?: string } {
-  try {
-    return { status: runStatus(dir) };
-  } catch (e) {
-    if (e instanceof UnreadableFileError) return { status: null, unreadable: e.message };
-    throw e;
-  }
-}
 
 /** Each cell directory's status; null for one whose config.json cannot be read. */
 function cellStatuses(table: string): { dir: string; status: RunStatus | null; unreadable?: string }[] {

@@ -2,7 +2,7 @@ import { execa } from "execa";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { liveHolder } from "../run/dir-lock.js";
-import { runStatus } from "../run/run-status.js";
+import { statusOrUnreadable } from "../run/run-status.js";
 import { cellStatus, statusText, type CellStatus } from "../slurm/cell-status.js";
 import { SlurmOptions } from "../slurm/options.js";
 import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
@@ -148,7 +148,9 @@ export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmComma
   return plan.cells.map((cell) => {
     const task = where.get(cell.id) ?? null;
     const log = task ? join(slurmDir(plan.out), "logs", `${task}.out`) : null;
-    return cellStatus(cell.id, runStatus(cell.dir), task, queue.get(task ?? ""), accounted?.get(task ?? ""), log);
+    const { status, unreadable } = statusOrUnreadable(cell.dir);
+    if (unreadable) return { id: cell.id, task, progress: null, state: "failed" as const, detail: `damaged: ${unreadable}` };
+    return cellStatus(cell.id, status, task, queue.get(task ?? ""), accounted?.get(task ?? ""), log);
   });
 }
 

@@ -30,9 +30,10 @@ function experimentOf(raw: unknown, file: string, sets: readonly string[], check
   return experimentFrom(input, file, checkPaths, isModule(file) ? resolve(file) : undefined);
 }
 
-/** `read()` of a module's export, where the module's own code (a getter, a Proxy) may throw: named as the
- * experiment's fault, not ddst's. */
+/** `read()` of what `file` gave: where it is a module, whose own code (a getter, a Proxy) may run and throw, that
+ * is named as the module's fault, not ddst's. JSON runs no code. */
 export function readingModule<T>(file: string, read: () => T): T {
+  if (!isModule(file)) return read();
   try {
     return read();
   } catch (e) {

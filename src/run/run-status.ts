@@ -58,6 +58,17 @@ export function runStatus(dir: string): RunStatus | null {
   }
 }
 
+/** runStatus, or why `dir`'s config.json cannot be read at all (permissions, say): for listings, where one
+ * such directory must not hide the others. */
+export function statusOrUnreadable(dir: string): { status: RunStatus | null; unreadable?: string } {
+  try {
+    return { status: runStatus(dir) };
+  } catch (e) {
+    if (e instanceof UnreadableFileError) return { status: null, unreadable: e.message };
+    throw e;
+  }
+}
+
 function statusOf(dir: string, config: Experiment): RunStatus {
   const pointerFile = join(dir, "checkpoint.json");
   const pointer = readJsonAs(pointerFile, CheckpointPointer);

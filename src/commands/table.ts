@@ -147,14 +147,16 @@ export async function cmdTable(argv: string[]): Promise<number> {
     }
     if (outcome.busy.length)
       console.error(
-        `${count(outcome.busy.length, "cell")} ${outcome.busy.length === 1 ? "was" : "were"} being trained by another ddst and left to it:\n` +
-          `${outcome.busy.map((b) => `  - ${b.id} (${b.holder})`).join("\n")}\nthe table files count ${outcome.busy.length === 1 ? "it" : "them"} once finished: run the same command again then`,
+        `${count(outcome.busy.length, "cell")} ${outcome.busy.length === 1 ? "was" : "were"} being trained by another ddst and left to it (no failure; the table is not complete):\n` +
+          `${outcome.busy.map((b) => `  - ${b.id} (${b.holder})`).join("\n")}\nthe table files count ${outcome.busy.length === 1 ? "it" : "them"} once finished: run the same command again then ` +
+          `(a holder on another machine that is gone for good leaves its lock behind: remove ${outcome.busy[0]!.lock}${outcome.busy.length > 1 ? " and the others'" : ""})`,
       );
     if (outcome.failed.length) {
       console.error(`${outcome.failed.length} cell(s) failed:\n${outcome.failed.map((f) => `  - ${f.id}: ${f.error}`).join("\n")}`);
       console.error("the same command retries them (and keeps every finished cell)");
     }
-    return outcome.failed.length || outcome.diverged.length ? 1 : 0;
+    // 0: every cell this command would train is done.
+    return outcome.failed.length || outcome.diverged.length || outcome.busy.length ? 1 : 0;
   } finally {
     signals.dispose();
   }

@@ -37,7 +37,7 @@ export interface TableOutcome {
   /** Cells whose training diverged, in this command or an earlier one: not tried again. */
   diverged: { id: string; error: string }[];
   /** Cells another ddst (a `--cells` command beside this one) was training at their turn: left to it. */
-  busy: { id: string; holder: string }[];
+  busy: { id: string; holder: string; lock: string }[];
   interrupted: boolean;
 }
 
@@ -176,7 +176,7 @@ async function runLocked(plan: TablePlan, opts: TableRunOptions): Promise<TableO
     const holder = state.kind === "unstarted" || state.kind === "interrupted" ? liveHolder(join(cell.dir, "run.lock")) : null;
     if (holder) {
       unqueue();
-      busy.push({ id: cell.id, holder: holderText(holder) });
+      busy.push({ id: cell.id, holder: holderText(holder), lock: join(cell.dir, "run.lock") });
       progress.note(`busy ${cell.id}: being trained by another ddst (${holderText(holder)}); left to it`);
       return undefined;
     }

@@ -5,7 +5,7 @@ import { DataArgs, Device, ModelArgs, TrainArgs } from "../vocabulary/networks.j
 /** The wire protocol's headers (docs/protocol.md). These zod schemas are the single source of truth: the
  * worker validates every request against the JSON Schema generated from them (schemas/request.schema.json). */
 
-export const PROTOCOL_VERSION = 3 as const;
+export const PROTOCOL_VERSION = 4 as const;
 
 /** The most torch threads a worker is started with (DDST_THREADS, supervision.threads): more than any machine's
  * cores, and far fewer than would exhaust memory starting them. */

@@ -200,7 +200,7 @@ describe.concurrent("ddst run", () => {
     }
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { version: string };
     const v = await execa("node", [CLI, "--version"], { reject: false });
-    expect(v.stdout).toBe(`ddst ${pkg.version} (worker protocol 3)`);
+    expect(v.stdout).toBe(`ddst ${pkg.version} (worker protocol 4)`);
     const b = await execa("node", [CLI, "bench", "--iters", "0"], { reject: false });
     expect(b.exitCode).toBe(2);
     expect(b.stderr).toMatch(/--iters must be a positive integer/);

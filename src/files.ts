@@ -1,5 +1,5 @@
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { closeSync, existsSync, mkdtempSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { z } from "zod";
 import { InputError } from "./input-error.js";
@@ -92,4 +92,17 @@ export function subdirectories(dir: string): { name: string; dir: string }[] {
         return false;
       }
     });
+}
+
+/** Why the temporary directory (TMPDIR) cannot hold ddst's files (the worker's socket, tsx's compiled modules),
+ * or null when it can. */
+export function tmpProblem(): string | null {
+  const dir = tmpdir();
+  try {
+    // Tried, not asked: root passes access() where nothing can be made (/proc).
+    rmSync(mkdtempSync(join(dir, ".ddst-probe-")), { recursive: true, force: true });
+    return null;
+  } catch (e) {
+    return `TMPDIR ${dir} cannot hold temporary files (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): set TMPDIR to a writable directory`;
+  }
 }

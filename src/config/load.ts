@@ -5,6 +5,7 @@ import { experimentPaths } from "./data-paths.js";
 import { applySets, SetOverrideError } from "./set-override.js";
 import { ConfigError, resolveExperiment, type Experiment } from "./experiment.js";
 import { packageRoot } from "../worker/paths.js";
+import { tmpProblem } from "../files.js";
 import { InputError, safeText } from "../input-error.js";
 
 /** Reads an experiment file: JSON, or a JavaScript module whose default export is the experiment.
@@ -64,6 +65,15 @@ export async function readRaw(file: string): Promise<unknown> {
   const ext = extname(file);
   if (isModule(file)) {
     let mod: { default?: unknown };
+    // tsx compiles into TMPDIR: where it cannot write, it waits for ever.
+    const tmp = ext.endsWith("ts") ? tmpProblem() : null;
+    if (tmp) throw new ConfigError(file, [{ path: "", message: `cannot compile the TypeScript module: ${tmp}` }]);
+    // A top-level await that never settles leaves nothing to run: Node exits (code 13) with no word of why.
+    const unsettled = () => {
+      console.error(`ddst: ${file}: the module never finished loading (a top-level await that never settles)`);
+      process.exitCode = 2;
+    };
+    process.once("exit", unsettled);
     try {
       // TypeScript modules go through tsx's loader; plain modules through Node's own import.
       mod = ext.endsWith("ts")
@@ -84,6 +94,8 @@ export async function readRaw(file: string): Promise<unknown> {
         ? `; outside the ddst checkout, install it where the module is (\`npm install ${packageRoot()}\` there) and make the module ESM: "type": "module" in that package.json, or name the file .mts`
         : "";
       throw new ConfigError(file, [{ path: "", message: `cannot load the module: ${message}${hint}` }]);
+    } finally {
+      process.off("exit", unsettled);
     }
     // Outside an ESM package (no "type": "module" above the file) tsx compiles to CommonJS, and the default
     // export arrives wrapped as { __esModule, default }.

@@ -9,6 +9,7 @@ import { findPython } from "./discover.js";
 import { packageRoot } from "./paths.js";
 import { privateSocketDir } from "./socket-dir.js";
 import { InputError } from "../input-error.js";
+import { tmpProblem } from "../files.js";
 
 /** Starting, handshaking and supervising one `python -m ddst_worker` process. */
 
@@ -95,7 +96,7 @@ export class Worker {
     try {
       made = privateSocketDir();
     } catch (e) {
-      throw new WorkerEnvironmentError((e as Error).message);
+      throw new WorkerEnvironmentError(tmpProblem() ?? (e as Error).message);
     }
     const { dir, endpoint, keyFile } = made;
     this.dir = dir;

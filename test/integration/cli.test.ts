@@ -201,6 +201,11 @@ describe.concurrent("ddst run", () => {
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { version: string };
     const v = await execa("node", [CLI, "--version"], { reject: false });
     expect(v.stdout).toBe(`ddst ${pkg.version} (worker protocol 4)`);
+    // A module whose top-level await never settles: Node would exit (13) without a word.
+    const tla = join(tempDir(), "waits.mjs");
+    writeFileSync(tla, "await new Promise(() => {});\nexport default {};\n");
+    const waits = await execa("node", [CLI, "run", tla], { reject: false });
+    expect([waits.exitCode, waits.stderr]).toEqual([2, `ddst: ${tla}: the module never finished loading (a top-level await that never settles)`]);
     const b = await execa("node", [CLI, "bench", "--iters", "0"], { reject: false });
     expect(b.exitCode).toBe(2);
     expect(b.stderr).toMatch(/--iters must be a positive integer/);

@@ -184,6 +184,19 @@ describe("experiment modules outside the checkout", () => {
     expect(getter.message).toContain("reading the module's export threw: getter boom");
   });
 
+  it("a TypeScript module where TMPDIR cannot hold files is refused naming TMPDIR (tsx would wait for ever)", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "ddst-module-")), "e.ts");
+    writeFileSync(file, "export default {};\n");
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = join(file, "not-a-dir");
+    try {
+      await expect(loadExperiment(file)).rejects.toThrow(/cannot compile the TypeScript module: TMPDIR .*not-a-dir cannot hold temporary files \(ENOTDIR\): set TMPDIR to a writable directory/);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  });
+
   it("JSON with a byte-order mark reads; a path that is not a regular file is refused, not read until it ends", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ddst-json-"));
     const file = join(dir, "bom.json");

@@ -6,6 +6,9 @@ decide recompilation) as they are, so the training must be bitwise the eager one
 inductor compiles from, autograd's traced backward, which sums some gradients in another order: the same
 training within float rounding."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -68,11 +71,11 @@ def test_a_failed_compilation_says_to_turn_compile_off(failing):
     assert e.value.detail == {"reason": "compile", "net": f"the {net}", "error": "RuntimeError"}
 
 
-def same(a, b, exact: bool, what: str, atol: float = 1e-6) -> None:
+def same(a, b, exact: bool, what: str, atol: float = 1e-6, loose: float = 1.0) -> None:
     if exact:
         assert np.array_equal(np.asarray(a), np.asarray(b)), what
     else:
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=atol, err_msg=what)
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4 * loose, atol=atol * loose, err_msg=what)
 
 
 # bf16: spectral norm stays fp32 (precision.Fp32SpectralNorm) on the compiled path too.
@@ -83,8 +86,19 @@ def test_compiled_networks_train_as_the_modules_and_mask_changes_never_recompile
         compiled_training(backend, model, precision)
 
 
+@pytest.mark.skipif(os.environ.get("DDST_SLOW_TESTS") != "1" or shutil.which("g++") is None,
+                    reason="slow (about 70 s of C++ compilation on 2 cores): set DDST_SLOW_TESTS=1; needs g++")
+def test_inductor_on_the_cpu_compiles_the_paper_networks_and_mask_changes_never_recompile():
+    """Inductor itself, as on the GPU but generating C++ instead of Triton: every graph of the loop lowers, the
+    training follows the eager one (its fused kernels sum in their own order, and Adam turns that into steps
+    of a few 1e-4: ten times the tolerance of aot_eager) and no mask change recompiles."""
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        compiled_training("inductor", SNGAN, "fp32")
+
+
 def compiled_training(backend, model, precision):
     exact = backend == "eager"
+    loose = 10.0 if backend == "inductor" else 1.0
     eager, compiled = build(model, precision=precision), build(model, precision=precision)
     counter = CompileCounterWithBackend(backend)
     compiled.gan.compiled = compile_networks(compiled.gan.G, compiled.gan.D, backend=counter)
@@ -92,13 +106,13 @@ def compiled_training(backend, model, precision):
     graphs = counter.frame_count
     assert graphs >= 5, graphs  # G: no_grad and with gradients, D: trainable, frozen, probe
     for key in ("losses", "probes"):
-        same(a[key], b[key], exact, key)
+        same(a[key], b[key], exact, key, loose=loose)
     for start in (4, 8):
         ops = mask_ops(eager), mask_ops(compiled)  # growth gradients go through the compiled nets too
         assert [o["active"] for o in ops[0]] == [o["active"] for o in ops[1]]
         a, b = train(eager, start, 4), train(compiled, start, 4)
         for key in ("losses", "probes"):
-            same(a[key], b[key], exact, key)
+            same(a[key], b[key], exact, key, loose=loose)
     assert counter.frame_count == graphs, "a mask change recompiled"
     states = [{f"{net}.{k}": v for net, m in (("G", s.gan.G), ("D", s.gan.D), ("ema", s.gan.ema.model))
                for k, v in m.state_dict().items()} for s in (eager, compiled)]
@@ -106,7 +120,7 @@ def compiled_training(backend, model, precision):
     # A bias in front of a batch norm has no true gradient, only rounding noise, which Adam turns into steps of
     # its full size (lr = 2e-4) either way: in float-level comparisons such weights differ by a few steps.
     for k in states[0]:  # weights, spectral norm's u and v, batch norm's running statistics, the EMA
-        same(states[0][k].float(), states[1][k].float(), exact, k, atol=2e-3)
+        same(states[0][k].float(), states[1][k].float(), exact, k, atol=2e-3, loose=loose)
     for net in ("generator", "discriminator"):
         for la, lb in zip(eager.gan.nets()[net].masks.layers, compiled.gan.nets()[net].masks.layers):
             assert torch.equal(la.mask, lb.mask), (net, la.name)
@@ -116,5 +130,5 @@ def compiled_training(backend, model, precision):
     u = next(b for name, b in compiled.gan.D.named_buffers() if name.endswith("weight_u"))
     before = u.clone()
     with eager.gan.autocast():
-        same(eager.gan.D(x).detach().float(), compiled.gan.D(x).detach().float(), exact, "D called directly")
+        same(eager.gan.D(x).detach().float(), compiled.gan.D(x).detach().float(), exact, "D called directly", loose=loose)
     assert not torch.equal(before, u)

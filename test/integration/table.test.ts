@@ -21,6 +21,20 @@ const fingerprint = (dir: string) =>
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]) => Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1));
 
+/** A table of two cells run whole (one job at a time), held still (SIGSTOP) once it has read the cells and started
+ * the first: what another command does meanwhile meets it at the second cell's turn. */
+async function heldAtFirstCell() {
+  const dir = tempDir();
+  const spec = writeToyTable(dir, { iterations: 60, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
+  const out = join(dir, "table");
+  const whole = execa("node", [CLI, "table", spec, "--out", out, "--jobs", "1"], { reject: false });
+  let log = "";
+  whole.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+  expect(await waitFor(() => /^start static-balance-d0\.5-s0/m.test(log), 60_000, 20)).toBe(true);
+  process.kill(whole.pid!, "SIGSTOP");
+  return { spec, out, whole, log: () => log };
+}
+
 describe("ddst table", () => {
   it("runs cells two at a time, continues after an interruption without re-training finished cells, and reports their numbers", async () => {
     const dir = tempDir();
@@ -206,37 +220,23 @@ describe("ddst table", () => {
   });
 
   it.concurrent("takes a queued cell as it is at its turn: one trained meanwhile by a --cells command is not started again", async () => {
-    const dir = tempDir();
-    const spec = writeToyTable(dir, { iterations: 60, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
-    const out = join(dir, "table");
-    const whole = execa("node", [CLI, "table", spec, "--out", out, "--jobs", "1"], { reject: false });
-    let log = "";
-    whole.stdout?.on("data", (d: Buffer) => (log += d.toString()));
     // Held still once it has read the cells and started the first; the second is trained beside it meanwhile.
-    expect(await waitFor(() => /^start static-balance-d0\.5-s0/m.test(log), 60_000, 20)).toBe(true);
-    process.kill(whole.pid!, "SIGSTOP");
+    const { spec, out, whole, log } = await heldAtFirstCell();
     const beside = await execa("node", [CLI, "table", spec, "--out", out, "--cells", "static-balance-d0.5-s1"], { reject: false });
     process.kill(whole.pid!, "SIGCONT");
     expect(beside.exitCode, beside.stderr).toBe(0);
     const cell = cellDir(out, "static-balance", 1);
     const before = fingerprint(cell);
     const r = await whole;
-    expect(r.exitCode, r.stderr + log).toBe(0);
-    expect(log).toMatch(/^done {2}static-balance-d0\.5-s1: .*\(trained meanwhile by another ddst\)$/m);
-    expect(log).not.toMatch(/^start static-balance-d0\.5-s1/m);
+    expect(r.exitCode, r.stderr + log()).toBe(0);
+    expect(log()).toMatch(/^done {2}static-balance-d0\.5-s1: .*\(trained meanwhile by another ddst\)$/m);
+    expect(log()).not.toMatch(/^start static-balance-d0\.5-s1/m);
     expect(fingerprint(cell)).toEqual(before);
     expect(JSON.parse(readFileSync(join(out, "table.json"), "utf8")).entries[0].seeds).toEqual([0, 1]);
   });
 
   it.concurrent("leaves a cell that a --cells command beside it is training to that command: not a failure", async () => {
-    const dir = tempDir();
-    const spec = writeToyTable(dir, { iterations: 60, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
-    const out = join(dir, "table");
-    const whole = execa("node", [CLI, "table", spec, "--out", out, "--jobs", "1"], { reject: false });
-    let log = "";
-    whole.stdout?.on("data", (d: Buffer) => (log += d.toString()));
-    expect(await waitFor(() => /^start static-balance-d0\.5-s0/m.test(log), 60_000, 20)).toBe(true);
-    process.kill(whole.pid!, "SIGSTOP");
+    const { spec, out, whole, log } = await heldAtFirstCell();
     // The second cell, held still while it trains (its run.lock taken) until the whole table has had its turn at it.
     const beside = execa("node", [CLI, "table", spec, "--out", out, "--cells", "static-balance-d0.5-s1"], { reject: false });
     const lock = join(cellDir(out, "static-balance", 1), "run.lock");
@@ -245,9 +245,9 @@ describe("ddst table", () => {
     process.kill(whole.pid!, "SIGCONT");
     const r = await whole;
     process.kill(beside.pid!, "SIGCONT");
-    expect(r.exitCode, r.stderr + log).toBe(1); // the table is not complete
-    expect(log).toMatch(new RegExp(`^busy static-balance-d0\\.5-s1: being trained by another ddst \\(pid ${beside.pid}\\); left to it$`, "m"));
-    expect(log).not.toMatch(/FAILED/);
+    expect(r.exitCode, r.stderr + log()).toBe(1); // the table is not complete
+    expect(log()).toMatch(new RegExp(`^busy static-balance-d0\\.5-s1: being trained by another ddst \\(pid ${beside.pid}\\); left to it$`, "m"));
+    expect(log()).not.toMatch(/FAILED/);
     expect(r.stderr).toMatch(/1 cell was being trained by another ddst and left to it \(no failure; the table is not complete\):\n {2}- static-balance-d0\.5-s1 \(pid \d+\)\nthe table files count it once finished: run the same command again then \(.*remove .*run\.lock\)/);
     expect((await beside).exitCode).toBe(0);
     const again = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });

@@ -14,6 +14,7 @@ import { configConflicts, extendCells, inspectCells, lockTable, recordSpec, Tabl
 import { isSettled } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
+import { pathVariables } from "../config/data-paths.js";
 import { intOption, UsageError } from "./args.js";
 import { writeWhole } from "../files.js";
 
@@ -105,6 +106,8 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       cli: join(packageRoot(), "dist", "cli.js"),
       python: pythonPath((await findPython()).path),
       tasks,
+      // preflightCells has found each set.
+      env: Object.fromEntries([...new Set(pending.flatMap((c) => pathVariables(c.experiment)))].sort().map((v) => [v, process.env[v]!])),
       slurm,
     });
     recordSpec(plan);
@@ -116,7 +119,8 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       console.log(`written to ${file}; not submitted (--dry-run). Submit it with the same command without --dry-run.`);
       return 0;
     }
-    const r = await execa("sbatch", ["--parsable", file], { reject: false, timeout: 120_000 });
+    // --export=ALL on the command line outranks a site's SBATCH_EXPORT=NONE: the tasks need PATH, HOME and the rest.
+    const r = await execa("sbatch", ["--parsable", "--export=ALL", file], { reject: false, timeout: 120_000 });
     if (r.failed) {
       const why = r.code === "ENOENT" ? "sbatch is not installed here: run this on the cluster's login node" : String(r.stderr || r.message).trim();
       throw new SlurmCommandError(`sbatch did not accept ${file}: ${why}`);

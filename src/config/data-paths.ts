@@ -22,9 +22,11 @@ function packageDir(name: string): string {
   }
 }
 
+const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
 /** Replaces `${VAR}` from `env`; an unset variable is an error naming it. */
 export function expandEnv(text: string, field: string, env: NodeJS.ProcessEnv = process.env): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+  return text.replace(VARIABLE, (_, name: string) => {
     const v = env[name];
     if (v === undefined || v === "") throw new DataPathError(field, `${field} uses \${${name}}, but the environment variable ${name} is not set`);
     return v;
@@ -63,4 +65,10 @@ export function experimentPaths(exp: { data: DataSpec; eval: { inception?: strin
   const inception = exp.eval?.inception;
   if (inception) add("eval.inception", "file", () => expandEnv(inception, "eval.inception"));
   return { paths, issues };
+}
+
+/** The environment variables an experiment's paths name (`${VAR}` in data.path and eval.inception), sorted. */
+export function pathVariables(exp: { data: DataSpec; eval: { inception?: string | null } | null }): string[] {
+  const texts = ["path" in exp.data && typeof exp.data.path === "string" ? exp.data.path : "", exp.eval?.inception ?? ""];
+  return [...new Set(texts.flatMap((t) => [...t.matchAll(VARIABLE)].map((m) => m[1]!)))].sort();
 }

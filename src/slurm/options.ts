@@ -30,6 +30,7 @@ const OWN_OPTIONS: [string[], string, string][] = [
   [["output", "error", "open-mode"], "oe", "ddst writes each task's log to DIR/slurm/logs, where --status finds it"],
   [["requeue", "no-requeue"], "", "ddst requeues its tasks to resume their cells"],
   [["ntasks"], "n", "a task is one ddst process"],
+  [["export"], "", "a task needs the submitting environment (PATH, and the variables the cells' paths name)"],
   [["partition"], "p", "use --partition"],
   [["account"], "A", "use --account"],
   [["time"], "t", "use --time (ddst times its checkpoint before it)"],

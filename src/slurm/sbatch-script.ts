@@ -16,6 +16,8 @@ export interface ArrayJob {
   python: string;
   /** Cell ids per array task. */
   tasks: string[][];
+  /** The environment variables the cells' paths name, as the submitting shell has them. */
+  env: Record<string, string>;
   slurm: SlurmOptions;
 }
 
@@ -74,7 +76,7 @@ set -u
 DDST_NODE=${shellQuote(job.node)}
 DDST_CLI=${shellQuote(job.cli)}
 export DDST_PYTHON=${shellQuote(job.python)}
-TABLE_FILE=${shellQuote(job.tableFile)}
+${Object.keys(job.env).length ? `# The variables the cells' paths name, as at submission (a site may not pass the submitting environment on).\n${Object.entries(job.env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join("\n")}\n` : ""}TABLE_FILE=${shellQuote(job.tableFile)}
 TABLE_DIR=${shellQuote(job.out)}
 CELLS=(
 ${cells.join("\n")}

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { experimentFrom, loadExperiment } from "../../src/config/load.js";
+import { pathVariables } from "../../src/config/data-paths.js";
 import { ConfigError, resolveExperiment } from "../../src/config/experiment.js";
 import { generateSchemas } from "../../src/schemas/generate.js";
 import { probeCount, probeEvery } from "../../src/run/events.js";
@@ -207,6 +208,12 @@ describe("experiment modules outside the checkout", () => {
 });
 
 describe("paths an experiment needs", () => {
+  it("name their variables (what a Slurm script exports)", () => {
+    const exp = { data: { name: "cifar10", path: "${DATA_ROOT}/${SET}", split: "train" }, eval: { inception: "${WEIGHTS}/pt_inception.pth" } } as never;
+    expect(pathVariables(exp)).toEqual(["DATA_ROOT", "SET", "WEIGHTS"]);
+    expect(pathVariables({ data: { name: "ring8", std: 0.02, radius: 1 }, eval: null } as never)).toEqual([]);
+  });
+
   it("are all named at once when their variables are unset", () => {
     const saved = { c: process.env.DDST_TEST_DATA, w: process.env.DDST_TEST_WEIGHTS };
     delete process.env.DDST_TEST_DATA;

@@ -23,6 +23,7 @@ const job = (extra: Partial<ArrayJob> = {}): ArrayJob => ({
   cli: "/opt/ddst/dist/cli.js",
   python: "/opt/ddst/.venv/bin/python",
   tasks: [["a-s0", "b-s0"], ["c-s0"]],
+  env: {},
   slurm: options(),
   ...extra,
 });
@@ -57,6 +58,7 @@ describe("Slurm time limits and options", () => {
     expect(issues({ sbatchArgs: ["--signal=USR1@60"] })).toEqual(["--sbatch-arg --signal=USR1@60: ddst sets this option itself (ddst signals the task before --time runs out, to checkpoint and requeue it)"]);
     expect(issues({ sbatchArgs: ["-o", "--array=0-3", "-t10", "--no-requeue", "--sig=B:USR1@10", "--part=gpu"] })).toHaveLength(6);
     expect(issues({ sbatchArgs: ["--time-min=10", "--ntasks-per-node=2", "--exclusive", "-N2", "--mem=4G"] })).toEqual([]);
+    expect(issues({ sbatchArgs: ["--export=NONE"] })).toEqual([expect.stringMatching(/--export=NONE: ddst sets this option itself \(a task needs the submitting environment/)]);
   });
 
   it("takes the user's naming of the task's one GPU (a type), and refuses more GPUs, two requests, or one on a CPU partition", () => {
@@ -109,6 +111,8 @@ describe("the job-array script", () => {
     for (const arg of ["--cpus-per-task=8", "-c4", "-c 4"])
       expect(sbatchScript(job({ slurm: options({ gpusPerCell: 0, sbatchArgs: [arg] }) }))).not.toContain("--cpus-per-task=2");
     expect(() => sbatchScript(job({ out: "/shared/my runs" }))).toThrow(/holds a space or a %/);
+    // The variables the cells' paths name travel in the script (a site's SBATCH_EXPORT=NONE passes none on).
+    expect(sbatchScript(job({ env: { CIFAR10_DIR: "/data/it's cifar" } }))).toContain(`export CIFAR10_DIR='/data/it'\\''s cifar'\n`);
   });
 
   it("is a script bash accepts", async () => {

@@ -1,14 +1,14 @@
 import { execa } from "execa";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { liveHolder } from "../run/dir-lock.js";
 import { statusOrUnreadable } from "../run/run-status.js";
-import { cellStatus, statusText, type CellStatus } from "../slurm/cell-status.js";
+import { cellStatus, isActive, lastError, statusText, type CellStatus } from "../slurm/cell-status.js";
 import { SlurmOptions } from "../slurm/options.js";
 import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
 import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-script.js";
 import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
-import { preflightCells, type TablePlan } from "../table/cells.js";
+import { preflightCells, type Cell, type TablePlan } from "../table/cells.js";
 import { unplannedCells } from "../table/unplanned-cells.js";
 import { configConflicts, extendCells, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
 import { isSettled } from "../table/cell-state.js";
@@ -16,7 +16,7 @@ import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { pathVariables } from "../config/data-paths.js";
 import { intOption, UsageError } from "./args.js";
-import { writeWhole } from "../files.js";
+import { readBytes, writeWhole } from "../files.js";
 
 /** `ddst table --slurm` (write and submit the job array of the pending cells) and `--status` (each cell's
  * state, with Slurm's job and task). */
@@ -65,7 +65,10 @@ function pendingCells(plan: TablePlan, where: Map<string, string>, queue: Map<st
   const finished = plan.cells.filter((c) => states.get(c.id)!.kind === "finished");
   const diverged = plan.cells.filter((c) => states.get(c.id)!.kind === "diverged");
   // Queued or running in an earlier array, or trained right now by a ddst on this machine (--local).
-  const inQueue = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && (queue.has(where.get(c.id) ?? "") || liveHolder(join(c.dir, "run.lock")) !== null));
+  const held = (c: Cell) => liveHolder(join(c.dir, "run.lock")) !== null;
+  // A cell that failed in a task still running its other cells is that task's no more (its lock let go).
+  const leftByTask = (c: Cell) => isActive(queue.get(where.get(c.id) ?? "")) && existsSync(join(c.dir, "failed.json")) && !held(c);
+  const inQueue = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && ((queue.has(where.get(c.id) ?? "") && !leftByTask(c)) || held(c)));
   const pending = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && !inQueue.includes(c));
   return { finished, diverged, inQueue, pending };
 }
@@ -145,6 +148,16 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
   }
 }
 
+/** The end of a task's log (where its last words are), "" when it cannot be read. */
+function tail(log: string): string {
+  try {
+    const size = statSync(log).size;
+    return readBytes(log, Math.max(0, size - 65_536), 65_536).toString("utf8");
+  } catch {
+    return "";
+  }
+}
+
 /** Each cell's state, from its directory and Slurm's queue (and accounting, where the cluster keeps it). */
 export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmCommandError) => void): Promise<CellStatus[]> {
   const { jobs, queue, where } = await slurmView(plan, onSlurmError);
@@ -154,7 +167,10 @@ export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmComma
     const log = task ? join(slurmDir(plan.out), "logs", `${task}.out`) : null;
     const { status, unreadable } = statusOrUnreadable(cell.dir);
     if (unreadable) return { id: cell.id, task, progress: null, state: "failed" as const, detail: `damaged: ${unreadable}` };
-    return cellStatus(cell.id, status, task, queue.get(task ?? ""), accounted?.get(task ?? ""), log);
+    const queued = queue.get(task ?? "");
+    // Why a task that is gone ended, in its own words, where the cell cannot say.
+    const logError = log && !queued && (!status || status.kind === "unstarted") ? lastError(tail(log)) : null;
+    return cellStatus(cell.id, status, task, queued, accounted?.get(task ?? ""), log, logError);
   });
 }
 

@@ -21,6 +21,23 @@ export interface CellStatus {
 const ENDED_BADLY = new Set(["FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"]);
 const ACTIVE = new Set(["RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"]);
 
+/** A task's queue state in which its processes run (or end). */
+export const isActive = (queued: TaskInQueue | undefined): boolean => queued !== undefined && ACTIVE.has(queued.state);
+
+/** The last error ddst wrote to a task's log (its first line, and the next where it ends in ':' as a list
+ * follows), leaving out the lines the script itself writes; null when there is none. */
+export function lastError(logText: string): string | null {
+  const lines = logText.split("\n");
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const l = lines[i]!;
+    if (!l.startsWith("ddst: ") || /^ddst: (array task|time limit near)/.test(l)) continue;
+    const next = lines[i + 1]?.trim();
+    return l.endsWith(":") && next ? `${l.slice(6)} ${next}` : l.slice(6);
+  }
+  return null;
+}
+
+/** `logError`: lastError of the task's log, for a task that ended without a word from the cell itself. */
 export function cellStatus(
   id: string,
   run: RunStatus | null,
@@ -28,11 +45,16 @@ export function cellStatus(
   queued: TaskInQueue | undefined,
   accounted: { state: string; exitCode: string } | undefined,
   log: string | null,
+  logError: string | null = null,
 ): CellStatus {
   const progress = run ? `${run.iter}/${run.planned}` : null;
   const at = { id, task, progress };
+  const logged = `${logError ? `; ${logError}` : ""}${log ? `; log ${log}` : ""}`;
   // Finished training counts as done even while its process is still writing the table files and exiting.
   if (run?.kind === "finished" || isFinishedRun(run?.summary, run?.iter ?? 0, run?.planned ?? 0)) return { ...at, state: "done", detail: "" };
+  // Failed in a task that goes on with the other cells it holds (its lock let go: runStatus says "running" else).
+  if (run?.kind === "failed" && isActive(queued))
+    return { ...at, state: "failed", detail: `${run.failure.error.split("\n")[0]}${log ? `; log ${log}` : ""}; its task goes on with its other cells; --slurm submits it again` };
   if (queued && ACTIVE.has(queued.state)) return { ...at, state: "running", detail: `on ${queued.reason}` };
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
   if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };
@@ -40,7 +62,9 @@ export function cellStatus(
   if (run?.kind === "failed") return { ...at, state: "failed", detail: `${run.failure.error.split("\n")[0]}${log ? `; log ${log}` : ""}` };
   if (run?.kind === "damaged") return { ...at, state: "failed", detail: `damaged: ${run.damage}` };
   if (accounted && ENDED_BADLY.has(accounted.state))
-    return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${log ? `; log ${log}` : ""}` };
+    return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${logged}; --slurm submits it again` };
+  // A task that stopped before the cell started, saying why (data a node cannot see, a broken DDST_PYTHON).
+  if (task && !run && logError) return { ...at, state: "failed", detail: `never started: ${logError}${log ? `; log ${log}` : ""}; --slurm submits it again once that is mended` };
   if (task)
     return {
       ...at,

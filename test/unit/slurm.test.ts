@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { liveHolder } from "../../src/run/dir-lock.js";
 import type { RunStatus } from "../../src/run/run-status.js";
-import { cellStatus, statusText } from "../../src/slurm/cell-status.js";
+import { cellStatus, lastError, statusText } from "../../src/slurm/cell-status.js";
 import { currentSlurmJob } from "../../src/slurm/job-id.js";
 import { gpuRequest, signalLead, SlurmOptions, timeLimitSeconds } from "../../src/slurm/options.js";
 import { parseSacct, parseSqueue } from "../../src/slurm/queue.js";
@@ -171,12 +171,25 @@ describe("a cell's state on the cluster", () => {
     expect(cellStatus("c", run("finished", 100), "5_0", undefined, undefined, null).state).toBe("done");
     const failed = cellStatus("c", run("failed", 40, { failure: { error: "worker died\nstack", iter: 40, at: "t" } }), "5_0", undefined, undefined, "L");
     expect(failed).toMatchObject({ state: "failed", detail: "worker died; log L" });
-    expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, { state: "TIMEOUT", exitCode: "0:15" }, "L")).toMatchObject({ state: "failed", detail: "Slurm: TIMEOUT (exit 0:15); log L" });
+    expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, { state: "TIMEOUT", exitCode: "0:15" }, "L")).toMatchObject({ state: "failed", detail: "Slurm: TIMEOUT (exit 0:15); log L; --slurm submits it again" });
+    // Failed in a task that goes on with its other cells (--cells-per-gpu 2): failed, not "running".
+    expect(cellStatus("c", run("failed", 40, { failure: { error: "worker died", iter: 40, at: "t" } }), "5_0", { state: "RUNNING", reason: "node1" }, undefined, "L")).toMatchObject({
+      state: "failed",
+      detail: "worker died; log L; its task goes on with its other cells; --slurm submits it again",
+    });
+    // A task gone before the cell started, its log saying why.
+    expect(cellStatus("c", null, "5_0", undefined, undefined, "L", "no such file")).toMatchObject({ state: "failed", detail: "never started: no such file; log L; --slurm submits it again once that is mended" });
     expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, undefined, "L").state).toBe("stopped");
     expect(cellStatus("c", null, null, undefined, undefined, null).state).toBe("new");
     const text = statusText([cellStatus("c", null, null, undefined, undefined, null), cellStatus("d", run("finished", 100), "5_1", undefined, undefined, null)]);
     expect(text).toMatch(/^ {2}d +done +5_1 +100\/100$/m);
     expect(text).toMatch(/1 done, 1 new$/);
+  });
+
+  it("finds the last error ddst wrote to a task's log, not the script's own lines", () => {
+    const log = "ddst: array task 5_0 on n1, start 1: a,b\nddst: invalid experiment /t.json (cell a):\n  - data.path: /x: no such file or directory\nddst: time limit near; requeueing 5_0\n";
+    expect(lastError(log)).toBe("invalid experiment /t.json (cell a): - data.path: /x: no such file or directory");
+    expect(lastError("ddst: array task 5_0 on n1\nstart a on cpu\n")).toBeNull();
   });
 });
 

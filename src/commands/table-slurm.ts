@@ -90,7 +90,9 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
     const { jobs, queue, where } = await slurmView(plan);
     const { finished, diverged, inQueue, pending } = pendingCells(plan, where, queue);
     for (const note of unplannedCells(plan)) console.log(`  ${note}`);
-    console.log(`  ${finished.length} finished, ${diverged.length ? `${diverged.length} diverged (not submitted again), ` : ""}${inQueue.length} queued or running in Slurm${jobs.length ? ` (job ${jobs.join(", ")})` : ""}, ${pending.length} to submit`);
+    // The arrays still in the queue, not every one ever submitted.
+    const queued = jobs.filter((j) => [...queue.keys()].some((t) => t.startsWith(`${j}_`)));
+    console.log(`  ${finished.length} finished, ${diverged.length ? `${diverged.length} diverged (not submitted again), ` : ""}${inQueue.length} queued or running in Slurm${queued.length ? ` (job ${queued.join(", ")})` : ""}, ${pending.length} to submit`);
     if (pending.length === 0) {
       console.log(finished.length + diverged.length === plan.cells.length ? `every cell is ${diverged.length ? "finished or diverged" : "finished"}: run the same command without --slurm to write the table` : "nothing to submit");
       return 0;
@@ -198,7 +200,7 @@ export async function refuseLocalTraining(plan: TablePlan): Promise<void> {
   writeResults(plan);
   const shown = rows ? `\n${statusText(rows.filter((r) => r.state !== "done" && r.state !== "diverged"))}` : " (Slurm cannot be asked from here)";
   throw new TableError(
-    `${plan.out} was submitted to Slurm and ${unfinished.length} of its ${plan.cells.length} cells are not finished:${shown}\n` +
+    `${plan.out} was submitted to Slurm and ${unfinished.length} of its ${plan.cells.length} cells ${unfinished.length === 1 ? "is" : "are"} not finished:${shown}\n` +
       `${plan.out}/table.md holds the finished ones. Wait for the array (--status), submit the unfinished cells again with --slurm, ` +
       `or add --local to train them on this machine`,
   );

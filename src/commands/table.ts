@@ -13,6 +13,7 @@ import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
 import { WorkerRequestError } from "../protocol/client.js";
 import { InputError } from "../input-error.js";
+import { currentSlurmJob } from "../slurm/job-id.js";
 import { MAX_TIMER_SECONDS } from "../config/experiment.js";
 import { intOption, UsageError } from "./args.js";
 import { onInterrupt } from "./signals.js";
@@ -87,7 +88,8 @@ export async function cmdTable(argv: string[]): Promise<number> {
     let devices = parseDevices(values.devices ?? plan.cells[0]!.experiment.device);
     // Writing a finished table's results uses no device: a login node without a GPU may do it.
     const wantsCuda = devices.some((d) => d.startsWith("cuda")) && (values.plan || toTrain.length > 0);
-    if (devices.includes("auto") || wantsCuda) {
+    // auto with nothing to train (a finished table's results) needs no torch either.
+    if ((devices.includes("auto") && (values.plan || toTrain.length > 0)) || wantsCuda) {
       const found = await findPython();
       const { cuda, gpus } = await probePython(found.path, found.source, true);
       // Every cell would fail the same way, one worker start at a time.
@@ -112,14 +114,14 @@ export async function cmdTable(argv: string[]): Promise<number> {
     `ddst table ${spec.name}: ${only ? `${count(only.size, "cell")} of ${plan.cells.length}` : count(plan.cells.length, "cell")} (${count(methods.length, "method")} x ${count(densities.length, "density", "densities")} x ${count(seeds.length, "seed")}) -> ${out}\n` +
       `  ${done} finished, ${diverged ? `${diverged} diverged (not tried again), ` : ""}${resumable} to resume, ${mine.cells.length - done - diverged - resumable} new; ${slots.length} at a time on ${slots.map((s) => s.label + (s.threads ? ` (${count(s.threads, "thread")})` : "")).join(", ")}`,
   );
-  printDropped(plan);
+  printDropped(mine);
   // Array tasks leave it to the submitting command, which says it once.
   if (!only) for (const note of unplannedCells(plan)) console.log(`  ${note}`);
   if (!values.plan) preflightCells(file, toTrain);
   const planIterations = intOption("plan-iterations", values["plan-iterations"], 0)!;
   if (values.plan) return await printPlan(plan, states, slots, planIterations);
 
-  const python = (await findPython()).path;
+  const python = toTrain.length ? (await findPython()).path : undefined;
   const controller = new AbortController();
   const signals = onInterrupt(
     () => controller.abort(),
@@ -153,7 +155,8 @@ export async function cmdTable(argv: string[]): Promise<number> {
       );
     if (outcome.failed.length) {
       console.error(`${outcome.failed.length} cell(s) failed:\n${outcome.failed.map((f) => `  - ${f.id}: ${f.error}`).join("\n")}`);
-      console.error("the same command retries them (and keeps every finished cell)");
+      // In an array task the command is Slurm's: the user's is the submitting one.
+      console.error(currentSlurmJob() && only ? "`ddst table ... --slurm` submits them again (and keeps every finished cell)" : "the same command retries them (and keeps every finished cell)");
     }
     // 0: every cell this command would train is done.
     return outcome.failed.length || outcome.diverged.length || outcome.busy.length ? 1 : 0;

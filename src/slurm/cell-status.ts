@@ -37,6 +37,9 @@ export function lastError(logText: string): string | null {
   return null;
 }
 
+/** An error's first line, without its full stop (more follows it after a ';'). */
+const firstLine = (error: string) => error.split("\n")[0]!.replace(/\.$/, "");
+
 /** `logError`: lastError of the task's log, for a task that ended without a word from the cell itself. */
 export function cellStatus(
   id: string,
@@ -54,12 +57,12 @@ export function cellStatus(
   if (run?.kind === "finished" || isFinishedRun(run?.summary, run?.iter ?? 0, run?.planned ?? 0)) return { ...at, state: "done", detail: "" };
   // Failed in a task that goes on with the other cells it holds (its lock let go: runStatus says "running" else).
   if (run?.kind === "failed" && isActive(queued))
-    return { ...at, state: "failed", detail: `${run.failure.error.split("\n")[0]}${log ? `; log ${log}` : ""}; its task goes on with its other cells; --slurm submits it again` };
+    return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${log ? `; log ${log}` : ""}; its task goes on with its other cells; --slurm submits it again` };
   if (queued && ACTIVE.has(queued.state)) return { ...at, state: "running", detail: `on ${queued.reason}` };
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
   if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };
   if (run?.kind === "diverged") return { ...at, state: "diverged", detail: `${run.failure.error.split(". ")[0]}; not submitted again (remove ${run.dir} to train it once more)` };
-  if (run?.kind === "failed") return { ...at, state: "failed", detail: `${run.failure.error.split("\n")[0]}${log ? `; log ${log}` : ""}` };
+  if (run?.kind === "failed") return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${log ? `; log ${log}` : ""}` };
   if (run?.kind === "damaged") return { ...at, state: "failed", detail: `damaged: ${run.damage}` };
   if (accounted && ENDED_BADLY.has(accounted.state))
     return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${logged}; --slurm submits it again` };

@@ -1,3 +1,5 @@
+import { basename, relative } from "node:path";
+
 /** Command-line argument helpers shared by the commands. */
 
 export class UsageError extends Error {}
@@ -20,4 +22,12 @@ export function densityOption(name: string, v: string | undefined): number | und
   const x = Number(v);
   if (!(x > 0 && x <= 1)) throw new UsageError(`--${name} must be a density in (0, 1], got '${v}'`);
   return x;
+}
+
+/** ddst as the user called it, for a command to type next: `ddst` through the package's bin (installed, or
+ * `npx ddst`), else `node <the cli.js path as seen from here>` (`node dist/cli.js` in the checkout). */
+export function cliName(script = process.argv[1] ?? ""): string {
+  if (basename(script) !== "cli.js") return "ddst";
+  const path = relative(process.cwd(), script);
+  return `node ${path && !path.startsWith("..") ? path : script}`;
 }

@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { finalMetric, runStatus, statusOrUnreadable, type RunStatus } from "../run/run-status.js";
 import { cellKeys, TableSpec } from "../table/spec.js";
 import { changesText } from "../config/config-changes.js";
-import { UsageError } from "./args.js";
+import { cliName, UsageError } from "./args.js";
 import { subdirectories } from "../files.js";
 
 /** `ddst ls [DIR]` lists the runs and tables under DIR; `ddst show RUN|TABLE` prints one. Both only read files. */
@@ -146,7 +146,7 @@ export async function cmdShow(argv: string[]): Promise<number> {
     if (sum.eval?.final) lines.push(`eval at ${sum.eval.final.iter}: ${Object.entries(sum.eval.final.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ")}`);
     if (sum.eval?.best && sum.eval.primary && sum.eval.best.metrics[sum.eval.primary] !== undefined) lines.push(`best ${sum.eval.primary}: ${sum.eval.best.metrics[sum.eval.primary]!.toFixed(4)} at ${sum.eval.best.iter}`);
     lines.push(`wall time ${(sum.wallSeconds / 60).toFixed(1)} min, ${sum.restarts} worker restart(s); python ${sum.worker.python}, torch ${sum.worker.torch}`);
-  } else if (s.kind === "interrupted") lines.push(`continue with: ddst run --resume ${dir}`);
+  } else if (s.kind === "interrupted") lines.push(`continue with: ${cliName()} run --resume ${dir}`);
   console.log(lines.join("\n"));
   return 0;
 }

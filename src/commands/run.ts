@@ -5,7 +5,7 @@ import type { Summary } from "../run/records.js";
 import { RunDir } from "../run/run-dir.js";
 import { resumeRun, RunAborted, runExperiment, type RunOptions } from "../run/run-experiment.js";
 import type { Worker } from "../worker/worker.js";
-import { intOption, UsageError } from "./args.js";
+import { cliName, intOption, UsageError } from "./args.js";
 import { progressPrinter } from "./progress.js";
 import { onInterrupt } from "./signals.js";
 
@@ -85,12 +85,12 @@ async function drive(out: string, total: number, start: (opts: RunOptions) => Pr
         (summary.restarts ? `, ${summary.restarts} worker restart(s)` : ""),
     );
     if (finished) console.log(`results: ${out}/summary.json, ${out}/metrics.jsonl, ${out}/config.json, ${out}/worker.log`);
-    else console.log(`continue with: ddst run --resume ${out}`);
+    else console.log(`continue with: ${cliName()} run --resume ${out}`);
     return 0;
   } catch (e) {
     printer.done();
     if (e instanceof RunAborted) {
-      console.error(e.message.replace("--resume", `ddst run --resume ${out}`));
+      console.error(e.message.replace("--resume", `${cliName()} run --resume ${out}`));
       return signals.exitCode() || 130;
     }
     throw e;

@@ -15,7 +15,7 @@ import { isSettled } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { pathVariables } from "../config/data-paths.js";
-import { intOption, UsageError } from "./args.js";
+import { cliName, intOption, UsageError } from "./args.js";
 import { readBytes, writeWhole } from "../files.js";
 
 /** `ddst table --slurm` (write and submit the job array of the pending cells) and `--status` (each cell's
@@ -142,7 +142,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
     copyFileSync(file, kept);
     appendSubmission(out, { job, at: new Date().toISOString(), tasks, script: kept });
     console.log(`submitted job array ${job}: ${tasks.length} task(s) for ${pending.length} cell(s); logs in ${join(slurmDir(out), "logs")}`);
-    console.log(`watch it with: ddst table ${tableFile} --out ${plan.out} --status`);
+    console.log(`watch it with: ${cliName()} table ${tableFile} --out ${plan.out} --status`);
     console.log(`when it is done, the same command without --slurm or --status writes table.md, table.csv and table.json`);
     return 0;
   } finally {

@@ -286,7 +286,7 @@ describe.concurrent("ddst run", () => {
     const show = await execa("node", [CLI, "show", join(root, "c-failed")], { reject: false });
     expect(show.stdout).toMatch(/failed after the checkpoint at 100: the PyTorch worker was killed by SIGKILL/);
     const interrupted = await execa("node", [CLI, "show", join(root, "b-interrupted")], { reject: false });
-    expect(interrupted.stdout).toMatch(/continue with: ddst run --resume/);
+    expect(interrupted.stdout).toMatch(/continue with: node \S*cli\.js run --resume/);
     const none = await execa("node", [CLI, "show", join(root, "not-a-run")], { reject: false });
     expect(none.exitCode).toBe(2);
   });

@@ -455,7 +455,7 @@ describe.concurrent("faults", () => {
     const r = await run([file, "--out", out, "--until", "0"]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(/results:/);
-    expect(r.stdout).toMatch(/stopped at iteration 0 .*\n.*continue with: ddst run --resume/);
+    expect(r.stdout).toMatch(/stopped at iteration 0 .*\n.*continue with: node \S*cli\.js run --resume/);
     const taken = join(tempDir(), "a-file");
     writeFileSync(taken, "mine");
     const f = await run([file, "--out", taken]);

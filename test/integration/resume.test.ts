@@ -34,7 +34,7 @@ describe.concurrent("durable runs", () => {
     const out = join(tempDir(), "split");
     const a = await execa("node", [CLI, "run", file, "--out", out, "--until", "150"], { reject: false });
     expect(a.exitCode, a.stderr).toBe(0);
-    expect(a.stdout).toMatch(/continue with: ddst run --resume/);
+    expect(a.stdout).toMatch(/continue with: node \S*cli\.js run --resume/);
     expect(existsSync(join(out, "summary.json"))).toBe(false);
     // What a save cut short by a second signal leaves: gone at the next checkpoint, the named files kept.
     writeFileSync(join(out, "checkpoints", "iter-000000140.pt.tmp"), "half a checkpoint");

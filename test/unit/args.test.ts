@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { intOption, UsageError } from "../../src/commands/args.js";
+import { cliName, intOption, UsageError } from "../../src/commands/args.js";
+import { join } from "node:path";
 
 describe("intOption", () => {
   it("reads integers of at least its minimum and names the option and the value otherwise", () => {
@@ -18,5 +19,13 @@ describe("intOption", () => {
     // A maximum of the option's own (a timer's longest delay, the largest batch).
     expect(intOption("status-every", "2000000", 1, 2_000_000)).toBe(2_000_000);
     expect(() => intOption("status-every", "3000000", 1, 2_000_000)).toThrow("--status-every is too large: '3000000' (at most 2000000)");
+  });
+});
+
+describe("cliName", () => {
+  it("is ddst through the package's bin, and node with the script's path otherwise", () => {
+    expect(cliName("/usr/local/bin/ddst")).toBe("ddst");
+    expect(cliName(join(process.cwd(), "dist", "cli.js"))).toBe(`node ${join("dist", "cli.js")}`);
+    expect(cliName("/elsewhere/ddst/dist/cli.js")).toBe("node /elsewhere/ddst/dist/cli.js");
   });
 });

@@ -1,4 +1,4 @@
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { ConfigError, type Experiment } from "../config/experiment.js";
 import { experimentPaths } from "../config/data-paths.js";
 
@@ -12,6 +12,11 @@ export function preflight(exp: Experiment, source: string): void {
     const problem = unreadable(path, kind);
     if (problem) issues.push({ path: field, message: `${path}: ${problem}${field === "eval.inception" ? INCEPTION_HELP : ""}` });
   }
+  // The evaluations cache what they train and compute there; a file in its place would make every run train
+  // the domain classifier anew (minutes), saying so only in worker.log.
+  const cache = process.env.DDST_CACHE;
+  if (exp.eval && cache && existsSync(cache) && !statSync(cache).isDirectory())
+    issues.push({ path: "DDST_CACHE", message: `${cache} is not a directory: point DDST_CACHE at a directory for the evaluations' cache, or unset it` });
   if (issues.length) throw new ConfigError(source, issues);
 }
 

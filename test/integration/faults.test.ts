@@ -429,11 +429,14 @@ describe.concurrent("faults", () => {
     ];
     writeFileSync(join(dir, "garbage.npy"), "not an array");
     cases.push([{ ...EXP, data: { name: "npy", path: join(dir, "garbage.npy") } }, /cannot build this experiment: .*garbage\.npy/]);
+    // DDST_CACHE naming a file: every evaluation would train the domain classifier anew, said only in worker.log.
+    writeFileSync(join(dir, "cache-file"), "");
+    cases.push([{ ...EXP, eval: { every: 100 } }, /DDST_CACHE: .*cache-file is not a directory: point DDST_CACHE at a directory/]);
     for (const [exp, message] of cases) {
       const f = join(dir, "e.json");
       writeFileSync(f, JSON.stringify(exp));
       const out = join(dir, "never");
-      const r = await run([f, "--out", out], { DDST_TEST_UNSET_WEIGHTS: "" });
+      const r = await run([f, "--out", out], { DDST_TEST_UNSET_WEIGHTS: "", DDST_CACHE: join(dir, "cache-file") });
       expect(r.exitCode, r.stderr).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(existsSync(out)).toBe(false);

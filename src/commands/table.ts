@@ -13,6 +13,7 @@ import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
 import { WorkerRequestError } from "../protocol/client.js";
 import { InputError } from "../input-error.js";
+import { layersLeftEmpty, startingMasks } from "../sparsity/erk.js";
 import { currentSlurmJob } from "../slurm/job-id.js";
 import { MAX_TIMER_SECONDS } from "../config/experiment.js";
 import { intOption, UsageError } from "./args.js";
@@ -219,8 +220,14 @@ async function timedPlan(worker: Worker, plan: TablePlan, states: ReturnType<typ
   for (const cell of plan.cells) {
     const s = states.get(cell.id)!;
     const status = s.kind === "finished" ? "finished" : s.kind === "diverged" ? `diverged at ${s.at}` : s.kind === "interrupted" ? `at ${s.iter}/${cell.experiment.iterations}` : "new";
-    const f = whyNeedsRun(cell.experiment) ? null : planFlops(cell.experiment, layers);
-    const flops = f?.known ? `${(100 * f.paper.ratio).toFixed(2)}% of dense` : "known after the run (BR control or global criteria)";
+    // A density that leaves a layer without an active weight is refused when the cell starts: said here too.
+    const empty = s.kind === "new" || s.kind === "unstarted" ? layersLeftEmpty(layers, startingMasks(layers, cell.experiment)) : [];
+    const f = whyNeedsRun(cell.experiment) || empty.length ? null : planFlops(cell.experiment, layers);
+    const flops = empty.length
+      ? `refused when it starts: d_G ${cell.density} leaves ${count(empty.length, "layer")} without an active weight (${empty[0]!.net} ${empty[0]!.name}, ...)`
+      : f?.known
+        ? `${(100 * f.paper.ratio).toFixed(2)}% of dense`
+        : "known after the run (BR control or global criteria)";
     console.log(`  ${cell.id.padEnd(34)} ${status.padEnd(22)} ${flops}`);
     if (!isSettled(s)) remaining += (cell.experiment.iterations - (s.kind === "interrupted" ? s.iter : 0)) * (perMethod.get(cell.method) ?? 0);
   }

@@ -120,6 +120,11 @@ describe("ddst table", () => {
     expect(flopsOnly.exitCode, flopsOnly.stderr).toBe(0);
     expect(flopsOnly.stdout).toMatch(/static-balance-d0.5-s0 +new +\d+\.\d\d% of dense/);
     expect(flopsOnly.stdout).not.toMatch(/timing|estimated/);
+    // A density so low that a layer keeps no weight: the cell would be refused when it starts, and the plan says so.
+    const table = JSON.parse(readFileSync(spec, "utf8"));
+    writeFileSync(spec, JSON.stringify({ ...table, densities: [1e-6], paper: {} }));
+    const tiny = await execa("node", [CLI, "table", spec, "--out", out, "--plan", "--plan-iterations", "0"], { reject: false });
+    expect(tiny.stdout, tiny.stderr).toMatch(/static-balance-d\S+-s0 +new +refused when it starts: d_G \S+ leaves \d+ layers? without an active weight/);
   });
 
   it.concurrent("refuses a missing data file or an absent GPU before any cell starts, leaving nothing behind", async () => {

@@ -69,7 +69,9 @@ export async function readRaw(file: string): Promise<unknown> {
     const tmp = ext.endsWith("ts") ? tmpProblem() : null;
     if (tmp) throw new ConfigError(file, [{ path: "", message: `cannot compile the TypeScript module: ${tmp}` }]);
     // A top-level await that never settles leaves nothing to run: Node exits (code 13) with no word of why.
-    const unsettled = () => {
+    const unsettled = (code: number) => {
+      // Only that exit (13); a module's own exit or an error thrown from its timers ends the process as they do.
+      if (code !== 13 && process.exitCode !== 13) return;
       console.error(`ddst: ${file}: the module never finished loading (a top-level await that never settles)`);
       process.exitCode = 2;
     };

@@ -206,6 +206,11 @@ describe.concurrent("ddst run", () => {
     writeFileSync(tla, "await new Promise(() => {});\nexport default {};\n");
     const waits = await execa("node", [CLI, "run", tla], { reject: false });
     expect([waits.exitCode, waits.stderr]).toEqual([2, `ddst: ${tla}: the module never finished loading (a top-level await that never settles)`]);
+    // A module that exits by itself while loading is not said to hang.
+    const exits = join(tempDir(), "exits.mjs");
+    writeFileSync(exits, "process.exit(0);\nexport default {};\n");
+    const exited = await execa("node", [CLI, "run", exits], { reject: false });
+    expect([exited.exitCode, exited.stderr]).toEqual([0, ""]);
     const b = await execa("node", [CLI, "bench", "--iters", "0"], { reject: false });
     expect(b.exitCode).toBe(2);
     expect(b.stderr).toMatch(/--iters must be a positive integer/);

@@ -28,6 +28,7 @@ export function densityOption(name: string, v: string | undefined): number | und
  * `npx ddst`), else `node <the cli.js path as seen from here>` (`node dist/cli.js` in the checkout). */
 export function cliName(script = process.argv[1] ?? ""): string {
   if (basename(script) !== "cli.js") return "ddst";
-  const path = relative(process.cwd(), script);
-  return `node ${path && !path.startsWith("..") ? path : script}`;
+  const rel = relative(process.cwd(), script);
+  const path = rel && !rel.startsWith("..") ? rel : script;
+  return `node ${/^[\w./@+-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`}`; // quoted as a shell needs it
 }

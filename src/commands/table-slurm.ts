@@ -1,9 +1,9 @@
 import { execa } from "execa";
-import { copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { liveHolder } from "../run/dir-lock.js";
-import { statusOrUnreadable } from "../run/run-status.js";
-import { cellStatus, isActive, lastError, statusText, type CellStatus } from "../slurm/cell-status.js";
+import { FailedRecord, statusOrUnreadable } from "../run/run-status.js";
+import { cellStatus, failedInRunningTask, lastError, statusText, type CellStatus } from "../slurm/cell-status.js";
 import { SlurmOptions } from "../slurm/options.js";
 import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
 import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-script.js";
@@ -16,7 +16,7 @@ import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { pathVariables } from "../config/data-paths.js";
 import { cliName, intOption, UsageError } from "./args.js";
-import { readBytes, writeWhole } from "../files.js";
+import { readBytes, readJsonAs, writeWhole } from "../files.js";
 
 /** `ddst table --slurm` (write and submit the job array of the pending cells) and `--status` (each cell's
  * state, with Slurm's job and task). */
@@ -67,7 +67,10 @@ function pendingCells(plan: TablePlan, where: Map<string, string>, queue: Map<st
   // Queued or running in an earlier array, or trained right now by a ddst on this machine (--local).
   const held = (c: Cell) => liveHolder(join(c.dir, "run.lock")) !== null;
   // A cell that failed in a task still running its other cells is that task's no more (its lock let go).
-  const leftByTask = (c: Cell) => isActive(queue.get(where.get(c.id) ?? "")) && existsSync(join(c.dir, "failed.json")) && !held(c);
+  const leftByTask = (c: Cell) => {
+    const task = where.get(c.id) ?? null;
+    return !held(c) && failedInRunningTask(readJsonAs(join(c.dir, "failed.json"), FailedRecord), task, queue.get(task ?? ""));
+  };
   const inQueue = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && ((queue.has(where.get(c.id) ?? "") && !leftByTask(c)) || held(c)));
   const pending = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && !inQueue.includes(c));
   return { finished, diverged, inQueue, pending };
@@ -171,7 +174,7 @@ export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmComma
     if (unreadable) return { id: cell.id, task, progress: null, state: "failed" as const, detail: `damaged: ${unreadable}` };
     const queued = queue.get(task ?? "");
     // Why a task that is gone ended, in its own words, where the cell cannot say.
-    const logError = log && !queued && (!status || status.kind === "unstarted") ? lastError(tail(log)) : null;
+    const logError = log && !queued && status?.kind !== "finished" && status?.kind !== "diverged" ? lastError(tail(log)) : null;
     return cellStatus(cell.id, status, task, queued, accounted?.get(task ?? ""), log, logError);
   });
 }

@@ -14,9 +14,8 @@ import { Worker } from "../worker/worker.js";
 import { WorkerRequestError } from "../protocol/client.js";
 import { InputError } from "../input-error.js";
 import { layersLeftEmpty, startingMasks } from "../sparsity/erk.js";
-import { currentSlurmJob } from "../slurm/job-id.js";
 import { MAX_TIMER_SECONDS } from "../config/experiment.js";
-import { intOption, UsageError } from "./args.js";
+import { cliName, intOption, UsageError } from "./args.js";
 import { onInterrupt } from "./signals.js";
 import { printStatus, refuseLocalTraining, submitTable } from "./table-slurm.js";
 
@@ -157,7 +156,11 @@ export async function cmdTable(argv: string[]): Promise<number> {
     if (outcome.failed.length) {
       console.error(`${outcome.failed.length} cell(s) failed:\n${outcome.failed.map((f) => `  - ${f.id}: ${f.error}`).join("\n")}`);
       // In an array task the command is Slurm's: the user's is the submitting one.
-      console.error(currentSlurmJob() && only ? "`ddst table ... --slurm` submits them again (and keeps every finished cell)" : "the same command retries them (and keeps every finished cell)");
+      console.error(
+        process.env.SLURM_ARRAY_JOB_ID && only
+          ? `\`${cliName()} table ... --slurm\` submits them again (and keeps every finished cell)`
+          : "the same command retries them (and keeps every finished cell)",
+      );
     }
     // 0: every cell this command would train is done.
     return outcome.failed.length || outcome.diverged.length || outcome.busy.length ? 1 : 0;

@@ -12,6 +12,7 @@ import { isFinishedRun, Summary } from "./records.js";
 import type { RunOptions } from "./run-options.js";
 import { issueText, RunDir, RunDirError } from "./run-dir.js";
 import { InputError } from "../input-error.js";
+import { currentSlurmJob } from "../slurm/job-id.js";
 
 export { BuildRefusedError, RunAborted } from "./experiment-run.js";
 export type { RunOptions } from "./run-options.js";
@@ -27,6 +28,7 @@ function recordFailure(dir: RunDir, e: unknown): void {
     iter: dir.tryPointerIter(),
     at: new Date().toISOString(),
     ...(e instanceof DivergedError ? { divergedAt: e.at.iter } : {}),
+    ...(currentSlurmJob() ? { slurmTask: currentSlurmJob()! } : {}),
   };
   try {
     dir.writeJson("failed.json", failure);

@@ -13,7 +13,14 @@ import { recordIter } from "./run-dir.js";
 
 /** failed.json: written when a run stops on an error (not an interruption), removed when a resume is accepted.
  * `divergedAt`: the iteration at which training went to NaN or infinity, when that stopped it. */
-export const FailedRecord = z.object({ error: z.string(), iter: z.number().int().nullable(), at: z.string(), divergedAt: z.number().int().optional() });
+export const FailedRecord = z.object({
+  error: z.string(),
+  iter: z.number().int().nullable(),
+  at: z.string(),
+  divergedAt: z.number().int().optional(),
+  /** The Slurm job (array task, "7_3") it failed in, when it ran in one. */
+  slurmTask: z.string().optional(),
+});
 export type FailedRecord = z.infer<typeof FailedRecord>;
 
 /** The iteration at which the training recorded in failed.json diverged, or undefined when something else stopped

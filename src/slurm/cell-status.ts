@@ -1,5 +1,5 @@
 import { isFinishedRun } from "../run/records.js";
-import type { RunStatus } from "../run/run-status.js";
+import type { FailedRecord, RunStatus } from "../run/run-status.js";
 import type { TaskInQueue } from "./queue.js";
 
 /** A table cell's state on a cluster, from what its directory holds and what Slurm says about the array task
@@ -22,7 +22,12 @@ const ENDED_BADLY = new Set(["FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT
 const ACTIVE = new Set(["RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"]);
 
 /** A task's queue state in which its processes run (or end). */
-export const isActive = (queued: TaskInQueue | undefined): boolean => queued !== undefined && ACTIVE.has(queued.state);
+const isActive = (queued: TaskInQueue | undefined): boolean => queued !== undefined && ACTIVE.has(queued.state);
+
+/** A cell that failed in the array task still running (with its other cells): not one that failed in an earlier
+ * task, whose failed.json stays until the task it was submitted again in takes it up. */
+export const failedInRunningTask = (failure: FailedRecord | null | undefined, task: string | null, queued: TaskInQueue | undefined): boolean =>
+  failure?.slurmTask !== undefined && failure.slurmTask === task && isActive(queued);
 
 /** The last error ddst wrote to a task's log (its first line, and the next where it ends in ':' as a list
  * follows), leaving out the lines the script itself writes; null when there is none. */
@@ -30,7 +35,8 @@ export function lastError(logText: string): string | null {
   const lines = logText.split("\n");
   for (let i = lines.length - 1; i >= 0; i--) {
     const l = lines[i]!;
-    if (!l.startsWith("ddst: ") || /^ddst: (array task|time limit near)/.test(l)) continue;
+    if (l.startsWith("ddst: array task ")) return null; // the latest start's own lines end here (the log appends)
+    if (!l.startsWith("ddst: ") || l.startsWith("ddst: time limit near")) continue;
     const next = lines[i + 1]?.trim();
     return l.endsWith(":") && next ? `${l.slice(6)} ${next}` : l.slice(6);
   }
@@ -56,8 +62,8 @@ export function cellStatus(
   // Finished training counts as done even while its process is still writing the table files and exiting.
   if (run?.kind === "finished" || isFinishedRun(run?.summary, run?.iter ?? 0, run?.planned ?? 0)) return { ...at, state: "done", detail: "" };
   // Failed in a task that goes on with the other cells it holds (its lock let go: runStatus says "running" else).
-  if (run?.kind === "failed" && isActive(queued))
-    return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${log ? `; log ${log}` : ""}; its task goes on with its other cells; --slurm submits it again` };
+  if (run?.kind === "failed" && failedInRunningTask(run.failure, task, queued))
+    return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${log ? `; log ${log}` : ""}; its task is still running (its other cells); --slurm submits it again` };
   if (queued && ACTIVE.has(queued.state)) return { ...at, state: "running", detail: `on ${queued.reason}` };
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
   if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };
@@ -65,9 +71,10 @@ export function cellStatus(
   if (run?.kind === "failed") return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${log ? `; log ${log}` : ""}` };
   if (run?.kind === "damaged") return { ...at, state: "failed", detail: `damaged: ${run.damage}` };
   if (accounted && ENDED_BADLY.has(accounted.state))
-    return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${logged}; --slurm submits it again` };
-  // A task that stopped before the cell started, saying why (data a node cannot see, a broken DDST_PYTHON).
-  if (task && !run && logError) return { ...at, state: "failed", detail: `never started: ${logError}${log ? `; log ${log}` : ""}; --slurm submits it again once that is mended` };
+    return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${logged}; --slurm submits it again${logError ? " once that is mended" : ""}` };
+  // A task that ended on an error of its own before the cell ran (data a node cannot see, a broken DDST_PYTHON).
+  if (task && logError)
+    return { ...at, state: "failed", detail: `${run ? "stopped" : "never started"}: ${logError}${log ? `; log ${log}` : ""}; --slurm submits it again once that is mended` };
   if (task)
     return {
       ...at,

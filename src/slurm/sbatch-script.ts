@@ -76,7 +76,7 @@ set -u
 DDST_NODE=${shellQuote(job.node)}
 DDST_CLI=${shellQuote(job.cli)}
 export DDST_PYTHON=${shellQuote(job.python)}
-${Object.keys(job.env).length ? `# The variables the cells' paths name, as at submission (a site may not pass the submitting environment on).\n${Object.entries(job.env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join("\n")}\n` : ""}TABLE_FILE=${shellQuote(job.tableFile)}
+${Object.keys(job.env).length ? `# The variables the cells' paths name, as at submission, where the task's environment lacks them (a site may pass\n# none on); a value the node sets itself (a prolog's per-job path) is kept.\n${Object.entries(job.env).map(([k, v]) => `[ -n "\${${k}:-}" ] || ${k}=${shellQuote(v)}; export ${k}`).join("\n")}\n` : ""}TABLE_FILE=${shellQuote(job.tableFile)}
 TABLE_DIR=${shellQuote(job.out)}
 CELLS=(
 ${cells.join("\n")}

@@ -27,5 +27,6 @@ describe("cliName", () => {
     expect(cliName("/usr/local/bin/ddst")).toBe("ddst");
     expect(cliName(join(process.cwd(), "dist", "cli.js"))).toBe(`node ${join("dist", "cli.js")}`);
     expect(cliName("/elsewhere/ddst/dist/cli.js")).toBe("node /elsewhere/ddst/dist/cli.js");
+    expect(cliName("/my tools/ddst/dist/cli.js")).toBe("node '/my tools/ddst/dist/cli.js'");
   });
 });

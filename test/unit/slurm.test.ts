@@ -112,7 +112,8 @@ describe("the job-array script", () => {
       expect(sbatchScript(job({ slurm: options({ gpusPerCell: 0, sbatchArgs: [arg] }) }))).not.toContain("--cpus-per-task=2");
     expect(() => sbatchScript(job({ out: "/shared/my runs" }))).toThrow(/holds a space or a %/);
     // The variables the cells' paths name travel in the script (a site's SBATCH_EXPORT=NONE passes none on).
-    expect(sbatchScript(job({ env: { CIFAR10_DIR: "/data/it's cifar" } }))).toContain(`export CIFAR10_DIR='/data/it'\\''s cifar'\n`);
+    const withEnv = sbatchScript(job({ env: { CIFAR10_DIR: "/data/it's cifar" } }));
+    expect(withEnv).toContain(`[ -n "\${CIFAR10_DIR:-}" ] || CIFAR10_DIR='/data/it'\\''s cifar'; export CIFAR10_DIR\n`);
   });
 
   it("is a script bash accepts", async () => {
@@ -121,6 +122,12 @@ describe("the job-array script", () => {
     writeFileSync(file, sbatchScript(job()));
     const r = await execa("bash", ["-n", file], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
+    // Its exported variables: the submitting value where the task has none, the task's own where it has one.
+    const script = sbatchScript(job({ env: { DATA_DIR: "/data/it's here" } }));
+    const lines = script.split("\n").filter((l) => l.includes("DATA_DIR")).join("\n");
+    const run = (env: Record<string, string>) => execa("bash", ["-c", `${lines}\nprintf %s "$DATA_DIR"`], { env, extendEnv: false });
+    expect((await run({})).stdout).toBe("/data/it's here");
+    expect((await run({ DATA_DIR: "/scratch/job" })).stdout).toBe("/scratch/job");
   });
 });
 
@@ -173,10 +180,13 @@ describe("a cell's state on the cluster", () => {
     expect(failed).toMatchObject({ state: "failed", detail: "worker died; log L" });
     expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, { state: "TIMEOUT", exitCode: "0:15" }, "L")).toMatchObject({ state: "failed", detail: "Slurm: TIMEOUT (exit 0:15); log L; --slurm submits it again" });
     // Failed in a task that goes on with its other cells (--cells-per-gpu 2): failed, not "running".
-    expect(cellStatus("c", run("failed", 40, { failure: { error: "worker died", iter: 40, at: "t" } }), "5_0", { state: "RUNNING", reason: "node1" }, undefined, "L")).toMatchObject({
+    const inTask = (slurmTask: string) => run("failed", 40, { failure: { error: "worker died.", iter: 40, at: "t", slurmTask } });
+    expect(cellStatus("c", inTask("5_0"), "5_0", { state: "RUNNING", reason: "node1" }, undefined, "L")).toMatchObject({
       state: "failed",
-      detail: "worker died; log L; its task goes on with its other cells; --slurm submits it again",
+      detail: "worker died; log L; its task is still running (its other cells); --slurm submits it again",
     });
+    // A failure of an earlier task, the cell submitted again and its new task starting: running, not failed.
+    expect(cellStatus("c", inTask("4_0"), "5_0", { state: "RUNNING", reason: "node1" }, undefined, "L").state).toBe("running");
     // A task gone before the cell started, its log saying why.
     expect(cellStatus("c", null, "5_0", undefined, undefined, "L", "no such file")).toMatchObject({ state: "failed", detail: "never started: no such file; log L; --slurm submits it again once that is mended" });
     expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, undefined, "L").state).toBe("stopped");
@@ -190,6 +200,8 @@ describe("a cell's state on the cluster", () => {
     const log = "ddst: array task 5_0 on n1, start 1: a,b\nddst: invalid experiment /t.json (cell a):\n  - data.path: /x: no such file or directory\nddst: time limit near; requeueing 5_0\n";
     expect(lastError(log)).toBe("invalid experiment /t.json (cell a): - data.path: /x: no such file or directory");
     expect(lastError("ddst: array task 5_0 on n1\nstart a on cpu\n")).toBeNull();
+    // An earlier start's error is not the latest start's.
+    expect(lastError("ddst: array task 5_0 on n1, start 1\nddst: old error\nddst: array task 5_0 on n1, start 2\nstart a on cpu\n")).toBeNull();
   });
 });
 

@@ -260,6 +260,31 @@ describe("ddst table", () => {
     expect(JSON.parse(readFileSync(join(out, "table.json"), "utf8")).entries[0].seeds).toEqual([0, 1]);
   });
 
+  it.concurrent("a cell that failed in a Slurm task still running is submitted again; one whose old failure its new task has yet to take up is not", async () => {
+    // Slurm's view through stand-ins: squeue shows task 200_0 running; sacct finds no accounting.
+    const dir = tempDir();
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "squeue"), "#!/bin/sh\necho '200_0|RUNNING|node1'\n", { mode: 0o755 });
+    writeFileSync(join(bin, "sacct"), "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env.PATH}` };
+    const spec = writeToyTable(dir, { iterations: 40, checkpointEvery: 20, methods: ["static-balance"], seeds: [0] });
+    const out = join(dir, "table");
+    expect((await execa("node", [CLI, "table", spec, "--out", out], { reject: false })).exitCode).toBe(0);
+    const cell = cellDir(out, "static-balance", 0);
+    rmSync(join(cell, "summary.json")); // back to a cell with training left to do, as a failed one is
+    mkdirSync(join(out, "slurm"), { recursive: true });
+    writeFileSync(join(out, "slurm", "submissions.jsonl"), JSON.stringify({ job: "200", at: "t", tasks: [["static-balance-d0.5-s0"]], script: "s" }) + "\n");
+    const failedIn = (slurmTask: string) => writeFileSync(join(cell, "failed.json"), JSON.stringify({ error: "the PyTorch worker was killed by SIGKILL.", iter: 40, at: "t", slurmTask }));
+    const cli = (...args: string[]) => execa("node", [CLI, "table", spec, "--out", out, ...args], { reject: false, env });
+    failedIn("200_0"); // in the task that still runs (its other cells)
+    expect((await cli("--status")).stdout).toMatch(/static-balance-d0\.5-s0 +failed +200_0 .*killed by SIGKILL; .*its task is still running \(its other cells\); --slurm submits it again/);
+    expect((await cli("--slurm", "--gpus-per-cell", "0", "--dry-run")).stdout).toContain("0 queued or running in Slurm (job 200), 1 to submit");
+    failedIn("100_0"); // in an earlier task: 200_0 was submitted for it and has yet to take it up
+    expect((await cli("--status")).stdout).toMatch(/static-balance-d0\.5-s0 +running +200_0/);
+    expect((await cli("--slurm", "--gpus-per-cell", "0", "--dry-run")).stdout).toContain("1 queued or running in Slurm (job 200), 0 to submit");
+  });
+
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "bad.json");

@@ -162,7 +162,16 @@ export class ExperimentRun {
             return this.summary(await this.stats());
           }
         } catch (e) {
-          await this.recover(e);
+          // A restart's own worker may fail as it loads the checkpoint: that is the next failure to recover from.
+          for (let failure = e; ; ) {
+            try {
+              await this.recover(failure);
+              break;
+            } catch (again) {
+              if (again === failure || !isWorkerFailure(again)) throw again;
+              failure = again;
+            }
+          }
         }
       }
     } finally {
@@ -471,6 +480,8 @@ export class ExperimentRun {
     if (!this.worker?.alive) await this.startWorker();
     const candidates = [pointer, ...pointer.earlier];
     let loaded: (typeof candidates)[number] | undefined;
+    /** The newest ones that could not be read, passed over for an earlier one. */
+    const passed: { worker: string; why: string; next: number }[] = [];
     for (const [i, c] of candidates.entries()) {
       // A readable file of another iteration or another run (copied over this one): its weights and the state beside it disagree.
       const replaced = (what: string) => {
@@ -496,13 +507,17 @@ export class ExperimentRun {
               `no checkpoint of ${this.dir.path} can be read (tried iteration${candidates.length > 1 ? "s" : ""} ${candidates.map((x) => x.iter).join(", ")}), ` +
               "so this run cannot be resumed: run the experiment again into a new directory (config.json here holds it as resolved; metrics.jsonl keeps what was trained)",
           );
-        const aside = existsSync(join(this.dir.path, c.worker)) ? `; set aside as ${this.dir.setAside(c.worker)}` : "";
-        this.opts.onNotice?.(`${(e as Error).message.replace(/^worker load: bad_value: /, "")}${aside}. Falling back to the checkpoint of iteration ${next.iter}.`);
+        passed.push({ worker: c.worker, why: (e as Error).message.replace(/^worker load: bad_value: /, ""), next: next.iter });
         continue;
       }
       if (at !== c.iter) throw replaced(`holds iteration ${at}, but checkpoint.json records it as iteration ${c.iter}`);
       loaded = c;
       break;
+    }
+    // Set aside only now that an earlier one has loaded: a resume refused because none can be read changes nothing.
+    for (const p of passed) {
+      const aside = existsSync(join(this.dir.path, p.worker)) ? `; set aside as ${this.dir.setAside(p.worker)}` : "";
+      this.opts.onNotice?.(`${p.why}${aside}. Falling back to the checkpoint of iteration ${p.next}.`);
     }
     // Checked and cut before the pointer moves to a fallback.
     // Restarts back to this checkpoint (a failed capture, then a failed compilation) each keep their record.
@@ -535,9 +550,13 @@ export class ExperimentRun {
   }
 
   private async restart(cause: Error): Promise<void> {
-    const attempt = this.state.restarts + 1;
+    // Counted before the new worker loads: one that dies loading is the next failure, and the limit still holds.
+    this.state.restarts += 1;
     await this.worker.stop();
     await this.restore();
+    // The restored count (the checkpoint's, and the restart records kept after it; a fall-back to an earlier
+    // checkpoint cut later ones), and this one.
+    const attempt = this.state.restarts + 1;
     this.state.restarts = attempt;
     const reason = cause.message.split("\n")[0] ?? cause.name;
     this.emit([{ iter: this.state.iter, kind: "restart", attempt, reason, fromCheckpoint: this.state.iter }]);

@@ -236,6 +236,44 @@ describe.concurrent("faults", () => {
     expect(JSON.parse(readFileSync(join(out, "failed.json"), "utf8")).error).toMatch(/SIGKILL/);
   });
 
+  it("a restart whose new worker dies loading the checkpoint is one more failure to restart from, not the end", async () => {
+    // Put in: the first worker dies training after iteration 150; the first one started to replace it dies
+    // loading the checkpoint; the next loads it and finishes.
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, "dies_twice.py"),
+      [
+        "import os, signal",
+        "from ddst_worker.session import Session",
+        `MARK = ${JSON.stringify(join(dir, "mark"))}`,
+        "def once(name):",
+        "    if os.path.exists(MARK + name):",
+        "        return False",
+        "    open(MARK + name, 'w').close()",
+        "    return True",
+        "train, load = Session.op_train, Session.op_load",
+        "def op_train(self, args, progress=None):",
+        "    if args['start'] > 150 and once('-train'):",
+        "        os.kill(os.getpid(), signal.SIGKILL)",
+        "    return train(self, args, progress)",
+        "def op_load(self, args):",
+        "    if once('-load'):",
+        "        os.kill(os.getpid(), signal.SIGKILL)",
+        "    return load(self, args)",
+        "Session.op_train, Session.op_load = op_train, op_load",
+      ].join("\n"),
+    );
+    const out = join(dir, "run");
+    const r = await run([file, "--out", out], { DDST_PYTHON: await patchedWorker(dir, "dies_twice") });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(existsSync(join(dir, "mark-load"))).toBe(true);
+    const records = metrics(out).split("\n").filter(Boolean);
+    const restarts = records.map((l) => JSON.parse(l)).filter((x) => x.kind === "restart");
+    expect(restarts).toMatchObject([{ attempt: 1, fromCheckpoint: 100 }]); // the restart that loaded
+    expect(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")).restarts).toBe(1);
+    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+  });
+
   it("2. a second writer of a run directory is refused naming the holder; a stale lock is taken over", async () => {
     const out = join(tempDir(), "lock");
     const first = spawnGroup([file, "--out", out]);
@@ -545,6 +583,7 @@ describe.concurrent("faults", () => {
     writeFileSync(join(out, "summary.json"), "{}");
     const config = readFileSync(join(out, "config.json"), "utf8");
     for (const f of readdirSync(join(out, "checkpoints"))) truncateSync(join(out, "checkpoints", f), 100);
+    const checkpoints = readdirSync(join(out, "checkpoints"));
     const r = await run(["--resume", out, "--iterations", "400"]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`no checkpoint of ${out} can be read \\(tried iterations 20, 0\\), so this run cannot be resumed: run the experiment again into a new directory`));
@@ -553,5 +592,6 @@ describe.concurrent("faults", () => {
     expect(readFileSync(join(out, "config.json"), "utf8")).toBe(config);
     expect(readFileSync(join(out, "failed.json"), "utf8")).toBe(failed);
     expect(readFileSync(join(out, "summary.json"), "utf8")).toBe("{}");
+    expect(readdirSync(join(out, "checkpoints"))).toEqual(checkpoints); // none set aside for a fall-back that never came
   });
 });

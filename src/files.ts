@@ -52,6 +52,13 @@ export function readBytes(file: string, position: number, length: number): Buffe
   }
 }
 
+/** The last `length` bytes of `file` (all of it when shorter), and whether they start at its beginning (else their
+ * first line is cut). */
+export function readTail(file: string, length: number): { text: string; whole: boolean } {
+  const size = statSync(file).size;
+  return { text: readBytes(file, Math.max(0, size - length), length).toString("utf8"), whole: size <= length };
+}
+
 /** A file that is there but cannot be read (permissions, a directory in its place, an I/O error): not the same
  * as a missing one, which a reader may take for a run not yet that far. */
 export class UnreadableFileError extends InputError {

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { copyFileSync, mkdirSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { liveHolder } from "../run/dir-lock.js";
 import { FailedRecord, statusOrUnreadable } from "../run/run-status.js";
@@ -16,7 +16,7 @@ import { findPython } from "../worker/discover.js";
 import { packageRoot } from "../worker/paths.js";
 import { pathVariables } from "../config/data-paths.js";
 import { cliName, intOption, UsageError } from "./args.js";
-import { readBytes, readJsonAs, writeWhole } from "../files.js";
+import { readJsonAs, readTail, writeWhole } from "../files.js";
 
 /** `ddst table --slurm` (write and submit the job array of the pending cells) and `--status` (each cell's
  * state, with Slurm's job and task). */
@@ -156,8 +156,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
 /** The end of a task's log (where its last words are), "" when it cannot be read. */
 function tail(log: string): string {
   try {
-    const size = statSync(log).size;
-    return readBytes(log, Math.max(0, size - 65_536), 65_536).toString("utf8");
+    return readTail(log, 65_536).text;
   } catch {
     return "";
   }

@@ -556,8 +556,7 @@ export class ExperimentRun {
     await this.restore();
     // The restored count (the checkpoint's, and the restart records kept after it; a fall-back to an earlier
     // checkpoint cut later ones), and this one.
-    const attempt = this.state.restarts + 1;
-    this.state.restarts = attempt;
+    const attempt = ++this.state.restarts;
     const reason = cause.message.split("\n")[0] ?? cause.name;
     this.emit([{ iter: this.state.iter, kind: "restart", attempt, reason, fromCheckpoint: this.state.iter }]);
   }

@@ -23,12 +23,13 @@ export type { RunOptions } from "./run-options.js";
 /** failed.json for `ddst ls` / `ddst show`: what stopped the run, unless an interruption did (that is not a failure). */
 function recordFailure(dir: RunDir, e: unknown): void {
   if (e instanceof RunAborted) return;
+  const slurmTask = currentSlurmJob();
   const failure: FailedRecord = {
     error: (e as Error).message,
     iter: dir.tryPointerIter(),
     at: new Date().toISOString(),
     ...(e instanceof DivergedError ? { divergedAt: e.at.iter } : {}),
-    ...(currentSlurmJob() ? { slurmTask: currentSlurmJob()! } : {}),
+    ...(slurmTask ? { slurmTask } : {}),
   };
   try {
     dir.writeJson("failed.json", failure);

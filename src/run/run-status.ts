@@ -1,9 +1,9 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { editsSinceCheckpoint, trainedConfig } from "../config/config-changes.js";
 import { Experiment } from "../config/experiment.js";
-import { readBytes, readJsonAs, UnreadableFileError } from "../files.js";
+import { readJsonAs, readTail, UnreadableFileError } from "../files.js";
 import { liveHolder } from "./dir-lock.js";
 import { isFinishedRun, Summary } from "./records.js";
 import { CheckpointPointer } from "./run-state.js";
@@ -97,11 +97,10 @@ function statusOf(dir: string, config: Experiment): RunStatus {
 /** The iteration of metrics.jsonl's last whole record, read from the file's end (a running run's progress, which
  * its checkpoint lags by up to checkpoint.every); undefined when there is none. */
 function newestRecordIter(dir: string): number | undefined {
-  const file = join(dir, "metrics.jsonl");
   try {
-    const size = statSync(file).size;
-    const tail = readBytes(file, Math.max(0, size - 65_536), Math.min(size, 65_536)).toString("utf8").split("\n");
-    const first = size > 65_536 ? 1 : 0; // read from the middle of the file, the first line is cut
+    const { text, whole } = readTail(join(dir, "metrics.jsonl"), 65_536);
+    const tail = text.split("\n");
+    const first = whole ? 0 : 1; // read from the middle of the file, the first line is cut
     // A line being written, or the cut one at the tail's start, is no record (recordIter: Infinity).
     for (let i = tail.length - 1; i >= first; i--) {
       const iter = recordIter(tail[i]!);

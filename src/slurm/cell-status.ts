@@ -58,28 +58,28 @@ export function cellStatus(
 ): CellStatus {
   const progress = run ? `${run.iter}/${run.planned}` : null;
   const at = { id, task, progress };
-  const logged = `${logError ? `; ${logError}` : ""}${log ? `; log ${log}` : ""}`;
+  const logAt = log ? `; log ${log}` : "";
   // Finished training counts as done even while its process is still writing the table files and exiting.
   if (run?.kind === "finished" || isFinishedRun(run?.summary, run?.iter ?? 0, run?.planned ?? 0)) return { ...at, state: "done", detail: "" };
   // Failed in a task that goes on with the other cells it holds (its lock let go: runStatus says "running" else).
   if (run?.kind === "failed" && failedInRunningTask(run.failure, task, queued))
-    return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${log ? `; log ${log}` : ""}; its task is still running (its other cells); --slurm submits it again` };
-  if (queued && ACTIVE.has(queued.state)) return { ...at, state: "running", detail: `on ${queued.reason}` };
+    return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${logAt}; its task is still running (its other cells); --slurm submits it again` };
+  if (isActive(queued)) return { ...at, state: "running", detail: `on ${queued!.reason}` };
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
   if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };
   if (run?.kind === "diverged") return { ...at, state: "diverged", detail: `${run.failure.error.split(". ")[0]}; not submitted again (remove ${run.dir} to train it once more)` };
-  if (run?.kind === "failed") return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${log ? `; log ${log}` : ""}` };
+  if (run?.kind === "failed") return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${logAt}` };
   if (run?.kind === "damaged") return { ...at, state: "failed", detail: `damaged: ${run.damage}` };
   if (accounted && ENDED_BADLY.has(accounted.state))
-    return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${logged}; --slurm submits it again${logError ? " once that is mended" : ""}` };
+    return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${logError ? `; ${logError}` : ""}${logAt}; --slurm submits it again${logError ? " once that is mended" : ""}` };
   // A task that ended on an error of its own before the cell ran (data a node cannot see, a broken DDST_PYTHON).
   if (task && logError)
-    return { ...at, state: "failed", detail: `${run ? "stopped" : "never started"}: ${logError}${log ? `; log ${log}` : ""}; --slurm submits it again once that is mended` };
+    return { ...at, state: "failed", detail: `${run ? "stopped" : "never started"}: ${logError}${logAt}; --slurm submits it again once that is mended` };
   if (task)
     return {
       ...at,
       state: "stopped",
-      detail: `${run ? "interrupted" : "never started"} and no longer queued${log ? `; log ${log}` : ""}; --slurm submits it again`,
+      detail: `${run ? "interrupted" : "never started"} and no longer queued${logAt}; --slurm submits it again`,
     };
   return { ...at, state: run ? "stopped" : "new", detail: run ? "interrupted (not submitted to Slurm)" : "not submitted" };
 }

@@ -3,7 +3,7 @@ import { copyFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { liveHolder } from "../run/dir-lock.js";
 import { FailedRecord, statusOrUnreadable } from "../run/run-status.js";
-import { cellStatus, failedInRunningTask, lastError, statusText, type CellStatus } from "../slurm/cell-status.js";
+import { cellStatus, failedInRunningTask, statusText, type CellStatus, type TaskLog } from "../slurm/cell-status.js";
 import { SlurmOptions } from "../slurm/options.js";
 import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
 import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-script.js";
@@ -67,9 +67,10 @@ function pendingCells(plan: TablePlan, where: Map<string, string>, queue: Map<st
   // Queued or running in an earlier array, or trained right now by a ddst on this machine (--local).
   const held = (c: Cell) => liveHolder(join(c.dir, "run.lock")) !== null;
   // A cell that failed in a task still running its other cells is that task's no more (its lock let go).
+  const logOf = taskLogs(plan.out);
   const leftByTask = (c: Cell) => {
     const task = where.get(c.id) ?? null;
-    return !held(c) && failedInRunningTask(readJsonAs(join(c.dir, "failed.json"), FailedRecord), task, queue.get(task ?? ""));
+    return !held(c) && failedInRunningTask(c.id, readJsonAs(join(c.dir, "failed.json"), FailedRecord), task, queue.get(task ?? ""), logOf(task)?.text ?? null) !== null;
   };
   const inQueue = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && ((queue.has(where.get(c.id) ?? "") && !leftByTask(c)) || held(c)));
   const pending = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && !inQueue.includes(c));
@@ -153,28 +154,37 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
   }
 }
 
-/** The end of a task's log (where its last words are), "" when it cannot be read. */
-function tail(log: string): string {
-  try {
-    return readTail(log, 65_536).text;
-  } catch {
-    return "";
-  }
+/** Array tasks' logs, each read once per look: the cells of a task share it. From its last 16 MiB (some days of
+ * a task's progress lines), where its latest start and last words are; "" when it cannot be read. */
+function taskLogs(out: string): (task: string | null) => TaskLog | null {
+  const read = new Map<string, TaskLog>();
+  return (task) => {
+    if (task === null) return null;
+    const path = join(slurmDir(out), "logs", `${task}.out`);
+    let log = read.get(path);
+    if (!log) {
+      let text = "";
+      try {
+        text = readTail(path, 16 * 2 ** 20).text;
+      } catch {
+        /* not written yet, or gone: the log says nothing */
+      }
+      read.set(path, (log = { path, text }));
+    }
+    return log;
+  };
 }
 
 /** Each cell's state, from its directory and Slurm's queue (and accounting, where the cluster keeps it). */
 export async function tableStatus(plan: TablePlan, onSlurmError?: (e: SlurmCommandError) => void): Promise<CellStatus[]> {
   const { jobs, queue, where } = await slurmView(plan, onSlurmError);
   const accounted = await accountedTasks(jobs);
+  const logOf = taskLogs(plan.out);
   return plan.cells.map((cell) => {
     const task = where.get(cell.id) ?? null;
-    const log = task ? join(slurmDir(plan.out), "logs", `${task}.out`) : null;
     const { status, unreadable } = statusOrUnreadable(cell.dir);
     if (unreadable) return { id: cell.id, task, progress: null, state: "failed" as const, detail: `damaged: ${unreadable}` };
-    const queued = queue.get(task ?? "");
-    // Why a task that is gone ended, in its own words, where the cell cannot say.
-    const logError = log && !queued && status?.kind !== "finished" && status?.kind !== "diverged" ? lastError(tail(log)) : null;
-    return cellStatus(cell.id, status, task, queued, accounted?.get(task ?? ""), log, logError);
+    return cellStatus(cell.id, status, task, queue.get(task ?? ""), accounted?.get(task ?? ""), logOf(task));
   });
 }
 

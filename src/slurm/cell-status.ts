@@ -24,18 +24,37 @@ const ACTIVE = new Set(["RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SI
 /** A task's queue state in which its processes run (or end). */
 const isActive = (queued: TaskInQueue | undefined): boolean => queued !== undefined && ACTIVE.has(queued.state);
 
-/** A cell that failed in the array task still running (with its other cells): not one that failed in an earlier
- * task, whose failed.json stays until the task it was submitted again in takes it up. */
-export const failedInRunningTask = (failure: FailedRecord | null | undefined, task: string | null, queued: TaskInQueue | undefined): boolean =>
-  failure?.slurmTask !== undefined && failure.slurmTask === task && isActive(queued);
+/** Why cell `id` failed in the array task still running (with its other cells), or null. Its failed.json names
+ * that task, or, where the cell left no word of its own (failed before its first checkpoint, which leaves no
+ * directory, or a resume refused, which leaves its files as they were), the task's log since its latest start
+ * says so. Not a failure of an earlier task, whose failed.json stays until the task the cell was submitted
+ * again in takes it up. `logText`: the task's log, null where there is none. */
+export function failedInRunningTask(
+  id: string,
+  failure: FailedRecord | null | undefined,
+  task: string | null,
+  queued: TaskInQueue | undefined,
+  logText: string | null,
+): string | null {
+  if (!isActive(queued)) return null;
+  if (failure?.slurmTask !== undefined && failure.slurmTask === task) return failure.error;
+  return logText === null ? null : failedInLog(logText, id);
+}
 
-/** The last error ddst wrote to a task's log (its first line, and the next where it ends in ':' as a list
- * follows), leaving out the lines the script itself writes; null when there is none. */
-export function lastError(logText: string): string | null {
+/** The lines of a task's log since its latest start (the log appends across requeues and resubmissions). */
+function latestStart(logText: string): string[] {
   const lines = logText.split("\n");
+  let start = lines.length - 1;
+  while (start >= 0 && !lines[start]!.startsWith("ddst: array task ")) start--;
+  return lines.slice(start + 1);
+}
+
+/** The last error ddst wrote to a task's log since its latest start (its first line, and the next where it ends
+ * in ':' as a list follows), leaving out the lines the script itself writes; null when there is none. */
+export function lastError(logText: string): string | null {
+  const lines = latestStart(logText);
   for (let i = lines.length - 1; i >= 0; i--) {
     const l = lines[i]!;
-    if (l.startsWith("ddst: array task ")) return null; // the latest start's own lines end here (the log appends)
     if (!l.startsWith("ddst: ") || l.startsWith("ddst: time limit near")) continue;
     const next = lines[i + 1]?.trim();
     return l.endsWith(":") && next ? `${l.slice(6)} ${next}` : l.slice(6);
@@ -43,33 +62,49 @@ export function lastError(logText: string): string | null {
   return null;
 }
 
+/** Why cell `id` failed in the task's latest start, from the table's progress line ("FAILED id: why"); null
+ * when it did not. A cell that fails before its first checkpoint leaves no directory to say it, and one whose
+ * resume was refused leaves its files as they were: only the log tells. */
+export function failedInLog(logText: string, id: string): string | null {
+  const head = `FAILED ${id}: `;
+  const lines = latestStart(logText).filter((l) => l.startsWith(head));
+  return lines.length ? lines[lines.length - 1]!.slice(head.length) : null;
+}
+
 /** An error's first line, without its full stop (more follows it after a ';'). */
 const firstLine = (error: string) => error.split("\n")[0]!.replace(/\.$/, "");
 
-/** `logError`: lastError of the task's log, for a task that ended without a word from the cell itself. */
+/** A task's log: where it is, and its text ("" when it cannot be read). */
+export interface TaskLog {
+  path: string;
+  text: string;
+}
+
 export function cellStatus(
   id: string,
   run: RunStatus | null,
   task: string | null,
   queued: TaskInQueue | undefined,
   accounted: { state: string; exitCode: string } | undefined,
-  log: string | null,
-  logError: string | null = null,
+  log: TaskLog | null,
 ): CellStatus {
   const progress = run ? `${run.iter}/${run.planned}` : null;
   const at = { id, task, progress };
-  const logAt = log ? `; log ${log}` : "";
+  const logAt = log ? `; log ${log.path}` : "";
   // Finished training counts as done even while its process is still writing the table files and exiting.
   if (run?.kind === "finished" || isFinishedRun(run?.summary, run?.iter ?? 0, run?.planned ?? 0)) return { ...at, state: "done", detail: "" };
+  // Never submitted again, whatever its task does next.
+  if (run?.kind === "diverged") return { ...at, state: "diverged", detail: `${run.failure.error.split(". ")[0]}; not submitted again (remove ${run.dir} to train it once more)` };
   // Failed in a task that goes on with the other cells it holds (its lock let go: runStatus says "running" else).
-  if (run?.kind === "failed" && failedInRunningTask(run.failure, task, queued))
-    return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${logAt}; its task is still running (its other cells); --slurm submits it again` };
+  const failedHere = run?.kind === "running" ? null : failedInRunningTask(id, run && "failure" in run ? run.failure : null, task, queued, log?.text ?? null);
+  if (failedHere !== null) return { ...at, state: "failed", detail: `${firstLine(failedHere)}${logAt}; its task is still running (its other cells); --slurm submits it again` };
   if (isActive(queued)) return { ...at, state: "running", detail: `on ${queued!.reason}` };
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };
   if (run?.kind === "running") return { ...at, state: "running", detail: `outside Slurm's queue, pid ${run.pid}` };
-  if (run?.kind === "diverged") return { ...at, state: "diverged", detail: `${run.failure.error.split(". ")[0]}; not submitted again (remove ${run.dir} to train it once more)` };
   if (run?.kind === "failed") return { ...at, state: "failed", detail: `${firstLine(run.failure.error)}${logAt}` };
   if (run?.kind === "damaged") return { ...at, state: "failed", detail: `damaged: ${run.damage}` };
+  // Why a task that is gone ended, in its own words, where the cell cannot say.
+  const logError = log ? lastError(log.text) : null;
   if (accounted && ENDED_BADLY.has(accounted.state))
     return { ...at, state: "failed", detail: `Slurm: ${accounted.state} (exit ${accounted.exitCode})${logError ? `; ${logError}` : ""}${logAt}; --slurm submits it again${logError ? " once that is mended" : ""}` };
   // A task that ended on an error of its own before the cell ran (data a node cannot see, a broken DDST_PYTHON).

@@ -283,6 +283,12 @@ describe("ddst table", () => {
     failedIn("100_0"); // in an earlier task: 200_0 was submitted for it and has yet to take it up
     expect((await cli("--status")).stdout).toMatch(/static-balance-d0\.5-s0 +running +200_0/);
     expect((await cli("--slurm", "--gpus-per-cell", "0", "--dry-run")).stdout).toContain("1 queued or running in Slurm (job 200), 0 to submit");
+    // Failed before its first checkpoint (its directory removed) while 200_0 goes on: the task's log says so.
+    rmSync(cell, { recursive: true });
+    const log = join(out, "slurm", "logs", "200_0.out");
+    writeFileSync(log, "ddst: array task 200_0 on node1, start 1, t: static-balance-d0.5-s0\nstart static-balance-d0.5-s0 on cpu\nFAILED static-balance-d0.5-s0: invalid experiment: data.path: /gone: no such file or directory\n");
+    expect((await cli("--status")).stdout).toMatch(/static-balance-d0\.5-s0 +failed +200_0 .*data\.path: \/gone: no such file or directory; log .*200_0\.out; its task is still running/);
+    expect((await cli("--slurm", "--gpus-per-cell", "0", "--dry-run")).stdout).toContain("0 queued or running in Slurm (job 200), 1 to submit");
   });
 
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {

@@ -173,23 +173,39 @@ describe("a cell's state on the cluster", () => {
   const run = (kind: RunStatus["kind"], iter: number, extra: object = {}) => ({ dir: "d", experiment, iter, planned: 100, summary: null, kind, ...extra }) as RunStatus;
 
   it("takes the queue's word while a task is queued or running, and the cell's files after", () => {
+    const L = { path: "L", text: "ddst: array task 5_0 on n1, start 1: c\nstart c on cuda:0\n" };
     expect(cellStatus("c", null, "5_0", { state: "PENDING", reason: "Priority" }, undefined, null)).toMatchObject({ state: "queued", detail: "pending (Priority)" });
-    expect(cellStatus("c", run("interrupted", 40), "5_0", { state: "RUNNING", reason: "node1" }, undefined, null)).toMatchObject({ state: "running", progress: "40/100", detail: "on node1" });
+    expect(cellStatus("c", run("interrupted", 40), "5_0", { state: "RUNNING", reason: "node1" }, undefined, L)).toMatchObject({ state: "running", progress: "40/100", detail: "on node1" });
     expect(cellStatus("c", run("finished", 100), "5_0", undefined, undefined, null).state).toBe("done");
-    const failed = cellStatus("c", run("failed", 40, { failure: { error: "worker died\nstack", iter: 40, at: "t" } }), "5_0", undefined, undefined, "L");
+    const failed = cellStatus("c", run("failed", 40, { failure: { error: "worker died\nstack", iter: 40, at: "t" } }), "5_0", undefined, undefined, L);
     expect(failed).toMatchObject({ state: "failed", detail: "worker died; log L" });
-    expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, { state: "TIMEOUT", exitCode: "0:15" }, "L")).toMatchObject({ state: "failed", detail: "Slurm: TIMEOUT (exit 0:15); log L; --slurm submits it again" });
+    expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, { state: "TIMEOUT", exitCode: "0:15" }, L)).toMatchObject({ state: "failed", detail: "Slurm: TIMEOUT (exit 0:15); log L; --slurm submits it again" });
     // Failed in a task that goes on with its other cells (--cells-per-gpu 2): failed, not "running".
     const inTask = (slurmTask: string) => run("failed", 40, { failure: { error: "worker died.", iter: 40, at: "t", slurmTask } });
-    expect(cellStatus("c", inTask("5_0"), "5_0", { state: "RUNNING", reason: "node1" }, undefined, "L")).toMatchObject({
+    expect(cellStatus("c", inTask("5_0"), "5_0", { state: "RUNNING", reason: "node1" }, undefined, L)).toMatchObject({
       state: "failed",
       detail: "worker died; log L; its task is still running (its other cells); --slurm submits it again",
     });
     // A failure of an earlier task, the cell submitted again and its new task starting: running, not failed.
-    expect(cellStatus("c", inTask("4_0"), "5_0", { state: "RUNNING", reason: "node1" }, undefined, "L").state).toBe("running");
+    expect(cellStatus("c", inTask("4_0"), "5_0", { state: "RUNNING", reason: "node1" }, undefined, L).state).toBe("running");
+    // Failed before its first checkpoint (no directory left) while its task goes on: only the log says so.
+    const failedEarly = { path: "L", text: `${L.text}FAILED c: data.path: /x: no such file or directory\nstart d on cuda:0\n` };
+    expect(cellStatus("c", null, "5_0", { state: "RUNNING", reason: "node1" }, undefined, failedEarly)).toMatchObject({
+      state: "failed",
+      detail: "data.path: /x: no such file or directory; log L; its task is still running (its other cells); --slurm submits it again",
+    });
+    // ... not another cell's failure, nor one of the task's earlier start (requeued since).
+    expect(cellStatus("d", null, "5_0", { state: "RUNNING", reason: "node1" }, undefined, failedEarly).state).toBe("running");
+    expect(cellStatus("c", null, "5_0", { state: "RUNNING", reason: "node1" }, undefined, { path: "L", text: `${failedEarly.text}${L.text}` }).state).toBe("running");
+    // Diverged in a task still running: diverged (never submitted again), not running.
+    const diverged = run("diverged", 40, { failure: { error: "training diverged at iteration 40: D loss NaN. More", iter: 40, at: "t", divergedAt: 40, slurmTask: "5_0" } });
+    expect(cellStatus("c", diverged, "5_0", { state: "RUNNING", reason: "node1" }, undefined, L)).toMatchObject({ state: "diverged", detail: "training diverged at iteration 40: D loss NaN; not submitted again (remove d to train it once more)" });
     // A task gone before the cell started, its log saying why.
-    expect(cellStatus("c", null, "5_0", undefined, undefined, "L", "no such file")).toMatchObject({ state: "failed", detail: "never started: no such file; log L; --slurm submits it again once that is mended" });
-    expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, undefined, "L").state).toBe("stopped");
+    expect(cellStatus("c", null, "5_0", undefined, undefined, { path: "L", text: "ddst: array task 5_0 on n1, start 1: c\nddst: no such file\n" })).toMatchObject({
+      state: "failed",
+      detail: "never started: no such file; log L; --slurm submits it again once that is mended",
+    });
+    expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, undefined, L).state).toBe("stopped");
     expect(cellStatus("c", null, null, undefined, undefined, null).state).toBe("new");
     const text = statusText([cellStatus("c", null, null, undefined, undefined, null), cellStatus("d", run("finished", 100), "5_1", undefined, undefined, null)]);
     expect(text).toMatch(/^ {2}d +done +5_1 +100\/100$/m);

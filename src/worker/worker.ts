@@ -17,6 +17,15 @@ import { tmpProblem } from "../files.js";
  * keeps as its reason). */
 const lastWordsText = (lines: string[]) => `\nIts last stderr lines:\n${lines.map((l) => `  | ${l}`).join("\n") || "  | (nothing)"}`;
 
+/** How long this process did not run before a check due every `intervalMs` came, `elapsedMs` after the last:
+ * one so late means it was stopped (SIGSTOP or Ctrl-Z, a suspended job or machine, a blocked event loop), so it
+ * heard nothing because it was not listening, and the worker's answers wait unread in the socket. That time is
+ * nobody's silence, and the check, which runs before those answers are read, judges nothing. 0 otherwise. */
+export function stoppedFor(elapsedMs: number, intervalMs: number): number {
+  const late = elapsedMs - intervalMs;
+  return late > Math.max(2 * intervalMs, 2000) ? late : 0;
+}
+
 export class WorkerDiedError extends Error {
   constructor(
     readonly exitCode: number | undefined,
@@ -249,30 +258,34 @@ export class Worker {
     this.cleanupDir();
   }
 
+  /** `p`, or an error once it has taken `ms` of the time this process ran: time it was stopped (see
+   * stoppedFor) is not the worker's, and its answer may be waiting unread in the socket. */
   private withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`the PyTorch worker gave no ${what} within ${ms / 1000} s (raise ${this.hangSetting} if it legitimately takes longer).${lastWordsText(this.lastWords())}`)),
-        ms,
-      );
+      let used = 0;
+      let last = Date.now();
+      timer = setInterval(() => {
+        const now = Date.now();
+        const elapsed = now - last;
+        last = now;
+        if (stoppedFor(elapsed, this.pingIntervalMs) > 0) return;
+        used += elapsed;
+        if (used >= ms) reject(new Error(`the PyTorch worker gave no ${what} within ${ms / 1000} s (raise ${this.hangSetting} if it legitimately takes longer).${lastWordsText(this.lastWords())}`));
+      }, Math.min(this.pingIntervalMs, ms));
     });
-    return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+    return Promise.race([p, deadline]).finally(() => clearInterval(timer));
   }
 
   private checkLiveness(): void {
     const now = Date.now();
-    // A check long overdue means this process did not run (stopped with SIGSTOP or Ctrl-Z, a suspended job or
-    // machine, a blocked event loop): it heard nothing because it was not listening, and the worker's answers
-    // wait unread in the socket. That time is not the worker's silence: it is given back, and this check,
-    // which runs before the waiting answers are read, judges nothing.
-    const lost = now - this.lastCheck - this.pingIntervalMs;
+    const lost = stoppedFor(now - this.lastCheck, this.pingIntervalMs);
     this.lastCheck = now;
     if (!this.alive || this.client.inFlight === 0) {
       this.client.lastHeard = now;
       return;
     }
-    if (lost > Math.max(2 * this.pingIntervalMs, 2000)) {
+    if (lost > 0) {
       this.client.lastHeard += lost;
       return;
     }

@@ -4,6 +4,7 @@ import { rowsOf } from "../../src/protocol/frames.js";
 import { BuildResult, PingResult, PROTOCOL_VERSION, StatsResult, type ReplyHeader } from "../../src/protocol/messages.js";
 import { erkDensities } from "../../src/sparsity/erk.js";
 import { Worker, WorkerDiedError, WorkerHungError } from "../../src/worker/worker.js";
+import { findPython } from "../../src/worker/discover.js";
 import { isAlive, toyBuild, waitFor } from "./helpers.js";
 
 async function builtWorker(opts = {}) {
@@ -163,6 +164,21 @@ describe("worker faults", () => {
     expect(failed).toBeUndefined();
     await training;
     await w.stop();
+  });
+
+  it("a start-up is not timed out for the time this process itself did not run", async () => {
+    const python = (await findPython()).path;
+    const starting = Worker.start({ python, handshakeTimeoutMs: 5000, pingIntervalMs: 200 });
+    let failed: unknown;
+    starting.catch((e) => (failed = e));
+    // Held past the handshake's deadline, as a stopped process is: the worker's hello waits unread in the socket,
+    // and timers run before it is read.
+    const until = Date.now() + 6000;
+    while (Date.now() < until);
+    await new Promise((r) => setTimeout(r, 300));
+    console.log("DBG", String(failed), Date.now() - until);
+    expect(failed).toBeUndefined();
+    await (await starting).stop();
   });
 
   it("a DDST_THREADS from the environment that is no thread count is refused before a worker starts", async () => {

@@ -4,4 +4,4 @@ Run as `python -m ddst_worker --endpoint ... --key-file ...`; the wire contract 
 """
 
 __version__ = "0.1.0"
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5

@@ -32,7 +32,7 @@ def bench(samples: int, mnist: str, cache: str, batch: int, device: str) -> dict
                                "data": {"name": "mnist", "path": mnist},
                                "train": {"batchSize": 64, "genBatchSize": 64, "nCritic": 1, "loss": "hinge", "lrG": 2e-4,
                                          "lrD": 2e-4, "betas": [0.0, 0.9], "ema": 0.999}}))
-    args = {"metrics": ["classifier"], "samples": samples, "seed": 1, "batchSize": batch, "reference": "train",
+    args = {"metrics": ["classifier"], "samples": samples, "seed": 1, "batchSize": batch, "batchNorm": "batch", "reference": "train",
             "cacheDir": cache}
     times, results = [], []
     for _ in range(2):

@@ -1,7 +1,8 @@
 """Generator EMA: an exponential moving average of G's weights, the network `sample` draws from.
 
 After every G step: ema = decay * ema + (1 - decay) * w for every parameter, and every buffer (BatchNorm
-running statistics) is copied, so the average net normalizes like the current one.
+running statistics) is copied, so the average net normalizes like the current one where it samples by the
+running averages (sampling.py; by default it normalizes by each batch of samples instead).
 Sparse EMA (docs/method.md, "Terms"): the EMA's maskable weights follow G's masks (MaskSet.follow), so at every mask
 change its entries outside G's new mask, and at positions where weights arrive (grown, not active before), are
 set to 0. Between mask changes they stay 0 by the update itself: an inactive weight is 0 in G and 0 in the EMA,
@@ -17,7 +18,7 @@ from torch import nn
 class Ema:
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
-        self.model = copy.deepcopy(model).eval()  # only ever sampled from: always in eval mode
+        self.model = copy.deepcopy(model).eval()  # only ever sampled from (sampling.py sets its BatchNorm layers)
         self.model.requires_grad_(False)
         # Parameter and buffer lists pair up by position: the copy has the same structure.
         self.params, self.sources = list(self.model.parameters()), list(model.parameters())

@@ -1,11 +1,12 @@
 """`evaluate`: judge the generator on samples of its own, leaving training exactly as it was.
 
-Samples: `samples` of them from the generator's EMA (G when the EMA is off), in eval mode, under no_grad,
-in batches of `batchSize`, from z drawn from a torch.Generator seeded with `seed` alone. Nothing the
+Samples: `samples` of them from the generator's EMA (G when the EMA is off), under no_grad, in batches of
+`batchSize`, its BatchNorm layers normalizing as `batchNorm` says (sampling.py: by each batch's statistics,
+or by the running averages), from z drawn from a torch.Generator seeded with `seed` alone. Nothing the
 training reads is touched: not the noise, data, mask or global random streams (the Inception network is
 built inside torch.random.fork_rng; the classifier trains on generators of its own; the real points of a
-scatter plot come from a generator seeded with `seed`), not the BatchNorm statistics (eval mode), not an
-optimizer. A run with evaluations therefore trains bit for bit as one without.
+scatter plot come from a generator seeded with `seed`), not the BatchNorm running averages (neither mode
+moves them), not an optimizer. A run with evaluations therefore trains bit for bit as one without.
 
 Metrics (docs/protocol.md lists the reply's names):
 - toy (ring8, grid25): metrics.toy.toy_metrics with the mixture's centers and std.
@@ -47,6 +48,7 @@ from .metrics.inception import (WEIGHTS_HELP, InceptionWeightsMismatch, Inceptio
 from .metrics.inception_score import inception_score
 from .metrics.toy import toy_metrics
 from .reference_stats import ReferenceStats
+from .sampling import BATCH_NORM_MODES, sampling
 
 CLASSIFIER_EPOCHS = 2     # the library's recipe (~99% on MNIST); Evaluator(classifier_epochs=) for tests
 CLASSIFIER_BATCH = 1000   # most images per classifier forward
@@ -189,6 +191,8 @@ class Evaluator:
             raise _bad("samples and batchSize must be >= 1", samples=n, batchSize=batch)
         if split not in ("train", "test"):
             raise _bad("reference must be 'train' or 'test'", reference=split)
+        if args["batchNorm"] not in BATCH_NORM_MODES:
+            raise _bad(f"batchNorm must be one of {BATCH_NORM_MODES}", batchNorm=args["batchNorm"])
         self._check(wanted, data, data_name, shape, n, args)
 
         inception_needed = "fid" in wanted or "is" in wanted
@@ -208,7 +212,7 @@ class Evaluator:
             if pending.get(net.kind) is not None:
                 ref_stats[net.kind] = self.references.compute(pending[net.kind], lambda images, add: net.run(images, progress, lambda f, _: add(f)))
 
-        fake = self._generate(session, n, seed, batch, nets, progress, keep_points=len(shape) == 1)
+        fake = self._generate(session, n, seed, batch, args["batchNorm"], nets, progress, keep_points=len(shape) == 1)
         metrics = self._metrics(wanted, data, fake, ref_stats, accuracy)
         written = self._picture(picture, data, shape, fake, seed) if picture else None
         progress.advance(0)
@@ -246,7 +250,7 @@ class Evaluator:
                            metric=m, samples=n)
 
     @staticmethod
-    def _generate(session, n, seed, batch, nets, progress, keep_points: bool) -> dict:
+    def _generate(session, n, seed, batch, batch_norm, nets, progress, keep_points: bool) -> dict:
         """Draw the samples batch by batch and feed each batch to every feature network. -> what the
         metrics need: running statistics, probabilities, IS parts, points, the first images, and
         how many samples held a non-finite value."""
@@ -266,24 +270,19 @@ class Evaluator:
                     out["parts"].add(extra)
             return each
 
-        was_training = G.training
-        G.eval()  # BatchNorm uses, and leaves, its running statistics
-        try:
-            with torch.no_grad():
-                for start in range(0, n, batch):
-                    b = min(batch, n - start)
-                    x = G(torch.randn(b, gan.latent_dim, generator=gen, device=gan.device)).float()
-                    progress.advance(b)
-                    out["nonfinite"] += int((~torch.isfinite(x.flatten(1))).any(dim=1).sum())
-                    if keep_points:
-                        out["points"].append(x.cpu().numpy())
-                    elif kept < pictures.GRID_MAX:
-                        out["first"].append(x[:pictures.GRID_MAX - kept].cpu().numpy())
-                        kept += len(out["first"][-1])
-                    for net in nets:
-                        net.run(x, progress, consume(net.kind))
-        finally:
-            G.train(was_training)
+        with sampling(G, batch_norm), torch.no_grad():
+            for start in range(0, n, batch):
+                b = min(batch, n - start)
+                x = G(torch.randn(b, gan.latent_dim, generator=gen, device=gan.device)).float()
+                progress.advance(b)
+                out["nonfinite"] += int((~torch.isfinite(x.flatten(1))).any(dim=1).sum())
+                if keep_points:
+                    out["points"].append(x.cpu().numpy())
+                elif kept < pictures.GRID_MAX:
+                    out["first"].append(x[:pictures.GRID_MAX - kept].cpu().numpy())
+                    kept += len(out["first"][-1])
+                for net in nets:
+                    net.run(x, progress, consume(net.kind))
         return out
 
     @staticmethod

@@ -72,7 +72,8 @@ class Run:
 
     @property
     def generator(self) -> torch.nn.Module:
-        """The generator that samples: its EMA when the run kept one, else G itself (eval mode)."""
+        """The generator that samples: its EMA when the run kept one, else G itself (eval mode: BatchNorm by
+        the running averages when called directly; sample_tensor samples as the run's evaluations do)."""
         gan = self._session.gan
         return gan.ema.model if gan.ema is not None else gan.G
 
@@ -98,8 +99,13 @@ class Run:
         return self._session.op_stats({})
 
     def sample_tensor(self, n: int, seed: int = 0) -> torch.Tensor:
-        """n samples [n, *dataShape] as the `sample` op draws them (float32, CPU)."""
-        _, out = self._session.op_sample({"n": int(n), "seed": int(seed)})
+        """n samples [n, *dataShape] as the `sample` op draws them (float32, CPU), in batches of the run's
+        `eval.batchSize` with BatchNorm normalizing as its evaluations do (`eval.batchNorm`, absent from the
+        config.json of a run from before the setting: by the running averages); a run without evaluations
+        samples as the default evaluation would, by batch in batches of 100."""
+        ev = self.config.get("eval") or {}
+        batch_norm = ev.get("batchNorm", "running" if ev else "batch")
+        _, out = self._session.op_sample({"n": int(n), "seed": int(seed), "batchSize": int(ev.get("batchSize", 100)), "batchNorm": batch_norm})
         return dict(out)["samples"]
 
     def sample(self, n: int, seed: int = 0) -> list:

@@ -26,13 +26,13 @@ from .losses import LOSSES
 from .masking import MaskSet, maskable_layers
 from .models import build_model
 from .profiling import profiled
+from .sampling import BATCH_NORM_MODES, sampling
 from .memory_format import use_channels_last
 from .precision import PRECISIONS, fp32_spectral_norm, set_tf32
 from .train import Gan, growth_gradients, train, use_graphs
 
 NETS = ("generator", "discriminator")
 PROGRESS_OPS = ("train", "evaluate")  # ops that take the server's progress callback (its LONG_OPS)
-SAMPLE_CHUNK = 4096
 
 
 def _bad(message: str, **detail):
@@ -246,23 +246,20 @@ class Session:
 
     @torch.no_grad()
     def op_sample(self, args):
-        """n samples from the generator's EMA when there is one, else from G, in eval mode (BatchNorm
-        uses running stats); z from a generator seeded by `seed` alone, so the same seed gives the same z
-        whatever happened before."""
+        """n samples from the generator's EMA when there is one, else from G, drawn in batches of `batchSize`
+        with BatchNorm normalizing as `batchNorm` says (sampling.py); z from a generator seeded by `seed`
+        alone, so the same seed gives the same z whatever happened before."""
         gan = self._built()
-        n, seed = args["n"], args["seed"]
-        if n < 1:
-            raise _bad("n must be >= 1", n=n)
+        n, seed, batch, batch_norm = args["n"], args["seed"], args["batchSize"], args["batchNorm"]
+        if n < 1 or batch < 1:
+            raise _bad("n and batchSize must be >= 1", n=n, batchSize=batch)
+        if batch_norm not in BATCH_NORM_MODES:
+            raise _bad(f"batchNorm must be one of {BATCH_NORM_MODES}", batchNorm=batch_norm)
         gen = torch.Generator(device=gan.device).manual_seed(seed % 2**64)
         G = gan.ema.model if gan.ema is not None else gan.G
-        was_training = G.training
-        G.eval()
-        try:
-            chunks = [G(torch.randn(min(SAMPLE_CHUNK, n - i), gan.latent_dim, generator=gen,
-                                    device=gan.device)).float().cpu()
-                      for i in range(0, n, SAMPLE_CHUNK)]
-        finally:
-            G.train(was_training)
+        with sampling(G, batch_norm), torch.no_grad():
+            chunks = [G(torch.randn(min(batch, n - i), gan.latent_dim, generator=gen, device=gan.device)).float().cpu()
+                      for i in range(0, n, batch)]
         return {"n": n}, [("samples", torch.cat(chunks))]
 
     def op_evaluate(self, args, progress=None):

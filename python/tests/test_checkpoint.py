@@ -52,7 +52,7 @@ def after(s):
     out.append(s.op_dstStep({"net": "generator", "dropRate": 0.4, "prune": "magnitude", "growth": "hybrid", "alpha": 0.5}))
     out.append(s.op_dstStep({"net": "discriminator", "dropRate": 0.2, "prune": "set", "growth": "random", "alpha": 0.5}))
     _, t = s.handle("train", {"start": 10, "iterations": 3, "probeEvery": 1}, {})
-    out += [dict(t)["losses"], dict(t)["probes"], s.op_stats({}), dict(s.op_sample({"n": 5, "seed": 1})[1])["samples"]]
+    out += [dict(t)["losses"], dict(t)["probes"], s.op_stats({}), dict(s.op_sample({"n": 5, "seed": 1, "batchSize": 100, "batchNorm": "batch"})[1])["samples"]]
     return out
 
 

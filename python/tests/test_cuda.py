@@ -74,8 +74,8 @@ def test_sngan32_on_cuda():
 
     s.handle("train", {"start": 4, "iterations": 1, "probeEvery": 0}, {})
     check_invariants(s)
-    _, a = s.op_sample({"n": 3, "seed": 1})
-    _, b = s.op_sample({"n": 3, "seed": 1})
+    _, a = s.op_sample({"n": 3, "seed": 1, "batchSize": 100, "batchNorm": "batch"})
+    _, b = s.op_sample({"n": 3, "seed": 1, "batchSize": 100, "batchNorm": "batch"})
     samples = dict(a)["samples"]
     assert samples.shape == (3, 3, 32, 32) and samples.device.type == "cpu" and samples.dtype == torch.float32
     assert torch.equal(samples, dict(b)["samples"])

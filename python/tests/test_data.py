@@ -591,7 +591,7 @@ def test_classifier_metrics_say_why_they_read_the_test_split(tmp_path):
                                "data": {"name": "mnist", "path": str(d)},
                                "train": {"batchSize": 4, "genBatchSize": 4, "nCritic": 1, "loss": "hinge", "ema": None}}))
     with pytest.raises(WorkerError) as e:
-        s.handle("evaluate", {"metrics": ["classifier"], "samples": 2, "seed": 0, "batchSize": 2, "reference": "train",
+        s.handle("evaluate", {"metrics": ["classifier"], "samples": 2, "seed": 0, "batchSize": 2, "batchNorm": "batch", "reference": "train",
                               "cacheDir": str(tmp_path / "cache")}, {})
     assert e.value.code == "bad_value"
     assert "train a domain classifier on the train split and measure its accuracy on the test split" in e.value.message

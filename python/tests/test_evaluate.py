@@ -37,7 +37,7 @@ def synthetic_build(ema=0.9):
 
 
 def eval_args(cache, metrics, samples=16, **kw):
-    return {"metrics": metrics, "samples": samples, "seed": 7, "batchSize": 8, "reference": "train",
+    return {"metrics": metrics, "samples": samples, "seed": 7, "batchSize": 8, "batchNorm": "batch", "reference": "train",
             "cacheDir": str(cache), **kw}
 
 
@@ -108,6 +108,8 @@ def test_toy_metrics_and_scatter_picture(tmp_path):
     # the same seed gives the same samples: the metrics repeat exactly; no picture asked, none written
     again = evaluate(s, eval_args(tmp_path / "cache", ["toy"], samples=600, batchSize=300))
     assert again["metrics"] == m and again["picture"] is None
+    # A generator without BatchNorm samples the same whichever way BatchNorm would normalize.
+    assert evaluate(s, eval_args(tmp_path / "cache", ["toy"], samples=600, batchSize=300, batchNorm="running"))["metrics"] == m
 
 
 def test_toy_kl_left_out_when_no_sample_is_high_quality(tmp_path):
@@ -144,7 +146,7 @@ def test_classifier_metrics_grid_and_caches(tmp_path, mnist, monkeypatch):
         assert im.size == pictures.grid_size(70, 28, 28)
         grid = np.asarray(im)
     # the first tile is the first sample (`sample` draws the same z for n = batchSize), upscaled x2
-    first = pictures.to_uint8(s.op_sample({"n": 8, "seed": 7})[1][0][1][0, 0].numpy())
+    first = pictures.to_uint8(s.op_sample({"n": 8, "seed": 7, "batchSize": 100, "batchNorm": "batch"})[1][0][1][0, 0].numpy())
     assert np.array_equal(grid[2:58:2, 2:58:2], first) and np.array_equal(grid[3:58:2, 3:58:2], first)
 
     # Again in this session: nothing retrained or recomputed on the real side, same numbers.
@@ -180,7 +182,7 @@ def test_fid_and_is_with_inception_weights(tmp_path, inception_weights):
     assert events[-1] == (0, 8, 8)
 
     # the metrics as the library computes them from the same images
-    x = s.op_sample({"n": 4, "seed": 7})[1][0][1]
+    x = s.op_sample({"n": 4, "seed": 7, "batchSize": 100, "batchNorm": "batch"})[1][0][1]
     real = torch.from_numpy(reference_images(s.gan.data, "train", 4))
     feats, logits = inception.features_and_logits(s.evaluator.inception[1], torch.cat([x, real]))
     feats, logits, real = feats[:4], logits[:4], feats[4:]

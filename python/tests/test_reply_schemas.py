@@ -59,7 +59,7 @@ def test_every_op_replies_as_its_schema_says(session):
     checked(client, schema, "load", {"path": path})
     checked(client, schema, "interrupt")
     checked(client, schema, "evaluate", {"metrics": ["toy"], "samples": 200, "seed": 0, "batchSize": 100,
-                                         "reference": "train", "cacheDir": tmp,
+                                         "batchNorm": "batch", "reference": "train", "cacheDir": tmp,
                                          "picture": os.path.join(tmp, "p.png")})
-    checked(client, schema, "sample", {"n": 5, "seed": 0})
+    checked(client, schema, "sample", {"n": 5, "seed": 0, "batchSize": 100, "batchNorm": "batch"})
     checked(client, schema, "shutdown")

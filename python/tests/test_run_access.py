@@ -50,7 +50,7 @@ def test_open_run_exposes_the_checkpointed_networks(run_dir):
     assert run.stats() == stats  # ITOP included
 
     x = run.sample_tensor(3, seed=9)
-    assert x.shape == (3, 1, 28, 28) and torch.equal(x, dict(s.op_sample({"n": 3, "seed": 9})[1])["samples"])
+    assert x.shape == (3, 1, 28, 28) and torch.equal(x, dict(s.op_sample({"n": 3, "seed": 9, "batchSize": 100, "batchNorm": "batch"})[1])["samples"])
     as_list = run.sample(3, seed=9)
     assert isinstance(as_list, list) and isinstance(as_list[0][0][0][0], float)
     assert torch.equal(torch.tensor(as_list), x)

@@ -109,7 +109,7 @@ def test_dst_step_and_set_density(worker):
     result, _ = c.ok("setDensity", {"net": "discriminator", "target": 0.5, "growth": "global_gradient"})
     assert result["after"] == pytest.approx(round(0.5 * result["total"]) / result["total"])
     assert result["grown"] == result["active"] - (64 + 1024 + 32) and result["pruned"] == 0
-    _, tensors = c.ok("sample", {"n": 10, "seed": 1})
+    _, tensors = c.ok("sample", {"n": 10, "seed": 1, "batchSize": 100, "batchNorm": "batch"})
     assert tensors["samples"].shape == (10, 2) and tensors["samples"].dtype == np.float32
 
 
@@ -237,7 +237,7 @@ def test_internal_errors_are_replies_not_crashes(schemas):
     client = Client("inproc://ddst-internal-test", key)
     server = Server(router, key, 1 << 20, RequestValidator(schemas), Broken())
     try:
-        for op, args, needle in [("stats", {}, "ZeroDivisionError"), ("sample", {"n": 1, "seed": 0}, "not JSON compliant")]:
+        for op, args, needle in [("stats", {}, "ZeroDivisionError"), ("sample", {"n": 1, "seed": 0, "batchSize": 100, "batchNorm": "batch"}, "not JSON compliant")]:
             client.send(op, args)
             server.handle(router.recv_multipart())
             err = error_of(client.recv()[0])

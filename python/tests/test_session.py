@@ -1,5 +1,6 @@
 """Session ops in-process: determinism, probe semantics, masks kept through training."""
 
+import copy
 import gc
 import weakref
 
@@ -84,9 +85,9 @@ def test_other_losses_train_and_keep_masks(loss):
 
 def test_sample_is_seeded_and_shaped():
     s = session()
-    _, a = s.op_sample({"n": 9, "seed": 3})
-    _, b = s.op_sample({"n": 9, "seed": 3})
-    _, c = s.op_sample({"n": 9, "seed": 4})
+    _, a = s.op_sample({"n": 9, "seed": 3, "batchSize": 100, "batchNorm": "batch"})
+    _, b = s.op_sample({"n": 9, "seed": 3, "batchSize": 100, "batchNorm": "batch"})
+    _, c = s.op_sample({"n": 9, "seed": 4, "batchSize": 100, "batchNorm": "batch"})
     a, b, c = (dict(x)["samples"] for x in (a, b, c))
     assert a.shape == (9, 2) and a.dtype == torch.float32
     assert torch.equal(a, b) and not torch.equal(a, c)
@@ -268,20 +269,34 @@ def test_ema_copies_buffers_and_sample_uses_it():
     s.handle("train", {"start": 1, "iterations": 2, "probeEvery": 0}, {})
     for b, g in zip(s.gan.ema.model.buffers(), s.gan.G.buffers()):
         assert torch.equal(b, g)  # BN running stats as of the last G step
-    _, a = s.op_sample({"n": 3, "seed": 5})
-    _, b = s.op_sample({"n": 3, "seed": 5})
+    buffers = [b.clone() for b in s.gan.ema.model.buffers()]
+    sample = lambda mode, batch=100: dict(s.op_sample({"n": 3, "seed": 5, "batchSize": batch, "batchNorm": mode})[1])["samples"]
     z = torch.randn(3, 8, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        assert torch.equal(dict(a)["samples"], dict(b)["samples"])
-        assert torch.equal(dict(a)["samples"], s.gan.ema.model(z))
-        assert not torch.equal(dict(a)["samples"], s.gan.G.eval()(z))
+        by_batch, by_running = sample("batch"), sample("running")
+        assert torch.equal(by_batch, sample("batch"))
+        # "running": eval mode, BatchNorm by the running averages.
+        assert torch.equal(by_running, s.gan.ema.model(z))
+        assert not torch.equal(by_running, s.gan.G.eval()(z))
+        # "batch": BatchNorm by the statistics of the batch drawn (training mode), as the reference code samples.
+        ema_train = copy.deepcopy(s.gan.ema.model).train()
+        assert torch.equal(by_batch, ema_train(z))
+        assert not torch.allclose(by_batch, by_running)
+        # ... in batches of batchSize: one sample drawn alone is normalized by its own statistics.
+        z1 = torch.randn(1, 8, generator=torch.Generator().manual_seed(5))  # drawn as a batch of 1 is
+        assert torch.equal(sample("batch", 1)[:1], copy.deepcopy(s.gan.ema.model).train()(z1))
+    # Neither moves the running averages, nor leaves the EMA out of eval mode.
+    assert all(torch.equal(a, b) for a, b in zip(buffers, s.gan.ema.model.buffers()))
+    assert not s.gan.ema.model.training and all(m.track_running_stats for m in s.gan.ema.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     s.gan.G.train()
     assert s.gan.G.training and not s.gan.ema.model.training
+    with pytest.raises(WorkerError, match="batchNorm"):
+        s.op_sample({"n": 3, "seed": 5, "batchSize": 100, "batchNorm": "eval"})
 
     off = Session()
     off.op_build(complete_build({**args, "train": {**args["train"], "ema": None}}))
     assert off.gan.ema is None and off.gan.masks_g.layers[0].followers == []
-    _, c = off.op_sample({"n": 3, "seed": 5})
+    _, c = off.op_sample({"n": 3, "seed": 5, "batchSize": 100, "batchNorm": "running"})
     with torch.no_grad():
         assert torch.equal(dict(c)["samples"], off.gan.G.eval()(z))
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DirName } from "./names.js";
-import { DataSpec, DeviceChoice, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
+import { BatchNormMode, DataSpec, DeviceChoice, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
 import { withoutDefaults } from "../vocabulary/schema-shapes.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
 import { policyConflicts } from "./method-policies.js";
@@ -26,11 +26,22 @@ export const EvalSpec = z.strictObject({
     .min(1)
     .optional()
     .describe("default by data: toy mixtures -> toy; mnist, fashion-mnist -> classifier; other images -> fid, is"),
-  batchSize: z.number().int().min(1).max(65536).default(500),
+  batchSize: z
+    .number()
+    .int()
+    .min(1)
+    .max(65536)
+    .default(100)
+    .describe("generated samples per forward of the generator, and so the batch whose statistics BatchNorm normalizes by under batchNorm \"batch\" (the reference code's 100)"),
+  batchNorm: BatchNormMode.default("batch"),
   reference: z.enum(["train", "test"]).default("train").describe("real split the samples are compared with"),
   inception: z.string().min(1).optional().describe("InceptionV3 weights (pt_inception-2015-12-05) for fid and is; ${VAR} allowed"),
   seed: z.number().int().min(0).default(12345),
 });
+
+/** An evaluation's samples as config.json stores it. A run from before `batchNorm` existed sampled by the running
+ * averages, and its config.json, which holds every other field, lacks it: read so, it goes on as it began. */
+const StoredEvalSpec = EvalSpec.extend({ batchNorm: BatchNormMode.default("running") });
 
 /** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once. */
 export const MAX_TIMER_SECONDS = 2_000_000;
@@ -119,7 +130,7 @@ export const Experiment = z
     log: z.strictObject({ every: z.number().int().min(1), probeEvery: ProbeEvery.optional().describe("without a controller (absent: 10)") }),
     checkpoint: Checkpointing,
     supervision: Supervision,
-    eval: EvalSpec.nullable(),
+    eval: StoredEvalSpec.nullable(),
     controllers: z.array(ControllerRef).optional(),
   })
   .superRefine((e, ctx) => {

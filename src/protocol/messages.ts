@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { DensityGrowth, GrowthCriterion, NetName, PruneCriterion } from "../vocabulary/criteria.js";
-import { DataArgs, Device, ModelArgs, TrainArgs } from "../vocabulary/networks.js";
+import { BatchNormMode, DataArgs, Device, ModelArgs, TrainArgs } from "../vocabulary/networks.js";
 
 /** The wire protocol's headers (docs/protocol.md). These zod schemas are the single source of truth: the
  * worker validates every request against the JSON Schema generated from them (schemas/request.schema.json). */
 
-export const PROTOCOL_VERSION = 4 as const;
+export const PROTOCOL_VERSION = 5 as const;
 
 /** The most torch threads a worker is started with (DDST_THREADS, supervision.threads): more than any machine's
  * cores, and far fewer than would exhaust memory starting them. */
@@ -57,13 +57,19 @@ export const OpArgs = {
     metrics: z.array(z.enum(["fid", "is", "classifier", "toy"])).min(1),
     samples: z.number().int().min(1).max(1_000_000).describe("generated samples (from the EMA generator)"),
     seed: z.number().int().min(0).describe("seed of the evaluation noise; training streams are not touched"),
-    batchSize: z.number().int().min(1).max(65536),
+    batchSize: z.number().int().min(1).max(65536).describe("samples per generator forward"),
+    batchNorm: BatchNormMode,
     reference: z.enum(["train", "test"]).describe("split of the real data the generated samples are compared with"),
     inception: z.string().min(1).optional().describe("InceptionV3 weights file (fid, is)"),
     cacheDir: z.string().min(1).describe("where the domain classifier and reference statistics are cached"),
     picture: z.string().min(1).optional().describe("PNG to write: a sample grid, or a scatter plot for 2-D data"),
   }),
-  sample: z.strictObject({ n: z.number().int().min(1).max(1_000_000), seed: z.number().int().min(0) }),
+  sample: z.strictObject({
+    n: z.number().int().min(1).max(1_000_000),
+    seed: z.number().int().min(0),
+    batchSize: z.number().int().min(1).max(65536).describe("samples per generator forward"),
+    batchNorm: BatchNormMode,
+  }),
   shutdown: EmptyArgs,
 } as const;
 

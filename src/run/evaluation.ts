@@ -21,6 +21,7 @@ export function evaluateArgs(exp: Experiment, runDir: string, t: number, tag?: s
     samples: ev.samples,
     seed: ev.seed,
     batchSize: ev.batchSize,
+    batchNorm: ev.batchNorm,
     reference: ev.reference,
     ...(ev.inception ? { inception: expandEnv(ev.inception, "eval.inception") } : {}),
     cacheDir: cacheDir(),

@@ -124,7 +124,8 @@ function endedEarlyAt(state: CellState | undefined): number | null {
 export function checkCellConfig(cell: Cell, extend = false, state?: CellState): void {
   const file = join(cell.dir, "config.json");
   if (!existsSync(file)) return;
-  const stored = Experiment.safeParse(readJson(file, cell.id, cell.dir));
+  const raw = readJson(file, cell.id, cell.dir);
+  const stored = Experiment.safeParse(raw);
   if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment (${issueText(stored.error.issues[0])})${anew(cell.dir)}`);
   // config.json is what was trained only if nobody edited it since its checkpoint (to match a new table file, say).
   const pointer = existsSync(join(cell.dir, "checkpoint.json")) ? CheckpointPointer.safeParse(readJson(join(cell.dir, "checkpoint.json"), cell.id, cell.dir)) : null;
@@ -146,6 +147,10 @@ export function checkCellConfig(cell: Cell, extend = false, state?: CellState): 
           `${stored.data.iterations}, then end at ${planned} from there on: not what a cell trained for ${planned} from the start would do)`
         : `; or add --extend to give the table ${planned} iterations (this cell ended at iteration ${early}, ${state?.kind === "diverged" ? "diverged" : "stopped by a controller"}: it needs no training, only the new count)`;
   else if (others.length === 0) hint = `; it is past ${planned} iterations (at ${Math.max(at, early ?? 0)}): remove ${cell.dir} to train it anew`;
+  // A cell from before eval.batchNorm: its config.json lacks the field, and its evaluations sampled by the running averages.
+  const sampledBefore = stored.data.eval !== null && (raw as { eval?: { batchNorm?: unknown } }).eval?.batchNorm === undefined;
+  if (sampledBefore && changes.some((c) => c.startsWith("eval.batchNorm: ")))
+    hint += `; this cell was evaluated by an earlier ddst, whose evaluations sampled with BatchNorm by the running averages: to finish the table as it began, add "set": {"eval.batchNorm": "running"} to the table file`;
   throw new CellStateError(
     cell.id,
     `${cell.dir} was trained with another configuration than the table now asks for (${changesText(changes)}). ` +

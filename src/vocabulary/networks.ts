@@ -150,3 +150,10 @@ export type DataSpec = z.infer<typeof DataSpec>;
 export type TrainSpec = z.infer<typeof TrainSpec>;
 export type Device = z.infer<typeof Device>;
 export type DeviceChoice = z.infer<typeof DeviceChoice>;
+
+/** How the evaluated generator's BatchNorm layers normalize (python/ddst_worker/sampling.py). */
+export const BatchNormMode = z
+  .enum(["batch", "running"])
+  .describe(
+    "how the generator's BatchNorm layers normalize its samples: \"batch\" by the statistics of each batch of batchSize samples, as the reference code samples (its evaluation never leaves training mode); \"running\" by the running averages the training forwards gathered (eval mode). Networks without BatchNorm sample the same either way",
+  );

@@ -200,7 +200,7 @@ describe.concurrent("ddst run", () => {
     }
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { version: string };
     const v = await execa("node", [CLI, "--version"], { reject: false });
-    expect(v.stdout).toBe(`ddst ${pkg.version} (worker protocol 4)`);
+    expect(v.stdout).toBe(`ddst ${pkg.version} (worker protocol 5)`);
     // A module whose top-level await never settles: Node would exit (13) without a word.
     const tla = join(tempDir(), "waits.mjs");
     writeFileSync(tla, "await new Promise(() => {});\nexport default {};\n");

@@ -291,6 +291,29 @@ describe("ddst table", () => {
     expect((await cli("--slurm", "--gpus-per-cell", "0", "--dry-run")).stdout).toContain("0 queued or running in Slurm (job 200), 1 to submit");
   });
 
+  it.concurrent("a cell evaluated before eval.batchNorm existed is not mixed with new ones; the table file can say to go on as it began", async () => {
+    const dir = tempDir();
+    const spec = writeToyTable(dir, { iterations: 40, checkpointEvery: 20, methods: ["static-balance"], seeds: [0] });
+    const out = join(dir, "table");
+    expect((await execa("node", [CLI, "table", spec, "--out", out], { reject: false })).exitCode).toBe(0);
+    // As an earlier ddst wrote the cell: no eval.batchNorm in config.json, nor in its checkpoint's config.
+    const cell = cellDir(out, "static-balance", 0);
+    const edit = (file: string, at: (j: Record<string, unknown>) => { eval: Record<string, unknown> }) => {
+      const j = JSON.parse(readFileSync(join(cell, file), "utf8"));
+      delete at(j).eval.batchNorm;
+      writeFileSync(join(cell, file), JSON.stringify(j));
+    };
+    edit("config.json", (j) => j as { eval: Record<string, unknown> });
+    edit("checkpoint.json", (j) => j.config as { eval: Record<string, unknown> });
+    const refused = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/eval\.batchNorm: "running" -> "batch".*sampled with BatchNorm by the running averages: to finish the table as it began, add "set": \{"eval\.batchNorm": "running"\}/);
+    writeFileSync(spec, JSON.stringify({ ...JSON.parse(readFileSync(spec, "utf8")), set: { "eval.batchNorm": "running" } }));
+    const r = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain("1 finished, 0 to resume, 0 new");
+  });
+
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "bad.json");

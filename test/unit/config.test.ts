@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { experimentFrom, loadExperiment } from "../../src/config/load.js";
 import { pathVariables } from "../../src/config/data-paths.js";
-import { ConfigError, resolveExperiment } from "../../src/config/experiment.js";
+import { ConfigError, Experiment, resolveExperiment } from "../../src/config/experiment.js";
 import { generateSchemas } from "../../src/schemas/generate.js";
 import { probeCount, probeEvery } from "../../src/run/events.js";
 
@@ -91,6 +91,16 @@ describe("experiment resolution", () => {
     const { probeEvery: _, ...oldLog } = resolveExperiment(staticRow).log;
     expect(probeEvery({ ...resolveExperiment(staticRow), log: oldLog })).toBe(10);
     expect(issuesOf({ ...staticRow, log: { probeEvery: -1 } })).toEqual(["log.probeEvery"]);
+  });
+
+  it("samples the evaluated generator with BatchNorm by batch, 100 at a time, as the reference; a config.json from before the setting goes on by the running averages", () => {
+    const e = resolveExperiment({ ...base, eval: {} });
+    expect(e.eval).toMatchObject({ batchNorm: "batch", batchSize: 100 });
+    expect(resolveExperiment({ ...base, eval: { batchNorm: "running" } }).eval?.batchNorm).toBe("running");
+    expect(issuesOf({ ...base, eval: { batchNorm: "eval" } })).toEqual(["eval.batchNorm"]);
+    const { batchNorm: _, ...before } = e.eval!;
+    expect(Experiment.parse({ ...e, eval: before }).eval?.batchNorm).toBe("running");
+    expect(Experiment.parse(e).eval?.batchNorm).toBe("batch");
   });
 
   it("checks an experiment's own controllers field by field, naming each", () => {

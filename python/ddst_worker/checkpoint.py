@@ -185,7 +185,8 @@ _LEGACY_MODEL = {
     "sngan/lottery": {"gChannels": 256, "dChannels": 128},
     "dcgan": {"latentDim": 64, "width": 32, "spectralNorm": False},
 }
-_LEGACY_DATA = {"ring8": {"std": 0.02}, "grid25": {"std": 0.05}}
+_LEGACY_DATA = {"ring8": {"std": 0.02}, "grid25": {"std": 0.05},
+                "cifar10": {"hflip": False}, "stl10": {"hflip": False}, "folder": {"hflip": False}}
 
 
 def complete_legacy_model(model) -> None:

@@ -186,7 +186,9 @@ class Evaluator:
         cache_dir, picture = args["cacheDir"], args.get("picture")
         data, shape, device = gan.data, tuple(session.data_shape), gan.device
         data_cfg = session.build_args["data"]
-        data_name, data_key = data_cfg.get("name"), json.dumps(data_cfg, sort_keys=True)
+        # What the reference images are: flips touch training batches only, so they share their statistics.
+        data_name = data_cfg.get("name")
+        data_key = json.dumps({k: v for k, v in data_cfg.items() if k != "hflip"}, sort_keys=True)
         if n < 1 or batch < 1:
             raise _bad("samples and batchSize must be >= 1", samples=n, batchSize=batch)
         if split not in ("train", "test"):

@@ -288,3 +288,23 @@ def test_load_fault_says_what_the_file_is(tmp_path):
     assert fault("cut.pt", good.read_bytes()[:200]).startswith("truncated or damaged")
     assert "refused: loading it could run code" in fault("module.pt", obj=torch.nn.Linear(2, 2))
     assert fault("text.pt", b"hello, not a torch file").startswith("not a PyTorch file of tensors")
+
+
+def test_a_checkpoint_from_before_a_build_field_existed_reads_with_what_that_worker_did():
+    """Build args recorded without a field a later ddst added: filled with the behaviour of the worker that
+    wrote them, so the run resumes as it began (and its build matches the config.json it came with)."""
+    build = {"model": {"name": "sngan32"}, "data": {"name": "cifar10", "path": "/d", "split": "train"},
+             "train": {"batchSize": 64}}
+    checkpoint.complete_legacy_build(build)
+    assert build["data"]["hflip"] is False  # no flips before data.hflip existed
+    assert build["model"]["variant"] == "lottery" and build["train"]["compile"] is False
+    for name in ("stl10", "folder"):
+        data = {"name": name}
+        checkpoint.complete_legacy_build({"data": data})
+        assert data == {"name": name, "hflip": False}
+    data = {"name": "cifar10", "hflip": True}
+    checkpoint.complete_legacy_build({"data": data})
+    assert data["hflip"] is True  # what a checkpoint records is kept
+    mnist = {"name": "mnist"}
+    checkpoint.complete_legacy_build({"data": mnist})
+    assert mnist == {"name": "mnist"}

@@ -38,6 +38,17 @@ def expected_indices(seed: int, count: int, n: int) -> torch.Tensor:
     return torch.randint(count, (n,), generator=torch.Generator().manual_seed(seed))
 
 
+def expected_batch(seed: int, images, n: int, hflip: bool = True) -> torch.Tensor:
+    """The documented rule for an image batch: n indices, then (with hflip) n coins for left-right flips,
+    both from the data generator."""
+    g = torch.Generator().manual_seed(seed)
+    x = scaled(np.asarray(images)[torch.randint(len(images), (n,), generator=g).numpy()])
+    if hflip:
+        flip = torch.randint(2, (n,), generator=g).bool()
+        x[flip] = x[flip].flip(-1)
+    return x
+
+
 def raises(cfg, *fragments, seed=0) -> WorkerError:
     with pytest.raises(WorkerError) as e:
         build_data(cfg, seed, "cpu")
@@ -263,8 +274,13 @@ def test_cifar_bin(tmp_path):
     train_x = np.concatenate([sets[n][0] for n in CIFAR_FILES[:5]])
     train_y = np.concatenate([sets[n][1] for n in CIFAR_FILES[:5]])
     assert np.array_equal(src.labels, train_y)
-    idx = expected_indices(9, 35, 12).numpy()
-    assert torch.equal(src.sample(12), scaled(train_x[idx]))
+    # Flipped left-right by default, as the reference's RandomHorizontalFlip; hflip false draws no coins.
+    batch = src.sample(12)
+    assert torch.equal(batch, expected_batch(9, train_x, 12))
+    assert not torch.equal(batch, expected_batch(9, train_x, 12, hflip=False))
+    plain = build_data({"name": "cifar10", "path": str(tmp_path), "hflip": False}, 9, "cpu")
+    assert torch.equal(plain.sample(12), expected_batch(9, train_x, 12, hflip=False))
+    assert torch.equal(plain.sample(12), expected_batch(9, train_x, 24, hflip=False)[12:])
     # channel planes: byte 1 of a record is R at (0, 0), byte 1 + 1024 is G at (0, 0), byte 1 + 32 is R at (1, 0)
     raw = (tmp_path / "cifar-10-batches-bin" / "data_batch_1.bin").read_bytes()
     imgs, labels = src.arrays()
@@ -309,7 +325,7 @@ def test_cifar_py(tmp_path, protocol):
     assert src.shape == (3, 32, 32) and len(src) == 35
     train_x = np.concatenate([sets[n][0] for n in CIFAR_FILES[:5]])
     assert np.array_equal(src.labels, np.concatenate([sets[n][1] for n in CIFAR_FILES[:5]]))
-    assert torch.equal(src.sample(5), scaled(train_x[expected_indices(2, 35, 5).numpy()]))
+    assert torch.equal(src.sample(5), expected_batch(2, train_x, 5))
     imgs, labels = src.arrays("test")
     assert np.array_equal(imgs, sets["test_batch"][0]) and np.array_equal(labels, sets["test_batch"][1])
 
@@ -415,7 +431,7 @@ def test_stl10_layout_splits_and_labels(tmp_path):
     both = np.concatenate([sets["train"][0], sets["unlabeled"][0]])
     assert np.array_equal(full.all_images(), both)  # column-major planes read back exactly
     assert np.array_equal(full.labels, np.concatenate([sets["train"][1].astype(np.int64) - 1, [-1] * 4]))
-    assert torch.equal(full.sample(9), scaled(both[expected_indices(4, 7, 9).numpy()]))
+    assert torch.equal(full.sample(9), expected_batch(4, both, 9))
     unl = build_data({"name": "stl10", "path": str(tmp_path / "stl10_binary"), "split": "unlabeled"}, 4, "cpu")
     assert len(unl) == 4 and unl.labels is None
     imgs, labels = unl.arrays("test")
@@ -438,7 +454,7 @@ def test_stl10_resize_matches_pil_and_memory_map_path(tmp_path, monkeypatch):
             pil = np.asarray(Image.fromarray(x[i, c]).resize((48, 48), Image.Resampling.BILINEAR), np.int16)
             assert np.abs(pil - imgs[i, c]).max() <= 1
     batch = src.sample(6)
-    assert torch.equal(batch, scaled(imgs[expected_indices(8, 5, 6).numpy()]))
+    assert torch.equal(batch, expected_batch(8, imgs, 6))
     # too big for the device: batches gathered from the memory maps are the same
     monkeypatch.setattr(images_mod, "RESIDENT_BYTES", 0)
     mapped = build_data({"name": "stl10", "path": str(tmp_path)}, 8, "cpu")
@@ -487,7 +503,9 @@ def test_folder_of_pngs(tmp_path):
     assert (imgs[1].reshape(3, -1).T == (10, 200, 30)).all()  # center-cropped to the square, then resized
     assert (imgs[2] == 128).all()
     batch = src.sample(7)
-    assert torch.equal(batch, scaled(imgs[expected_indices(0, 3, 7).numpy()]))
+    assert torch.equal(batch, expected_batch(0, imgs, 7, hflip=False))  # folder: no flips unless asked
+    flipped = build_data({"name": "folder", "path": str(root), "size": [8, 8], "hflip": True}, 0, "cpu")
+    assert flipped.hflip and not src.hflip and torch.equal(flipped.sample(7), expected_batch(0, imgs, 7))
     gray = build_data({"name": "folder", "path": str(root), "size": [4, 6], "channels": 1}, 0, "cpu")
     assert gray.shape == (1, 4, 6) and gray.all_images()[2].min() == 128
 

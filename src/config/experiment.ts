@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DirName } from "./names.js";
-import { BatchNormMode, DataSpec, DeviceChoice, ModelSpec, TrainSpec } from "../vocabulary/networks.js";
+import { BatchNormMode, DataSpec, DeviceChoice, ModelSpec, StoredDataSpec, TrainSpec } from "../vocabulary/networks.js";
 import { withoutDefaults } from "../vocabulary/schema-shapes.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
 import { policyConflicts } from "./method-policies.js";
@@ -123,7 +123,7 @@ export const Experiment = z
     device: DeviceChoice,
     iterations: z.number().int().min(1),
     model: ModelSpec,
-    data: DataSpec,
+    data: StoredDataSpec,
     train: TrainSpec,
     generator: GeneratorPolicy,
     discriminator: DiscriminatorPolicy,

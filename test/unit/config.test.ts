@@ -103,6 +103,18 @@ describe("experiment resolution", () => {
     expect(Experiment.parse(e).eval?.batchNorm).toBe("batch");
   });
 
+  it("flips CIFAR-10 and STL-10 training images by default, as the reference; a config.json from before the setting drew no flips", () => {
+    const cifar = resolveExperiment({ ...base, model: { name: "sngan32" }, data: { name: "cifar10", path: "/d" } });
+    expect(cifar.data).toMatchObject({ name: "cifar10", hflip: true });
+    expect(resolveExperiment({ ...base, model: { name: "sngan48" }, data: { name: "stl10", path: "/d" } }).data).toMatchObject({ hflip: true });
+    expect(resolveExperiment({ ...base, model: { name: "sngan32" }, data: { name: "folder", path: "/d", size: [32, 32] } }).data).toMatchObject({ hflip: false });
+    expect(resolveExperiment({ ...base, model: { name: "sngan32" }, data: { name: "cifar10", path: "/d", hflip: false } }).data).toMatchObject({ hflip: false });
+    expect(issuesOf({ ...base, data: { name: "mnist", hflip: true } })).toEqual(["data"]);
+    const { hflip: _, ...before } = cifar.data as { hflip: boolean };
+    expect(Experiment.parse({ ...cifar, data: before }).data).toMatchObject({ hflip: false });
+    expect(Experiment.parse(cifar).data).toMatchObject({ hflip: true });
+  });
+
   it("checks an experiment's own controllers field by field, naming each", () => {
     const c = (extra: object) => ({ name: "mine", initialState: () => null, decide: () => ({}), ...extra });
     const paths = (extra: object, more: object = {}) => {

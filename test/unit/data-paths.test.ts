@@ -11,7 +11,7 @@ describe("data paths", () => {
     expect(f.name === "fashion-mnist" && existsSync(join(f.path!, "0.json"))).toBe(true);
   });
   it("expands ${VAR} from the environment and names an unset one", () => {
-    expect(resolveDataPaths({ name: "cifar10", path: "${D}/x", split: "train" }, { D: "/data" })).toMatchObject({ path: "/data/x" });
+    expect(resolveDataPaths({ name: "cifar10", path: "${D}/x", split: "train", hflip: true }, { D: "/data" })).toMatchObject({ path: "/data/x" });
     expect(() => expandEnv("${NOPE_NOT_SET}", "eval.inception", {})).toThrow(DataPathError);
     expect(() => expandEnv("${NOPE_NOT_SET}", "eval.inception", {})).toThrow(/eval.inception uses \$\{NOPE_NOT_SET\}/);
   });

@@ -152,4 +152,5 @@ def build(cfg: dict, seed: int, device: str) -> ImageSource:
     split = split_of(cfg, ("train", "test"))
     directory, layout = resolve(Path(cfg["path"]))
     load = lambda s: load_split(directory, layout, s)  # noqa: E731
-    return ImageSource("cifar10", split, load(split), 10, seed, device, reload=load, splits=("train", "test"))
+    return ImageSource("cifar10", split, load(split), 10, seed, device, reload=load, splits=("train", "test"),
+                       hflip=bool(cfg["hflip"]))

@@ -90,6 +90,6 @@ def build(cfg: dict, seed: int, device: str) -> ImageSource:
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # Pillow decodes without the GIL
         for i, a in enumerate(pool.map(lambda f: load_image(f, hw, mode), files)):
             out[i] = a
-    source = ImageSource("folder", None, Images([out], None), None, seed, device)
+    source = ImageSource("folder", None, Images([out], None), None, seed, device, hflip=bool(cfg["hflip"]))
     source.files = [str(f) for f in files]
     return source

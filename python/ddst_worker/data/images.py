@@ -5,7 +5,8 @@ files; memory-mapped views for the big ones, e.g. STL-10's unlabeled_X.bin). Pix
 batch is drawn: `sample(n)` gathers n images, moves them to the device, pads or resizes them there and
 scales them to float32 in [-1, 1] as x / 127.5 - 1 (0 -> -1, 255 -> 1), the range of G's tanh.
 
-Sampling: `sample(n)` draws n indices uniformly WITH replacement (torch.randint) from the data generator,
+Sampling: `sample(n)` draws n indices uniformly WITH replacement (torch.randint) from the data generator
+(and, with `hflip`, then n coins for left-right flips, as the reference's RandomHorizontalFlip),
 a CPU torch.Generator seeded with the build seed, so the indices (and the batches, resizing aside) are the
 same on CPU and CUDA; they reach a GPU through pinned memory without blocking the host (`to_device`).
 With replacement rather than shuffled epochs: a GAN iteration draws a fresh batch for each D step, there is
@@ -178,8 +179,9 @@ class ImageSource:
 
     def __init__(self, name: str, split: str | None, data: Images, num_classes: int | None, seed: int,
                  device: str, transform: Transform | None = None,
-                 reload: Callable[[str], Images] | None = None, splits: tuple = ()):
+                 reload: Callable[[str], Images] | None = None, splits: tuple = (), hflip: bool = False):
         self.name = name
+        self.hflip = hflip
         self.split = split
         self.splits = tuple(splits)
         self.data = data
@@ -220,8 +222,13 @@ class ImageSource:
         return self.transform(x).div_(127.5).sub_(1.0)
 
     def sample(self, n: int) -> torch.Tensor:
-        """n real images [n, *shape], float32 in [-1, 1], on the device."""
-        return self._batch(self._indices(n))
+        """n real training images [n, *shape], float32 in [-1, 1], on the device; with `hflip`, each flipped
+        left-right with probability 1/2, the coin drawn from the data generator right after the indices."""
+        x = self._batch(self._indices(n))
+        if self.hflip:
+            flip = torch.randint(2, (int(n),), generator=self.gen).bool()
+            x = torch.where(to_device(flip, x.device).view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+        return x
 
     def sample_labeled(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Like sample, with the labels (int64 on the device; -1 unlabeled) of the images drawn."""

@@ -71,4 +71,4 @@ def build(cfg: dict, seed: int, device: str) -> ImageSource:
     need_dir(directory, "a directory holding stl10_binary (or its files)")
     load = lambda s: load_split(directory, s)  # noqa: E731
     return ImageSource("stl10", split, load(split), 10, seed, device, Transform(size=(size, size)),
-                       reload=load, splits=SPLITS)
+                       reload=load, splits=SPLITS, hflip=bool(cfg["hflip"]))

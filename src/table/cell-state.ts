@@ -88,6 +88,13 @@ export function cellState(cell: Cell): CellState {
   // A summary that cannot be read (damaged, or of an older ddst) leaves the cell to be resumed: finishing
   // writes it again from the checkpoint, as `ddst ls` and `ddst show` suggest.
   const summary = readCellJsonAs(cell, join(cell.dir, "summary.json"), Summary);
+  // Another run's summary put here by hand would be counted as this cell's result.
+  if (summary && (summary.method !== cell.experiment.method || summary.seed !== cell.experiment.seed || !summary.name.endsWith(`-${cell.id}`)))
+    throw new CellStateError(
+      cell.id,
+      `${join(cell.dir, "summary.json")} is another run's (${summary.name}: ${summary.method}, seed ${summary.seed}), not this cell's: ` +
+        `put this cell's own back, or remove it and the same command writes it again from the cell's checkpoint`,
+    );
   // Finished: all its iterations, or ended early by one of its controllers.
   if (isFinishedRun(summary, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary };
   // Any other failure (a worker crash, a full disk) is retried: failed.json only records the last attempt.

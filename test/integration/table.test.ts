@@ -314,6 +314,23 @@ describe("ddst table", () => {
     expect(r.stdout).toContain("1 finished, 0 to resume, 0 new");
   });
 
+  it.concurrent("another run's summary.json in a cell is refused, not counted; removed, the cell's own is written again", async () => {
+    const dir = tempDir();
+    const spec = writeToyTable(dir, { iterations: 40, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
+    const out = join(dir, "table");
+    expect((await execa("node", [CLI, "table", spec, "--out", out], { reject: false })).exitCode).toBe(0);
+    const own = readFileSync(join(cellDir(out, "static-balance", 1), "summary.json"), "utf8");
+    writeFileSync(join(cellDir(out, "static-balance", 1), "summary.json"), readFileSync(join(cellDir(out, "static-balance", 0), "summary.json")));
+    const r = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/static-balance-d0\.5-s1\/summary\.json is another run's \(toy-static-balance-d0\.5-s0: static-balance, seed 0\), not this cell's: put this cell's own back, or remove it/);
+    rmSync(join(cellDir(out, "static-balance", 1), "summary.json"));
+    const again = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(again.exitCode, again.stderr).toBe(0);
+    const rewritten = JSON.parse(readFileSync(join(cellDir(out, "static-balance", 1), "summary.json"), "utf8"));
+    expect(rewritten).toMatchObject({ seed: 1, final: JSON.parse(own).final, flops: JSON.parse(own).flops });
+  });
+
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {
     const dir = tempDir();
     const file = join(dir, "bad.json");

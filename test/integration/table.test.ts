@@ -314,7 +314,7 @@ describe("ddst table", () => {
     expect(r.stdout).toContain("1 finished, 0 to resume, 0 new");
   });
 
-  it.concurrent("another run's summary.json in a cell is refused, not counted; removed, the cell's own is written again", async () => {
+  it.concurrent("another run's summary.json in a cell is refused, not counted; removed, the cell's own is written again; so is a deleted table-spec.json", async () => {
     const dir = tempDir();
     const spec = writeToyTable(dir, { iterations: 40, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
     const out = join(dir, "table");
@@ -329,6 +329,12 @@ describe("ddst table", () => {
     expect(again.exitCode, again.stderr).toBe(0);
     const rewritten = JSON.parse(readFileSync(join(cellDir(out, "static-balance", 1), "summary.json"), "utf8"));
     expect(rewritten).toMatchObject({ seed: 1, final: JSON.parse(own).final, flops: JSON.parse(own).flops });
+    // A finished table whose table-spec.json was deleted is still this table's: the command writes it again.
+    rmSync(join(out, "table-spec.json"));
+    const respec = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(respec.exitCode, respec.stderr).toBe(0);
+    expect(respec.stdout).toContain("2 finished, 0 to resume, 0 new");
+    expect(existsSync(join(out, "table-spec.json"))).toBe(true);
   });
 
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {

@@ -62,11 +62,24 @@ function readCellJsonAs<T>(cell: Cell, file: string, schema: z.ZodType<T>): T | 
 /** What to do about a cell whose bookkeeping is damaged: it cannot be resumed, only trained again. */
 const anew = (dir: string) => `; the cell cannot be resumed: remove ${dir} to train it anew`;
 
+/** A damaged config.json need not cost the cell its training: its newest checkpoint keeps the configuration it
+ * was trained under. The remedy for one, or anew's where there is no such copy. */
+function configRemedy(dir: string): string {
+  try {
+    const pointer = CheckpointPointer.safeParse(JSON.parse(readFileSync(join(dir, "checkpoint.json"), "utf8")));
+    if (pointer.success && Experiment.safeParse(pointer.data.config).success)
+      return `; ${join(dir, "checkpoint.json")} keeps the configuration the cell was trained under (its "config"): write that into config.json to keep the cell's training, or remove ${dir} to train it anew`;
+  } catch {
+    /* no readable copy */
+  }
+  return anew(dir);
+}
+
 function readJson(file: string, cell: string, dir: string): unknown {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as unknown;
   } catch (e) {
-    throw new CellStateError(cell, `cannot read ${file}: ${(e as Error).message}${anew(dir)}`);
+    throw new CellStateError(cell, `cannot read ${file}: ${(e as Error).message}${file === join(dir, "config.json") ? configRemedy(dir) : anew(dir)}`);
   }
 }
 
@@ -133,7 +146,7 @@ export function checkCellConfig(cell: Cell, extend = false, state?: CellState): 
   if (!existsSync(file)) return;
   const raw = readJson(file, cell.id, cell.dir);
   const stored = Experiment.safeParse(raw);
-  if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment (${issueText(stored.error.issues[0])})${anew(cell.dir)}`);
+  if (!stored.success) throw new CellStateError(cell.id, `${file} is not a valid experiment (${issueText(stored.error.issues[0])})${configRemedy(cell.dir)}`);
   // config.json is what was trained only if nobody edited it since its checkpoint (to match a new table file, say).
   const pointer = existsSync(join(cell.dir, "checkpoint.json")) ? CheckpointPointer.safeParse(readJson(join(cell.dir, "checkpoint.json"), cell.id, cell.dir)) : null;
   const edited = editsSinceCheckpoint(stored.data, pointer?.success ? trainedConfig(pointer.data.config) : null);

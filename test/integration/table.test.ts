@@ -314,7 +314,7 @@ describe("ddst table", () => {
     expect(r.stdout).toContain("1 finished, 0 to resume, 0 new");
   });
 
-  it.concurrent("another run's summary.json in a cell is refused, not counted; removed, the cell's own is written again; so is a deleted table-spec.json", async () => {
+  it.concurrent("another run's summary.json in a cell is refused, not counted; removed, the cell's own is written again; so is a deleted table-spec.json; a damaged config.json is restored from the checkpoint's", async () => {
     const dir = tempDir();
     const spec = writeToyTable(dir, { iterations: 40, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
     const out = join(dir, "table");
@@ -335,6 +335,14 @@ describe("ddst table", () => {
     expect(respec.exitCode, respec.stderr).toBe(0);
     expect(respec.stdout).toContain("2 finished, 0 to resume, 0 new");
     expect(existsSync(join(out, "table-spec.json"))).toBe(true);
+    // A damaged config.json: the checkpoint's copy of the configuration keeps the cell's training.
+    const config = join(cellDir(out, "static-balance", 0), "config.json");
+    writeFileSync(config, '{"broken');
+    const damaged = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    expect(damaged.exitCode).toBe(2);
+    expect(damaged.stderr).toMatch(/cannot read .*config\.json: .*checkpoint\.json keeps the configuration the cell was trained under \(its "config"\): write that into config\.json to keep the cell's training/);
+    writeFileSync(config, JSON.stringify(JSON.parse(readFileSync(join(cellDir(out, "static-balance", 0), "checkpoint.json"), "utf8")).config));
+    expect((await execa("node", [CLI, "table", spec, "--out", out], { reject: false })).stdout).toContain("2 finished, 0 to resume, 0 new");
   });
 
   it.concurrent("rejects a bad table file with exit 2 naming the field", async () => {

@@ -1,7 +1,9 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import { planFlops, whyNeedsRun } from "../report/plan-flops.js";
-import { planTable, loadTableSpec, preflightCells, type TablePlan } from "../table/cells.js";
+import { planFlops, shapeOnlyData, whyNeedsRun } from "../report/plan-flops.js";
+import { BuildResult } from "../protocol/messages.js";
+import { trainArgs } from "../vocabulary/networks.js";
+import { planTable, loadTableSpec, preflightCells, preflightDensities, type LayerTable, type TablePlan } from "../table/cells.js";
 import { assignSlots, checkGpuIndices, DeviceListError, parseDevices, resolveAuto, type Slot } from "../table/devices.js";
 import { duration, TableProgress } from "../table/progress.js";
 import { unplannedCells } from "../table/unplanned-cells.js";
@@ -117,11 +119,13 @@ export async function cmdTable(argv: string[]): Promise<number> {
   printDropped(mine);
   // Array tasks leave it to the submitting command, which says it once.
   if (!only) for (const note of unplannedCells(plan)) console.log(`  ${note}`);
-  if (!values.plan) preflightCells(file, toTrain);
   const planIterations = intOption("plan-iterations", values["plan-iterations"], 0)!;
   if (values.plan) return await printPlan(plan, states, slots, planIterations);
-
+  preflightCells(file, toTrain);
   const python = toTrain.length ? (await findPython()).path : undefined;
+  // A cell that has started has passed this check; one still to start is refused at its start if it fails it.
+  const starting = toTrain.filter((c) => ["new", "unstarted"].includes(states.get(c.id)!.kind));
+  if (starting.length) await preflightDensities(file, starting, layerTable(python));
   const controller = new AbortController();
   const signals = onInterrupt(
     () => controller.abort(),
@@ -167,6 +171,25 @@ export async function cmdTable(argv: string[]): Promise<number> {
   } finally {
     signals.dispose();
   }
+}
+
+/** The layer tables preflightDensities asks for, from networks built on a CPU worker with data of the right shape
+ * (nothing is read), as `ddst flops` builds them: a worker per network (one per table in practice: its cells
+ * share their networks). */
+function layerTable(python: string | undefined): LayerTable {
+  return async (exp) => {
+    const worker = await Worker.start({ python, threads: 1 });
+    try {
+      const built = await worker.ask("build", { seed: exp.seed, device: "cpu", model: exp.model, data: shapeOnlyData(exp.data), train: trainArgs(exp.train) }, BuildResult);
+      return built.layers;
+    } catch (e) {
+      // A network the worker refuses to build would fail every cell the same way: the input's fault.
+      if (e instanceof WorkerRequestError && e.code === "bad_value") throw new InputError(`${exp.name}: ${e.message.replace(/^worker \w+: bad_value: /, "")}`);
+      throw e;
+    } finally {
+      await worker.stop();
+    }
+  };
 }
 
 const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

@@ -4,6 +4,8 @@ import { experimentFrom, isModule, isTableFile, readingModule, readRaw } from ".
 import { dropInapplicable } from "../config/method-policies.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
 import { preflight } from "../run/preflight.js";
+import type { LayerInfo } from "../protocol/messages.js";
+import { layersLeftEmpty, startingMasks } from "../sparsity/erk.js";
 import { isJsonObject } from "../vocabulary/schema-shapes.js";
 import { cellKeys, TableSpec } from "./spec.js";
 
@@ -103,4 +105,37 @@ function withSets(spec: TableSpec, source: string, from: string, base: unknown):
  * missing path would fail every cell the same way, one worker start at a time. */
 export function preflightCells(file: string, cells: readonly Cell[]): void {
   for (const c of cells) preflight(c.experiment, `${file} (cell ${c.id})`);
+}
+
+/** The layer table of a cell's networks (what the worker's `build` answers); the same for cells of one network. */
+export type LayerTable = (exp: Experiment) => Promise<readonly LayerInfo[]>;
+
+/** The cells about to train whose starting densities leave a layer without an active weight, which a run refuses
+ * when it starts (as `--plan` says): refused here, before any starts, rather than by one worker start per cell
+ * and a failure that the same command would only repeat. One refusal names every method and density at fault. */
+export async function preflightDensities(file: string, cells: readonly Cell[], layersOf: LayerTable): Promise<void> {
+  const tables = new Map<string, Promise<readonly LayerInfo[]>>();
+  const groups = new Map<string, { cells: Cell[]; empty: ReturnType<typeof layersLeftEmpty> }>();
+  for (const c of cells) {
+    // The table's cells share their networks (one base); built once per network, should that ever differ.
+    const key = JSON.stringify([c.experiment.model, c.experiment.data]);
+    if (!tables.has(key)) tables.set(key, layersOf(c.experiment));
+    const layers = await tables.get(key)!;
+    const empty = layersLeftEmpty(layers, startingMasks(layers, c.experiment));
+    if (empty.length === 0) continue;
+    const at = `${c.method}@${c.density}`;
+    groups.set(at, { cells: [...(groups.get(at)?.cells ?? []), c], empty });
+  }
+  if (groups.size === 0) return;
+  const issues = [...groups.values()].map(({ cells: [c, ...more], empty }) => {
+    const shown = empty.slice(0, 3).map((l) => `${l.net} ${l.name}: ${l.weights} weights at density ${l.density.toPrecision(3)}`);
+    return {
+      path: "densities",
+      message:
+        `${c!.method} at d_G ${c!.density} (d_D ${c!.experiment.discriminator.density}; cell${more.length ? "s" : ""} ${[c!, ...more].map((x) => x.id).join(", ")}) ` +
+        `leaves ${empty.length} layer${empty.length === 1 ? "" : "s"} without an active weight (${shown.join("; ")}${empty.length > 3 ? `; and ${empty.length - 3} more` : ""}), ` +
+        "which a run refuses when it starts, every time: raise the density, or leave it out of the table",
+    };
+  });
+  throw new ConfigError(file, issues, "table");
 }

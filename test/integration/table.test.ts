@@ -374,4 +374,20 @@ describe("ddst table", () => {
     expect(readdirSync(notes)).toEqual(["table.md"]);
     expect(readFileSync(join(notes, "table.md"), "utf8")).toBe("my notes\n");
   });
+
+  it.concurrent("refuses densities that leave a layer without an active weight before any cell starts, leaving nothing behind", async () => {
+    const dir = tempDir();
+    const spec = writeToyTable(dir, { iterations: 40, checkpointEvery: 20, methods: ["static-balance"], seeds: [0, 1] });
+    const table = JSON.parse(readFileSync(spec, "utf8"));
+    writeFileSync(spec, JSON.stringify({ ...table, densities: [0.5, 1e-7] }));
+    const out = join(dir, "table");
+    const r = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(
+      /densities: static-balance at d_G 1e-7 \(d_D 1e-7; cells static-balance-d1e-7-s0, static-balance-d1e-7-s1\) leaves \d+ layers without an active weight \(generator net\.0: \d+ weights at density [^)]*\), which a run refuses when it starts/,
+    );
+    expect(r.stderr).not.toMatch(/d_G 0\.5/);
+    expect(r.stdout).not.toMatch(/^start /m);
+    expect(existsSync(out)).toBe(false);
+  });
 });

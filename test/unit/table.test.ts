@@ -8,7 +8,7 @@ import { finalMetric } from "../../src/run/run-status.js";
 import { adoptPlannedSettings, cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
 import { configChanges, editsSinceCheckpoint } from "../../src/config/config-changes.js";
 import { checkTableDir, configConflicts, extendCells, settledCells, inspectCells } from "../../src/table/run-table.js";
-import { loadTableSpec, planTable } from "../../src/table/cells.js";
+import { loadTableSpec, planTable, preflightDensities } from "../../src/table/cells.js";
 import { assignSlots, checkGpuIndices, parseDevices } from "../../src/table/devices.js";
 import { unplannedCells } from "../../src/table/unplanned-cells.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
@@ -108,6 +108,24 @@ describe("planTable", () => {
   it("refuses a base that fixes d_G, which would override the columns", async () => {
     const s = TableSpec.parse({ name: "t", base: { ...base, generator: { density: 0.1 } }, methods: ["adapt-relax"], densities: [0.1, 0.5], seeds: [0] });
     await expect(planTable(s, "t.json", "out")).rejects.toThrow(/generator.density: the base \(or set\) fixes d_G at 0.1, which would override the table's column 0.5/);
+  });
+});
+
+describe("preflightDensities", () => {
+  it("refuses the cells whose starting masks leave a layer without an active weight, naming each method, density and layer", async () => {
+    const dir = tempDir();
+    const plan = await planTable(spec({ densities: [0.1, 0.001] }), join(dir, "t.json"), join(dir, "out"));
+    // One layer of 100 weights per network: d 0.001 leaves it 0.1 active weights, none.
+    const layers = (["generator", "discriminator"] as const).map((net) => ({ net, name: "w", shape: [10, 10], maskable: true, numel: 100, macs: 100 }));
+    let builds = 0;
+    const layersOf = async () => (builds++, layers);
+    await expect(preflightDensities("t.json", plan.cells.filter((c) => c.density === 0.1), layersOf)).resolves.toBeUndefined();
+    expect(builds).toBe(1); // the cells share their networks: built once
+    const refused = preflightDensities("t.json", plan.cells, layersOf);
+    await expect(refused).rejects.toThrow(
+      /^invalid table t\.json:\n {2}- densities: static-balance at d_G 0\.001 \(d_D [\d.e-]+; cells static-balance-d0\.001-s0, static-balance-d0\.001-s1\) leaves \d layers? without an active weight \(generator w: 100 weights at density 0\.00100[^)]*\), which a run refuses when it starts, every time: raise the density, or leave it out of the table\n {2}- densities: adapt-relax at d_G 0\.001 /,
+    );
+    await expect(refused).rejects.not.toThrow(/d_G 0\.1 /);
   });
 });
 

@@ -12,8 +12,10 @@ export function num(x: number, like = x): string {
 }
 
 function cellText(s: Stat, format: (x: number, like?: number) => string, e: TableEntry, missing = 0): string {
-  const notes = [missing ? `${missing} without a value` : "", e.diverged.length ? `${e.diverged.length} diverged` : ""].filter(Boolean).join("; ");
-  if (s.mean === null) return e.seeds.length || e.diverged.length ? `n/a${notes ? ` (${notes})` : ""}` : "—";
+  const notes = [missing ? `${missing} without a value` : "", e.diverged.length ? `${e.diverged.length} diverged` : "", e.failed.length ? `${e.failed.length} failed` : ""]
+    .filter(Boolean)
+    .join("; ");
+  if (s.mean === null) return e.seeds.length || e.diverged.length || e.failed.length ? `n/a${notes ? ` (${notes})` : ""}` : "—";
   let text = format(s.mean) + (s.std === null ? "" : ` ± ${format(s.std, s.mean)}`);
   if (s.values.length < e.planned) text += ` (${s.values.length}/${e.planned}${notes ? `; ${notes}` : ""})`;
   return text;
@@ -40,6 +42,13 @@ export function tableMarkdown(t: TableResult): string {
         `${diverged.length === 1 && diverged[0]!.diverged.length === 1 ? "That seed is" : "Those seeds are"} in no statistic below; "d diverged" counts them.`,
       "",
     );
+  const failed = t.entries.filter((e) => e.failed.length > 0);
+  if (failed.length)
+    parts.push(
+      `Training failed (the last attempt stopped on an error; the same command retries it) in ${failed.map((e) => `${e.method} at d_G ${e.density} (seed${e.failed.length > 1 ? "s" : ""} ${e.failed.join(", ")})`).join("; ")}. ` +
+        `${failed.length === 1 && failed[0]!.failed.length === 1 ? "That seed is" : "Those seeds are"} in no statistic below; "f failed" counts them.`,
+      "",
+    );
   if (metric) {
     parts.push(
       `${metric} of the final evaluation (lower is better), mean ± sample std over ${seeds}` +
@@ -64,10 +73,10 @@ export function tableMarkdown(t: TableResult): string {
 }
 
 export function tableCsv(t: TableResult): string {
-  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "paper_flops_ratio", "density_d_mean", "density_d_std", "seeds_without_metric", "seeds_diverged"];
+  const head = ["method", "density", "seeds_done", "seeds_planned", "metric", "mean", "std", "paper", "flops_ratio_mean", "flops_ratio_std", "paper_flops_ratio", "density_d_mean", "density_d_std", "seeds_without_metric", "seeds_diverged", "seeds_failed"];
   const v = (x: number | null) => (x === null ? "" : String(x));
   const rows = t.entries.map((e) =>
-    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.paperFlops), v(e.densityD.mean), v(e.densityD.std), e.metricMissing, e.diverged.length].join(","),
+    [e.method, e.density, e.seeds.length, e.planned, t.metric ?? "", v(e.metric.mean), v(e.metric.std), v(e.paper), v(e.flops.mean), v(e.flops.std), v(e.paperFlops), v(e.densityD.mean), v(e.densityD.std), e.metricMissing, e.diverged.length, e.failed.length].join(","),
   );
   return [head.join(","), ...rows].join("\n") + "\n";
 }

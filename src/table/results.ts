@@ -1,9 +1,15 @@
+import { join } from "node:path";
 import { z } from "zod";
 import type { Summary } from "../run/records.js";
+import { divergedAt, FailedRecord } from "../run/run-status.js";
+import { readJsonAs, UnreadableFileError } from "../files.js";
+import { cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
+import type { TablePlan } from "./cells.js";
 import { cellDensity, paperKey, type TableSpec } from "./spec.js";
 
 /** A table's numbers from its cells' summary.json files: rows = methods, columns = densities, each entry the
- * mean and sample standard deviation over the seeds that finished. Pure, so it is tested without a worker. */
+ * mean and sample standard deviation over the seeds that finished. tableResult is pure, so it is tested without
+ * a worker; failedCells reads which cells' last attempt failed. */
 
 export const Stat = z.object({
   values: z.array(z.number()).describe("one per finished seed that has the value, in seed order"),
@@ -18,6 +24,10 @@ export const TableEntry = z.object({
   seeds: z.array(z.number().int()).describe("the seeds whose cells finished"),
   planned: z.number().int().describe("how many seeds the table asks for"),
   diverged: z.array(z.number().int()).default([]).describe("the seeds whose training went to NaN or infinity (not in the statistics)"),
+  failed: z
+    .array(z.number().int())
+    .default([])
+    .describe("the seeds whose last attempt failed otherwise (a worker that died past its restarts, say): not in the statistics; the same command retries them"),
   metric: Stat.describe("the primary metric of the final evaluation"),
   metricMissing: z
     .number()
@@ -54,6 +64,28 @@ export function stat(values: number[]): Stat {
 /** A cell with nothing more to train: finished (its summary), or diverged (the iteration it happened at). */
 export type SettledCell = { method: string; density: number; seed: number } & ({ summary: Summary } | { divergedAt: number });
 type FinishedCell = Extract<SettledCell, { summary: Summary }>;
+/** A cell whose last attempt failed (its failed.json, not a divergence): it has training left, which a retry may do. */
+export type FailedCell = { method: string; density: number; seed: number };
+
+/** The cells on disk whose last attempt failed (failed.json, not a divergence) and that are not finished since,
+ * trained with the plan's configuration (as the results take settled cells). A cell that failed before its first
+ * checkpoint leaves no directory: there is nothing on disk to count it by. */
+export function failedCells(plan: TablePlan): FailedCell[] {
+  return plan.cells.flatMap((cell) => {
+    let s: CellState;
+    let failure: FailedRecord | null;
+    try {
+      s = cellState(cell);
+      if (s.kind !== "interrupted" && s.kind !== "unstarted") return [];
+      if (s.kind === "interrupted") checkCellConfig(cell, plan.extend, s);
+      failure = readJsonAs(join(cell.dir, "failed.json"), FailedRecord);
+    } catch (e) {
+      if (e instanceof CellStateError || e instanceof UnreadableFileError) return []; // damaged or of another configuration: named elsewhere
+      throw e;
+    }
+    return failure && divergedAt(failure) === undefined ? [{ method: cell.method, density: cell.density, seed: cell.seed }] : [];
+  });
+}
 
 /** The metric the table reports: the primary metric most cells' summaries name. */
 function tableMetric(cells: readonly FinishedCell[]): string | null {
@@ -65,7 +97,11 @@ function tableMetric(cells: readonly FinishedCell[]): string | null {
   return [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
 }
 
-export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densities" | "seeds" | "paper" | "paperFlops">, settled: readonly SettledCell[]): TableResult {
+export function tableResult(
+  spec: Pick<TableSpec, "name" | "methods" | "densities" | "seeds" | "paper" | "paperFlops">,
+  settled: readonly SettledCell[],
+  failed: readonly FailedCell[] = [],
+): TableResult {
   const finished = settled.filter((c): c is FinishedCell => "summary" in c);
   const metric = tableMetric(finished);
   const entries = spec.methods.flatMap((method) =>
@@ -81,6 +117,7 @@ export function tableResult(spec: Pick<TableSpec, "name" | "methods" | "densitie
         seeds: cells.map((c) => c.seed),
         planned: spec.seeds.length,
         diverged: mine.filter((c) => !("summary" in c)).map((c) => c.seed),
+        failed: spec.seeds.filter((seed) => failed.some((c) => c.method === method && c.density === cellDensity(method, density) && c.seed === seed)),
         metric: stat(metricValues),
         metricMissing: missing,
         flops: stat(cells.map((c) => c.summary.flops.ratio)),

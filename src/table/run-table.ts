@@ -10,7 +10,7 @@ import type { Cell, TablePlan } from "./cells.js";
 import type { Slot } from "./devices.js";
 import type { TableProgress } from "./progress.js";
 import { tableCsv, tableMarkdown } from "./render.js";
-import { tableResult, type SettledCell, type TableResult } from "./results.js";
+import { failedCells, tableResult, type SettledCell, type TableResult } from "./results.js";
 import { InputError } from "../input-error.js";
 import { writeWhole } from "../files.js";
 
@@ -302,7 +302,7 @@ export function recordSpec(plan: TablePlan): void {
 /** Writes table.json, table.md and table.csv from the finished cells' summaries. */
 export function writeResults(plan: TablePlan): TableResult {
   recordSpec(plan);
-  const result = tableResult(plan.spec, settledCells(plan));
+  const result = tableResult(plan.spec, settledCells(plan), failedCells(plan));
   writeWhole(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
   writeWhole(join(plan.out, "table.md"), tableMarkdown(result));
   writeWhole(join(plan.out, "table.csv"), tableCsv(result));

@@ -7,13 +7,13 @@ import { configuredPrimary } from "../../src/run/evaluation.js";
 import { finalMetric } from "../../src/run/run-status.js";
 import { adoptPlannedSettings, cellState, checkCellConfig, HOW_IT_RUNS } from "../../src/table/cell-state.js";
 import { configChanges, editsSinceCheckpoint } from "../../src/config/config-changes.js";
-import { checkTableDir, configConflicts, extendCells, settledCells, inspectCells } from "../../src/table/run-table.js";
+import { checkTableDir, configConflicts, extendCells, settledCells, inspectCells, writeResults } from "../../src/table/run-table.js";
 import { loadTableSpec, planTable, preflightDensities } from "../../src/table/cells.js";
 import { assignSlots, checkGpuIndices, parseDevices } from "../../src/table/devices.js";
 import { unplannedCells } from "../../src/table/unplanned-cells.js";
 import { duration, TableProgress } from "../../src/table/progress.js";
 import { num, tableCsv, tableMarkdown } from "../../src/table/render.js";
-import { stat, tableResult, type SettledCell } from "../../src/table/results.js";
+import { failedCells, stat, tableResult, type SettledCell } from "../../src/table/results.js";
 import { TableSpec } from "../../src/table/spec.js";
 import { toyExperiment, toyInput } from "../toy.js";
 import { tempDir } from "../integration/helpers.js";
@@ -418,9 +418,9 @@ describe("results", () => {
     expect(md).toContain('"m without a value": m seeds finished, but their final evaluation has no kl (no sample near any mode: a total collapse)');
     expect(md).toContain("| adapt-relax | 50.00% ± 14.14% [45.00%] | — |");
     const csv = tableCsv(t).trim().split("\n");
-    expect(csv[0]).toBe("method,density,seeds_done,seeds_planned,metric,mean,std,paper,flops_ratio_mean,flops_ratio_std,paper_flops_ratio,density_d_mean,density_d_std,seeds_without_metric,seeds_diverged");
-    expect(csv).toContain(`adapt-relax,0.1,2,2,kl,2,${Math.SQRT2},2.5,0.5,${stat([0.4, 0.6]).std},0.45,0.25,${stat([0.2, 0.3]).std},0,0`);
-    expect(csv).toContain("static-balance,0.3,2,2,kl,5,,,0.3,0,,0.3,0,1,0");
+    expect(csv[0]).toBe("method,density,seeds_done,seeds_planned,metric,mean,std,paper,flops_ratio_mean,flops_ratio_std,paper_flops_ratio,density_d_mean,density_d_std,seeds_without_metric,seeds_diverged,seeds_failed");
+    expect(csv).toContain(`adapt-relax,0.1,2,2,kl,2,${Math.SQRT2},2.5,0.5,${stat([0.4, 0.6]).std},0.45,0.25,${stat([0.2, 0.3]).std},0,0,0`);
+    expect(csv).toContain("static-balance,0.3,2,2,kl,5,,,0.3,0,,0.3,0,1,0,0");
     expect(md).not.toContain("diverged");
   });
 
@@ -439,7 +439,69 @@ describe("results", () => {
     expect(md).toContain("Training diverged (went to NaN or infinity) in adapt-relax at d_G 0.1 (seed 1); adapt-relax at d_G 0.3 (seeds 0, 1).");
     expect(md).toContain("| adapt-relax | 1.00 (1/2; 1 diverged) | n/a (2 diverged) |");
     expect(md).toContain("| adapt-relax | 40.00% (1/2; 1 diverged) | n/a (2 diverged) |");
-    expect(tableCsv(t)).toContain("adapt-relax,0.3,0,2,kl,,,,,,,,,0,2\n");
+    expect(tableCsv(t)).toContain("adapt-relax,0.3,0,2,kl,,,,,,,,,0,2,0\n");
+  });
+
+  it("counts seeds whose last attempt failed apart: in no statistic, named above the grids, a column of table.csv", () => {
+    const cells: SettledCell[] = [
+      { method: "adapt-relax", density: 0.1, seed: 0, summary: summary("adapt-relax", 1.0, 0.4, 0.2) },
+      { method: "adapt-relax", density: 0.3, seed: 0, divergedAt: 17 },
+    ];
+    const failed = [
+      { method: "adapt-relax", density: 0.1, seed: 1 },
+      { method: "adapt-relax", density: 0.3, seed: 1 },
+      { method: "static-balance", density: 0.3, seed: 0 },
+      { method: "static-balance", density: 0.3, seed: 1 },
+    ];
+    const t = tableResult(spec(), cells, failed);
+    const e = (m: string, d: number) => t.entries.find((x) => x.method === m && x.density === d)!;
+    expect(e("adapt-relax", 0.1)).toMatchObject({ seeds: [0], diverged: [], failed: [1], metric: { values: [1] } });
+    expect(e("adapt-relax", 0.3)).toMatchObject({ seeds: [], diverged: [0], failed: [1] });
+    expect(e("static-balance", 0.3)).toMatchObject({ seeds: [], failed: [0, 1], metric: { mean: null } });
+    expect(e("static-balance", 0.1).failed).toEqual([]);
+    const md = tableMarkdown(t);
+    expect(md).toContain(
+      "Training failed (the last attempt stopped on an error; the same command retries it) in static-balance at d_G 0.3 (seeds 0, 1); adapt-relax at d_G 0.1 (seed 1); " +
+        'adapt-relax at d_G 0.3 (seed 1). Those seeds are in no statistic below; "f failed" counts them.',
+    );
+    expect(md).toContain("| static-balance | — | n/a (2 failed) |");
+    expect(md).toContain("| adapt-relax | 1.00 (1/2; 1 failed) | n/a (1 diverged; 1 failed) |");
+    expect(md).toContain("| adapt-relax | 40.00% (1/2; 1 failed) | n/a (1 diverged; 1 failed) |");
+    const csv = tableCsv(t);
+    expect(csv).toContain("adapt-relax,0.3,0,2,kl,,,,,,,,,0,1,1\n");
+    expect(csv).toContain("static-balance,0.3,0,2,kl,,,,,,,,,0,0,2\n");
+    expect(tableMarkdown(tableResult(spec(), cells))).not.toContain("failed");
+  });
+
+  it("reads a failed cell from its failed.json: not one that diverged, finished since, or of another configuration", async () => {
+    const dir = tempDir();
+    const plan = await planTable(spec(), join(dir, "t.json"), join(dir, "out"));
+    const [cell, other] = [plan.cells[0]!, plan.cells[1]!];
+    const key = (c: typeof cell) => ({ method: c.method, density: c.density, seed: c.seed });
+    for (const c of [cell, other]) {
+      mkdirSync(c.dir, { recursive: true });
+      writeFileSync(join(c.dir, "config.json"), JSON.stringify(c.experiment));
+      writeFileSync(join(c.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50) }));
+    }
+    expect(failedCells(plan)).toEqual([]); // interrupted, not failed
+    const failure = { error: "the PyTorch worker was killed by SIGKILL.", iter: 50, at: "2026-11-26T00:00:00Z" };
+    writeFileSync(join(cell.dir, "failed.json"), JSON.stringify(failure));
+    writeFileSync(join(other.dir, "failed.json"), JSON.stringify({ ...failure, error: "training diverged at iteration 61: the D loss is NaN", divergedAt: 61 }));
+    expect(failedCells(plan)).toEqual([key(cell)]);
+    // What the table files say (writeResults: after every finished cell and at the end of a command).
+    const written = writeResults(plan).entries.find((e) => e.method === cell.method && e.density === cell.density)!;
+    expect(written).toMatchObject({ seeds: [], failed: [cell.seed], diverged: [] });
+    expect(JSON.parse(readFileSync(join(plan.out, "table.json"), "utf8")).entries).toContainEqual(JSON.parse(JSON.stringify(written)));
+    expect(readFileSync(join(plan.out, "table.md"), "utf8")).toContain(`| ${cell.method} | n/a (1 failed) |`);
+    expect(readFileSync(join(plan.out, "table.csv"), "utf8")).toContain(`${cell.method},${cell.density},0,2,,,,,,,,,,0,0,1\n`);
+    // Trained with another configuration: out of the results, as a finished one is.
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, train: { ...cell.experiment.train, lrD: 0.5 } }));
+    expect(failedCells(plan)).toEqual([]);
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify(cell.experiment));
+    // Finished since (a record a run left behind does not unfinish it).
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state: runState(100) }));
+    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(summary(cell.method, 1, 0.1, 0.1)));
+    expect(failedCells(plan)).toEqual([]);
   });
 
   it("names a run's metric by what it asks for, so a collapsed final evaluation still names it", () => {

@@ -15,10 +15,10 @@ function cellText(s: Stat, format: (x: number, like?: number) => string, e: Tabl
   const notes = [missing ? `${missing} without a value` : "", e.diverged.length ? `${e.diverged.length} diverged` : "", e.failed.length ? `${e.failed.length} failed` : ""]
     .filter(Boolean)
     .join("; ");
-  if (s.mean === null) return e.seeds.length || e.diverged.length || e.failed.length ? `n/a${notes ? ` (${notes})` : ""}` : "—";
-  let text = format(s.mean) + (s.std === null ? "" : ` ± ${format(s.std, s.mean)}`);
-  if (s.values.length < e.planned) text += ` (${s.values.length}/${e.planned}${notes ? `; ${notes}` : ""})`;
-  return text;
+  // (k/n) whenever a seed lacks a value, n/a included: grids read alike, and a gap is never taken for a whole row.
+  const shown = s.values.length < e.planned ? ` (${[`${s.values.length}/${e.planned}`, notes].filter(Boolean).join("; ")})` : "";
+  if (s.mean === null) return e.seeds.length || e.diverged.length || e.failed.length ? `n/a${shown}` : "—";
+  return format(s.mean) + (s.std === null ? "" : ` ± ${format(s.std, s.mean)}`) + shown;
 }
 
 function grid(t: TableResult, text: (e: TableEntry) => string): string {

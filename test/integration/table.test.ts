@@ -174,7 +174,7 @@ describe("ddst table", () => {
     expect(first.stderr).not.toMatch(/retries/);
     const md = readFileSync(join(out, "table.md"), "utf8");
     expect(md).toContain("Training diverged (went to NaN or infinity) in static-balance at d_G 0.5 (seeds 0, 1).");
-    expect(md).toContain("| static-balance | n/a (2 diverged) |");
+    expect(md).toContain("| static-balance | n/a (0/2; 2 diverged) |");
     const cell = cellDir(out, "static-balance", 0);
     const before = readFileSync(join(cell, "metrics.jsonl"), "utf8");
 

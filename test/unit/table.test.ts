@@ -414,9 +414,11 @@ describe("results", () => {
     const md = tableMarkdown(t);
     expect(md).toContain("| method | d_G 0.1 | d_G 0.3 |");
     expect(md).toContain("| adapt-relax | 2.00 ± 1.41 [2.50] | — |");
-    expect(md).toContain("| static-balance | n/a (1 without a value) | 5.00 (1/2; 1 without a value) |");
+    expect(md).toContain("| static-balance | n/a (0/2; 1 without a value) | 5.00 (1/2; 1 without a value) |");
     expect(md).toContain('"m without a value": m seeds finished, but their final evaluation has no kl (no sample near any mode: a total collapse)');
     expect(md).toContain("| adapt-relax | 50.00% ± 14.14% [45.00%] | — |");
+    // The FLOPs grid's entry of the seed without a metric value: both grids mark the seeds that have none.
+    expect(md).toContain("| static-balance | 10.00% (1/2) | 30.00% ± 0.00% |");
     const csv = tableCsv(t).trim().split("\n");
     expect(csv[0]).toBe("method,density,seeds_done,seeds_planned,metric,mean,std,paper,flops_ratio_mean,flops_ratio_std,paper_flops_ratio,density_d_mean,density_d_std,seeds_without_metric,seeds_diverged,seeds_failed");
     expect(csv).toContain(`adapt-relax,0.1,2,2,kl,2,${Math.SQRT2},2.5,0.5,${stat([0.4, 0.6]).std},0.45,0.25,${stat([0.2, 0.3]).std},0,0,0`);
@@ -437,8 +439,8 @@ describe("results", () => {
     expect(e(0.3)).toMatchObject({ seeds: [], diverged: [0, 1], metric: { mean: null }, flops: { mean: null } });
     const md = tableMarkdown(t);
     expect(md).toContain("Training diverged (went to NaN or infinity) in adapt-relax at d_G 0.1 (seed 1); adapt-relax at d_G 0.3 (seeds 0, 1).");
-    expect(md).toContain("| adapt-relax | 1.00 (1/2; 1 diverged) | n/a (2 diverged) |");
-    expect(md).toContain("| adapt-relax | 40.00% (1/2; 1 diverged) | n/a (2 diverged) |");
+    expect(md).toContain("| adapt-relax | 1.00 (1/2; 1 diverged) | n/a (0/2; 2 diverged) |");
+    expect(md).toContain("| adapt-relax | 40.00% (1/2; 1 diverged) | n/a (0/2; 2 diverged) |");
     expect(tableCsv(t)).toContain("adapt-relax,0.3,0,2,kl,,,,,,,,,0,2,0\n");
   });
 
@@ -464,9 +466,9 @@ describe("results", () => {
       "Training failed (the last attempt stopped on an error; the same command retries it) in static-balance at d_G 0.3 (seeds 0, 1); adapt-relax at d_G 0.1 (seed 1); " +
         'adapt-relax at d_G 0.3 (seed 1). Those seeds are in no statistic below; "f failed" counts them.',
     );
-    expect(md).toContain("| static-balance | — | n/a (2 failed) |");
-    expect(md).toContain("| adapt-relax | 1.00 (1/2; 1 failed) | n/a (1 diverged; 1 failed) |");
-    expect(md).toContain("| adapt-relax | 40.00% (1/2; 1 failed) | n/a (1 diverged; 1 failed) |");
+    expect(md).toContain("| static-balance | — | n/a (0/2; 2 failed) |");
+    expect(md).toContain("| adapt-relax | 1.00 (1/2; 1 failed) | n/a (0/2; 1 diverged; 1 failed) |");
+    expect(md).toContain("| adapt-relax | 40.00% (1/2; 1 failed) | n/a (0/2; 1 diverged; 1 failed) |");
     const csv = tableCsv(t);
     expect(csv).toContain("adapt-relax,0.3,0,2,kl,,,,,,,,,0,1,1\n");
     expect(csv).toContain("static-balance,0.3,0,2,kl,,,,,,,,,0,0,2\n");
@@ -492,7 +494,7 @@ describe("results", () => {
     const written = writeResults(plan).entries.find((e) => e.method === cell.method && e.density === cell.density)!;
     expect(written).toMatchObject({ seeds: [], failed: [cell.seed], diverged: [] });
     expect(JSON.parse(readFileSync(join(plan.out, "table.json"), "utf8")).entries).toContainEqual(JSON.parse(JSON.stringify(written)));
-    expect(readFileSync(join(plan.out, "table.md"), "utf8")).toContain(`| ${cell.method} | n/a (1 failed) |`);
+    expect(readFileSync(join(plan.out, "table.md"), "utf8")).toContain(`| ${cell.method} | n/a (0/2; 1 failed) |`);
     expect(readFileSync(join(plan.out, "table.csv"), "utf8")).toContain(`${cell.method},${cell.density},0,2,,,,,,,,,,0,0,1\n`);
     // Trained with another configuration: out of the results, as a finished one is.
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, train: { ...cell.experiment.train, lrD: 0.5 } }));

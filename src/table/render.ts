@@ -63,12 +63,12 @@ export function tableMarkdown(t: TableResult): string {
   } else parts.push("No evaluation results yet.", "");
   const hasPaperFlops = t.entries.some((e) => e.paperFlops !== null);
   parts.push(
-    `Training FLOPs normalized to the dense run (paper convention), mean ± std over seeds${hasPaperFlops ? "; the paper's figure in brackets" : ""}.`,
+    `Training FLOPs normalized to the dense run (paper convention), mean ± sample std over seeds${hasPaperFlops ? "; the paper's figure in brackets" : ""}.`,
     "",
     grid(t, (e) => cellText(e.flops, pct, e) + (e.paperFlops === null ? "" : ` [${pct(e.paperFlops)}]`)),
     "",
   );
-  parts.push("Final discriminator density d_D, mean ± std over seeds.", "", grid(t, (e) => cellText(e.densityD, (x) => x.toFixed(3), e)), "");
+  parts.push("Final discriminator density d_D, mean ± sample std over seeds.", "", grid(t, (e) => cellText(e.densityD, (x) => x.toFixed(3), e)), "");
   return parts.join("\n");
 }
 

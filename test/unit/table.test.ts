@@ -417,6 +417,11 @@ describe("results", () => {
     expect(md).toContain("| static-balance | n/a (0/2; 1 without a value) | 5.00 (1/2; 1 without a value) |");
     expect(md).toContain('"m without a value": m seeds finished, but their final evaluation has no kl (no sample near any mode: a total collapse)');
     expect(md).toContain("| adapt-relax | 50.00% ± 14.14% [45.00%] | — |");
+    // Every grid's spread is the sample standard deviation (n - 1), and says so.
+    expect(md).toContain("mean ± sample std over seeds 0, 1; the paper's number in brackets.");
+    expect(md).toContain("Training FLOPs normalized to the dense run (paper convention), mean ± sample std over seeds; the paper's figure in brackets.");
+    expect(md).toContain("Final discriminator density d_D, mean ± sample std over seeds.");
+    expect(md).not.toMatch(/mean ± std/);
     // The FLOPs grid's entry of the seed without a metric value: both grids mark the seeds that have none.
     expect(md).toContain("| static-balance | 10.00% (1/2) | 30.00% ± 0.00% |");
     const csv = tableCsv(t).trim().split("\n");

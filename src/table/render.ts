@@ -60,7 +60,7 @@ export function tableMarkdown(t: TableResult): string {
       grid(t, (e) => cellText(e.metric, (x, like) => num(x, like), e, e.metricMissing) + (e.paper === null ? "" : ` [${num(e.paper)}]`)),
       "",
     );
-  } else parts.push("No evaluation results yet.", "");
+  } else parts.push(t.evaluates ? "No evaluation results yet." : "No metric: the table's experiments do not evaluate (they have no eval block).", "");
   const hasPaperFlops = t.entries.some((e) => e.paperFlops !== null);
   parts.push(
     `Training FLOPs normalized to the dense run (paper convention), mean ± sample std over seeds${hasPaperFlops ? "; the paper's figure in brackets" : ""}.`,

@@ -44,6 +44,7 @@ export type TableEntry = z.infer<typeof TableEntry>;
 export const TableResult = z.object({
   name: z.string(),
   metric: z.string().nullable().describe("fid, classifierFid or kl: lower is better"),
+  evaluates: z.boolean().default(true).describe("whether the table's experiments evaluate (an eval block): false, there is never a metric"),
   methods: z.array(z.string()),
   densities: z.array(z.number()),
   seeds: z.array(z.number().int()),
@@ -101,6 +102,7 @@ export function tableResult(
   spec: Pick<TableSpec, "name" | "methods" | "densities" | "seeds" | "paper" | "paperFlops">,
   settled: readonly SettledCell[],
   failed: readonly FailedCell[] = [],
+  evaluates = true,
 ): TableResult {
   const finished = settled.filter((c): c is FinishedCell => "summary" in c);
   const metric = tableMetric(finished);
@@ -127,5 +129,5 @@ export function tableResult(
       };
     }),
   );
-  return { name: spec.name, metric, methods: [...spec.methods], densities: [...spec.densities], seeds: [...spec.seeds], entries };
+  return { name: spec.name, metric, evaluates, methods: [...spec.methods], densities: [...spec.densities], seeds: [...spec.seeds], entries };
 }

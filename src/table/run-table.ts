@@ -302,7 +302,7 @@ export function recordSpec(plan: TablePlan): void {
 /** Writes table.json, table.md and table.csv from the finished cells' summaries. */
 export function writeResults(plan: TablePlan): TableResult {
   recordSpec(plan);
-  const result = tableResult(plan.spec, settledCells(plan), failedCells(plan));
+  const result = tableResult(plan.spec, settledCells(plan), failedCells(plan), plan.cells.some((c) => c.experiment.eval !== null));
   writeWhole(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
   writeWhole(join(plan.out, "table.md"), tableMarkdown(result));
   writeWhole(join(plan.out, "table.csv"), tableCsv(result));

@@ -511,6 +511,19 @@ describe("results", () => {
     expect(failedCells(plan)).toEqual([]);
   });
 
+  it("says that a table whose experiments do not evaluate has no metric, rather than none yet", async () => {
+    const dir = tempDir();
+    const md = () => readFileSync(join(dir, "out", "table.md"), "utf8");
+    // The tests' base has no eval block.
+    expect(writeResults(await planTable(spec(), join(dir, "t.json"), join(dir, "out")))).toMatchObject({ metric: null, evaluates: false });
+    expect(md()).toContain("No metric: the table's experiments do not evaluate (they have no eval block).");
+    expect(md()).not.toContain("No evaluation results yet.");
+    const evaluated = await planTable(spec({ base: { ...base, eval: { every: 100 } } }), join(dir, "t.json"), join(dir, "out"));
+    expect(writeResults(evaluated)).toMatchObject({ metric: null, evaluates: true });
+    expect(md()).toContain("No evaluation results yet.");
+    expect(md()).not.toContain("do not evaluate");
+  });
+
   it("names a run's metric by what it asks for, so a collapsed final evaluation still names it", () => {
     expect(configuredPrimary(toyExperiment({ eval: { every: 100 } }))).toBe("kl");
     expect(configuredPrimary(toyExperiment({ eval: null }))).toBeNull();

@@ -1,10 +1,9 @@
 import type { z } from "zod";
 import type { Experiment } from "../config/experiment.js";
-import { BuildResult, StatsResult, TrainResult, type LayerInfo } from "../protocol/messages.js";
-import { shapeOnlyData } from "../report/plan-flops.js";
+import { StatsResult, TrainResult, type LayerInfo } from "../protocol/messages.js";
 import { probeEvery } from "../run/events.js";
 import { startingMasks } from "../sparsity/erk.js";
-import { trainArgs } from "../vocabulary/networks.js";
+import { buildShapeOnly } from "../worker/shape-only-build.js";
 import type { Worker } from "../worker/worker.js";
 
 /** Timing an experiment's training iterations on a worker: its networks at the starting densities on data
@@ -15,9 +14,9 @@ export type TrainProfile = NonNullable<z.infer<typeof TrainResult>["profile"]>;
 
 /** Build the experiment's networks on `device` and set its starting masks; -> the layer table. */
 export async function prepareTiming(worker: Worker, exp: Experiment, device: "cpu" | "cuda"): Promise<LayerInfo[]> {
-  const built = await worker.ask("build", { seed: exp.seed, device, model: exp.model, data: shapeOnlyData(exp.data), train: trainArgs(exp.train) }, BuildResult);
-  await worker.ask("setMasks", startingMasks(built.layers, exp), StatsResult);
-  return built.layers;
+  const layers = await buildShapeOnly(worker, exp, device);
+  await worker.ask("setMasks", startingMasks(layers, exp), StatsResult);
+  return layers;
 }
 
 /** Train iterations start..start+iterations-1 -> wall seconds as the orchestrator sees them (one request), and

@@ -1,9 +1,7 @@
 import { parseArgs } from "node:util";
 import { loadExperiment } from "../config/load.js";
-import { trainArgs } from "../vocabulary/networks.js";
-import { BuildResult } from "../protocol/messages.js";
-import { planFlops, shapeOnlyData, whyNeedsRun, type PlanFlops } from "../report/plan-flops.js";
-import { Worker } from "../worker/worker.js";
+import { planFlops, whyNeedsRun, type PlanFlops } from "../report/plan-flops.js";
+import { layerTableOf } from "../worker/shape-only-build.js";
 import { UsageError } from "./args.js";
 
 /** `ddst flops`: a plan's training FLOPs without training. */
@@ -19,13 +17,7 @@ export async function cmdFlops(argv: string[]): Promise<number> {
   let result: PlanFlops;
   if (whyNeedsRun(exp)) result = planFlops(exp, []);
   else {
-    const worker = await Worker.start();
-    try {
-      const built = await worker.ask("build", { seed: exp.seed, device: "cpu", model: exp.model, data: shapeOnlyData(exp.data), train: trainArgs(exp.train) }, BuildResult);
-      result = planFlops(exp, built.layers);
-    } finally {
-      await worker.stop();
-    }
+    result = planFlops(exp, await layerTableOf(exp));
   }
   if (values.json) console.log(JSON.stringify(result, null, 2));
   else if (!result.known) console.log(`${exp.method}: ${result.reason}`);

@@ -8,11 +8,12 @@ import { SlurmOptions } from "../slurm/options.js";
 import { accountedTasks, queuedTasks, SlurmCommandError, type TaskInQueue } from "../slurm/queue.js";
 import { checkSbatchPath, groupCells, sbatchScript } from "../slurm/sbatch-script.js";
 import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "../slurm/submissions.js";
-import { preflightCells, type Cell, type TablePlan } from "../table/cells.js";
+import { preflightCells, preflightDensities, type Cell, type TablePlan } from "../table/cells.js";
 import { unplannedCells } from "../table/unplanned-cells.js";
 import { configConflicts, extendCells, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
 import { isSettled } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
+import { layerTableOf } from "../worker/shape-only-build.js";
 import { packageRoot } from "../worker/paths.js";
 import { pathVariables } from "../config/data-paths.js";
 import { cliName, intOption, UsageError } from "./args.js";
@@ -74,7 +75,7 @@ function pendingCells(plan: TablePlan, where: Map<string, string>, queue: Map<st
   };
   const inQueue = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && ((queue.has(where.get(c.id) ?? "") && !leftByTask(c)) || held(c)));
   const pending = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && !inQueue.includes(c));
-  return { finished, diverged, inQueue, pending };
+  return { finished, diverged, inQueue, pending, states };
 }
 
 const pythonPath = (p: string) => (p.includes("/") ? resolve(p) : p);
@@ -92,7 +93,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       extendCells(plan.cells, (text) => console.log(`  ${text}`));
     }
     const { jobs, queue, where } = await slurmView(plan);
-    const { finished, diverged, inQueue, pending } = pendingCells(plan, where, queue);
+    const { finished, diverged, inQueue, pending, states } = pendingCells(plan, where, queue);
     for (const note of unplannedCells(plan)) console.log(`  ${note}`);
     // The arrays still in the queue, not every one ever submitted.
     const queued = jobs.filter((j) => [...queue.keys()].some((t) => t.startsWith(`${j}_`)));
@@ -102,6 +103,10 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       return 0;
     }
     preflightCells(tableFile, pending);
+    // Cells that have started passed this check; each array task would refuse the others again at every start.
+    const python = (await findPython()).path;
+    const starting = pending.filter((c) => ["new", "unstarted"].includes(states.get(c.id)!.kind));
+    if (starting.length) await preflightDensities(tableFile, starting, (exp) => layerTableOf(exp, python));
     const out = resolve(plan.out);
     const tasks = groupCells(
       pending.map((c) => c.id),
@@ -113,7 +118,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
       out,
       node: process.execPath,
       cli: join(packageRoot(), "dist", "cli.js"),
-      python: pythonPath((await findPython()).path),
+      python: pythonPath(python),
       tasks,
       // preflightCells has found each set.
       env: Object.fromEntries([...new Set(pending.flatMap((c) => pathVariables(c.experiment)))].sort().map((v) => [v, process.env[v]!])),

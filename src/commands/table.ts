@@ -1,9 +1,7 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import { planFlops, shapeOnlyData, whyNeedsRun } from "../report/plan-flops.js";
-import { BuildResult } from "../protocol/messages.js";
-import { trainArgs } from "../vocabulary/networks.js";
-import { planTable, loadTableSpec, preflightCells, preflightDensities, type LayerTable, type TablePlan } from "../table/cells.js";
+import { planFlops, whyNeedsRun } from "../report/plan-flops.js";
+import { planTable, loadTableSpec, preflightCells, preflightDensities, type TablePlan } from "../table/cells.js";
 import { assignSlots, checkGpuIndices, DeviceListError, parseDevices, resolveAuto, type Slot } from "../table/devices.js";
 import { duration, TableProgress } from "../table/progress.js";
 import { unplannedCells } from "../table/unplanned-cells.js";
@@ -13,7 +11,7 @@ import { isSettled } from "../table/cell-state.js";
 import { prepareTiming, secondsPerIteration } from "../bench/steady-state.js";
 import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
-import { WorkerRequestError } from "../protocol/client.js";
+import { layerTableOf, refusedBuild } from "../worker/shape-only-build.js";
 import { InputError } from "../input-error.js";
 import { layersLeftEmpty, startingMasks } from "../sparsity/erk.js";
 import { MAX_TIMER_SECONDS } from "../config/experiment.js";
@@ -125,7 +123,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
   const python = toTrain.length ? (await findPython()).path : undefined;
   // A cell that has started has passed this check; one still to start is refused at its start if it fails it.
   const starting = toTrain.filter((c) => ["new", "unstarted"].includes(states.get(c.id)!.kind));
-  if (starting.length) await preflightDensities(file, starting, layerTable(python));
+  if (starting.length) await preflightDensities(file, starting, (exp) => layerTableOf(exp, python));
   const controller = new AbortController();
   const signals = onInterrupt(
     () => controller.abort(),
@@ -173,25 +171,6 @@ export async function cmdTable(argv: string[]): Promise<number> {
   }
 }
 
-/** The layer tables preflightDensities asks for, from networks built on a CPU worker with data of the right shape
- * (nothing is read), as `ddst flops` builds them: a worker per network (one per table in practice: its cells
- * share their networks). */
-function layerTable(python: string | undefined): LayerTable {
-  return async (exp) => {
-    const worker = await Worker.start({ python, threads: 1 });
-    try {
-      const built = await worker.ask("build", { seed: exp.seed, device: "cpu", model: exp.model, data: shapeOnlyData(exp.data), train: trainArgs(exp.train) }, BuildResult);
-      return built.layers;
-    } catch (e) {
-      // A network the worker refuses to build would fail every cell the same way: the input's fault.
-      if (e instanceof WorkerRequestError && e.code === "bad_value") throw new InputError(`${exp.name}: ${e.message.replace(/^worker \w+: bad_value: /, "")}`);
-      throw e;
-    } finally {
-      await worker.stop();
-    }
-  };
-}
-
 const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** --cells a,b: the cells an array task trains (ids as in DIR/cells). */
@@ -223,8 +202,7 @@ async function printPlan(plan: TablePlan, states: ReturnType<typeof inspectCells
     return await timedPlan(worker, plan, states, slots, timingIterations);
   } catch (e) {
     // The worker refusing to build a cell (an npy file it must read for its shape, say) is the input's fault.
-    if (e instanceof WorkerRequestError && e.code === "bad_value") throw new InputError(`--plan: ${e.message.replace(/^worker \w+: bad_value: /, "")}`);
-    throw e;
+    throw refusedBuild(e, "--plan");
   } finally {
     await worker.stop();
   }

@@ -389,5 +389,10 @@ describe("ddst table", () => {
     expect(r.stderr).not.toMatch(/d_G 0\.5/);
     expect(r.stdout).not.toMatch(/^start /m);
     expect(existsSync(out)).toBe(false);
+    // Nor are they submitted to Slurm, where each array task would refuse them again at every start.
+    const slurm = await execa("node", [CLI, "table", spec, "--out", out, "--slurm", "--gpus-per-cell", "0", "--dry-run"], { reject: false });
+    expect(slurm.exitCode, slurm.stderr).toBe(2);
+    expect(slurm.stderr).toMatch(/static-balance at d_G 1e-7 .* which a run refuses when it starts/);
+    expect(existsSync(join(out, "slurm", "table.sbatch"))).toBe(false);
   });
 });

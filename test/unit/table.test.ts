@@ -43,6 +43,13 @@ function summary(method: string, metric: number | null, flops: number, densityD:
   };
 }
 
+/** A summary written by the cell itself: its run's name, method and seed. */
+const cellSummary = (cell: { id: string; method: string; seed: number }, metric: number | null, flops: number, densityD: number): Summary => ({
+  ...summary(cell.method, metric, flops, densityD),
+  name: `t-${cell.id}`,
+  seed: cell.seed,
+});
+
 describe("table spec", () => {
   it("refuses two names of one method, which would train the same cells twice", () => {
     const r = TableSpec.safeParse({ name: "t", base, methods: ["adapt-relax", "dense", "ddst-relax"], densities: [0.1], seeds: [0] });
@@ -203,7 +210,7 @@ describe("cellState", () => {
     expect(() => cellState(cell)).toThrow(refused("metrics.jsonl records past iteration 0"));
     writeFileSync(join(cell.dir, "checkpoints", "iter-000000100.pt"), "");
     expect(() => cellState(cell)).toThrow(refused("checkpoints/iter-000000100.pt"));
-    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(summary(cell.method, 1, 0.1, 0.1)));
+    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(cellSummary(cell, 1, 0.1, 0.1)));
     expect(() => cellState(cell)).toThrow(refused("summary.json"));
     // Refused, not counted and not started: the table names it; the results leave it out.
     const plan = await planTable(spec(), join(dir, "t.json"), join(dir, "out"));
@@ -222,7 +229,7 @@ describe("a table file edited while its cells are on disk", () => {
     writeFileSync(join(trained.dir, "config.json"), JSON.stringify({ ...trained.experiment, train: { ...trained.experiment.train, lrG: 0.123 } }));
     const state = runState(100);
     writeFileSync(join(trained.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state }));
-    writeFileSync(join(trained.dir, "summary.json"), JSON.stringify(summary(trained.method, 1, 0.1, 0.1)));
+    writeFileSync(join(trained.dir, "summary.json"), JSON.stringify(cellSummary(trained, 1, 0.1, 0.1)));
     expect(cellState(trained).kind).toBe("finished");
     expect(() => inspectCells(plan, new Set([mine.id]))).toThrow(new RegExp(`cell ${trained.id}: .*train\\.lrG: 0\\.123 -> 0\\.0002`));
     expect(settledCells(plan)).toEqual([]);
@@ -298,7 +305,7 @@ describe("--extend", () => {
     mkdirSync(cell.dir, { recursive: true });
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, iterations: 100 }));
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state: runState(100) }));
-    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(summary(cell.method, 1, 0.1, 0.1)));
+    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(cellSummary(cell, 1, 0.1, 0.1)));
     const row = async () => (await tableStatus(plan)).find((r) => r.id === cell.id)!;
     expect(await row()).toMatchObject({ state: "done", progress: "100/100" });
     expect(() => inspectCells({ ...plan, extend: false })).toThrow(/iterations: 100 -> 200/);
@@ -314,7 +321,7 @@ describe("--extend", () => {
     mkdirSync(busy.dir, { recursive: true });
     writeFileSync(join(busy.dir, "config.json"), JSON.stringify({ ...busy.experiment, iterations: 100 }));
     writeFileSync(join(busy.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state: runState(100) }));
-    writeFileSync(join(busy.dir, "summary.json"), JSON.stringify(summary(busy.method, 1, 0.1, 0.1)));
+    writeFileSync(join(busy.dir, "summary.json"), JSON.stringify(cellSummary(busy, 1, 0.1, 0.1)));
     expect(inspectCells(plan, new Set([mine.id])).get(mine.id)).toEqual({ kind: "new" });
     // Its own cell, or the whole table, is held to the count; the results leave the cell out until it has it.
     expect(() => inspectCells(plan, new Set([busy.id]))).toThrow(/iterations: 100 -> 200/);
@@ -507,7 +514,7 @@ describe("results", () => {
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify(cell.experiment));
     // Finished since (a record a run left behind does not unfinish it).
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state: runState(100) }));
-    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(summary(cell.method, 1, 0.1, 0.1)));
+    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify(cellSummary(cell, 1, 0.1, 0.1)));
     expect(failedCells(plan)).toEqual([]);
   });
 

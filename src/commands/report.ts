@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { GENERATOR, imageTag, markdownTable, page, preBlock, type Section } from "../report/html.js";
+import { GENERATOR, imageTag, markdownHtml, page, preBlock, type Section } from "../report/html.js";
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
 import { readBytes, subdirectories, writeWhole } from "../files.js";
@@ -84,7 +84,7 @@ async function tableReport(dir: string, png: string | null) {
     .map((c) => ({ id: c.name, records: readRecords(c.dir) }));
   const { sections, written } = await plotSections(tablePlots(cells), png, dir);
   const md = join(dir, "table.md");
-  const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownTable(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };
+  const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownHtml(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };
   return { html: page(`ddst table ${tableName(dir)}`, `${cells.length} cells in ${dir}`, [table, ...sections]), written };
 }
 

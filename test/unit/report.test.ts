@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { markdownTable } from "../../src/report/html.js";
+import { markdownHtml } from "../../src/report/html.js";
 import { captioned, toPng, toSvg } from "../../src/report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../../src/report/png-mark.js";
 import { crc32 } from "node:zlib";
@@ -105,8 +105,59 @@ describe("report plots", () => {
   });
 
   it("renders table.md as an HTML table", () => {
-    const html = markdownTable("Table 1\n\n| method | 10% |\n| --- | --- |\n| adapt-relax | 1.0 <b> |\n");
+    const html = markdownHtml("Table 1\n\n| method | 10% |\n| --- | --- |\n| adapt-relax | 1.0 <b> |\n");
     expect(html).toBe("<p>Table 1</p>\n<table>\n<tr><th>method</th><th>10%</th></tr>\n<tr><td>adapt-relax</td><td>1.0 &lt;b&gt;</td></tr>\n</table>");
+  });
+
+  it("renders a table.md of several grids block by block: its heading, each caption directly above its own table", () => {
+    // As `ddst table` writes it (src/table/render.ts), with text to escape in the name, a caption and a cell.
+    const md = [
+      "# toy <script>",
+      "",
+      "KL to the true mode distribution of the final evaluation (lower is better), mean ± sample std over seeds 0, 1.",
+      "(k/n): only k of n seeds have a value.",
+      "",
+      "| method | d_G 0.5 |",
+      "| --- | --- |",
+      "| adapt-relax | 1.40 (1/2; 1 without a value) |",
+      "| static-balance | 0.558 ± 0.744 [0.5 & up] |",
+      "",
+      "Training FLOPs normalized to the dense run (paper convention), mean ± std over seeds.",
+      "",
+      "| method | d_G 0.5 |",
+      "| --- | --- |",
+      "| adapt-relax | 50.25% ± 0.00% |",
+      "",
+      "Final discriminator density d_D, mean ± std over seeds.",
+      "",
+      "| method | d_G 0.5 |",
+      "| --- | --- |",
+      "| adapt-relax | 0.450 ± 0.000 |",
+      "",
+    ].join("\n");
+    expect(markdownHtml(md).split("\n")).toEqual([
+      "<h3>toy &lt;script&gt;</h3>",
+      "<p>KL to the true mode distribution of the final evaluation (lower is better), mean ± sample std over seeds 0, 1. (k/n): only k of n seeds have a value.</p>",
+      "<table>",
+      "<tr><th>method</th><th>d_G 0.5</th></tr>",
+      "<tr><td>adapt-relax</td><td>1.40 (1/2; 1 without a value)</td></tr>",
+      "<tr><td>static-balance</td><td>0.558 ± 0.744 [0.5 &amp; up]</td></tr>",
+      "</table>",
+      "<p>Training FLOPs normalized to the dense run (paper convention), mean ± std over seeds.</p>",
+      "<table>",
+      "<tr><th>method</th><th>d_G 0.5</th></tr>",
+      "<tr><td>adapt-relax</td><td>50.25% ± 0.00%</td></tr>",
+      "</table>",
+      "<p>Final discriminator density d_D, mean ± std over seeds.</p>",
+      "<table>",
+      "<tr><th>method</th><th>d_G 0.5</th></tr>",
+      "<tr><td>adapt-relax</td><td>0.450 ± 0.000</td></tr>",
+      "</table>",
+    ]);
+    // A table right under its caption (no blank line), a table without a delimiter row (no header), an escaped pipe.
+    expect(markdownHtml("## a\nb\n| x \\| y | z |\n\n| 1 |")).toBe(
+      "<h4>a</h4>\n<p>b</p>\n<table>\n<tr><td>x | y</td><td>z</td></tr>\n</table>\n<table>\n<tr><td>1</td></tr>\n</table>",
+    );
   });
 });
 

@@ -1,13 +1,14 @@
 import { existsSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { GENERATOR, imageTag, markdownHtml, page, preBlock, type Section } from "../report/html.js";
+import { escapeHtml, GENERATOR, imageTag, markdownHtml, page, preBlock, type Section } from "../report/html.js";
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
 import { readBytes, subdirectories, writeWhole } from "../files.js";
 import { denseRun, runPlots, type Plot } from "../report/run-plots.js";
 import { tablePlots } from "../report/table-plots.js";
 import { readRecords } from "../analysis/read-records.js";
+import type { MetricRecord } from "../run/records.js";
 import { InputError } from "../input-error.js";
 import { RunDirError } from "../run/run-dir.js";
 import { changesText } from "../config/config-changes.js";
@@ -79,13 +80,38 @@ async function runReport(dir: string, png: string | null) {
 async function tableReport(dir: string, png: string | null) {
   const cellsDir = join(dir, "cells");
   const planned = plannedCells(dir); // not the directories of cells the table file no longer names
-  const cells = subdirectories(cellsDir)
-    .filter((c) => !planned || planned.has(c.name))
-    .map((c) => ({ id: c.name, records: readRecords(c.dir) }));
+  const cells: { id: string; records: MetricRecord[] }[] = [];
+  const unreadable: { id: string; why: string }[] = [];
+  for (const c of subdirectories(cellsDir).filter((c) => !planned || planned.has(c.name))) {
+    // One cell's damaged metrics.jsonl costs that cell's curves, not the page: the others are still shown.
+    try {
+      cells.push({ id: c.name, records: readRecords(c.dir) });
+    } catch (e) {
+      if (!(e instanceof RunDirError)) throw e;
+      unreadable.push({ id: c.name, why: e.message.replace(/\.$/, "") });
+    }
+  }
+  for (const u of unreadable) console.error(`report: ${u.id} left out of the plots: ${u.why}`);
   const { sections, written } = await plotSections(tablePlots(cells), png, dir);
   const md = join(dir, "table.md");
   const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownHtml(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };
-  return { html: page(`ddst table ${tableName(dir)}`, `${cells.length} cells in ${dir}`, [table, ...sections]), written };
+  const leftOut: Section[] = unreadable.length
+    ? [
+        {
+          title: "Cells left out of the plots",
+          html:
+            `<p>The records (metrics.jsonl) of ${unreadable.length === 1 ? "this cell" : "these cells"} cannot be read, so ${unreadable.length === 1 ? "its curves are" : "their curves are"} not drawn below. ` +
+            `The results above come from the cells' summary.json and are not affected.</p>\n<ul>\n` +
+            unreadable
+              .map((u) => `<li>${escapeHtml(u.id)}: ${escapeHtml(u.why)}. Restore that file (from a copy of the cell), or remove the directory ${escapeHtml(join(cellsDir, u.id))} so that <code>ddst table</code> trains the cell again.</li>`)
+              .join("\n") +
+            "\n</ul>",
+        },
+      ]
+    : [];
+  const all = cells.length + unreadable.length;
+  const subtitle = `${all} cells in ${dir}${unreadable.length ? `; ${unreadable.length} left out of the plots (unreadable metrics.jsonl, see below)` : ""}`;
+  return { html: page(`ddst table ${tableName(dir)}`, subtitle, [table, ...leftOut, ...sections]), written };
 }
 
 /** A report is written over nothing but an earlier report: never over a run's own files (config.json,

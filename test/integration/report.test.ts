@@ -84,16 +84,40 @@ describe("ddst report", () => {
       copyFileSync(join(run, "metrics.jsonl"), join(table, "cells", cell, "metrics.jsonl"));
     }
     writeFileSync(join(table, "table-spec.json"), JSON.stringify({ source: "t.json", spec: { name: "toy" } }));
-    writeFileSync(join(table, "table.md"), "| method | 20% |\n| --- | --- |\n| adapt-relax | 0.5 |\n");
+    writeFileSync(
+      join(table, "table.md"),
+      "# toy\n\nKL of the final evaluation.\n\n| method | 20% |\n| --- | --- |\n| adapt-relax | 0.5 |\n\nFinal d_D.\n\n| method | 20% |\n| --- | --- |\n| adapt-relax | 0.050 |\n",
+    );
     const out = join(dir, "table-report.html");
     const t = await execa("node", [CLI, "report", table, "--out", out], { reject: false });
     expect(t.exitCode, t.stderr).toBe(0);
     const th = readFileSync(out, "utf8");
     expect(th).toContain("<td>adapt-relax</td><td>0.5</td>");
+    // table.md as written: its heading, each grid a table of its own under its caption.
+    expect(th).toContain("<h3>toy</h3>\n<p>KL of the final evaluation.</p>\n<table>");
+    expect(th).toContain("</table>\n<p>Final d_D.</p>\n<table>");
+    expect(count(th, "<table>")).toBe(2);
     expect(count(th, "<svg")).toBe(2);
     expect(count(th, 'aria-roledescription="line mark"')).toBe(4); // BR and d_D, one line per cell each
     expect(existsSync(join(table, "report.html"))).toBe(false);
     tableReport = out;
+
+    // A cell whose metrics.jsonl has a damaged line costs that cell's curves, not the report: the others are drawn,
+    // and the page names the cell, the line and what to do.
+    const damaged = join(table, "cells", "adapt-relax-d0.2-s1", "metrics.jsonl");
+    const records = readFileSync(damaged, "utf8").split("\n");
+    records[2] = '{"iter": 3'; // a line in the middle: no record being written, a damaged file
+    writeFileSync(damaged, records.join("\n"));
+    const partial = join(dir, "partial-report.html");
+    const p = await execa("node", [CLI, "report", table, "--out", partial], { reject: false });
+    expect(p.exitCode, p.stderr).toBe(0);
+    expect(p.stderr).toContain(`report: adapt-relax-d0.2-s1 left out of the plots: ${damaged}:3 is not JSON`);
+    const ph = readFileSync(partial, "utf8");
+    expect(ph).toContain("2 cells in " + table + "; 1 left out of the plots (unreadable metrics.jsonl, see below)");
+    expect(ph).toContain(`<li>adapt-relax-d0.2-s1: ${damaged}:3 is not JSON. Restore that file (from a copy of the cell), or remove the directory ${join(table, "cells", "adapt-relax-d0.2-s1")}`);
+    expect(count(ph, "<table>")).toBe(2);
+    expect(count(ph, "<svg")).toBe(2);
+    expect(count(ph, 'aria-roledescription="line mark"')).toBe(2); // the readable cell's BR and d_D
   });
 
   it.skipIf(!chromium)("opens in headless Chromium from disk: no console error, every plot an SVG with its marks, a screenshot", async () => {

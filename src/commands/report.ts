@@ -5,7 +5,8 @@ import { escapeHtml, GENERATOR, imageTag, markdownHtml, page, preBlock, type Sec
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
 import { readBytes, subdirectories, writeWhole } from "../files.js";
-import { denseRun, runPlots, type Plot } from "../report/run-plots.js";
+import { absentMetricNote, denseRun, runPlots, type Plot } from "../report/run-plots.js";
+import { configuredPrimary } from "../run/evaluation.js";
 import { tablePlots } from "../report/table-plots.js";
 import { readRecords } from "../analysis/read-records.js";
 import type { MetricRecord } from "../run/records.js";
@@ -59,6 +60,9 @@ async function runReport(dir: string, png: string | null) {
   const records = readRecords(dir);
   const c = e.discriminator.controller;
   const { sections, written } = await plotSections(runPlots(records, c ? { lower: c.lower, upper: c.upper } : null, denseRun(s.summary, e.iterations)), png, dir);
+  // After the metrics' plots, where the primary metric's would be.
+  const absent = absentMetricNote(records, configuredPrimary(e));
+  if (absent) sections.push({ title: absent.title, html: `<p>${escapeHtml(absent.text)}</p>` });
   const named = records.flatMap((r) => (r.kind === "eval" && r.picture ? [{ iter: r.iter, png: samplePicture(dir, r.picture) }] : []));
   const pictures = named.filter((p): p is { iter: number; png: Buffer } => p.png !== null);
   const foreign = named.filter((p) => p.png === null).length;

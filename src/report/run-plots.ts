@@ -124,6 +124,22 @@ export function evalPlots(records: readonly MetricRecord[]): Plot[] {
   });
 }
 
+/** The run's primary metric (`primary`, configuredPrimary's) where no evaluation has a value for it, as a note
+ * in place of its plot: evalPlots draws only the metrics some evaluation has, so such a metric (the toy KL of a
+ * generator with no sample near any mode, at every evaluation) would otherwise vanish without a word. Null when
+ * it has a value somewhere, or before the first evaluation. */
+export function absentMetricNote(records: readonly MetricRecord[], primary: string | null): { title: string; text: string } | null {
+  const evals = of(records, "eval");
+  if (!primary || !evals.length || evals.some((r) => primary in r.metrics)) return null;
+  const iters = evals.map((r) => r.iter);
+  const at = `iteration${iters.length === 1 ? "" : "s"} ${iters.join(", ")}`;
+  const why = primary === "kl" ? " (no generated sample near any mode: a total collapse)" : "";
+  return {
+    title: `Evaluation: ${primary} (no value at ${at})`,
+    text: `No plot: ${iters.length === 1 ? `the evaluation (${at}) has no value` : `none of the ${iters.length} evaluations (${at}) has a value`} for ${primary}${why}.`,
+  };
+}
+
 /** The dense run the FLOPs plot compares with: the summary's plan costs flops.total / ratio over the plan's
  * iterations, which config.json's `iterations` (given as a fallback, for summaries from before `planned`) may no
  * longer be: --extend records a new count before the run continues to it. Null without a summary. */

@@ -46,7 +46,7 @@ describe("ddst report", () => {
     const rep = await execa("node", [CLI, "report", run, "--png"], { reject: false });
     expect(rep.exitCode, rep.stderr).toBe(0);
     const html = readFileSync(join(run, "report.html"), "utf8");
-    const metrics = ["modes", "highQuality", "kl"].filter((m) => html.includes(`Evaluation: ${m}`));
+    const metrics = ["modes", "highQuality", "kl"].filter((m) => new RegExp(`<h2>Evaluation: ${m}( \\(no value at [^)]*\\))?</h2>\\n<svg`).test(html));
     expect(metrics.length).toBeGreaterThanOrEqual(2);
     expect(count(html, "<svg")).toBe(4 + metrics.length); // BR, densities, losses, FLOPs, one per metric
     expect(count(html, 'aria-roledescription="rule mark"')).toBe(2); // decisions at 40 and 80
@@ -68,7 +68,12 @@ describe("ddst report", () => {
     writeFileSync(join(dir, "secret.png"), readFileSync(join(run, "report-br.png")));
     const pictures = ["../secret.png", "samples"]; // the evaluations at 60 and 120
     const lines = readFileSync(join(edited, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    for (const l of lines.filter((x) => x.kind === "eval")) l.picture = pictures.shift();
+    // ...and with no value for the primary metric at either evaluation (the toy KL of a total collapse), which has
+    // no plot then: the page says so in its place.
+    for (const l of lines.filter((x) => x.kind === "eval")) {
+      l.picture = pictures.shift();
+      delete l.metrics.kl;
+    }
     writeFileSync(join(edited, "metrics.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
     const e = await execa("node", [CLI, "report", edited], { reject: false });
     expect(e.exitCode, e.stderr).toBe(0);
@@ -76,6 +81,10 @@ describe("ddst report", () => {
     expect(count(eh, "<img ")).toBe(0);
     expect(eh).toContain("2 pictures left out: missing, or not a PNG file of this run's samples/");
     expect(eh).not.toContain(readFileSync(join(dir, "secret.png")).toString("base64").slice(0, 200));
+    expect(eh).toContain(
+      "<h2>Evaluation: kl (no value at iterations 60, 120)</h2>\n<p>No plot: none of the 2 evaluations (iterations 60, 120) has a value for kl (no generated sample near any mode: a total collapse).</p>",
+    );
+    expect(count(eh, "<svg")).toBe(4 + metrics.filter((m) => m !== "kl").length);
 
     // A table directory: table.md and two cells (this run's records, twice).
     const table = join(dir, "table");

@@ -3,7 +3,7 @@ import { markdownHtml } from "../../src/report/html.js";
 import { captioned, toPng, toSvg } from "../../src/report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../../src/report/png-mark.js";
 import { crc32 } from "node:zlib";
-import { brPlot, denseRun, densityPlot, evalPlots, flopsPlot, lossPlot } from "../../src/report/run-plots.js";
+import { absentMetricNote, brPlot, denseRun, densityPlot, evalPlots, flopsPlot, lossPlot } from "../../src/report/run-plots.js";
 import { tablePlots } from "../../src/report/table-plots.js";
 import type { MetricRecord, Summary } from "../../src/run/records.js";
 
@@ -72,6 +72,27 @@ describe("report plots", () => {
     // An evaluation without a value for a metric is named in that plot's caption.
     const collapsed = evalPlots([...records, { iter: 300, kind: "eval", metrics: { modes: 0 }, picture: null }]);
     expect(collapsed.map((p) => p.title)).toEqual(["Evaluation: kl (no value at iteration 300)", "Evaluation: modes"]);
+  });
+
+  it("a primary metric without a value at any evaluation gets a note in place of its plot", () => {
+    const collapsed: MetricRecord[] = [
+      ...records.filter((r) => r.kind !== "eval"),
+      { iter: 100, kind: "eval", metrics: { modes: 0, highQuality: 0 }, picture: null },
+      { iter: 200, kind: "eval", metrics: { modes: 0, highQuality: 0 }, picture: null },
+    ];
+    expect(evalPlots(collapsed).map((p) => p.id)).toEqual(["eval-modes", "eval-highQuality"]); // no plot for kl...
+    expect(absentMetricNote(collapsed, "kl")).toEqual({
+      // ...so the page says why, in the words the plots' captions use
+      title: "Evaluation: kl (no value at iterations 100, 200)",
+      text: "No plot: none of the 2 evaluations (iterations 100, 200) has a value for kl (no generated sample near any mode: a total collapse).",
+    });
+    expect(absentMetricNote(collapsed.slice(0, -1), "fid")).toEqual({
+      title: "Evaluation: fid (no value at iteration 100)",
+      text: "No plot: the evaluation (iteration 100) has no value for fid.",
+    });
+    expect(absentMetricNote(records, "kl")).toBeNull(); // it has a plot
+    expect(absentMetricNote(collapsed.filter((r) => r.kind !== "eval"), "kl")).toBeNull(); // no evaluation yet
+    expect(absentMetricNote(collapsed, null)).toBeNull(); // a run without evaluations configured
   });
 
   it("compares with the dense run of the summary's plan, whatever config.json's count says since (--extend)", () => {

@@ -5,7 +5,7 @@ import { escapeHtml, GENERATOR, imageTag, markdownHtml, page, preBlock, type Sec
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
 import { readBytes, subdirectories, writeWhole } from "../files.js";
-import { absentMetricNote, denseRun, runPlots, type Plot } from "../report/run-plots.js";
+import { absentMetricNote, denseRun, restartsNote, runPlots, type Plot } from "../report/run-plots.js";
 import { configuredPrimary } from "../run/evaluation.js";
 import { tablePlots } from "../report/table-plots.js";
 import { readRecords } from "../analysis/read-records.js";
@@ -77,7 +77,8 @@ async function runReport(dir: string, png: string | null) {
   sections.push({ title: "Configuration (config.json)", html: preBlock(JSON.stringify(e, null, 2)) });
   const metric = finalMetric(s.summary);
   const edited = s.edited.length ? ` (config.json was edited after its checkpoint: ${changesText(s.edited)}; shown is what was trained)` : "";
-  const subtitle = `${e.method} (d_G ${e.density}) on ${e.data.name} with ${e.model.name}, seed ${e.seed}: ${s.kind} at ${s.iter}/${s.planned}${metric ? `, final ${metric}` : ""}${edited}`;
+  const restarts = restartsNote(records);
+  const subtitle = `${e.method} (d_G ${e.density}) on ${e.data.name} with ${e.model.name}, seed ${e.seed}: ${s.kind} at ${s.iter}/${s.planned}${metric ? `, final ${metric}` : ""}${restarts ? `; ${restarts}` : ""}${edited}`;
   return { html: page(`ddst run ${e.name}`, subtitle, sections), written };
 }
 

@@ -173,7 +173,31 @@ export function flopsPlot(records: readonly MetricRecord[], dense: { total: numb
   };
 }
 
+/** The worker restarts recorded in metrics.jsonl, for the page's subtitle: "2 worker restarts (from the
+ * checkpoints at iterations 100, 300)" (a restart record's iteration is that of the checkpoint the new worker
+ * resumed from); "" when there were none. */
+export function restartsNote(records: readonly MetricRecord[]): string {
+  const at = of(records, "restart").map((r) => r.iter);
+  if (!at.length) return "";
+  return at.length === 1 ? `1 worker restart (from the checkpoint at iteration ${at[0]})` : `${at.length} worker restarts (from the checkpoints at iterations ${at.join(", ")})`;
+}
+
+/** The plot with each worker restart as a dotted black rule at the iteration it resumed from (a layer added to
+ * the plot's own, which are kept as they are), said in its caption; the plot itself when there was none. */
+export function markRestarts(plot: Plot, records: readonly MetricRecord[]): Plot {
+  const restarts = of(records, "restart").map((r) => ({ iter: r.iter, attempt: r.attempt, reason: r.reason }));
+  if (!restarts.length) return plot;
+  const { data, mark, encoding, layer, ...rest } = plot.spec as { data?: unknown; mark?: unknown; encoding?: unknown; layer?: object[] } & Record<string, unknown>;
+  const own = layer ?? [{ data, mark, encoding }];
+  const rule = {
+    data: { values: restarts },
+    mark: { type: "rule", color: "#000000", strokeDash: [1, 3], strokeWidth: 2 },
+    encoding: { x: iterAxis, tooltip: [{ field: "iter", title: "resumed from iteration" }, { field: "attempt" }, { field: "reason" }] },
+  };
+  return { ...plot, title: `${plot.title}; worker restarts as dotted black rules`, spec: { ...rest, layer: [...own, rule] } as TopLevelSpec };
+}
+
 export function runPlots(records: readonly MetricRecord[], band: { lower: number; upper: number } | null, dense: { total: number; iterations: number } | null = null): Plot[] {
   const flops = flopsPlot(records, dense);
-  return [brPlot(records, band), densityPlot(records), lossPlot(records), ...(flops ? [flops] : []), ...evalPlots(records)];
+  return [brPlot(records, band), densityPlot(records), lossPlot(records), ...(flops ? [flops] : []), ...evalPlots(records)].map((p) => markRestarts(p, records));
 }

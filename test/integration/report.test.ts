@@ -74,6 +74,10 @@ describe("ddst report", () => {
       l.picture = pictures.shift();
       delete l.metrics.kl;
     }
+    // A worker restart recorded as the run records it (after the checkpoint it resumed from, at 60): said in the
+    // subtitle and drawn as a rule on every plot.
+    const at = lines.map((l) => l.iter <= 60).lastIndexOf(true);
+    lines.splice(at + 1, 0, { iter: 60, kind: "restart", attempt: 1, reason: "the PyTorch worker was killed by SIGKILL.", fromCheckpoint: 60 });
     writeFileSync(join(edited, "metrics.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
     const e = await execa("node", [CLI, "report", edited], { reject: false });
     expect(e.exitCode, e.stderr).toBe(0);
@@ -85,6 +89,9 @@ describe("ddst report", () => {
       "<h2>Evaluation: kl (no value at iterations 60, 120)</h2>\n<p>No plot: none of the 2 evaluations (iterations 60, 120) has a value for kl (no generated sample near any mode: a total collapse).</p>",
     );
     expect(count(eh, "<svg")).toBe(4 + metrics.filter((m) => m !== "kl").length);
+    expect(eh).toMatch(/<p>adapt-relax \(d_G 0\.2\) on ring8 with mlp2d, seed 0: finished at 120\/120, final kl [^;<]+; 1 worker restart \(from the checkpoint at iteration 60\)<\/p>/);
+    expect(count(eh, "; worker restarts as dotted black rules</h2>")).toBe(4 + metrics.filter((m) => m !== "kl").length);
+    expect(count(eh, 'aria-roledescription="rule mark"')).toBe(2 + 4 + metrics.filter((m) => m !== "kl").length); // decisions, a restart per plot
 
     // A table directory: table.md and two cells (this run's records, twice).
     const table = join(dir, "table");

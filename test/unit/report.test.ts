@@ -3,7 +3,7 @@ import { markdownHtml } from "../../src/report/html.js";
 import { captioned, toPng, toSvg } from "../../src/report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../../src/report/png-mark.js";
 import { crc32 } from "node:zlib";
-import { absentMetricNote, brPlot, denseRun, densityPlot, evalPlots, flopsPlot, lossPlot } from "../../src/report/run-plots.js";
+import { absentMetricNote, brPlot, denseRun, densityPlot, evalPlots, flopsPlot, lossPlot, markRestarts, restartsNote, runPlots } from "../../src/report/run-plots.js";
 import { tablePlots } from "../../src/report/table-plots.js";
 import type { MetricRecord, Summary } from "../../src/run/records.js";
 
@@ -93,6 +93,34 @@ describe("report plots", () => {
     expect(absentMetricNote(records, "kl")).toBeNull(); // it has a plot
     expect(absentMetricNote(collapsed.filter((r) => r.kind !== "eval"), "kl")).toBeNull(); // no evaluation yet
     expect(absentMetricNote(collapsed, null)).toBeNull(); // a run without evaluations configured
+  });
+
+  it("worker restarts: in the subtitle, and as a rule at the iteration resumed from on every plot", async () => {
+    const restart = (iter: number, attempt: number): MetricRecord => ({ iter, kind: "restart", attempt, reason: "the PyTorch worker was killed by SIGKILL.", fromCheckpoint: iter });
+    const restarted = [...records, restart(100, 1), restart(100, 2), restart(150, 3)];
+    expect(restartsNote(records)).toBe("");
+    expect(restartsNote([...records, restart(100, 1)])).toBe("1 worker restart (from the checkpoint at iteration 100)");
+    expect(restartsNote(restarted)).toBe("3 worker restarts (from the checkpoints at iterations 100, 100, 150)");
+
+    // Without restarts every plot is as it was; with them, each gets a rule layer of its own and says so.
+    const plain = runPlots(records, { lower: 0.45, upper: 0.55 });
+    expect(plain.map((p) => markRestarts(p, records))).toEqual(plain);
+    const plots = runPlots(restarted, { lower: 0.45, upper: 0.55 });
+    expect(plots.map((p) => p.id)).toEqual(["br", "density", "loss", "flops", "eval-kl", "eval-modes"]);
+    for (const [i, plot] of plots.entries()) {
+      const layers = (plot.spec as { layer: { data: { values: unknown[] }; mark: { type: string; color?: string } }[] }).layer;
+      expect(layers.at(-1)!.mark).toMatchObject({ type: "rule", color: "#000000" });
+      expect(layers.at(-1)!.data.values).toEqual([100, 100, 150].map((iter, a) => ({ iter, attempt: a + 1, reason: "the PyTorch worker was killed by SIGKILL." })));
+      expect(plot.title).toBe(`${plain[i]!.title}; worker restarts as dotted black rules`);
+    }
+    // A single-view plot keeps its own data, mark and encoding as the first layer, and its size and title.
+    const density = plots[1]!.spec as { layer: object[]; title: string; width: number };
+    expect(density.layer[0]).toEqual({ data: { values: (plain[1]!.spec as { data: { values: unknown[] } }).data.values }, mark: { type: "line", interpolate: "step-after", point: true }, encoding: (plain[1]!.spec as { encoding: object }).encoding });
+    expect([density.title, density.width]).toEqual(["Densities", 640]);
+    const svg = await toSvg(plots[1]!);
+    expect(count(svg, "rule mark")).toBe(3);
+    expect(count(svg, "line mark")).toBe(2);
+    expect(count(await toSvg(plots[0]!), "rule mark")).toBe(2 + 3); // D's decisions, and the restarts
   });
 
   it("compares with the dense run of the summary's plan, whatever config.json's count says since (--extend)", () => {

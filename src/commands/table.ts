@@ -182,16 +182,23 @@ function selectCells(plan: TablePlan, list: string): Set<string> {
   return new Set(ids);
 }
 
-/** One notice per method for base fields that tune a policy the method does not have. */
+/** One notice per method for base fields that tune a policy the method does not have, and one per method and
+ * density whose D density the base or set moves off the method's row. */
 function printDropped(plan: TablePlan): void {
   const seen = new Set<string>();
-  for (const c of plan.cells)
-    for (const path of c.dropped) {
-      const key = `${c.method}:${path}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      console.log(`  note: ${c.method} ignores the base experiment's ${path} (it has no such policy)`);
-    }
+  const once = (key: string, note: string) => {
+    if (seen.has(key)) return;
+    seen.add(key);
+    console.log(`  note: ${note}`);
+  };
+  for (const c of plan.cells) {
+    for (const path of c.dropped) once(`${c.method}:${path}`, `${c.method} ignores the base experiment's ${path} (it has no such policy)`);
+    if (c.rowDensityD !== undefined)
+      once(
+        `${c.method}@${c.density}:d_D`,
+        `${c.method} at d_G ${c.density} starts D at d_D ${c.experiment.discriminator.density} (the table's discriminator.density), not at the ${c.rowDensityD} of the method's row: its results are not that row's`,
+      );
+  }
 }
 
 /** --plan: the cells, their FLOPs where known without training, and the time a short timing run predicts. */

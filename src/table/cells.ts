@@ -2,6 +2,7 @@ import { dirname, join, resolve } from "node:path";
 import { ConfigError, type Experiment } from "../config/experiment.js";
 import { experimentFrom, isModule, isTableFile, readingModule, readRaw } from "../config/load.js";
 import { dropInapplicable } from "../config/method-policies.js";
+import { presetPolicies } from "../config/presets.js";
 import { setPath, SetOverrideError } from "../config/set-override.js";
 import { preflight } from "../run/preflight.js";
 import type { LayerInfo } from "../protocol/messages.js";
@@ -23,6 +24,9 @@ export interface Cell {
   experiment: Experiment;
   /** Dotted paths of base fields that tune a policy this method does not have. */
   dropped: string[];
+  /** D's density as the method's row has it (balance: d_G; strong: 1; strict: capped), where the base or the
+   * table's set gives another: the cell then trains something other than the paper's row of that name. */
+  rowDensityD?: number;
 }
 
 export interface TablePlan {
@@ -69,7 +73,8 @@ function cellsOf(spec: TableSpec, source: string, out: string, extend: boolean, 
       throw new ConfigError(source, [
         { path: "generator.density", message: `the base (or set) fixes d_G at ${experiment.generator.density}, which would override the table's column ${column}; remove it: the columns are d_G` },
       ]);
-    cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped });
+    const rowDensityD = presetPolicies(method, density).discriminator.density;
+    cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped, ...(experiment.discriminator.density !== rowDensityD ? { rowDensityD } : {}) });
   }
   return { spec, source, out, cells, extend };
 }

@@ -112,6 +112,16 @@ describe("planTable", () => {
     expect(plan.cells[0]!.experiment.generator.density).toBe(1);
   });
 
+  it("marks cells whose D density the base or set moves off the method's row", async () => {
+    const plain = await planTable(spec(), "t.json", "out");
+    expect(plain.cells.every((c) => c.rowDensityD === undefined)).toBe(true);
+    const moved = await planTable(spec({ methods: ["static-balance", "static-strong", "adapt-relax"], set: { "discriminator.density": 0.3 } }), "t.json", "out");
+    const at = (id: string) => moved.cells.find((c) => c.id === id)!;
+    expect(at("static-balance-d0.1-s0")).toMatchObject({ rowDensityD: 0.1, experiment: { discriminator: { density: 0.3 } } });
+    expect(at("static-strong-d0.1-s0").rowDensityD).toBe(1);
+    expect(at("adapt-relax-d0.3-s0").rowDensityD).toBeUndefined(); // d_G 0.3: the row's own d_D
+  });
+
   it("refuses a base that fixes d_G, which would override the columns", async () => {
     const s = TableSpec.parse({ name: "t", base: { ...base, generator: { density: 0.1 } }, methods: ["adapt-relax"], densities: [0.1, 0.5], seeds: [0] });
     await expect(planTable(s, "t.json", "out")).rejects.toThrow(/generator.density: the base \(or set\) fixes d_G at 0.1, which would override the table's column 0.5/);

@@ -68,7 +68,7 @@ function cellsOf(spec: TableSpec, source: string, out: string, extend: boolean, 
   const cells: Cell[] = [];
   for (const { id, method, density, seed, column } of cellKeys(spec)) {
     const { input, dropped } = dropInapplicable(method, { ...base, method, density, seed, name: `${spec.name}-${id}` });
-    const experiment = experimentFrom(input, `${source} (cell ${id})`, false, module);
+    const experiment = asTableIssues(spec, () => experimentFrom(input, `${source} (cell ${id})`, false, module));
     if (experiment.generator.density !== density)
       throw new ConfigError(source, [
         { path: "generator.density", message: `the base (or set) fixes d_G at ${experiment.generator.density}, which would override the table's column ${column}; remove it: the columns are d_G` },
@@ -77,6 +77,22 @@ function cellsOf(spec: TableSpec, source: string, out: string, extend: boolean, 
     cells.push({ id, method, density, seed, dir: join(out, "cells", id), experiment, dropped, ...(experiment.discriminator.density !== rowDensityD ? { rowDensityD } : {}) });
   }
   return { spec, source, out, cells, extend };
+}
+
+/** `resolve`'s ConfigError as the table file's: a field the table's `set` gives is named as the key to edit
+ * there (set["eval.samples"]), not as a field of an experiment the user never wrote. */
+function asTableIssues<T>(spec: TableSpec, resolve: () => T): T {
+  try {
+    return resolve();
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const key = (path: string) => Object.keys(spec.set).find((k) => path === k || path.startsWith(`${k}.`));
+    const issues = e.issues.map((i) => {
+      const k = key(i.path);
+      return k === undefined ? i : { ...i, path: `set["${k}"]${i.path.slice(k.length)}` };
+    });
+    throw new ConfigError(e.source, issues, "table");
+  }
 }
 
 /** The base with `set` applied, and the module it came from (where its own controllers are), if one. */

@@ -122,6 +122,11 @@ describe("planTable", () => {
     expect(at("adapt-relax-d0.3-s0").rowDensityD).toBeUndefined(); // d_G 0.3: the row's own d_D
   });
 
+  it("names a bad value the table's set gives as the set's key, the table file being what to edit", async () => {
+    await expect(planTable(spec({ set: { "train.lrG": -1 } }), "t.json", "out")).rejects.toThrow(/^invalid table t\.json \(cell [^)]*\):\n {2}- set\["train\.lrG"\]: /);
+    await expect(planTable(spec({ set: { train: { lrG: -1 } } }), "t.json", "out")).rejects.toThrow(/- set\["train"\]\.lrG: /);
+  });
+
   it("refuses a base that fixes d_G, which would override the columns", async () => {
     const s = TableSpec.parse({ name: "t", base: { ...base, generator: { density: 0.1 } }, methods: ["adapt-relax"], densities: [0.1, 0.5], seeds: [0] });
     await expect(planTable(s, "t.json", "out")).rejects.toThrow(/generator.density: the base \(or set\) fixes d_G at 0.1, which would override the table's column 0.5/);

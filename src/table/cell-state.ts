@@ -102,12 +102,14 @@ export function cellState(cell: Cell): CellState {
   // writes it again from the checkpoint, as `ddst ls` and `ddst show` suggest.
   const summary = readCellJsonAs(cell, join(cell.dir, "summary.json"), Summary);
   // Another run's summary put here by hand would be counted as this cell's result.
-  if (summary && (summary.method !== cell.experiment.method || summary.seed !== cell.experiment.seed || !summary.name.endsWith(`-${cell.id}`)))
+  if (summary && (summary.method !== cell.experiment.method || summary.seed !== cell.experiment.seed || !summary.name.endsWith(`-${cell.id}`))) {
+    checkCellConfig(cell); // a whole directory copied from another cell: that is what to say
     throw new CellStateError(
       cell.id,
       `${join(cell.dir, "summary.json")} is another run's (${summary.name}: ${summary.method}, seed ${summary.seed}), not this cell's: ` +
         `put this cell's own back, or remove it and the same command writes it again from the cell's checkpoint`,
     );
+  }
   // Finished: all its iterations, or ended early by one of its controllers.
   if (isFinishedRun(summary, pointer.data.iter, cell.experiment.iterations)) return { kind: "finished", summary };
   // Any other failure (a worker crash, a full disk) is retried: failed.json only records the last attempt.
@@ -171,6 +173,14 @@ export function checkCellConfig(cell: Cell, extend = false, state?: CellState): 
   const sampledBefore = stored.data.eval !== null && (raw as { eval?: { batchNorm?: unknown } }).eval?.batchNorm === undefined;
   if (sampledBefore && changes.some((c) => c.startsWith("eval.batchNorm: ")))
     hint += `; this cell was evaluated by an earlier ddst, whose evaluations sampled with BatchNorm by the running averages: to finish the table as it began, add "set": {"eval.batchNorm": "running"} to the table file`;
+  // A directory copied from another cell (or moved): the table file is not what changed.
+  const was = stored.data;
+  if (was.method !== cell.experiment.method || was.seed !== cell.experiment.seed || was.generator.density !== cell.experiment.generator.density)
+    throw new CellStateError(
+      cell.id,
+      `${cell.dir} holds another cell's training (${was.method} at d_G ${was.generator.density}, seed ${was.seed}): put it back where it came from, or remove ${cell.dir} to train this cell anew`,
+      "config",
+    );
   throw new CellStateError(
     cell.id,
     `${cell.dir} was trained with another configuration than the table now asks for (${changesText(changes)}). ` +

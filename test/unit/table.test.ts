@@ -255,6 +255,11 @@ describe("a table file edited while its cells are on disk", () => {
     writeFileSync(join(trained.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state, config: trainedWith }));
     expect(() => checkCellConfig(trained)).toThrow(/config\.json was edited after its checkpoint \(train\.lrG: 0\.123 -> 0\.0002\)/);
     expect(settledCells(plan)).toEqual([]);
+    // Another cell's directory copied over this one: the remedy is the directory, not the table file.
+    const other = plan.cells.find((c) => c.seed !== trained.seed && c.method === trained.method && c.density === trained.density)!;
+    writeFileSync(join(trained.dir, "config.json"), JSON.stringify(other.experiment));
+    writeFileSync(join(trained.dir, "checkpoint.json"), JSON.stringify({ iter: 100, worker: "checkpoints/iter-000000100.pt", state, config: other.experiment }));
+    expect(() => checkCellConfig(trained)).toThrow(new RegExp(`holds another cell's training \\(${other.method} at d_G ${other.density}, seed ${other.seed}\\): put it back where it came from, or remove .* to train this cell anew$`));
     // A cell that cannot be read belongs to its own task: another task goes on, and writes the results without it.
     writeFileSync(join(trained.dir, "checkpoint.json"), '{"iter": 10');
     expect(inspectCells(plan, new Set([mine.id])).get(mine.id)).toEqual({ kind: "new" });

@@ -30,6 +30,13 @@ function grid(t: TableResult, text: (e: TableEntry) => string): string {
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
+/** " on 10,000 samples against the train split, BatchNorm by batch": a FID depends on all three (fewer samples
+ * bias it upwards), so a published number beside it is comparable only where they agree. */
+const evaluationText = (t: TableResult) =>
+  t.evaluation
+    ? ` on ${t.evaluation.samples.toLocaleString("en-US")} samples against the ${t.evaluation.reference} split, BatchNorm ${t.evaluation.batchNorm === "batch" ? "by batch" : "by running averages"}`
+    : "";
+
 export function tableMarkdown(t: TableResult): string {
   const metric = t.metric ? (METRIC_NAMES[t.metric] ?? t.metric) : null;
   const hasPaper = t.entries.some((e) => e.paper !== null);
@@ -51,7 +58,7 @@ export function tableMarkdown(t: TableResult): string {
     );
   if (metric) {
     parts.push(
-      `${metric} of the final evaluation (lower is better), mean ± sample std over ${seeds}` +
+      `${metric} of the final evaluation${evaluationText(t)} (lower is better), mean ± sample std over ${seeds}` +
         `${hasPaper ? "; the paper's number in brackets" : ""}. (k/n): only k of n seeds have a value.` +
         (t.entries.some((e) => e.metricMissing > 0)
           ? ` "m without a value": m seeds finished, but their final evaluation has no ${t.metric}${t.metric === "kl" ? " (no sample near any mode: a total collapse)" : ""}.`

@@ -45,6 +45,11 @@ export const TableResult = z.object({
   name: z.string(),
   metric: z.string().nullable().describe("fid, classifierFid or kl: lower is better"),
   evaluates: z.boolean().default(true).describe("whether the table's experiments evaluate (an eval block): false, there is never a metric"),
+  evaluation: z
+    .object({ samples: z.number().int(), reference: z.string(), batchNorm: z.string() })
+    .nullable()
+    .default(null)
+    .describe("how the cells evaluate: samples, the real split compared with, how BatchNorm normalizes the samples (null: not known, or no evaluation)"),
   methods: z.array(z.string()),
   densities: z.array(z.number()),
   seeds: z.array(z.number().int()),
@@ -103,6 +108,7 @@ export function tableResult(
   settled: readonly SettledCell[],
   failed: readonly FailedCell[] = [],
   evaluates = true,
+  evaluation: TableResult["evaluation"] = null,
 ): TableResult {
   const finished = settled.filter((c): c is FinishedCell => "summary" in c);
   const metric = tableMetric(finished);
@@ -129,5 +135,5 @@ export function tableResult(
       };
     }),
   );
-  return { name: spec.name, metric, evaluates, methods: [...spec.methods], densities: [...spec.densities], seeds: [...spec.seeds], entries };
+  return { name: spec.name, metric, evaluates, evaluation, methods: [...spec.methods], densities: [...spec.densities], seeds: [...spec.seeds], entries };
 }

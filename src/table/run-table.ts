@@ -302,7 +302,9 @@ export function recordSpec(plan: TablePlan): void {
 /** Writes table.json, table.md and table.csv from the finished cells' summaries. */
 export function writeResults(plan: TablePlan): TableResult {
   recordSpec(plan);
-  const result = tableResult(plan.spec, settledCells(plan), failedCells(plan), plan.cells.some((c) => c.experiment.eval !== null));
+  const ev = plan.cells.find((c) => c.experiment.eval !== null)?.experiment.eval;
+  const evaluation = ev ? { samples: ev.samples, reference: ev.reference, batchNorm: ev.batchNorm } : null;
+  const result = tableResult(plan.spec, settledCells(plan), failedCells(plan), ev !== undefined, evaluation);
   writeWhole(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
   writeWhole(join(plan.out, "table.md"), tableMarkdown(result));
   writeWhole(join(plan.out, "table.csv"), tableCsv(result));

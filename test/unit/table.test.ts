@@ -443,6 +443,10 @@ describe("results", () => {
     expect(md).toContain("| adapt-relax | 2.00 ± 1.41 [2.50] | — |");
     expect(md).toContain("| static-balance | n/a (0/2; 1 without a value) | 5.00 (1/2; 1 without a value) |");
     expect(md).toContain('"m without a value": m seeds finished, but their final evaluation has no kl (no sample near any mode: a total collapse)');
+    expect(md).toContain("KL to the true mode distribution of the final evaluation (lower is better)");
+    // How the cells evaluate, where the table knows it: a published number is comparable only where it agrees.
+    const evaluated = tableMarkdown(tableResult(spec(), finished, [], true, { samples: 10000, reference: "train", batchNorm: "batch" }));
+    expect(evaluated).toContain("KL to the true mode distribution of the final evaluation on 10,000 samples against the train split, BatchNorm by batch (lower is better)");
     expect(md).toContain("| adapt-relax | 50.00% ± 14.14% [45.00%] | — |");
     // Every grid's spread is the sample standard deviation (n - 1), and says so.
     expect(md).toContain("mean ± sample std over seeds 0, 1; the paper's number in brackets.");

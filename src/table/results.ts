@@ -36,6 +36,10 @@ export const TableEntry = z.object({
     .describe("finished seeds whose final evaluation has no value of the metric (kl: no high-quality sample, a total collapse)"),
   flops: Stat.describe("normalized training FLOPs, paper convention"),
   densityD: Stat.describe("final discriminator density"),
+  perSeed: z
+    .array(z.object({ seed: z.number().int(), metric: z.number().nullable(), flops: z.number(), densityD: z.number() }))
+    .default([])
+    .describe("each finished seed's values, in seed order (metric null: its final evaluation has none)"),
   paper: z.number().nullable().describe("the published number, where the table file gives one"),
   paperFlops: z.number().nullable().describe("the published normalized training FLOPs, where the table file gives them"),
 });
@@ -130,6 +134,12 @@ export function tableResult(
         metricMissing: missing,
         flops: stat(cells.map((c) => c.summary.flops.ratio)),
         densityD: stat(cells.map((c) => c.summary.final.densityD)),
+        perSeed: cells.map((c) => ({
+          seed: c.seed,
+          metric: (metric ? c.summary.eval?.final?.metrics[metric] : undefined) ?? null,
+          flops: c.summary.flops.ratio,
+          densityD: c.summary.final.densityD,
+        })),
         paper: spec.paper[paperKey(method, density)] ?? null,
         paperFlops: spec.paperFlops[paperKey(method, density)] ?? null,
       };

@@ -432,6 +432,12 @@ describe("results", () => {
     const e = (m: string, d: number) => t.entries.find((x) => x.method === m && x.density === d)!;
     expect(e("adapt-relax", 0.1)).toMatchObject({ seeds: [0, 1], planned: 2, metric: { values: [1, 3], mean: 2 }, flops: { mean: 0.5 }, paper: 2.5, paperFlops: 0.45 });
     expect(e("adapt-relax", 0.1).metric.std).toBeCloseTo(Math.SQRT2, 12);
+    // table.json pairs every value with its seed.
+    expect(e("adapt-relax", 0.1).perSeed).toEqual([
+      { seed: 0, metric: 1, flops: 0.4, densityD: 0.2 },
+      { seed: 1, metric: 3, flops: 0.6, densityD: 0.3 },
+    ]);
+    expect(e("static-balance", 0.1).perSeed).toEqual([{ seed: 0, metric: null, flops: 0.1, densityD: 0.1 }]);
     // A finished cell without the metric still counts for FLOPs and d_D, and is counted as without a value.
     expect(e("static-balance", 0.1)).toMatchObject({ seeds: [0], metric: { values: [], mean: null }, metricMissing: 1, flops: { mean: 0.1 }, paper: null });
     expect(e("static-balance", 0.3)).toMatchObject({ seeds: [0, 1], metric: { values: [5] }, metricMissing: 1 });

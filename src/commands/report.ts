@@ -4,10 +4,12 @@ import { parseArgs } from "node:util";
 import { escapeHtml, GENERATOR, imageTag, markdownHtml, page, preBlock, type Section } from "../report/html.js";
 import { captioned, toPng, toSvg } from "../report/render-plots.js";
 import { isMarkedPng, isPng, markPng } from "../report/png-mark.js";
-import { readBytes, subdirectories, writeWhole } from "../files.js";
+import { readBytes, readJsonAs, subdirectories, writeWhole } from "../files.js";
 import { absentMetricNote, denseRun, restartsNote, runPlots, type Plot } from "../report/run-plots.js";
 import { configuredPrimary } from "../run/evaluation.js";
-import { tablePlots } from "../report/table-plots.js";
+import { tablePlots, type TableCell } from "../report/table-plots.js";
+import { TableResult } from "../table/results.js";
+import { Experiment } from "../config/experiment.js";
 import { readRecords } from "../analysis/read-records.js";
 import type { MetricRecord } from "../run/records.js";
 import { InputError } from "../input-error.js";
@@ -82,22 +84,33 @@ async function runReport(dir: string, png: string | null) {
   return { html: page(`ddst run ${e.name}`, subtitle, sections), written };
 }
 
+/** A cell's experiment, for grouping its curves by method and density; null where config.json cannot be read
+ * (its small multiples are still drawn). */
+function cellExperiment(dir: string): Experiment | null {
+  try {
+    return readJsonAs(join(dir, "config.json"), Experiment);
+  } catch {
+    return null;
+  }
+}
+
 async function tableReport(dir: string, png: string | null) {
   const cellsDir = join(dir, "cells");
   const planned = plannedCells(dir); // not the directories of cells the table file no longer names
-  const cells: { id: string; records: MetricRecord[] }[] = [];
+  const cells: TableCell[] = [];
   const unreadable: { id: string; why: string }[] = [];
   for (const c of subdirectories(cellsDir).filter((c) => !planned || planned.has(c.name))) {
     // One cell's damaged metrics.jsonl costs that cell's curves, not the page: the others are still shown.
     try {
-      cells.push({ id: c.name, records: readRecords(c.dir) });
+      const exp = cellExperiment(c.dir);
+      cells.push({ id: c.name, records: readRecords(c.dir), ...(exp ? { method: exp.method, density: exp.generator.density, seed: exp.seed } : {}) });
     } catch (e) {
       if (!(e instanceof RunDirError)) throw e;
       unreadable.push({ id: c.name, why: e.message.replace(/\.$/, "") });
     }
   }
   for (const u of unreadable) console.error(`report: ${u.id} left out of the plots: ${u.why}`);
-  const { sections, written } = await plotSections(tablePlots(cells), png, dir);
+  const { sections, written } = await plotSections(tablePlots(cells, readJsonAs(join(dir, "table.json"), TableResult)), png, dir);
   const md = join(dir, "table.md");
   const table: Section = { title: "Results (table.md)", html: existsSync(md) ? markdownHtml(readFileSync(md, "utf8")) : "<p>no finished cell yet</p>" };
   const leftOut: Section[] = unreadable.length

@@ -1,9 +1,86 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { MetricRecord } from "../run/records.js";
+import type { TableResult } from "../table/results.js";
 import type { Plot } from "./run-plots.js";
 
-/** A table's small multiples: each cell's BR window and d_D over iterations, one small panel per cell. */
-export function tablePlots(cells: readonly { id: string; records: readonly MetricRecord[] }[]): Plot[] {
+/** A table's plots: the primary metric over iterations per method (mean over seeds, their range as a band), the
+ * final metric against training FLOPs (the trade-off the paper's tables are about), and each cell's BR window and
+ * d_D as small multiples. */
+
+export interface TableCell {
+  id: string;
+  /** From the cell's config.json; absent where it cannot be read (the cell still has its small multiples). */
+  method?: string;
+  density?: number;
+  seed?: number;
+  records: readonly MetricRecord[];
+}
+
+const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+
+/** `metric` (the table's primary) at every evaluation of every cell, one panel per density, one colour per method:
+ * the mean over the seeds evaluated at that iteration, and the band from their lowest to their highest. */
+function metricCurves(cells: readonly TableCell[], metric: string): Plot | null {
+  const values = cells.flatMap((c) =>
+    c.method === undefined || c.density === undefined
+      ? []
+      : c.records.flatMap((r) => (r.kind === "eval" && metric in r.metrics ? [{ method: c.method, density: `d_G ${c.density}`, seed: c.seed, iter: r.iter, value: r.metrics[metric] }] : [])),
+  );
+  if (!values.length) return null;
+  const x = { field: "iter", type: "quantitative", title: "iteration" };
+  const color = { field: "method", type: "nominal", title: null };
+  return {
+    id: "table-metric",
+    title: `${metric} over iterations: the mean over seeds (line) and their range (band), per method`,
+    spec: {
+      $schema: SCHEMA,
+      title: `${metric} over iterations`,
+      data: { values },
+      facet: { column: { field: "density", type: "nominal", title: null } },
+      spec: {
+        width: 220,
+        height: 160,
+        layer: [
+          { mark: { type: "errorband", extent: "min-max", opacity: 0.2 }, encoding: { x, y: { field: "value", type: "quantitative", title: metric }, color } },
+          { mark: { type: "line", point: true }, encoding: { x, y: { aggregate: "mean", field: "value", type: "quantitative", title: metric }, color } },
+        ],
+      },
+    } as TopLevelSpec,
+  };
+}
+
+/** The final metric against normalized training FLOPs, one point per method and density (means over the seeds
+ * that have both), error bars of one sample std where two seeds or more have the metric. */
+function metricVsFlops(result: TableResult): Plot | null {
+  const metric = result.metric;
+  if (!metric) return null;
+  const values = result.entries.flatMap((e) =>
+    e.metric.mean === null || e.flops.mean === null
+      ? []
+      : [{ method: e.method, density: e.density, flops: 100 * e.flops.mean, value: e.metric.mean, low: e.metric.mean - (e.metric.std ?? 0), high: e.metric.mean + (e.metric.std ?? 0) }],
+  );
+  if (!values.length) return null;
+  const x = { field: "flops", type: "quantitative", title: "training FLOPs, % of dense (paper convention)" };
+  const color = { field: "method", type: "nominal", title: null };
+  return {
+    id: "table-metric-flops",
+    title: `Final ${metric} against training FLOPs: one point per method and density (mean over seeds; bars: ± one sample std)`,
+    spec: {
+      $schema: SCHEMA,
+      title: `final ${metric} against training FLOPs`,
+      width: 420,
+      height: 260,
+      data: { values },
+      layer: [
+        { mark: "rule", encoding: { x, y: { field: "low", type: "quantitative", title: metric }, y2: { field: "high" }, color } },
+        { mark: { type: "line", point: { size: 60 } }, encoding: { x, y: { field: "value", type: "quantitative", title: metric }, color, order: { field: "flops" } } },
+        { mark: { type: "text", dx: 6, dy: -8, fontSize: 9 }, encoding: { x, y: { field: "value", type: "quantitative" }, text: { field: "density" }, color } },
+      ],
+    } as TopLevelSpec,
+  };
+}
+
+export function tablePlots(cells: readonly TableCell[], result: TableResult | null): Plot[] {
   const br = cells.flatMap((c) => c.records.flatMap((r) => (r.kind === "br" && r.br !== null ? [{ cell: c.id, iter: r.iter, value: r.br }] : [])));
   const dD = cells.flatMap((c) =>
     c.records.flatMap((r) =>
@@ -14,7 +91,7 @@ export function tablePlots(cells: readonly { id: string; records: readonly Metri
     id,
     title,
     spec: {
-      $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+      $schema: SCHEMA,
       title,
       data: { values },
       facet: { field: "cell", type: "nominal", title: null },
@@ -27,5 +104,11 @@ export function tablePlots(cells: readonly { id: string; records: readonly Metri
       },
     } as TopLevelSpec,
   });
-  return [multiples("cells-br", "BR window per cell", br, "BR", false), multiples("cells-density-d", "d_D per cell", dD, "d_D", true)];
+  const metric = result?.metric ?? null;
+  return [
+    ...(metric ? [metricCurves(cells, metric)] : []),
+    ...(result ? [metricVsFlops(result)] : []),
+    multiples("cells-br", "BR window per cell", br, "BR", false),
+    multiples("cells-density-d", "d_D per cell", dD, "d_D", true),
+  ].filter((p): p is Plot => p !== null);
 }

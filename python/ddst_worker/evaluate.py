@@ -48,7 +48,7 @@ from .metrics.inception import (WEIGHTS_HELP, InceptionWeightsMismatch, Inceptio
 from .metrics.inception_score import inception_score
 from .metrics.toy import toy_metrics
 from .reference_stats import ReferenceStats
-from .sampling import BATCH_NORM_MODES, sampling
+from .sampling import BATCH_NORM_MODES, forwards, sampling
 
 CLASSIFIER_EPOCHS = 2     # the library's recipe (~99% on MNIST); Evaluator(classifier_epochs=) for tests
 CLASSIFIER_BATCH = 1000   # most images per classifier forward
@@ -273,9 +273,8 @@ class Evaluator:
             return each
 
         with sampling(G, batch_norm), torch.no_grad():
-            for start in range(0, n, batch):
-                b = min(batch, n - start)
-                x = G(torch.randn(b, gan.latent_dim, generator=gen, device=gan.device)).float()
+            for draw, b in forwards(n, batch, batch_norm):
+                x = G(torch.randn(draw, gan.latent_dim, generator=gen, device=gan.device))[:b].float()
                 progress.advance(b)
                 out["nonfinite"] += int((~torch.isfinite(x.flatten(1))).any(dim=1).sum())
                 if keep_points:

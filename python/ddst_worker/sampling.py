@@ -5,7 +5,10 @@
   default: the EMA's weights are averaged, while running statistics are averages of what the raw G's
   activations were, so the two need not fit each other. The running averages are neither read nor moved
   (the layer's forward is given no running buffers), so sampling changes nothing a checkpoint holds. A
-  sample then depends on the batch it was drawn in: the same `batchSize` and seed give the same samples.
+  sample then depends on the batch it was drawn in, so every forward draws a whole batch (the last one's
+  surplus is dropped, as the reference draws only whole batches): each sample is normalized with
+  batchSize - 1 others however many are asked for, and the first k of n samples are the same for every
+  n >= k. The same `batchSize` and seed give the same samples.
 - "running": eval mode, BatchNorm normalizes by the running averages (what ddst did before the setting;
   config.json of runs from then lacks `eval.batchNorm`, and they keep sampling so).
 
@@ -38,3 +41,12 @@ def sampling(G: nn.Module, batch_norm: str):
         for m, t in zip(norms, tracked):
             m.track_running_stats = t
         G.train(was_training)
+
+
+def forwards(n: int, batch: int, batch_norm: str):
+    """(draw, keep) for each forward that gives `n` samples `batch` at a time: under "batch" every forward draws
+    a whole batch and keeps what is still wanted; under "running" a sample does not depend on its batch, so
+    the last forward draws only what is left."""
+    for start in range(0, n, batch):
+        keep = min(batch, n - start)
+        yield (batch if batch_norm == "batch" else keep), keep

@@ -26,7 +26,7 @@ from .losses import LOSSES
 from .masking import MaskSet, maskable_layers
 from .models import build_model
 from .profiling import profiled
-from .sampling import BATCH_NORM_MODES, sampling
+from .sampling import BATCH_NORM_MODES, forwards, sampling
 from .memory_format import use_channels_last
 from .precision import PRECISIONS, fp32_spectral_norm, set_tf32
 from .train import Gan, growth_gradients, train, use_graphs
@@ -258,8 +258,8 @@ class Session:
         gen = torch.Generator(device=gan.device).manual_seed(seed % 2**64)
         G = gan.ema.model if gan.ema is not None else gan.G
         with sampling(G, batch_norm), torch.no_grad():
-            chunks = [G(torch.randn(min(batch, n - i), gan.latent_dim, generator=gen, device=gan.device)).float().cpu()
-                      for i in range(0, n, batch)]
+            chunks = [G(torch.randn(draw, gan.latent_dim, generator=gen, device=gan.device))[:keep].float().cpu()
+                      for draw, keep in forwards(n, batch, batch_norm)]
         return {"n": n}, [("samples", torch.cat(chunks))]
 
     def op_evaluate(self, args, progress=None):

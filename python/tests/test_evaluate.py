@@ -145,8 +145,8 @@ def test_classifier_metrics_grid_and_caches(tmp_path, mnist, monkeypatch):
         assert im.format == "PNG" and im.mode == "L" and im.size == (8 * 58 + 2, 8 * 58 + 2)
         assert im.size == pictures.grid_size(70, 28, 28)
         grid = np.asarray(im)
-    # the first tile is the first sample (`sample` draws the same z for n = batchSize), upscaled x2
-    first = pictures.to_uint8(s.op_sample({"n": 8, "seed": 7, "batchSize": 100, "batchNorm": "batch"})[1][0][1][0, 0].numpy())
+    # the first tile is the first sample (`sample` with the evaluation's batchSize draws the same z and batches), upscaled x2
+    first = pictures.to_uint8(s.op_sample({"n": 8, "seed": 7, "batchSize": 8, "batchNorm": "batch"})[1][0][1][0, 0].numpy())
     assert np.array_equal(grid[2:58:2, 2:58:2], first) and np.array_equal(grid[3:58:2, 3:58:2], first)
 
     # Again in this session: nothing retrained or recomputed on the real side, same numbers.
@@ -182,7 +182,7 @@ def test_fid_and_is_with_inception_weights(tmp_path, inception_weights):
     assert events[-1] == (0, 8, 8)
 
     # the metrics as the library computes them from the same images
-    x = s.op_sample({"n": 4, "seed": 7, "batchSize": 100, "batchNorm": "batch"})[1][0][1]
+    x = s.op_sample({"n": 4, "seed": 7, "batchSize": 4, "batchNorm": "batch"})[1][0][1]
     real = torch.from_numpy(reference_images(s.gan.data, "train", 4))
     feats, logits = inception.features_and_logits(s.evaluator.inception[1], torch.cat([x, real]))
     feats, logits, real = feats[:4], logits[:4], feats[4:]

@@ -270,20 +270,24 @@ def test_ema_copies_buffers_and_sample_uses_it():
     for b, g in zip(s.gan.ema.model.buffers(), s.gan.G.buffers()):
         assert torch.equal(b, g)  # BN running stats as of the last G step
     buffers = [b.clone() for b in s.gan.ema.model.buffers()]
-    sample = lambda mode, batch=100: dict(s.op_sample({"n": 3, "seed": 5, "batchSize": batch, "batchNorm": mode})[1])["samples"]
+    sample = lambda mode, batch=10, n=3: dict(s.op_sample({"n": n, "seed": 5, "batchSize": batch, "batchNorm": mode})[1])["samples"]
     z = torch.randn(3, 8, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         by_batch, by_running = sample("batch"), sample("running")
         assert torch.equal(by_batch, sample("batch"))
-        # "running": eval mode, BatchNorm by the running averages.
+        # "running": eval mode, BatchNorm by the running averages; the last forward draws only what is left.
         assert torch.equal(by_running, s.gan.ema.model(z))
         assert not torch.equal(by_running, s.gan.G.eval()(z))
-        # "batch": BatchNorm by the statistics of the batch drawn (training mode), as the reference code samples.
+        # "batch": BatchNorm by the statistics of the batch drawn (training mode), as the reference code samples,
+        # always a whole batch of batchSize: 3 samples are the first 3 of a batch of 10.
         ema_train = copy.deepcopy(s.gan.ema.model).train()
-        assert torch.equal(by_batch, ema_train(z))
+        z10 = torch.randn(10, 8, generator=torch.Generator().manual_seed(5))
+        assert torch.equal(by_batch, ema_train(z10)[:3])
         assert not torch.allclose(by_batch, by_running)
-        # ... in batches of batchSize: one sample drawn alone is normalized by its own statistics.
-        z1 = torch.randn(1, 8, generator=torch.Generator().manual_seed(5))  # drawn as a batch of 1 is
+        # ... so the first k of n samples are the same for every n >= k, across whole batches too.
+        assert torch.equal(sample("batch", n=13)[:3], by_batch) and torch.equal(sample("batch", n=13), sample("batch", n=20)[:13])
+        # ... and a batch of 1 normalizes each sample by its own statistics.
+        z1 = torch.randn(1, 8, generator=torch.Generator().manual_seed(5))
         assert torch.equal(sample("batch", 1)[:1], copy.deepcopy(s.gan.ema.model).train()(z1))
     # Neither moves the running averages, nor leaves the EMA out of eval mode.
     assert all(torch.equal(a, b) for a, b in zip(buffers, s.gan.ema.model.buffers()))

@@ -119,6 +119,22 @@ export function cellState(cell: Cell): CellState {
   return { kind: "interrupted", iter: pointer.data.iter };
 }
 
+/** Fields whose defaults changed since a cell's config.json was written by an earlier ddst (it lacks the field
+ * that came with the change), and in which the table now differs from the cell: the table's `set` that finishes
+ * it as it began ({"eval.batchNorm": "running", "eval.batchSize": 500, "data.hflip": false}, those that
+ * differ), or null. */
+function earlierDefaults(raw: unknown, stored: Experiment, changes: readonly string[]): Record<string, unknown> | null {
+  const json = raw as { eval?: { batchNorm?: unknown } | null; data?: { hflip?: unknown } };
+  const beforeBatchNorm = stored.eval !== null && json.eval?.batchNorm === undefined;
+  const beforeHflip = "hflip" in stored.data && json.data?.hflip === undefined;
+  const set: Record<string, unknown> = {};
+  const changed = (path: string) => changes.some((c) => c.startsWith(`${path}: `));
+  if (beforeBatchNorm && stored.eval)
+    for (const [path, value] of [["eval.batchNorm", stored.eval.batchNorm], ["eval.batchSize", stored.eval.batchSize]] as const) if (changed(path)) set[path] = value;
+  if (beforeHflip && changed("data.hflip")) set["data.hflip"] = (stored.data as { hflip: boolean }).hflip;
+  return Object.keys(set).length ? set : null;
+}
+
 /** Settings that say how a cell runs, not what it trains: where (--devices), how it is supervised and how
  * often it is checkpointed (resume is bitwise), and its name (the table's, renamed). A cell keeps the ones it
  * started with. */
@@ -169,10 +185,9 @@ export function checkCellConfig(cell: Cell, extend = false, state?: CellState): 
           `${stored.data.iterations}, then end at ${planned} from there on: not what a cell trained for ${planned} from the start would do)`
         : `; or add --extend to give the table ${planned} iterations (this cell ended at iteration ${early}, ${state?.kind === "diverged" ? "diverged" : "stopped by a controller"}: it needs no training, only the new count)`;
   else if (others.length === 0) hint = `; it is past ${planned} iterations (at ${Math.max(at, early ?? 0)}): remove ${cell.dir} to train it anew`;
-  // A cell from before eval.batchNorm: its config.json lacks the field, and its evaluations sampled by the running averages.
-  const sampledBefore = stored.data.eval !== null && (raw as { eval?: { batchNorm?: unknown } }).eval?.batchNorm === undefined;
-  if (sampledBefore && changes.some((c) => c.startsWith("eval.batchNorm: ")))
-    hint += `; this cell was evaluated by an earlier ddst, whose evaluations sampled with BatchNorm by the running averages: to finish the table as it began, add "set": {"eval.batchNorm": "running"} to the table file`;
+  const earlier = earlierDefaults(raw, stored.data, changes);
+  if (earlier)
+    hint += `; this cell was trained by an earlier ddst, whose defaults differ (evaluations sampled by BatchNorm's running averages, 500 at a time; CIFAR-10 and STL-10 unflipped): to finish the table as it began, add "set": ${JSON.stringify(earlier)} to the table file`;
   // A directory copied from another cell (or moved): the table file is not what changed.
   const was = stored.data;
   if (was.method !== cell.experiment.method || was.seed !== cell.experiment.seed || was.generator.density !== cell.experiment.generator.density)

@@ -298,17 +298,19 @@ describe("ddst table", () => {
     expect((await execa("node", [CLI, "table", spec, "--out", out], { reject: false })).exitCode).toBe(0);
     // As an earlier ddst wrote the cell: no eval.batchNorm in config.json, nor in its checkpoint's config.
     const cell = cellDir(out, "static-balance", 0);
+    // (and its evaluations 500 samples at a time, that ddst's default, which the config.json kept)
     const edit = (file: string, at: (j: Record<string, unknown>) => { eval: Record<string, unknown> }) => {
       const j = JSON.parse(readFileSync(join(cell, file), "utf8"));
       delete at(j).eval.batchNorm;
+      at(j).eval.batchSize = 500;
       writeFileSync(join(cell, file), JSON.stringify(j));
     };
     edit("config.json", (j) => j as { eval: Record<string, unknown> });
     edit("checkpoint.json", (j) => j.config as { eval: Record<string, unknown> });
     const refused = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toMatch(/eval\.batchNorm: "running" -> "batch".*sampled with BatchNorm by the running averages: to finish the table as it began, add "set": \{"eval\.batchNorm": "running"\}/);
-    writeFileSync(spec, JSON.stringify({ ...JSON.parse(readFileSync(spec, "utf8")), set: { "eval.batchNorm": "running" } }));
+    expect(refused.stderr).toMatch(/eval\.batchNorm: "running" -> "batch"; eval\.batchSize: 500 -> 100.*trained by an earlier ddst, .*to finish the table as it began, add "set": \{"eval\.batchNorm":"running","eval\.batchSize":500\} to the table file/);
+    writeFileSync(spec, JSON.stringify({ ...JSON.parse(readFileSync(spec, "utf8")), set: { "eval.batchNorm": "running", "eval.batchSize": 500 } }));
     const r = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain("1 finished, 0 to resume, 0 new");

@@ -267,6 +267,28 @@ describe("a table file edited while its cells are on disk", () => {
   });
 });
 
+describe("a cell trained by an earlier ddst", () => {
+  it("is told the table's set that finishes it with that ddst's defaults (evaluation by running averages, 500 at a time, no flips)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const cifar = { ...base, model: { name: "dcgan32" }, data: { name: "cifar10", path: "/d" }, eval: { samples: 100, inception: "/w.pth" } };
+    const plan = await planTable(TableSpec.parse({ name: "t", base: cifar, methods: ["static-balance"], densities: [0.1], seeds: [0] }), join(dir, "t.json"), join(dir, "out"));
+    const cell = plan.cells[0]!;
+    // Its config.json as that ddst wrote it: no eval.batchNorm, no data.hflip, eval.batchSize its default of then.
+    const old = JSON.parse(JSON.stringify(cell.experiment));
+    delete old.eval.batchNorm;
+    delete old.data.hflip;
+    old.eval.batchSize = 500;
+    mkdirSync(cell.dir, { recursive: true });
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify(old));
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50), config: old }));
+    expect(() => checkCellConfig(cell)).toThrow('add "set": {"eval.batchNorm":"running","eval.batchSize":500,"data.hflip":false} to the table file');
+    // A cell of today's ddst that differs in the same fields was configured so: no such hint.
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, eval: { ...cell.experiment.eval, batchSize: 500 } }));
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50), config: { ...cell.experiment, eval: { ...cell.experiment.eval, batchSize: 500 } } }));
+    expect(() => checkCellConfig(cell)).toThrow(/eval\.batchSize: 500 -> 100\)\. Restore the table file, or write this table to another --out\.$/);
+  });
+});
+
 describe("a cell whose training diverged", () => {
   it("is settled, with what stopped it, while a cell that failed otherwise is tried again", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));

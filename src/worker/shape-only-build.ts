@@ -2,6 +2,7 @@ import type { Experiment } from "../config/experiment.js";
 import { BuildResult, type LayerInfo } from "../protocol/messages.js";
 import { WorkerRequestError } from "../protocol/client.js";
 import { shapeOnlyData } from "../report/plan-flops.js";
+import { resolveDataPaths } from "../config/data-paths.js";
 import { InputError } from "../input-error.js";
 import { trainArgs } from "../vocabulary/networks.js";
 import { Worker } from "./worker.js";
@@ -11,7 +12,9 @@ import { Worker } from "./worker.js";
 
 /** Builds `exp`'s networks on `worker` -> the layer table. */
 export async function buildShapeOnly(worker: Worker, exp: Experiment, device: "cpu" | "cuda" = "cpu"): Promise<LayerInfo[]> {
-  const built = await worker.ask("build", { seed: exp.seed, device, model: exp.model, data: shapeOnlyData(exp.data), train: trainArgs(exp.train) }, BuildResult);
+  // An npy file is read for its shape, and its path may name ${VAR}s as any data path does.
+  const data = shapeOnlyData(exp.data.name === "npy" ? resolveDataPaths(exp.data) : exp.data);
+  const built = await worker.ask("build", { seed: exp.seed, device, model: exp.model, data, train: trainArgs(exp.train) }, BuildResult);
   return built.layers;
 }
 

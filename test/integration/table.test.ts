@@ -165,9 +165,11 @@ describe("ddst table", () => {
     const spec = writeToyTable(dir, { iterations: 100, checkpointEvery: 50, methods: ["static-balance"], seeds: [0, 1] });
     const table = JSON.parse(readFileSync(spec, "utf8"));
     writeFileSync(join(dir, "huge.npy"), hugePoints());
-    writeFileSync(spec, JSON.stringify({ ...table, base: { ...table.base, data: { name: "npy", path: join(dir, "huge.npy") }, eval: null } }));
+    // Its path through a variable, as a table moved between machines names it (the pre-flight reads the file too).
+    writeFileSync(spec, JSON.stringify({ ...table, base: { ...table.base, data: { name: "npy", path: "${HUGE_DIR}/huge.npy" }, eval: null } }));
+    const env = { HUGE_DIR: dir };
     const out = join(dir, "table");
-    const first = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false });
+    const first = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false, env });
     expect(first.exitCode, first.stderr).toBe(1);
     expect(first.stderr).toMatch(/2 cells diverged \(table\.md counts them[^\n]*\n {2}- static-balance-d0\.5-s0: training diverged at iteration 1: the D loss is NaN/);
     expect(first.stderr).toMatch(/the table does not train them again/);
@@ -178,19 +180,19 @@ describe("ddst table", () => {
     const cell = cellDir(out, "static-balance", 0);
     const before = readFileSync(join(cell, "metrics.jsonl"), "utf8");
 
-    const again = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false });
+    const again = await execa("node", [CLI, "table", spec, "--out", out, "--jobs", "2"], { reject: false, env });
     expect(again.exitCode, again.stderr).toBe(1);
     expect(again.stdout).toContain("0 finished, 2 diverged (not tried again), 0 to resume, 0 new");
     expect(again.stdout).not.toMatch(/^start /m);
     expect(readFileSync(join(cell, "metrics.jsonl"), "utf8")).toBe(before);
-    const status = await execa("node", [CLI, "table", spec, "--out", out, "--status"], { reject: false });
+    const status = await execa("node", [CLI, "table", spec, "--out", out, "--status"], { reject: false, env });
     expect(status.stdout).toMatch(/static-balance-d0\.5-s0 +diverged .*training diverged at iteration 1: the D loss is NaN[^;]*; not submitted again/);
     expect(status.stdout).toMatch(/2 diverged$/m);
-    const ls = await execa("node", [CLI, "ls", dir], { reject: false });
+    const ls = await execa("node", [CLI, "ls", dir], { reject: false, env });
     expect(ls.stdout).toMatch(/table +toy +0\/2 cells +2 diverged/);
     // Removing a cell's directory trains it once more (and it diverges again, as it must).
     rmSync(cell, { recursive: true });
-    const retried = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
+    const retried = await execa("node", [CLI, "table", spec, "--out", out], { reject: false, env });
     expect(retried.stdout).toContain("1 diverged (not tried again), 0 to resume, 1 new");
     expect(retried.stdout).toMatch(/^start static-balance-d0\.5-s0/m);
   });

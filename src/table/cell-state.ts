@@ -103,7 +103,9 @@ export function cellState(cell: Cell): CellState {
   const summary = readCellJsonAs(cell, join(cell.dir, "summary.json"), Summary);
   // Another run's summary put here by hand would be counted as this cell's result.
   if (summary && (summary.method !== cell.experiment.method || summary.seed !== cell.experiment.seed || !summary.name.endsWith(`-${cell.id}`))) {
-    checkCellConfig(cell); // a whole directory copied from another cell: that is what to say
+    // A whole directory copied from another cell: that is what to say.
+    const stored = Experiment.safeParse(readJson(join(cell.dir, "config.json"), cell.id, cell.dir));
+    if (stored.success) checkIdentity(cell, stored.data);
     throw new CellStateError(
       cell.id,
       `${join(cell.dir, "summary.json")} is another run's (${summary.name}: ${summary.method}, seed ${summary.seed}), not this cell's: ` +
@@ -117,6 +119,17 @@ export function cellState(cell: Cell): CellState {
   const at = failure ? divergedAt(failure) : undefined;
   if (failure && at !== undefined) return { kind: "diverged", iter: pointer.data.iter, at, error: failure.error };
   return { kind: "interrupted", iter: pointer.data.iter };
+}
+
+/** Throws where the cell's directory holds another cell's training (copied or moved there: method, d_G or seed
+ * differ), whose remedy is the directory, not the table file. */
+function checkIdentity(cell: Cell, was: Experiment): void {
+  if (was.method !== cell.experiment.method || was.seed !== cell.experiment.seed || was.generator.density !== cell.experiment.generator.density)
+    throw new CellStateError(
+      cell.id,
+      `${cell.dir} holds another cell's training (${was.method} at d_G ${was.generator.density}, seed ${was.seed}): put it back where it came from, or remove ${cell.dir} to train this cell anew`,
+      "config",
+    );
 }
 
 /** Fields whose defaults changed since a cell's config.json was written by an earlier ddst (it lacks the field
@@ -188,14 +201,7 @@ export function checkCellConfig(cell: Cell, extend = false, state?: CellState): 
   const earlier = earlierDefaults(raw, stored.data, changes);
   if (earlier)
     hint += `; this cell was trained by an earlier ddst, whose defaults differ (evaluations sampled by BatchNorm's running averages, 500 at a time; CIFAR-10 and STL-10 unflipped): to finish the table as it began, add "set": ${JSON.stringify(earlier)} to the table file`;
-  // A directory copied from another cell (or moved): the table file is not what changed.
-  const was = stored.data;
-  if (was.method !== cell.experiment.method || was.seed !== cell.experiment.seed || was.generator.density !== cell.experiment.generator.density)
-    throw new CellStateError(
-      cell.id,
-      `${cell.dir} holds another cell's training (${was.method} at d_G ${was.generator.density}, seed ${was.seed}): put it back where it came from, or remove ${cell.dir} to train this cell anew`,
-      "config",
-    );
+  checkIdentity(cell, stored.data);
   throw new CellStateError(
     cell.id,
     `${cell.dir} was trained with another configuration than the table now asks for (${changesText(changes)}). ` +

@@ -267,6 +267,23 @@ describe("a table file edited while its cells are on disk", () => {
   });
 });
 
+describe("a cell holding another run's files", () => {
+  it("names a foreign summary.json as such, whatever else differs (a count --extend would take), and a copied directory as another cell's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));
+    const plan = await planTable(spec(), join(dir, "t.json"), join(dir, "out"));
+    const [cell, other] = [plan.cells[0]!, plan.cells.find((c) => c.seed !== plan.cells[0]!.seed && c.method === plan.cells[0]!.method && c.density === plan.cells[0]!.density)!];
+    const shorter = { ...cell.experiment, iterations: 50 };
+    mkdirSync(cell.dir, { recursive: true });
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify(shorter));
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50), config: shorter }));
+    writeFileSync(join(cell.dir, "summary.json"), JSON.stringify({ ...cellSummary(other, 1, 0.1, 0.1), iterations: 50 }));
+    expect(() => cellState(cell)).toThrow(/summary\.json is another run's \(t-.*-s1: static-balance, seed 1\), not this cell's/);
+    writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...other.experiment, iterations: 50 }));
+    writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50), config: { ...other.experiment, iterations: 50 } }));
+    expect(() => cellState(cell)).toThrow(/holds another cell's training \(static-balance at d_G 0\.1, seed 1\)/);
+  });
+});
+
 describe("a cell trained by an earlier ddst", () => {
   it("is told the table's set that finishes it with that ddst's defaults (evaluation by running averages, 500 at a time, no flips)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ddst-unit-"));

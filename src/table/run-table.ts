@@ -100,7 +100,7 @@ function conflictOf(cell: Cell, extend: boolean, state?: CellState): string | nu
  * cells, its Slurm files. */
 const TABLE_ENTRIES = new Set(["table-spec.json", "table.lock", "cells", "slurm"]);
 /** What a table writes beside its cells: its results and `ddst report`'s page. */
-const RESULT_FILES = new Set(["table.md", "table.csv", "table.json", "report.html", "report"]);
+const RESULT_FILES = new Set(["table.md", "table.csv", "table.json", "report.html"]);
 
 /** Refuses a directory that is not a table's (a run, a folder of the user's): the table would write its
  * cells and overwrite table.md, table.csv and table.json there. Missing and empty directories are fine. */
@@ -114,7 +114,9 @@ export function checkTableDir(out: string): void {
   // A table whose table-spec.json is gone (deleted by hand) still holds its cells beside its results: the
   // command writes the spec again, and checks every cell against the table file as always.
   const results = entries.includes("cells") ? RESULT_FILES : new Set<string>();
-  const ours = (e: string) => TABLE_ENTRIES.has(e) || results.has(e) || (e.startsWith("table-spec.json.") && e.endsWith(".tmp"));
+  // `ddst report --png` writes its plots beside the page: report-<plot>.png.
+  const plot = (e: string) => results.size > 0 && /^report-[\w-]+\.png$/.test(e);
+  const ours = (e: string) => TABLE_ENTRIES.has(e) || results.has(e) || plot(e) || (e.startsWith("table-spec.json.") && e.endsWith(".tmp"));
   if (entries.includes("table-spec.json") || entries.every(ours)) return;
   const shown = entries.filter((e) => !ours(e)).slice(0, 3).join(", ");
   const what = entries.includes("config.json") ? "a ddst run" : `a directory holding ${shown}`;

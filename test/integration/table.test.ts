@@ -333,7 +333,10 @@ describe("ddst table", () => {
     expect(again.exitCode, again.stderr).toBe(0);
     const rewritten = JSON.parse(readFileSync(join(cellDir(out, "static-balance", 1), "summary.json"), "utf8"));
     expect(rewritten).toMatchObject({ seed: 1, final: JSON.parse(own).final, flops: JSON.parse(own).flops });
-    // A finished table whose table-spec.json was deleted is still this table's: the command writes it again.
+    // A finished table whose table-spec.json was deleted is still this table's (its report and plots beside it):
+    // the command writes it again.
+    writeFileSync(join(out, "report.html"), "<!doctype html>");
+    writeFileSync(join(out, "report-cells-br.png"), "");
     rmSync(join(out, "table-spec.json"));
     const respec = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
     expect(respec.exitCode, respec.stderr).toBe(0);

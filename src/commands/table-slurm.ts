@@ -71,7 +71,7 @@ function pendingCells(plan: TablePlan, where: Map<string, string>, queue: Map<st
   const logOf = taskLogs(plan.out);
   const leftByTask = (c: Cell) => {
     const task = where.get(c.id) ?? null;
-    return !held(c) && failedInRunningTask(c.id, readJsonAs(join(c.dir, "failed.json"), FailedRecord), task, queue.get(task ?? ""), logOf(task)?.text ?? null) !== null;
+    return !held(c) && failedInRunningTask(c.id, readJsonAs(join(c.dir, "failed.json"), FailedRecord), task, queue.get(task ?? ""), logOf(task)) !== null;
   };
   const inQueue = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && ((queue.has(where.get(c.id) ?? "") && !leftByTask(c)) || held(c)));
   const pending = plan.cells.filter((c) => !isSettled(states.get(c.id)!) && !inQueue.includes(c));
@@ -159,22 +159,30 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
   }
 }
 
-/** Array tasks' logs, each read once per look: the cells of a task share it. From its last 16 MiB (some days of
- * a task's progress lines), where its latest start and last words are; "" when it cannot be read. */
+/** Array tasks' logs, each read at most once per look and only where a cell's state needs it (the cells of a
+ * task share it). From its last 16 MiB (some days of a task's progress lines), where its latest start and last
+ * words are; "" when it cannot be read. */
 function taskLogs(out: string): (task: string | null) => TaskLog | null {
-  const read = new Map<string, TaskLog>();
+  const logs = new Map<string, TaskLog>();
   return (task) => {
     if (task === null) return null;
     const path = join(slurmDir(out), "logs", `${task}.out`);
-    let log = read.get(path);
+    let log = logs.get(path);
     if (!log) {
-      let text = "";
-      try {
-        text = readTail(path, 16 * 2 ** 20).text;
-      } catch {
-        /* not written yet, or gone: the log says nothing */
-      }
-      read.set(path, (log = { path, text }));
+      let text: string | undefined;
+      log = {
+        path,
+        get text() {
+          if (text === undefined)
+            try {
+              text = readTail(path, 16 * 2 ** 20).text;
+            } catch {
+              text = ""; // not written yet, or gone: the log says nothing
+            }
+          return text;
+        },
+      };
+      logs.set(path, log);
     }
     return log;
   };

@@ -28,17 +28,17 @@ const isActive = (queued: TaskInQueue | undefined): boolean => queued !== undefi
  * that task, or, where the cell left no word of its own (failed before its first checkpoint, which leaves no
  * directory, or a resume refused, which leaves its files as they were), the task's log since its latest start
  * says so. Not a failure of an earlier task, whose failed.json stays until the task the cell was submitted
- * again in takes it up. `logText`: the task's log, null where there is none. */
+ * again in takes it up. `log`: the task's, null where there is none. */
 export function failedInRunningTask(
   id: string,
   failure: FailedRecord | null | undefined,
   task: string | null,
   queued: TaskInQueue | undefined,
-  logText: string | null,
+  log: TaskLog | null,
 ): string | null {
   if (!isActive(queued)) return null;
   if (failure?.slurmTask !== undefined && failure.slurmTask === task) return failure.error;
-  return logText === null ? null : failedInLog(logText, id);
+  return log === null ? null : failedInLog(log.text, id);
 }
 
 /** The lines of a task's log since its latest start (the log appends across requeues and resubmissions). */
@@ -74,10 +74,10 @@ export function failedInLog(logText: string, id: string): string | null {
 /** An error's first line, without its full stop (more follows it after a ';'). */
 const firstLine = (error: string) => error.split("\n")[0]!.replace(/\.$/, "");
 
-/** A task's log: where it is, and its text ("" when it cannot be read). */
+/** A task's log: where it is, and its text ("" when it cannot be read), read only when asked for. */
 export interface TaskLog {
   path: string;
-  text: string;
+  readonly text: string;
 }
 
 export function cellStatus(
@@ -96,7 +96,7 @@ export function cellStatus(
   // Never submitted again, whatever its task does next.
   if (run?.kind === "diverged") return { ...at, state: "diverged", detail: `${run.failure.error.split(". ")[0]}; not submitted again (remove ${run.dir} to train it once more)` };
   // Failed in a task that goes on with the other cells it holds (its lock let go: runStatus says "running" else).
-  const failedHere = run?.kind === "running" ? null : failedInRunningTask(id, run && "failure" in run ? run.failure : null, task, queued, log?.text ?? null);
+  const failedHere = run?.kind === "running" ? null : failedInRunningTask(id, run && "failure" in run ? run.failure : null, task, queued, log);
   if (failedHere !== null) return { ...at, state: "failed", detail: `${firstLine(failedHere)}${logAt}; its task is still running (its other cells); --slurm submits it again` };
   if (isActive(queued)) return { ...at, state: "running", detail: `on ${queued!.reason}` };
   if (queued) return { ...at, state: "queued", detail: `${queued.state.toLowerCase()}${queued.reason && queued.reason !== "None" ? ` (${queued.reason})` : ""}` };

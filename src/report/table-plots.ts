@@ -1,6 +1,7 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { MetricRecord } from "../run/records.js";
 import type { TableResult } from "../table/results.js";
+import { DENSE } from "../table/spec.js";
 import type { Plot } from "./run-plots.js";
 
 /** A table's plots: the primary metric over iterations per method (mean over seeds, their range as a band), the
@@ -19,24 +20,31 @@ export interface TableCell {
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 
 /** `metric` (the table's primary) at every evaluation of every cell, one panel per density, one colour per method:
- * the mean over the seeds evaluated at that iteration, and the band from their lowest to their highest. */
+ * the mean over the seeds with a value at that iteration, and the band from their lowest to their highest. The
+ * dense baseline, trained once per seed for every column, is drawn in every panel. */
 function metricCurves(cells: readonly TableCell[], metric: string): Plot | null {
-  const values = cells.flatMap((c) =>
-    c.method === undefined || c.density === undefined
-      ? []
-      : c.records.flatMap((r) => (r.kind === "eval" && metric in r.metrics ? [{ method: c.method, density: `d_G ${c.density}`, seed: c.seed, iter: r.iter, value: r.metrics[metric] }] : [])),
+  const known = cells.filter((c): c is TableCell & { method: string; density: number } => c.method !== undefined && c.density !== undefined);
+  const columns = [...new Set(known.filter((c) => c.method !== DENSE).map((c) => c.density))].sort((a, b) => a - b);
+  const values = known.flatMap((c) =>
+    (c.method === DENSE ? (columns.length ? columns : [c.density]) : [c.density]).flatMap((d) =>
+      c.records.flatMap((r) => (r.kind === "eval" && metric in r.metrics ? [{ method: c.method, density: `d_G ${d}`, seed: c.seed, iter: r.iter, value: r.metrics[metric] }] : [])),
+    ),
   );
   if (!values.length) return null;
+  const unknown = cells.length - known.length;
   const x = { field: "iter", type: "quantitative", title: "iteration" };
   const color = { field: "method", type: "nominal", title: null };
   return {
     id: "table-metric",
-    title: `${metric} over iterations: the mean over seeds (line) and their range (band), per method`,
+    title:
+      `${metric} over iterations: the mean over the seeds with a value there (line) and their range (band), per method` +
+      `${known.some((c) => c.method === DENSE) ? "; dense in every panel" : ""}` +
+      `${unknown ? `; ${unknown} cell${unknown === 1 ? "" : "s"} left out (config.json unreadable)` : ""}`,
     spec: {
       $schema: SCHEMA,
       title: `${metric} over iterations`,
       data: { values },
-      facet: { column: { field: "density", type: "nominal", title: null } },
+      facet: { column: { field: "density", type: "nominal", title: null, sort: columns.map((d) => `d_G ${d}`) } },
       spec: {
         width: 220,
         height: 160,
@@ -54,10 +62,12 @@ function metricCurves(cells: readonly TableCell[], metric: string): Plot | null 
 function metricVsFlops(result: TableResult): Plot | null {
   const metric = result.metric;
   if (!metric) return null;
-  const values = result.entries.flatMap((e) =>
+  // The dense baseline fills every column with the same cells: one point, labelled as such.
+  const entries = result.entries.filter((e) => e.method !== DENSE || e === result.entries.find((f) => f.method === DENSE));
+  const values = entries.flatMap((e) =>
     e.metric.mean === null || e.flops.mean === null
       ? []
-      : [{ method: e.method, density: e.density, flops: 100 * e.flops.mean, value: e.metric.mean, low: e.metric.mean - (e.metric.std ?? 0), high: e.metric.mean + (e.metric.std ?? 0) }],
+      : [{ method: e.method, density: e.method === DENSE ? "dense" : String(e.density), flops: 100 * e.flops.mean, value: e.metric.mean, low: e.metric.mean - (e.metric.std ?? 0), high: e.metric.mean + (e.metric.std ?? 0) }],
   );
   if (!values.length) return null;
   const x = { field: "flops", type: "quantitative", title: "training FLOPs, % of dense (paper convention)" };

@@ -104,8 +104,9 @@ export function cellState(cell: Cell): CellState {
   // Another run's summary put here by hand would be counted as this cell's result.
   if (summary && (summary.method !== cell.experiment.method || summary.seed !== cell.experiment.seed || !summary.name.endsWith(`-${cell.id}`))) {
     // A whole directory copied from another cell: that is what to say.
-    const stored = Experiment.safeParse(readJson(join(cell.dir, "config.json"), cell.id, cell.dir));
-    if (stored.success) checkIdentity(cell, stored.data);
+    const config = join(cell.dir, "config.json");
+    const stored = existsSync(config) ? Experiment.safeParse(readJson(config, cell.id, cell.dir)) : null;
+    if (stored?.success) checkIdentity(cell, stored.data);
     throw new CellStateError(
       cell.id,
       `${join(cell.dir, "summary.json")} is another run's (${summary.name}: ${summary.method}, seed ${summary.seed}), not this cell's: ` +
@@ -199,8 +200,16 @@ export function checkCellConfig(cell: Cell, extend = false, state?: CellState): 
         : `; or add --extend to give the table ${planned} iterations (this cell ended at iteration ${early}, ${state?.kind === "diverged" ? "diverged" : "stopped by a controller"}: it needs no training, only the new count)`;
   else if (others.length === 0) hint = `; it is past ${planned} iterations (at ${Math.max(at, early ?? 0)}): remove ${cell.dir} to train it anew`;
   const earlier = earlierDefaults(raw, stored.data, changes);
-  if (earlier)
-    hint += `; this cell was trained by an earlier ddst, whose defaults differ (evaluations sampled by BatchNorm's running averages, 500 at a time; CIFAR-10 and STL-10 unflipped): to finish the table as it began, add "set": ${JSON.stringify(earlier)} to the table file`;
+  if (earlier) {
+    const why: Record<string, (v: unknown) => string> = {
+      "eval.batchNorm": () => "its evaluations sampled by BatchNorm's running averages",
+      "eval.batchSize": (v) => `${String(v)} at a time`,
+      "data.hflip": () => "its training images unflipped",
+    };
+    const what = Object.entries(earlier).map(([k, v]) => why[k]!(v));
+    const entries = Object.entries(earlier).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+    hint += `; this cell was trained by an earlier ddst (${what.join(", ")}): to finish the table as it began, add ${entries.join(", ")} to the table file's "set"`;
+  }
   checkIdentity(cell, stored.data);
   throw new CellStateError(
     cell.id,

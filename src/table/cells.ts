@@ -80,16 +80,21 @@ function cellsOf(spec: TableSpec, source: string, out: string, extend: boolean, 
 }
 
 /** `resolve`'s ConfigError as the table file's: a field the table's `set` gives is named as the key to edit
- * there (set["eval.samples"]), not as a field of an experiment the user never wrote. */
+ * there (set["eval.samples"]), one of the base as the base's (base.train.lrG, or the base file's field), not as
+ * a field of an experiment the user never wrote. */
 function asTableIssues<T>(spec: TableSpec, resolve: () => T): T {
   try {
     return resolve();
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const key = (path: string) => Object.keys(spec.set).find((k) => path === k || path.startsWith(`${k}.`));
+    // What the table sets per cell is its lists (methods, densities, seeds) and its name; the rest is the base's.
+    const perCell = (path: string) => ["method", "density", "seed", "name"].includes(path.split(".")[0]!);
     const issues = e.issues.map((i) => {
       const k = key(i.path);
-      return k === undefined ? i : { ...i, path: `set["${k}"]${i.path.slice(k.length)}` };
+      if (k !== undefined) return { ...i, path: `set["${k}"]${i.path.slice(k.length)}` };
+      if (perCell(i.path)) return i;
+      return { ...i, path: typeof spec.base === "string" ? `${i.path} (in the base, ${spec.base})` : `base.${i.path}` };
     });
     throw new ConfigError(e.source, issues, "table");
   }

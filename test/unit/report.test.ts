@@ -163,6 +163,7 @@ describe("report plots", () => {
       { id: "adapt-relax-d0.1-s1", method: "adapt-relax", density: 0.1, seed: 1, records: shifted },
       { id: "static-balance-d0.1-s0", method: "static-balance", density: 0.1, seed: 0, records },
       { id: "static-balance-d0.5-s0", method: "static-balance", density: 0.5, seed: 0, records },
+      { id: "dense-s0", method: "dense", density: 1, seed: 0, records },
     ];
     const stat = (values: number[]) => ({ values, mean: values.length ? values.reduce((a, b) => a + b, 0) / values.length : null, std: values.length > 1 ? 0.07 : null });
     const entry = (method: string, density: number, metric: number[], flops: number) => ({
@@ -170,16 +171,18 @@ describe("report plots", () => {
     });
     const result = {
       name: "t", metric: "kl", evaluates: true, evaluation: null, methods: ["adapt-relax", "static-balance"], densities: [0.1, 0.5], seeds: [0, 1],
-      entries: [entry("adapt-relax", 0.1, [0.2, 0.3], 0.4), entry("adapt-relax", 0.5, [], 0.6), entry("static-balance", 0.1, [0.2], 0.1), entry("static-balance", 0.5, [0.2], 0.5)],
+      entries: [entry("adapt-relax", 0.1, [0.2, 0.3], 0.4), entry("adapt-relax", 0.5, [], 0.6), entry("static-balance", 0.1, [0.2], 0.1), entry("static-balance", 0.5, [0.2], 0.5), entry("dense", 0.1, [0.1], 1), entry("dense", 0.5, [0.1], 1)],
     };
     const plots = tablePlots(cells, result);
     expect(plots.map((p) => p.id)).toEqual(["table-metric", "table-metric-flops", "cells-br", "cells-density-d"]);
     const curves = plots[0]!.spec as { data: { values: { method: string; density: string; iter: number; value: number }[] } };
     expect(curves.data.values.filter((v) => v.method === "adapt-relax" && v.iter === 200).map((v) => v.value)).toEqual([0.2, 0.2 + 0.1]);
     expect(new Set(curves.data.values.map((v) => v.density))).toEqual(new Set(["d_G 0.1", "d_G 0.5"]));
-    // One point per method and density with a mean: the entry without one is left out.
-    const points = (plots[1]!.spec as { data: { values: { method: string; density: number; flops: number }[] } }).data.values;
-    expect(points.map((p) => [p.method, p.density, p.flops])).toEqual([["adapt-relax", 0.1, 40], ["static-balance", 0.1, 10], ["static-balance", 0.5, 50]]);
+    // The dense baseline (trained once per seed) is drawn in every density panel.
+    expect(curves.data.values.filter((v) => v.method === "dense" && v.iter === 200).map((v) => v.density)).toEqual(["d_G 0.1", "d_G 0.5"]);
+    // One point per method and density with a mean (the entry without one is left out); dense once, as such.
+    const points = (plots[1]!.spec as { data: { values: { method: string; density: string; flops: number }[] } }).data.values;
+    expect(points.map((p) => [p.method, p.density, p.flops])).toEqual([["adapt-relax", "0.1", 40], ["static-balance", "0.1", 10], ["static-balance", "0.5", 50], ["dense", "dense", 100]]);
     for (const p of plots.slice(0, 2)) expect(await toSvg(p)).toContain("<svg");
     // Without a table.json (or a metric), only the small multiples.
     expect(tablePlots(cells, { ...result, metric: null }).map((p) => p.id)).toEqual(["cells-br", "cells-density-d"]);

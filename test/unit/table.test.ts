@@ -125,6 +125,8 @@ describe("planTable", () => {
   it("names a bad value the table's set gives as the set's key, the table file being what to edit", async () => {
     await expect(planTable(spec({ set: { "train.lrG": -1 } }), "t.json", "out")).rejects.toThrow(/^invalid table t\.json \(cell [^)]*\):\n {2}- set\["train\.lrG"\]: /);
     await expect(planTable(spec({ set: { train: { lrG: -1 } } }), "t.json", "out")).rejects.toThrow(/- set\["train"\]\.lrG: /);
+    // One of the base: named where it is written.
+    await expect(planTable(spec({ base: { ...base, train: { lrG: -1 } } }), "t.json", "out")).rejects.toThrow(/- base\.train\.lrG: /);
   });
 
   it("refuses a base that fixes d_G, which would override the columns", async () => {
@@ -298,7 +300,9 @@ describe("a cell trained by an earlier ddst", () => {
     mkdirSync(cell.dir, { recursive: true });
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify(old));
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50), config: old }));
-    expect(() => checkCellConfig(cell)).toThrow('add "set": {"eval.batchNorm":"running","eval.batchSize":500,"data.hflip":false} to the table file');
+    expect(() => checkCellConfig(cell)).toThrow(
+      'trained by an earlier ddst (its evaluations sampled by BatchNorm\'s running averages, 500 at a time, its training images unflipped): to finish the table as it began, add "eval.batchNorm": "running", "eval.batchSize": 500, "data.hflip": false to the table file\'s "set"',
+    );
     // A cell of today's ddst that differs in the same fields was configured so: no such hint.
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, eval: { ...cell.experiment.eval, batchSize: 500 } }));
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50), config: { ...cell.experiment, eval: { ...cell.experiment.eval, batchSize: 500 } } }));
@@ -491,7 +495,9 @@ describe("results", () => {
     expect(md).toContain("KL to the true mode distribution of the final evaluation (lower is better)");
     // How the cells evaluate, where the table knows it: a published number is comparable only where it agrees.
     const evaluated = tableMarkdown(tableResult(spec(), finished, [], true, { samples: 10000, reference: "train", batchNorm: "batch" }));
-    expect(evaluated).toContain("KL to the true mode distribution of the final evaluation on 10,000 samples against the train split, BatchNorm by batch (lower is better)");
+    expect(evaluated).toContain("KL to the true mode distribution of the final evaluation on 10,000 samples (lower is better)");
+    const fid = tableMarkdown({ ...tableResult(spec(), finished, [], true, { samples: 10000, reference: "train", batchNorm: "batch" }), metric: "fid" });
+    expect(fid).toContain("FID of the final evaluation on 10,000 samples against the train split, BatchNorm by batch (lower is better)");
     expect(md).toContain("| adapt-relax | 50.00% ± 14.14% [45.00%] | — |");
     // Every grid's spread is the sample standard deviation (n - 1), and says so.
     expect(md).toContain("mean ± sample std over seeds 0, 1; the paper's number in brackets.");

@@ -311,7 +311,7 @@ describe("ddst table", () => {
     edit("checkpoint.json", (j) => j.config as { eval: Record<string, unknown> });
     const refused = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toMatch(/eval\.batchNorm: "running" -> "batch"; eval\.batchSize: 500 -> 100.*trained by an earlier ddst, .*to finish the table as it began, add "eval\.batchNorm": "running", "eval\.batchSize": 500 to the table file's "set"/);
+    expect(refused.stderr).toMatch(/eval\.batchNorm: "running" -> "batch"; eval\.batchSize: 500 -> 100.*trained by an earlier ddst \(its evaluations sampled by BatchNorm's running averages, 500 at a time\): to finish the table as it began, add "eval\.batchNorm": "running", "eval\.batchSize": 500 to the table file's "set"/);
     writeFileSync(spec, JSON.stringify({ ...JSON.parse(readFileSync(spec, "utf8")), set: { "eval.batchNorm": "running", "eval.batchSize": 500 } }));
     const r = await execa("node", [CLI, "table", spec, "--out", out], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { DirName } from "./names.js";
 import { BatchNormMode, DataSpec, DeviceChoice, ModelSpec, StoredDataSpec, TrainSpec } from "../vocabulary/networks.js";
-import { withoutDefaults } from "../vocabulary/schema-shapes.js";
+import { isJsonObject, withoutDefaults } from "../vocabulary/schema-shapes.js";
 import { CapDstPolicy, ControllerPolicy, DiscriminatorPolicy, DstPolicy, GeneratorPolicy, Init } from "./policies.js";
 import { policyConflicts } from "./method-policies.js";
 import { MethodName, presetPolicies } from "./presets.js";
@@ -82,7 +82,9 @@ export const ExperimentInput = z.strictObject({
   iterations: z.number().int().min(1).max(100_000_000),
   model: ModelSpec,
   data: DataSpec,
-  train: TrainSpec.default(TrainSpec.parse({})),
+  train: TrainSpec.default(TrainSpec.parse({})).describe(
+    "for the paper's networks (sngan32, sngan48), batchSize, genBatchSize and nCritic left out are the paper's 64, 128 and 5",
+  ),
   generator: z
     .strictObject({ density: z.number().gt(0).max(1), init: Init, dst: DstOverride.nullable() })
     .partial()
@@ -229,10 +231,20 @@ export function checkControllers(list: unknown[], module: string | undefined, ev
   return issues;
 }
 
+/** The paper's batches for its own networks: in an SNGAN experiment, D's batch, G's batch and n_critic that it
+ * does not name are the reference's 64 / 128 / 5, not the generic defaults (256, D's, 1), which would train
+ * another regime under the paper's name. */
+export const PAPER_BATCHES = { batchSize: 64, genBatchSize: 128, nCritic: 5 } as const;
+function withPaperBatches(input: unknown): unknown {
+  if (!isJsonObject(input) || !isJsonObject(input.model) || typeof input.model.name !== "string" || !input.model.name.startsWith("sngan")) return input;
+  const train = input.train ?? {};
+  return isJsonObject(train) ? { ...input, train: { ...PAPER_BATCHES, ...train } } : input;
+}
+
 /** Validates user input and expands the preset; throws ConfigError naming every offending field, including
  * tuning of a policy the method does not have (method-policies.ts). */
 export function resolveExperiment(input: unknown, source = "experiment", module?: string): Experiment {
-  const parsed = ExperimentInput.safeParse(input);
+  const parsed = ExperimentInput.safeParse(withPaperBatches(input));
   const method = MethodName.safeParse((input as { method?: unknown } | null)?.method);
   const conflicts = method.success && typeof input === "object" && input !== null ? policyConflicts(method.data, input) : [];
   const controllerIssues = parsed.success ? checkControllers(parsed.data.controllers ?? [], module, evaluatesDuringTraining(parsed.data)) : [];

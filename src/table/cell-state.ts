@@ -2,6 +2,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { z } from "zod";
 import { Experiment } from "../config/experiment.js";
+import { genBatchSize } from "../vocabulary/networks.js";
 import { isFinishedRun, Summary } from "../run/records.js";
 import { cadenceFields, changesText, EXECUTION_FIELDS, comparable, configChanges, editsSinceCheckpoint, PATH_FIELDS, SUPERVISION_FIELDS, trainedConfig } from "../config/config-changes.js";
 import { CheckpointPointer } from "../run/run-state.js";
@@ -133,10 +134,10 @@ function checkIdentity(cell: Cell, was: Experiment): void {
     );
 }
 
-/** Fields whose defaults changed since a cell's config.json was written by an earlier ddst (it lacks the field
+/** Fields whose defaults changed since a cell's config.json was written by an earlier ddst (it lacks a field
  * that came with the change), and in which the table now differs from the cell: the table's `set` that finishes
- * it as it began ({"eval.batchNorm": "running", "eval.batchSize": 500, "data.hflip": false}, those that
- * differ), or null. */
+ * it as it began ({"eval.batchNorm": "running", "eval.batchSize": 500, "data.hflip": false, and for SNGAN
+ * "train.batchSize": 256, "train.genBatchSize": 256, "train.nCritic": 1; those that differ), or null. */
 function earlierDefaults(raw: unknown, stored: Experiment, changes: readonly string[]): Record<string, unknown> | null {
   const json = raw as { eval?: { batchNorm?: unknown } | null; data?: { hflip?: unknown } };
   const beforeBatchNorm = stored.eval !== null && json.eval?.batchNorm === undefined;
@@ -146,6 +147,10 @@ function earlierDefaults(raw: unknown, stored: Experiment, changes: readonly str
   if (beforeBatchNorm && stored.eval)
     for (const [path, value] of [["eval.batchNorm", stored.eval.batchNorm], ["eval.batchSize", stored.eval.batchSize]] as const) if (changed(path)) set[path] = value;
   if (beforeHflip && changed("data.hflip")) set["data.hflip"] = (stored.data as { hflip: boolean }).hflip;
+  // The paper's networks had the generic batches and n_critic by default then.
+  if ((beforeBatchNorm || beforeHflip) && stored.model.name.startsWith("sngan"))
+    for (const [path, value] of [["train.batchSize", stored.train.batchSize], ["train.genBatchSize", genBatchSize(stored.train)], ["train.nCritic", stored.train.nCritic]] as const)
+      if (changed(path)) set[path] = value;
   return Object.keys(set).length ? set : null;
 }
 
@@ -205,6 +210,9 @@ export function checkCellConfig(cell: Cell, extend = false, state?: CellState): 
       "eval.batchNorm": () => "its evaluations sampled by BatchNorm's running averages",
       "eval.batchSize": (v) => `${String(v)} at a time`,
       "data.hflip": () => "its training images unflipped",
+      "train.batchSize": (v) => `D's batch ${String(v)}`,
+      "train.genBatchSize": (v) => `G's batch ${String(v)}`,
+      "train.nCritic": (v) => `n_critic ${String(v)}`,
     };
     const what = Object.entries(earlier).map(([k, v]) => why[k]!(v));
     const entries = Object.entries(earlier).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);

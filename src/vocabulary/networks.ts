@@ -123,9 +123,9 @@ export const StoredDataSpec = dataSpec(false);
 export const MAX_BATCH = 65536;
 
 export const TrainSpec = z.strictObject({
-  batchSize: z.number().int().min(1).max(MAX_BATCH).default(256).describe("D's batch (real and fake); the paper's SNGAN setting is 64 (examples/cifar10-sngan.json)"),
-  genBatchSize: z.number().int().min(1).max(MAX_BATCH).optional().describe("G's batch (default: batchSize; the paper uses 128 with D at 64)"),
-  nCritic: z.number().int().min(1).max(100).default(1).describe("D steps per G step; the paper's SNGAN setting is 5"),
+  batchSize: z.number().int().min(1).max(MAX_BATCH).default(256).describe("D's batch (real and fake); the paper's SNGAN setting is 64, the default for sngan32 and sngan48"),
+  genBatchSize: z.number().int().min(1).max(MAX_BATCH).optional().describe("G's batch (default: batchSize; the paper uses 128 with D at 64, the default for sngan32 and sngan48)"),
+  nCritic: z.number().int().min(1).max(100).default(1).describe("D steps per G step; the paper's SNGAN setting is 5, the default for sngan32 and sngan48"),
   loss: z.enum(["hinge", "ns", "wasserstein"]).default("hinge"),
   lrG: z.number().positive().max(1).default(2e-4),
   lrD: z.number().positive().max(1).default(2e-4),

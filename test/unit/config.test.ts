@@ -115,6 +115,16 @@ describe("experiment resolution", () => {
     expect(Experiment.parse(cifar).data).toMatchObject({ hflip: true });
   });
 
+  it("trains the paper's networks at the paper's batches and n_critic unless told otherwise", () => {
+    const sngan = { ...base, model: { name: "sngan32" }, data: { name: "cifar10", path: "/d" } };
+    expect(resolveExperiment(sngan).train).toMatchObject({ batchSize: 64, genBatchSize: 128, nCritic: 5, lrG: 2e-4, lrD: 2e-4, betas: [0, 0.9], ema: 0.999 });
+    expect(resolveExperiment({ ...sngan, train: { nCritic: 1 } }).train).toMatchObject({ batchSize: 64, genBatchSize: 128, nCritic: 1 });
+    expect(resolveExperiment({ ...sngan, model: { name: "sngan48" }, data: { name: "stl10", path: "/d" } }).train).toMatchObject({ batchSize: 64, genBatchSize: 128, nCritic: 5 });
+    // Other networks keep the generic defaults.
+    expect(resolveExperiment(base).train).toMatchObject({ batchSize: 256, nCritic: 1 });
+    expect(resolveExperiment(base).train.genBatchSize).toBeUndefined();
+  });
+
   it("checks an experiment's own controllers field by field, naming each", () => {
     const c = (extra: object) => ({ name: "mine", initialState: () => null, decide: () => ({}), ...extra });
     const paths = (extra: object, more: object = {}) => {

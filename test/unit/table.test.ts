@@ -303,6 +303,19 @@ describe("a cell trained by an earlier ddst", () => {
     expect(() => checkCellConfig(cell)).toThrow(
       'trained by an earlier ddst (its evaluations sampled by BatchNorm\'s running averages, 500 at a time, its training images unflipped): to finish the table as it began, add "eval.batchNorm": "running", "eval.batchSize": 500, "data.hflip": false to the table file\'s "set"',
     );
+    // An SNGAN cell of then also trained at the generic batches and n_critic, which its network no longer defaults to.
+    const sngan = await planTable(TableSpec.parse({ name: "t", base: { ...cifar, model: { name: "sngan32" }, train: {} }, methods: ["static-balance"], densities: [0.1], seeds: [0] }), join(dir, "t.json"), join(dir, "out2"));
+    const snCell = sngan.cells[0]!;
+    const then = JSON.parse(JSON.stringify(snCell.experiment));
+    delete then.eval.batchNorm;
+    delete then.data.hflip;
+    then.eval.batchSize = 500;
+    then.train = { ...then.train, batchSize: 256, nCritic: 1 };
+    delete then.train.genBatchSize;
+    mkdirSync(snCell.dir, { recursive: true });
+    writeFileSync(join(snCell.dir, "config.json"), JSON.stringify(then));
+    writeFileSync(join(snCell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50), config: then }));
+    expect(() => checkCellConfig(snCell)).toThrow(/D's batch 256, G's batch 256, n_critic 1\): to finish the table as it began, add .*"train\.batchSize": 256, "train\.genBatchSize": 256, "train\.nCritic": 1 to the table file's "set"/);
     // A cell of today's ddst that differs in the same fields was configured so: no such hint.
     writeFileSync(join(cell.dir, "config.json"), JSON.stringify({ ...cell.experiment, eval: { ...cell.experiment.eval, batchSize: 500 } }));
     writeFileSync(join(cell.dir, "checkpoint.json"), JSON.stringify({ iter: 50, worker: "checkpoints/iter-000000050.pt", state: runState(50), config: { ...cell.experiment, eval: { ...cell.experiment.eval, batchSize: 500 } } }));

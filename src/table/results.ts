@@ -1,15 +1,10 @@
-import { join } from "node:path";
 import { z } from "zod";
 import type { Summary } from "../run/records.js";
-import { divergedAt, FailedRecord } from "../run/run-status.js";
-import { readJsonAs, UnreadableFileError } from "../files.js";
-import { cellState, CellStateError, checkCellConfig, type CellState } from "./cell-state.js";
-import type { TablePlan } from "./cells.js";
 import { cellDensity, paperKey, type TableSpec } from "./spec.js";
 
 /** A table's numbers from its cells' summary.json files: rows = methods, columns = densities, each entry the
- * mean and sample standard deviation over the seeds that finished. tableResult is pure, so it is tested without
- * a worker; failedCells reads which cells' last attempt failed. */
+ * mean and sample standard deviation over the seeds that finished. Pure, so it is tested without a worker; what
+ * the cells hold is read by run-table.ts's cellOutcomes. */
 
 export const Stat = z.object({
   values: z.array(z.number()).describe("one per finished seed that has the value, in seed order"),
@@ -76,26 +71,6 @@ export type SettledCell = { method: string; density: number; seed: number } & ({
 type FinishedCell = Extract<SettledCell, { summary: Summary }>;
 /** A cell whose last attempt failed (its failed.json, not a divergence): it has training left, which a retry may do. */
 export type FailedCell = { method: string; density: number; seed: number };
-
-/** The cells on disk whose last attempt failed (failed.json, not a divergence) and that are not finished since,
- * trained with the plan's configuration (as the results take settled cells). A cell that failed before its first
- * checkpoint leaves no directory: there is nothing on disk to count it by. */
-export function failedCells(plan: TablePlan): FailedCell[] {
-  return plan.cells.flatMap((cell) => {
-    let s: CellState;
-    let failure: FailedRecord | null;
-    try {
-      s = cellState(cell);
-      if (s.kind !== "interrupted" && s.kind !== "unstarted") return [];
-      if (s.kind === "interrupted") checkCellConfig(cell, plan.extend, s);
-      failure = readJsonAs(join(cell.dir, "failed.json"), FailedRecord);
-    } catch (e) {
-      if (e instanceof CellStateError || e instanceof UnreadableFileError) return []; // damaged or of another configuration: named elsewhere
-      throw e;
-    }
-    return failure && divergedAt(failure) === undefined ? [{ method: cell.method, density: cell.density, seed: cell.seed }] : [];
-  });
-}
 
 /** The metric the table reports: the primary metric most cells' summaries name. */
 function tableMetric(cells: readonly FinishedCell[]): string | null {

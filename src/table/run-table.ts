@@ -3,16 +3,16 @@ import { join } from "node:path";
 import { holderText, liveHolder, takeLock } from "../run/dir-lock.js";
 import { resumeRun, RunAborted, runExperiment } from "../run/run-experiment.js";
 import type { Summary } from "../run/records.js";
-import { finalMetric } from "../run/run-status.js";
+import { divergedAt, FailedRecord, finalMetric } from "../run/run-status.js";
 import { adoptPlannedSettings, cellState, CellStateError, checkCellConfig, isSettled, recordPlannedCount, type CellState } from "./cell-state.js";
 import { DivergedError } from "../run/divergence.js";
 import type { Cell, TablePlan } from "./cells.js";
 import type { Slot } from "./devices.js";
 import type { TableProgress } from "./progress.js";
 import { tableCsv, tableMarkdown } from "./render.js";
-import { failedCells, tableResult, type SettledCell, type TableResult } from "./results.js";
+import { tableResult, type FailedCell, type SettledCell, type TableResult } from "./results.js";
 import { InputError } from "../input-error.js";
-import { writeWhole } from "../files.js";
+import { readJsonAs, UnreadableFileError, writeWhole } from "../files.js";
 
 /** Runs a table's cells, `slots.length` at a time: each cell is an ordinary durable run in DIR/cells/<id>, so
  * re-running the command skips finished cells and resumes interrupted ones from their checkpoints. Results
@@ -282,26 +282,38 @@ function describe(s: Summary): string {
   return `${metric ? `${metric}, ` : ""}FLOPs ${(100 * s.flops.ratio).toFixed(2)}% of dense, d_D ${s.final.densityD.toFixed(3)}, ${(s.wallSeconds / 60).toFixed(1)} min`;
 }
 
-/** The finished and diverged cells as they are on disk now, trained with the plan's configuration: a cell another array
- * task trained under an edited table file stays out of the results (inspectCells refuses such tables up front;
- * this covers tasks that were already running when the file changed). */
-export function settledCells(plan: TablePlan): SettledCell[] {
-  const out: SettledCell[] = [];
+/** What the results are made of, from one look at each cell as it is on disk now: the settled cells (finished or
+ * diverged) and those whose last attempt failed (failed.json, not a divergence, with training left), each trained
+ * with the plan's configuration: a cell another array task trained under an edited table file stays out of the
+ * results (inspectCells refuses such tables up front; this covers tasks that were already running when the file
+ * changed). A damaged cell is in neither (inspectCells and --status name it), and a cell that failed before its
+ * first checkpoint leaves no directory: nothing on disk counts it. */
+export function cellOutcomes(plan: TablePlan): { settled: SettledCell[]; failed: FailedCell[] } {
+  const settled: SettledCell[] = [];
+  const failed: FailedCell[] = [];
   for (const cell of plan.cells) {
-    let s: CellState;
+    const key = { method: cell.method, density: cell.density, seed: cell.seed };
     try {
-      s = cellState(cell);
+      const s = cellState(cell);
+      if (isSettled(s)) {
+        if (conflictOf(cell, plan.extend, s) !== null) continue;
+        if (s.kind === "finished") settled.push({ ...key, summary: s.summary });
+        if (s.kind === "diverged") settled.push({ ...key, divergedAt: s.at });
+      } else if (s.kind === "interrupted" || s.kind === "unstarted") {
+        if (s.kind === "interrupted") checkCellConfig(cell, plan.extend, s);
+        const failure = readJsonAs(join(cell.dir, "failed.json"), FailedRecord);
+        if (failure && divergedAt(failure) === undefined) failed.push(key);
+      }
     } catch (e) {
-      if (e instanceof CellStateError) continue; // damaged: inspectCells and --status name it
+      if (e instanceof CellStateError || e instanceof UnreadableFileError) continue; // damaged, or of another configuration
       throw e;
     }
-    if (!isSettled(s) || conflictOf(cell, plan.extend, s) !== null) continue;
-    const key = { method: cell.method, density: cell.density, seed: cell.seed };
-    if (s.kind === "finished") out.push({ ...key, summary: s.summary });
-    if (s.kind === "diverged") out.push({ ...key, divergedAt: s.at });
   }
-  return out;
+  return { settled, failed };
 }
+
+export const settledCells = (plan: TablePlan): SettledCell[] => cellOutcomes(plan).settled;
+export const failedCells = (plan: TablePlan): FailedCell[] => cellOutcomes(plan).failed;
 
 /** table-spec.json: what marks the directory as this table's (checkTableDir, `ddst ls`), written by every
  * command that puts anything else there. */
@@ -315,7 +327,8 @@ export function writeResults(plan: TablePlan): TableResult {
   recordSpec(plan);
   const ev = plan.cells.find((c) => c.experiment.eval !== null)?.experiment.eval;
   const evaluation = ev ? { samples: ev.samples, reference: ev.reference, batchNorm: ev.batchNorm } : null;
-  const result = tableResult(plan.spec, settledCells(plan), failedCells(plan), ev !== undefined, evaluation);
+  const { settled, failed } = cellOutcomes(plan);
+  const result = tableResult(plan.spec, settled, failed, ev !== undefined, evaluation);
   writeWhole(join(plan.out, "table.json"), JSON.stringify(result, null, 2) + "\n");
   writeWhole(join(plan.out, "table.md"), tableMarkdown(result));
   writeWhole(join(plan.out, "table.csv"), tableCsv(result));

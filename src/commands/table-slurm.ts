@@ -11,7 +11,7 @@ import { appendSubmission, lastTaskOfCells, readSubmissions, slurmDir } from "..
 import { preflightCells, preflightDensities, type Cell, type TablePlan } from "../table/cells.js";
 import { unplannedCells } from "../table/unplanned-cells.js";
 import { configConflicts, extendCells, inspectCells, lockTable, recordSpec, TableError, writeResults } from "../table/run-table.js";
-import { isSettled } from "../table/cell-state.js";
+import { isSettled, yetToStart } from "../table/cell-state.js";
 import { findPython } from "../worker/discover.js";
 import { layerTableOf } from "../worker/shape-only-build.js";
 import { packageRoot } from "../worker/paths.js";
@@ -105,7 +105,7 @@ export async function submitTable(plan: TablePlan, tableFile: string, flags: Slu
     preflightCells(tableFile, pending);
     // Cells that have started passed this check; each array task would refuse the others again at every start.
     const python = (await findPython()).path;
-    const starting = pending.filter((c) => ["new", "unstarted"].includes(states.get(c.id)!.kind));
+    const starting = pending.filter((c) => yetToStart(states.get(c.id)!));
     if (starting.length) await preflightDensities(tableFile, starting, (exp) => layerTableOf(exp, python));
     const out = resolve(plan.out);
     const tasks = groupCells(

@@ -7,7 +7,7 @@ import { duration, TableProgress } from "../table/progress.js";
 import { unplannedCells } from "../table/unplanned-cells.js";
 import { tableMarkdown } from "../table/render.js";
 import { checkTableDir, checkTableFree, inspectCells, runTable } from "../table/run-table.js";
-import { isSettled } from "../table/cell-state.js";
+import { isSettled, yetToStart } from "../table/cell-state.js";
 import { prepareTiming, secondsPerIteration } from "../bench/steady-state.js";
 import { findPython, probePython } from "../worker/discover.js";
 import { Worker } from "../worker/worker.js";
@@ -123,7 +123,7 @@ export async function cmdTable(argv: string[]): Promise<number> {
   preflightCells(file, toTrain);
   const python = toTrain.length ? (await findPython()).path : undefined;
   // A cell that has started has passed this check; one still to start is refused at its start if it fails it.
-  const starting = toTrain.filter((c) => ["new", "unstarted"].includes(states.get(c.id)!.kind));
+  const starting = toTrain.filter((c) => yetToStart(states.get(c.id)!));
   if (starting.length) await preflightDensities(file, starting, (exp) => layerTableOf(exp, python));
   const controller = new AbortController();
   const signals = onInterrupt(
@@ -233,7 +233,7 @@ async function timedPlan(worker: Worker, plan: TablePlan, states: ReturnType<typ
     const s = states.get(cell.id)!;
     const status = s.kind === "finished" ? "finished" : s.kind === "diverged" ? `diverged at ${s.at}` : s.kind === "interrupted" ? `at ${s.iter}/${cell.experiment.iterations}` : "new";
     // A density that leaves a layer without an active weight is refused when the cell starts: said here too.
-    const empty = s.kind === "new" || s.kind === "unstarted" ? layersLeftEmpty(layers, startingMasks(layers, cell.experiment)) : [];
+    const empty = yetToStart(s) ? layersLeftEmpty(layers, startingMasks(layers, cell.experiment)) : [];
     const f = whyNeedsRun(cell.experiment) || empty.length ? null : planFlops(cell.experiment, layers);
     const flops = empty.length
       ? `refused when it starts: d_G ${cell.density} leaves ${count(empty.length, "layer")} without an active weight (${empty[0]!.net} ${empty[0]!.name}, ...)`

@@ -28,6 +28,10 @@ export type CellState =
 /** Nothing more to train: finished, or diverged (which only other settings, in another table, would change). */
 export const isSettled = (s: CellState): boolean => s.kind === "finished" || s.kind === "diverged";
 
+/** Not started yet, or started without a checkpoint: its starting densities are still to be checked (a cell with
+ * a checkpoint passed that check when it started). */
+export const yetToStart = (s: CellState): boolean => s.kind === "new" || s.kind === "unstarted";
+
 export class CellStateError extends Error {
   constructor(
     readonly cell: string,

@@ -8,7 +8,8 @@ import { trainArgs } from "../vocabulary/networks.js";
 import { Worker } from "./worker.js";
 
 /** An experiment's networks built without its data: the same model on data of the right shape (nothing is
- * read), for what needs only their layers (FLOPs ahead of training, a table's pre-flight, timings). */
+ * read but an npy file, whose shape only it holds), for what needs only their layers (FLOPs ahead of training, a
+ * table's pre-flight, timings). */
 
 /** Builds `exp`'s networks on `worker` -> the layer table. */
 export async function buildShapeOnly(worker: Worker, exp: Experiment, device: "cpu" | "cuda" = "cpu"): Promise<LayerInfo[]> {

@@ -48,7 +48,7 @@ from .metrics.inception import (WEIGHTS_HELP, InceptionWeightsMismatch, Inceptio
 from .metrics.inception_score import inception_score
 from .metrics.toy import toy_metrics
 from .reference_stats import ReferenceStats
-from .sampling import BATCH_NORM_MODES, forwards, sampling
+from .sampling import check_batch_norm, forwards, sampling
 
 CLASSIFIER_EPOCHS = 2     # the library's recipe (~99% on MNIST); Evaluator(classifier_epochs=) for tests
 CLASSIFIER_BATCH = 1000   # most images per classifier forward
@@ -193,8 +193,7 @@ class Evaluator:
             raise _bad("samples and batchSize must be >= 1", samples=n, batchSize=batch)
         if split not in ("train", "test"):
             raise _bad("reference must be 'train' or 'test'", reference=split)
-        if args["batchNorm"] not in BATCH_NORM_MODES:
-            raise _bad(f"batchNorm must be one of {BATCH_NORM_MODES}", batchNorm=args["batchNorm"])
+        check_batch_norm(args["batchNorm"])  # before the networks are loaded
         self._check(wanted, data, data_name, shape, n, args)
 
         inception_needed = "fid" in wanted or "is" in wanted

@@ -20,13 +20,20 @@ from contextlib import contextmanager
 
 from torch import nn
 
+from .errors import WorkerError
+
 BATCH_NORM_MODES = ("batch", "running")
+
+
+def check_batch_norm(batch_norm) -> None:
+    """A request's `batchNorm`, refused as bad_value unless it is one of the modes."""
+    if batch_norm not in BATCH_NORM_MODES:
+        raise WorkerError("bad_value", f"batchNorm must be one of {BATCH_NORM_MODES}", {"batchNorm": batch_norm})
 
 
 @contextmanager
 def sampling(G: nn.Module, batch_norm: str):
-    if batch_norm not in BATCH_NORM_MODES:
-        raise ValueError(f"batchNorm must be one of {BATCH_NORM_MODES}, got {batch_norm!r}")
+    check_batch_norm(batch_norm)
     was_training = G.training
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if batch_norm == "batch" else []
     tracked = [m.track_running_stats for m in norms]

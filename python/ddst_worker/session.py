@@ -26,7 +26,7 @@ from .losses import LOSSES
 from .masking import MaskSet, maskable_layers
 from .models import build_model
 from .profiling import profiled
-from .sampling import BATCH_NORM_MODES, forwards, sampling
+from .sampling import forwards, sampling
 from .memory_format import use_channels_last
 from .precision import PRECISIONS, fp32_spectral_norm, set_tf32
 from .train import Gan, growth_gradients, train, use_graphs
@@ -253,8 +253,6 @@ class Session:
         n, seed, batch, batch_norm = args["n"], args["seed"], args["batchSize"], args["batchNorm"]
         if n < 1 or batch < 1:
             raise _bad("n and batchSize must be >= 1", n=n, batchSize=batch)
-        if batch_norm not in BATCH_NORM_MODES:
-            raise _bad(f"batchNorm must be one of {BATCH_NORM_MODES}", batchNorm=batch_norm)
         gen = torch.Generator(device=gan.device).manual_seed(seed % 2**64)
         G = gan.ema.model if gan.ema is not None else gan.G
         with sampling(G, batch_norm), torch.no_grad():

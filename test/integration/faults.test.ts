@@ -24,9 +24,10 @@ const run = (args: string[], env?: Record<string, string>) => execa("node", [CLI
 const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8");
 const pointerIter = (dir: string) => (JSON.parse(readFileSync(join(dir, "checkpoint.json"), "utf8")) as { iter: number }).iter;
 
-/** An interpreter wrapper that starts the worker with `module` (a file in `dir`) imported first, to patch it:
+/** An interpreter wrapper that starts the worker with `module` (written into `dir` from `source`) imported first, to patch it:
  * how faults the CPU never meets (a failed capture, a compiler crash) are put in. */
-async function patchedWorker(dir: string, module: string): Promise<string> {
+async function patchedWorker(dir: string, module: string, source: readonly string[]): Promise<string> {
+  writeFileSync(join(dir, `${module}.py`), source.join("\n"));
   const python = (await findPython()).path;
   const wrapper = join(dir, "python");
   const load = `import runpy, ${module}; runpy.run_module('ddst_worker', run_name='__main__', alter_sys=True)`;
@@ -100,29 +101,26 @@ describe.concurrent("faults", () => {
     // done, so the failures are put in): an interpreter wrapper that loads the worker with Session.op_build
     // patched. The capture fails first; the worker built without graphs then fails to compile.
     const dir = tempDir();
-    writeFileSync(
-      join(dir, "cannot_capture.py"),
-      [
-        "from ddst_worker.errors import WorkerError",
-        "from ddst_worker.session import Session",
-        "class CannotCapture:",
-        "    def d(self, *inputs):",
-        "        raise WorkerError('internal', 'capturing the D step as a CUDA graph failed (InjectedError: put in by a test)', {'reason': 'capture', 'step': 'D step', 'error': 'InjectedError'})",
-        "    g = d",
-        "def cannot_compile(x):",
-        "    raise WorkerError('internal', 'compiling the discriminator with torch.compile failed (InjectedError: put in by a test); train without it', {'reason': 'compile', 'net': 'the discriminator', 'error': 'InjectedError'})",
-        "built = Session.op_build",
-        "def op_build(self, args):",
-        "    reply = built(self, args)",
-        "    if args['train']['cudaGraphs']:",
-        "        self.gan.graphs = CannotCapture()",
-        "    if args['train']['compile']:",
-        "        self.gan.compiled = (self.gan.G, cannot_compile)",
-        "    return reply",
-        "Session.op_build = op_build",
-      ].join("\n"),
-    );
-    const wrapper = await patchedWorker(dir, "cannot_capture");
+    const cannotCapture = [
+      "from ddst_worker.errors import WorkerError",
+      "from ddst_worker.session import Session",
+      "class CannotCapture:",
+      "    def d(self, *inputs):",
+      "        raise WorkerError('internal', 'capturing the D step as a CUDA graph failed (InjectedError: put in by a test)', {'reason': 'capture', 'step': 'D step', 'error': 'InjectedError'})",
+      "    g = d",
+      "def cannot_compile(x):",
+      "    raise WorkerError('internal', 'compiling the discriminator with torch.compile failed (InjectedError: put in by a test); train without it', {'reason': 'compile', 'net': 'the discriminator', 'error': 'InjectedError'})",
+      "built = Session.op_build",
+      "def op_build(self, args):",
+      "    reply = built(self, args)",
+      "    if args['train']['cudaGraphs']:",
+      "        self.gan.graphs = CannotCapture()",
+      "    if args['train']['compile']:",
+      "        self.gan.compiled = (self.gan.G, cannot_compile)",
+      "    return reply",
+      "Session.op_build = op_build",
+    ];
+    const wrapper = await patchedWorker(dir, "cannot_capture", cannotCapture);
     const out = join(dir, "run");
     const r = await run([file, "--out", out, "--set", "train.cudaGraphs=true", "--set", "train.compile=true"], { DDST_PYTHON: wrapper });
     expect(r.exitCode, r.stderr).toBe(0);
@@ -145,24 +143,21 @@ describe.concurrent("faults", () => {
     // A compiler crash kills the process and says nothing. Put in here: a worker whose compiled discriminator
     // kills it (SIGKILL, as a segfault would) and whose build says it applies train.compile, as on CUDA.
     const dir = tempDir();
-    writeFileSync(
-      join(dir, "compile_kills.py"),
-      [
-        "import os, signal",
-        "from ddst_worker.session import Session",
-        "def kills(x):",
-        "    os.kill(os.getpid(), signal.SIGKILL)",
-        "built = Session.op_build",
-        "def op_build(self, args):",
-        "    reply = built(self, args)",
-        "    if args['train']['compile']:",
-        "        self.gan.compiled = (self.gan.G, kills)",
-        "        reply['execution']['compile'] = True",
-        "    return reply",
-        "Session.op_build = op_build",
-      ].join("\n"),
-    );
-    const wrapper = await patchedWorker(dir, "compile_kills");
+    const compileKills = [
+      "import os, signal",
+      "from ddst_worker.session import Session",
+      "def kills(x):",
+      "    os.kill(os.getpid(), signal.SIGKILL)",
+      "built = Session.op_build",
+      "def op_build(self, args):",
+      "    reply = built(self, args)",
+      "    if args['train']['compile']:",
+      "        self.gan.compiled = (self.gan.G, kills)",
+      "        reply['execution']['compile'] = True",
+      "    return reply",
+      "Session.op_build = op_build",
+    ];
+    const wrapper = await patchedWorker(dir, "compile_kills", compileKills);
     // Within supervision.maxRestarts, as any restart: with 1, the second failure ends the run, compile left on.
     const limited = join(dir, "limited");
     const l = await run([file, "--out", limited, "--set", "train.compile=true", "--set", "supervision.maxRestarts=1"], { DDST_PYTHON: wrapper });
@@ -186,25 +181,22 @@ describe.concurrent("faults", () => {
     // failed the run. Put in: the worker dies saving the run's last checkpoint (at iteration 300), once; the run
     // goes back to its checkpoint of 200.
     const dir = tempDir();
-    writeFileSync(
-      join(dir, "dies_at_the_end.py"),
-      [
-        "import os, signal",
-        "from ddst_worker.session import Session",
-        `SAVES = ${JSON.stringify(join(dir, "saves-at-300"))}`,
-        "save = Session.op_save",
-        "def op_save(self, args):",
-        "    if self.iter == 300:",
-        "        n = int(open(SAVES).read()) if os.path.exists(SAVES) else 0",
-        "        open(SAVES, 'w').write(str(n + 1))",
-        "        if n == 0:",
-        "            os.kill(os.getpid(), signal.SIGKILL)",
-        "    return save(self, args)",
-        "Session.op_save = op_save",
-      ].join("\n"),
-    );
+    const diesAtTheEnd = [
+      "import os, signal",
+      "from ddst_worker.session import Session",
+      `SAVES = ${JSON.stringify(join(dir, "saves-at-300"))}`,
+      "save = Session.op_save",
+      "def op_save(self, args):",
+      "    if self.iter == 300:",
+      "        n = int(open(SAVES).read()) if os.path.exists(SAVES) else 0",
+      "        open(SAVES, 'w').write(str(n + 1))",
+      "        if n == 0:",
+      "            os.kill(os.getpid(), signal.SIGKILL)",
+      "    return save(self, args)",
+      "Session.op_save = op_save",
+    ];
     const out = join(dir, "run");
-    const r = await run([file, "--out", out], { DDST_PYTHON: await patchedWorker(dir, "dies_at_the_end") });
+    const r = await run([file, "--out", out], { DDST_PYTHON: await patchedWorker(dir, "dies_at_the_end", diesAtTheEnd) });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(readFileSync(join(dir, "saves-at-300"), "utf8")).toBe("2");
     const records = metrics(out).split("\n").filter(Boolean);
@@ -230,8 +222,8 @@ describe.concurrent("faults", () => {
   it("a resume whose worker dies loading the checkpoint records the failure (a refusal would not)", async () => {
     const out = await stoppedAt(100, "dies-loading");
     const dir = tempDir();
-    writeFileSync(join(dir, "dies_loading.py"), ["import os, signal", "from ddst_worker.session import Session", "Session.op_load = lambda self, args: os.kill(os.getpid(), signal.SIGKILL)"].join("\n"));
-    const r = await run(["--resume", out], { DDST_PYTHON: await patchedWorker(dir, "dies_loading") });
+    const diesLoading = ["import os, signal", "from ddst_worker.session import Session", "Session.op_load = lambda self, args: os.kill(os.getpid(), signal.SIGKILL)"];
+    const r = await run(["--resume", out], { DDST_PYTHON: await patchedWorker(dir, "dies_loading", diesLoading) });
     expect(r.exitCode).toBe(1);
     expect(JSON.parse(readFileSync(join(out, "failed.json"), "utf8")).error).toMatch(/SIGKILL/);
   });
@@ -240,31 +232,28 @@ describe.concurrent("faults", () => {
     // Put in: the first worker dies training after iteration 150; the first one started to replace it dies
     // loading the checkpoint; the next loads it and finishes.
     const dir = tempDir();
-    writeFileSync(
-      join(dir, "dies_twice.py"),
-      [
-        "import os, signal",
-        "from ddst_worker.session import Session",
-        `MARK = ${JSON.stringify(join(dir, "mark"))}`,
-        "def once(name):",
-        "    if os.path.exists(MARK + name):",
-        "        return False",
-        "    open(MARK + name, 'w').close()",
-        "    return True",
-        "train, load = Session.op_train, Session.op_load",
-        "def op_train(self, args, progress=None):",
-        "    if args['start'] > 150 and once('-train'):",
-        "        os.kill(os.getpid(), signal.SIGKILL)",
-        "    return train(self, args, progress)",
-        "def op_load(self, args):",
-        "    if once('-load'):",
-        "        os.kill(os.getpid(), signal.SIGKILL)",
-        "    return load(self, args)",
-        "Session.op_train, Session.op_load = op_train, op_load",
-      ].join("\n"),
-    );
+    const diesTwice = [
+      "import os, signal",
+      "from ddst_worker.session import Session",
+      `MARK = ${JSON.stringify(join(dir, "mark"))}`,
+      "def once(name):",
+      "    if os.path.exists(MARK + name):",
+      "        return False",
+      "    open(MARK + name, 'w').close()",
+      "    return True",
+      "train, load = Session.op_train, Session.op_load",
+      "def op_train(self, args, progress=None):",
+      "    if args['start'] > 150 and once('-train'):",
+      "        os.kill(os.getpid(), signal.SIGKILL)",
+      "    return train(self, args, progress)",
+      "def op_load(self, args):",
+      "    if once('-load'):",
+      "        os.kill(os.getpid(), signal.SIGKILL)",
+      "    return load(self, args)",
+      "Session.op_train, Session.op_load = op_train, op_load",
+    ];
     const out = join(dir, "run");
-    const r = await run([file, "--out", out], { DDST_PYTHON: await patchedWorker(dir, "dies_twice") });
+    const r = await run([file, "--out", out], { DDST_PYTHON: await patchedWorker(dir, "dies_twice", diesTwice) });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(existsSync(join(dir, "mark-load"))).toBe(true);
     const records = metrics(out).split("\n").filter(Boolean);

@@ -22,6 +22,14 @@ const EXP = durableToy("fault-toy");
 
 const run = (args: string[], env?: Record<string, string>) => execa("node", [CLI, "run", ...args], { reject: false, env });
 const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8");
+/** A run's records split: its restart records, and the rest as metrics.jsonl would hold them without a restart. */
+function restartsApart(dir: string): { restarts: Record<string, unknown>[]; rest: string } {
+  const records = metrics(dir).split("\n").filter(Boolean);
+  return {
+    restarts: records.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.kind === "restart"),
+    rest: records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n",
+  };
+}
 const pointerIter = (dir: string) => (JSON.parse(readFileSync(join(dir, "checkpoint.json"), "utf8")) as { iter: number }).iter;
 
 /** An interpreter wrapper that starts the worker with `module` (written into `dir` from `source`) imported first, to patch it:
@@ -131,12 +139,11 @@ describe.concurrent("faults", () => {
     expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).train).toMatchObject({ cudaGraphs: false, compile: false });
     // Trained as the uninterrupted run was (on the CPU neither changes anything), with a record of each restart:
     // both went back to the same checkpoint, and the second's rewind of metrics.jsonl keeps the first's record.
-    const records = metrics(out).split("\n").filter(Boolean);
-    const restarts = records.map((l) => JSON.parse(l)).filter((r) => r.kind === "restart");
+    const { restarts, rest } = restartsApart(out);
     expect(restarts).toHaveLength(2);
     expect(restarts[0]).toMatchObject({ attempt: 1, reason: expect.stringContaining("capturing the D step") });
-    expect(restarts[1]).toMatchObject({ attempt: 2, reason: expect.stringContaining("compiling the discriminator"), fromCheckpoint: restarts[0].fromCheckpoint });
-    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+    expect(restarts[1]).toMatchObject({ attempt: 2, reason: expect.stringContaining("compiling the discriminator"), fromCheckpoint: restarts[0]!.fromCheckpoint });
+    expect(rest).toBe(await reference);
   });
 
   it("a worker that dies twice since the same checkpoint with torch.compile applied goes on without it", async () => {
@@ -170,10 +177,9 @@ describe.concurrent("faults", () => {
     expect(r.stderr).toContain("the worker failed 2 times since the checkpoint of iteration 0 with torch.compile on: it is the suspect");
     expect(r.stderr).toContain("continuing without torch.compile from the last checkpoint (config.json now says train.compile: false");
     expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).train.compile).toBe(false);
-    const records = metrics(out).split("\n").filter(Boolean);
-    const restarts = records.map((l) => JSON.parse(l)).filter((r) => r.kind === "restart");
+    const { restarts, rest } = restartsApart(out);
     expect(restarts.map((r) => [r.attempt, r.fromCheckpoint])).toEqual([[1, 0], [2, 0]]);
-    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+    expect(rest).toBe(await reference);
   });
 
   it("a worker that dies while the run ends is restarted from the last checkpoint like one that dies training", async () => {
@@ -199,9 +205,9 @@ describe.concurrent("faults", () => {
     const r = await run([file, "--out", out], { DDST_PYTHON: await patchedWorker(dir, "dies_at_the_end", diesAtTheEnd) });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(readFileSync(join(dir, "saves-at-300"), "utf8")).toBe("2");
-    const records = metrics(out).split("\n").filter(Boolean);
-    expect(records.map((l) => JSON.parse(l)).filter((x) => x.kind === "restart")).toMatchObject([{ attempt: 1, reason: expect.stringContaining("SIGKILL"), fromCheckpoint: 200 }]);
-    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+    const { restarts, rest } = restartsApart(out);
+    expect(restarts).toMatchObject([{ attempt: 1, reason: expect.stringContaining("SIGKILL"), fromCheckpoint: 200 }]);
+    expect(rest).toBe(await reference);
     expect(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")).restarts).toBe(1);
   });
 
@@ -214,9 +220,9 @@ describe.concurrent("faults", () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/1 worker restart/);
     expect(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")).restarts).toBe(1);
-    const records = metrics(out).split("\n").filter(Boolean);
-    expect(records.filter((l) => JSON.parse(l).kind === "restart").map((l) => JSON.parse(l))).toEqual([restart]);
-    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+    const { restarts, rest } = restartsApart(out);
+    expect(restarts).toEqual([restart]);
+    expect(rest).toBe(await reference);
   });
 
   it("a resume whose worker dies loading the checkpoint records the failure (a refusal would not)", async () => {
@@ -256,11 +262,10 @@ describe.concurrent("faults", () => {
     const r = await run([file, "--out", out], { DDST_PYTHON: await patchedWorker(dir, "dies_twice", diesTwice) });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(existsSync(join(dir, "mark-load"))).toBe(true);
-    const records = metrics(out).split("\n").filter(Boolean);
-    const restarts = records.map((l) => JSON.parse(l)).filter((x) => x.kind === "restart");
+    const { restarts, rest } = restartsApart(out);
     expect(restarts).toMatchObject([{ attempt: 1, fromCheckpoint: 100 }]); // the restart that loaded
     expect(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")).restarts).toBe(1);
-    expect(records.filter((l) => JSON.parse(l).kind !== "restart").join("\n") + "\n").toBe(await reference);
+    expect(rest).toBe(await reference);
   });
 
   it("2. a second writer of a run directory is refused naming the holder; a stale lock is taken over", async () => {
